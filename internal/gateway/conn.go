@@ -1,0 +1,265 @@
+package gateway
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/protocol"
+	"golang.org/x/sys/unix"
+)
+
+// Merge limits: queued push messages share one frame up to these sizes.
+const (
+	maxMergeMsgs  = 256
+	maxMergeBytes = 64 << 10
+)
+
+// errClosing stops frame parsing once a frame handler closed the connection.
+var errClosing = errors.New("gateway: connection closing")
+
+// conn is one client connection. The embedded hub.Conn is its identity in
+// the hub; the rest is the read and write machinery.
+type conn struct {
+	hub.Conn
+
+	g      *Gateway
+	nc     net.Conn
+	rc     syscall.RawConn
+	fd     int
+	poller *poller
+
+	// Read side: touched only by the poller goroutine (and by the upgrade
+	// goroutine before the connection is added to the poller).
+	parser    protocol.Parser
+	allow     []string // rooms the token lets the client join itself
+	mayAny    bool     // dev mode: any room
+	maySend   bool
+	sendSec   int64
+	sendCount int32
+	authTimer *time.Timer // until the first-frame token arrives; guarded by mu
+	since     *uint64     // ?since= of a connection waiting for its token
+
+	authed   atomic.Bool
+	finished atomic.Bool
+	lastSeen atomic.Int64 // gateway clock seconds of the last read
+	pinged   atomic.Bool  // a heartbeat ping is out since lastSeen
+
+	// Write side, guarded by mu.
+	mu      sync.Mutex
+	queue   []*protocol.Outgoing
+	spare   []*protocol.Outgoing
+	queued  int // bytes in queue
+	writing bool
+	closed  bool
+	hubbed  bool // registered in the hub and watched in the broker
+}
+
+// Send queues f for writing; it never blocks. A queue over its byte limit
+// closes the connection with the slow-consumer code.
+func (c *conn) Send(f *protocol.Outgoing) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.queued+len(f.Frame) > c.g.cfg.QueueBytes {
+		c.mu.Unlock()
+		c.g.metrics.SlowConsumer()
+		// Send may run under a hub lock; closing calls the hub.
+		go c.close(protocol.CloseSlowConsumer, "slow consumer: queue full")
+		return
+	}
+	c.queue = append(c.queue, f)
+	c.queued += len(f.Frame)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.flush()
+	}
+}
+
+// sendText queues a control or notice frame.
+func (c *conn) sendText(payload []byte) { c.Send(protocol.NewText(payload)) }
+
+// flush is the connection's writer: it runs while the queue has frames and
+// writes each round with one writev.
+func (c *conn) flush() {
+	var vecs [][]byte
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		if len(batch) == 0 {
+			c.writing = false
+			c.queue, c.spare = nil, nil // an idle connection holds no buffers
+			closed := c.closed
+			c.mu.Unlock()
+			if closed {
+				c.finish()
+			}
+			return
+		}
+		c.queue, c.spare = c.spare[:0], nil
+		c.queued = 0
+		c.mu.Unlock()
+
+		vecs = appendBatch(vecs[:0], batch)
+		bufs := net.Buffers(vecs)
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+		_, err := bufs.WriteTo(c.nc)
+		c.g.metrics.Written(len(batch))
+		clear(batch)
+		clear(vecs)
+		c.mu.Lock()
+		c.spare = batch[:0]
+		c.mu.Unlock()
+		if err != nil {
+			c.fail()
+			return
+		}
+	}
+}
+
+// appendBatch turns queued frames into write vectors. Consecutive push
+// messages become one push frame: a fresh header, the shared prefix, the
+// messages' shared bytes separated by commas, the shared suffix.
+func appendBatch(vecs [][]byte, batch []*protocol.Outgoing) [][]byte {
+	for i := 0; i < len(batch); {
+		f := batch[i]
+		j, size := i+1, len(f.Msg)
+		for f.Msg != nil && j < len(batch) && batch[j].Msg != nil && j-i < maxMergeMsgs && size+len(batch[j].Msg) < maxMergeBytes {
+			size += 1 + len(batch[j].Msg)
+			j++
+		}
+		if j == i+1 {
+			vecs = append(vecs, f.Frame)
+			i++
+			continue
+		}
+		n := len(protocol.PushPrefix) + size + len(protocol.PushSuffix)
+		vecs = append(vecs, protocol.AppendHeader(make([]byte, 0, protocol.MaxHeaderLen), protocol.OpText, n), protocol.PushPrefix)
+		for k := i; k < j; k++ {
+			if k > i {
+				vecs = append(vecs, protocol.Comma)
+			}
+			vecs = append(vecs, batch[k].Msg)
+		}
+		vecs = append(vecs, protocol.PushSuffix)
+		i = j
+	}
+	return vecs
+}
+
+// close sends a close frame after whatever is queued, takes the connection
+// out of the hub and the poller, and lets the writer close the socket.
+func (c *conn) close(code int, reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.queue = append(c.queue, &protocol.Outgoing{Frame: protocol.CloseFrame(code, reason)})
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	c.g.detach(c, code)
+	if code == protocol.CloseSlowConsumer {
+		// The writer is likely stuck on a full socket buffer: cut it loose.
+		_ = c.nc.SetWriteDeadline(time.Now())
+	}
+	if start {
+		go c.flush()
+	}
+}
+
+// fail drops a connection whose socket broke: nothing more can be written.
+func (c *conn) fail() {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.queue, c.spare = nil, nil
+	c.mu.Unlock()
+	if !already {
+		c.g.detach(c, protocol.CloseGoingAway)
+	}
+	c.finish()
+}
+
+// finish closes the socket, first discarding unread input so the kernel
+// does not answer our close frame with a reset.
+func (c *conn) finish() {
+	if c.finished.Swap(true) {
+		return
+	}
+	defer c.g.live.Done()
+	var scratch [512]byte
+	_ = c.rc.Read(func(fd uintptr) bool {
+		for {
+			if n, err := unix.Read(int(fd), scratch[:]); n <= 0 || err != nil {
+				return true
+			}
+		}
+	})
+	_ = c.nc.Close()
+}
+
+// readable is called by the poller when the socket has input.
+func (c *conn) readable(buf []byte) {
+	var n int
+	var rerr error
+	if err := c.rc.Read(func(fd uintptr) bool {
+		n, rerr = unix.Read(int(fd), buf)
+		return true
+	}); err != nil {
+		return // closed under us
+	}
+	if rerr == unix.EAGAIN || rerr == unix.EINTR {
+		return
+	}
+	if n <= 0 || rerr != nil {
+		c.fail() // the peer went away without a close frame
+		return
+	}
+	c.lastSeen.Store(c.g.now())
+	c.pinged.Store(false)
+	c.consume(buf[:n])
+}
+
+// consume parses input and turns stream errors into the matching close.
+func (c *conn) consume(data []byte) {
+	err := c.parser.Feed(data, c.onFrame)
+	switch {
+	case err == nil, errors.Is(err, errClosing):
+	case errors.Is(err, protocol.ErrTooLarge):
+		c.close(protocol.CloseTooLarge, "frame too large")
+	default:
+		c.close(protocol.CloseProtocol, err.Error())
+	}
+}
+
+// onFrame handles one WebSocket message or control frame.
+func (c *conn) onFrame(op byte, payload []byte) error {
+	switch op {
+	case protocol.OpPing:
+		c.Send(&protocol.Outgoing{Frame: protocol.Frame(protocol.OpPong, payload)})
+	case protocol.OpPong:
+	case protocol.OpClose:
+		c.close(protocol.CloseNormal, "")
+		return errClosing
+	case protocol.OpBinary:
+		if !c.authed.Load() {
+			c.close(protocol.CloseUnauthorized, "first frame must be auth")
+			return errClosing
+		}
+		c.sendText(protocol.ErrorFrame(protocol.ErrCodeInvalidFrame, "binary frames are not supported"))
+	case protocol.OpText:
+		return c.g.onText(c, payload)
+	}
+	return nil
+}

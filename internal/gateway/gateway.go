@@ -1,0 +1,536 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/heraldpush/herald/internal/auth"
+	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/protocol"
+)
+
+// Config holds the gateway's limits and timings.
+type Config struct {
+	NodeID           string
+	Dev              bool          // accept ?app=&user= without a token
+	Heartbeat        time.Duration // advertised client ping interval
+	HeartbeatTimeout time.Duration // silence after which a client is closed
+	AuthTimeout      time.Duration // wait for a first-frame token
+	WriteTimeout     time.Duration // one writev's deadline
+	MaxFrame         int           // largest client message, bytes
+	QueueBytes       int           // write queue limit per connection
+	MaxRooms         int           // rooms one connection may be in
+	SendRate         int           // client send frames per second
+	AllowedOrigins   []string      // empty: any origin
+	Pollers          int
+	ReadBuffer       int // each poller's shared read buffer
+}
+
+// ClientSender publishes a client's send frame; the push service does it.
+type ClientSender interface {
+	ClientSend(ctx context.Context, from *hub.Conn, to protocol.SendTarget, data json.RawMessage) error
+}
+
+// Gateway accepts and serves client connections.
+type Gateway struct {
+	cfg     Config
+	hub     *hub.Hub
+	broker  engine.Broker
+	keys    *auth.Keyring
+	sender  ClientSender
+	metrics *metrics.Metrics
+	log     *slog.Logger
+
+	pollers  []*poller
+	next     atomic.Uint64 // round robin over pollers, and connection ids
+	draining atomic.Bool
+	live     sync.WaitGroup // sockets not yet closed
+	stop     chan struct{}
+	sweeper  sync.WaitGroup
+}
+
+// New validates cfg; it opens nothing and starts nothing.
+func New(cfg Config, h *hub.Hub, b engine.Broker, keys *auth.Keyring, s ClientSender, m *metrics.Metrics, log *slog.Logger) (*Gateway, error) {
+	switch {
+	case cfg.NodeID == "":
+		return nil, errors.New("gateway: empty node id")
+	case cfg.Heartbeat <= 0 || cfg.HeartbeatTimeout <= cfg.Heartbeat:
+		return nil, errors.New("gateway: heartbeat timeout must exceed a positive heartbeat")
+	case cfg.AuthTimeout <= 0 || cfg.WriteTimeout <= 0:
+		return nil, errors.New("gateway: auth and write timeouts must be positive")
+	case cfg.MaxFrame < 128 || cfg.QueueBytes < cfg.MaxFrame:
+		return nil, errors.New("gateway: frame limit must be at least 128 bytes and within the queue limit")
+	case h == nil || b == nil || s == nil || m == nil:
+		return nil, errors.New("gateway: missing dependency")
+	case keys == nil && !cfg.Dev:
+		return nil, errors.New("gateway: no token keys outside dev mode")
+	}
+	if cfg.Pollers <= 0 {
+		cfg.Pollers = 2
+	}
+	if cfg.ReadBuffer < cfg.MaxFrame {
+		cfg.ReadBuffer = max(64<<10, cfg.MaxFrame)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Gateway{cfg: cfg, hub: h, broker: b, keys: keys, sender: s, metrics: m, log: log, stop: make(chan struct{})}, nil
+}
+
+// Start creates the pollers and the heartbeat sweeper.
+func (g *Gateway) Start() error {
+	for range g.cfg.Pollers {
+		p, err := newPoller()
+		if err != nil {
+			g.stopPollers()
+			return err
+		}
+		g.pollers = append(g.pollers, p)
+	}
+	for _, p := range g.pollers {
+		go p.run(g.cfg.ReadBuffer)
+	}
+	g.sweeper.Add(1)
+	go g.sweep()
+	return nil
+}
+
+func (g *Gateway) stopPollers() {
+	for _, p := range g.pollers {
+		p.stop()
+	}
+}
+
+// Shutdown stops accepting, closes every connection with code (1001 when
+// shutting down, 4000 when draining) after what is queued, and waits for
+// the sockets to close or ctx to end.
+func (g *Gateway) Shutdown(ctx context.Context, code int) error {
+	g.draining.Store(true)
+	g.each(func(c *conn) { c.close(code, "server shutting down") })
+	done := make(chan struct{})
+	go func() { g.live.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("gateway: shutdown: %w", ctx.Err())
+	}
+	close(g.stop)
+	g.sweeper.Wait()
+	g.stopPollers()
+	return err
+}
+
+// each calls fn for every connection, including those not yet
+// authenticated, outside any lock.
+func (g *Gateway) each(fn func(*conn)) {
+	var all []*conn
+	for _, p := range g.pollers {
+		p.mu.RLock()
+		for _, c := range p.conns {
+			if c != nil {
+				all = append(all, c)
+			}
+		}
+		p.mu.RUnlock()
+	}
+	for _, c := range all {
+		fn(c)
+	}
+}
+
+// sweep pings silent connections and closes those silent for longer than
+// the heartbeat timeout.
+func (g *Gateway) sweep() {
+	defer g.sweeper.Done()
+	tick := time.NewTicker(max(g.cfg.Heartbeat/4, 50*time.Millisecond))
+	defer tick.Stop()
+	ping := &protocol.Outgoing{Frame: protocol.Frame(protocol.OpPing, nil)}
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-tick.C:
+		}
+		now := g.now()
+		g.each(func(c *conn) {
+			if !c.authed.Load() {
+				return
+			}
+			silent := time.Duration(now-c.lastSeen.Load()) * time.Millisecond
+			switch {
+			case silent >= g.cfg.HeartbeatTimeout:
+				c.close(protocol.CloseHeartbeat, "heartbeat timeout")
+			case silent >= g.cfg.Heartbeat && !c.pinged.Swap(true):
+				c.Send(ping)
+			}
+		})
+	}
+}
+
+// now is the gateway clock in Unix milliseconds.
+func (g *Gateway) now() int64 { return time.Now().UnixMilli() }
+
+// ServeHTTP upgrades GET /v1/ws.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.draining.Load() {
+		httpError(w, http.StatusServiceUnavailable, "unavailable", "node is draining; reconnect elsewhere")
+		return
+	}
+	if !g.originAllowed(r.Header.Get("Origin")) {
+		httpError(w, http.StatusForbidden, "forbidden", "origin not allowed")
+		return
+	}
+	q := r.URL.Query()
+	var since *uint64
+	if s := q.Get("since"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			httpError(w, http.StatusBadRequest, "invalid_argument", "since must be a non-negative integer")
+			return
+		}
+		since = &n
+	}
+	id, authErr := g.identify(r)
+	if authErr != nil {
+		httpError(w, http.StatusUnauthorized, "unauthorized", authErr.Error())
+		return
+	}
+	nc, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
+	if err != nil {
+		return // the upgrader answered the client
+	}
+	c, err := g.adopt(nc)
+	if err != nil {
+		g.log.Warn("adopting connection", "err", err)
+		_ = nc.Close()
+		return
+	}
+	var early []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		early, _ = rw.Reader.Peek(n)
+		early = append([]byte(nil), early...)
+	}
+	if id != nil {
+		g.register(c, *id, since)
+	} else {
+		t := time.AfterFunc(g.cfg.AuthTimeout, func() {
+			if !c.authed.Load() {
+				c.close(protocol.CloseUnauthorized, "no auth frame in time")
+			}
+		})
+		c.mu.Lock()
+		c.authTimer = t
+		c.mu.Unlock()
+		c.since = since
+	}
+	if len(early) > 0 {
+		c.consume(early)
+	}
+	if err := c.poller.add(c); err != nil {
+		c.fail()
+	}
+}
+
+// identity is who a connection is, from its token or dev parameters.
+type identity struct {
+	app, user, device string
+	rooms             []string
+	anyRoom, send     bool
+}
+
+// identify reads the token from the query or Authorization header. It
+// returns nil, nil when there is none and the client must send an auth
+// frame.
+func (g *Gateway) identify(r *http.Request) (*identity, error) {
+	tok := r.URL.Query().Get("token")
+	if h := r.Header.Get("Authorization"); tok == "" && strings.HasPrefix(h, "Bearer ") {
+		tok = strings.TrimPrefix(h, "Bearer ")
+	}
+	if tok != "" {
+		return g.verify(tok)
+	}
+	if !g.cfg.Dev {
+		return nil, nil
+	}
+	q := r.URL.Query()
+	id := &identity{app: q.Get("app"), user: q.Get("user"), device: q.Get("device"), anyRoom: true, send: true}
+	if id.app == "" {
+		id.app = "demo"
+	}
+	if id.user == "" {
+		id.user = "anon-" + strconv.FormatUint(g.next.Add(1), 36)
+	}
+	for _, f := range [][2]string{{"app", id.app}, {"user", id.user}} {
+		if err := protocol.ValidName(f[0], f[1]); err != nil {
+			return nil, err
+		}
+	}
+	if id.device != "" {
+		if err := protocol.ValidName("device", id.device); err != nil {
+			return nil, err
+		}
+	}
+	return id, nil
+}
+
+func (g *Gateway) verify(tok string) (*identity, error) {
+	if g.keys == nil {
+		return nil, auth.ErrInvalidToken
+	}
+	cl, err := g.keys.Verify(tok, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := protocol.ValidName("user", cl.User); err != nil {
+		return nil, fmt.Errorf("%w: %w", auth.ErrInvalidToken, err)
+	}
+	return &identity{app: cl.App, user: cl.User, device: cl.Device, rooms: cl.Rooms, send: cl.Send}, nil
+}
+
+func (g *Gateway) originAllowed(origin string) bool {
+	if len(g.cfg.AllowedOrigins) == 0 || origin == "" {
+		return true
+	}
+	for _, o := range g.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// adopt wraps an upgraded socket; it is not yet read from.
+func (g *Gateway) adopt(nc net.Conn) (*conn, error) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return nil, fmt.Errorf("gateway: %T is not a TCP connection", nc)
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{g: g, nc: nc, rc: rc}
+	c.parser.Max = g.cfg.MaxFrame
+	if err := rc.Control(func(fd uintptr) { c.fd = int(fd) }); err != nil {
+		return nil, err
+	}
+	c.poller = g.pollers[g.next.Add(1)%uint64(len(g.pollers))]
+	c.Addr = nc.RemoteAddr().String()
+	c.Out = c
+	c.lastSeen.Store(g.now())
+	g.live.Add(1)
+	return c, nil
+}
+
+// register makes an authenticated connection addressable and greets it.
+func (g *Gateway) register(c *conn, id identity, since *uint64) {
+	c.App, c.User, c.Device = id.app, id.user, id.device
+	c.ID = "c_" + g.cfg.NodeID + "_" + strconv.FormatUint(g.next.Add(1), 36)
+	c.Since = time.Now()
+	c.allow, c.mayAny, c.maySend = id.rooms, id.anyRoom, id.send
+	g.watch(engine.Topic{Kind: engine.User, App: c.App, Name: c.User})
+	g.watch(engine.Topic{Kind: engine.App, App: c.App})
+	g.hub.Add(&c.Conn)
+	c.mu.Lock()
+	closed := c.closed
+	c.hubbed = !closed
+	c.mu.Unlock()
+	if closed {
+		g.unregister(c)
+		return
+	}
+	c.authed.Store(true)
+	g.metrics.Connected()
+	c.sendText(protocol.Welcome(c.ID, c.User, int(g.cfg.Heartbeat/time.Second), 0))
+	g.resume(c, since)
+}
+
+// resume answers a connect or resume: nothing is stored yet, so the replay
+// is empty and the latest sequence is 0.
+func (g *Gateway) resume(c *conn, since *uint64) {
+	var from uint64
+	if since != nil {
+		from = *since
+	}
+	const latest = 0
+	if from > latest {
+		g.errorFrame(c, protocol.ErrCodeInvalidArgument, "since "+strconv.FormatUint(from, 10)+" is beyond the latest seq "+strconv.Itoa(latest))
+		return
+	}
+	c.sendText(protocol.Resumed(from, latest, true))
+}
+
+// unregister takes c out of the hub and drops its interest.
+func (g *Gateway) unregister(c *conn) {
+	rooms, ok := g.hub.Remove(&c.Conn)
+	if !ok {
+		return
+	}
+	for _, r := range rooms {
+		g.unwatch(engine.Topic{Kind: engine.Room, App: c.App, Name: r})
+	}
+	g.unwatch(engine.Topic{Kind: engine.User, App: c.App, Name: c.User})
+	g.unwatch(engine.Topic{Kind: engine.App, App: c.App})
+}
+
+// detach is called once per connection when it starts closing.
+func (g *Gateway) detach(c *conn, code int) {
+	c.poller.remove(c)
+	c.mu.Lock()
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+	}
+	hubbed := c.hubbed
+	c.hubbed = false
+	c.mu.Unlock()
+	if hubbed {
+		g.unregister(c)
+		g.metrics.Disconnected(code)
+	}
+}
+
+func (g *Gateway) watch(t engine.Topic) {
+	if err := g.broker.Watch(t); err != nil {
+		g.log.Warn("watching topic", "err", err)
+	}
+}
+
+func (g *Gateway) unwatch(t engine.Topic) {
+	if err := g.broker.Unwatch(t); err != nil {
+		g.log.Warn("unwatching topic", "err", err)
+	}
+}
+
+// Join adds a connection to a room and tells the client. It reports false
+// if the connection is gone or already a member.
+func (g *Gateway) Join(hc *hub.Conn, room string) bool {
+	t := engine.Topic{Kind: engine.Room, App: hc.App, Name: room}
+	g.watch(t)
+	if !g.hub.Join(hc, room) {
+		g.unwatch(t)
+		return false
+	}
+	hc.Out.(*conn).sendText(protocol.Joined(room))
+	return true
+}
+
+// Leave takes a connection out of a room and tells the client. It reports
+// whether the connection was a member.
+func (g *Gateway) Leave(hc *hub.Conn, room string) bool {
+	if !g.hub.Leave(hc, room) {
+		return false
+	}
+	g.unwatch(engine.Topic{Kind: engine.Room, App: hc.App, Name: room})
+	hc.Out.(*conn).sendText(protocol.Left(room))
+	return true
+}
+
+// Kick closes a connection with the kicked code.
+func (g *Gateway) Kick(hc *hub.Conn) { hc.Out.(*conn).close(protocol.CloseKicked, "kicked") }
+
+func (g *Gateway) errorFrame(c *conn, code int, reason string) {
+	g.metrics.ClientError(code)
+	c.sendText(protocol.ErrorFrame(code, reason))
+}
+
+// onText handles a client text message.
+func (g *Gateway) onText(c *conn, payload []byte) error {
+	f, ferr := protocol.DecodeClient(payload)
+	if !c.authed.Load() {
+		if ferr != nil || f.Type != protocol.TypeAuth {
+			c.close(protocol.CloseUnauthorized, "first frame must be auth")
+			return errClosing
+		}
+		id, err := g.verify(f.Token)
+		if err != nil {
+			c.close(protocol.CloseUnauthorized, "invalid token")
+			return errClosing
+		}
+		c.mu.Lock()
+		c.authTimer.Stop()
+		c.mu.Unlock()
+		g.register(c, *id, c.since)
+		return nil
+	}
+	if ferr != nil {
+		g.errorFrame(c, ferr.Code, ferr.Reason)
+		return nil
+	}
+	switch f.Type {
+	case protocol.TypePing:
+		c.Send(pong)
+	case protocol.TypeAuth:
+		g.errorFrame(c, protocol.ErrCodeInvalidArgument, "already authenticated")
+	case protocol.TypeJoin:
+		g.clientJoin(c, f.Room)
+	case protocol.TypeLeave:
+		if !g.Leave(&c.Conn, f.Room) {
+			c.sendText(protocol.Left(f.Room))
+		}
+	case protocol.TypeAck:
+		// Acks count once the inbox exists; until then nothing is stored.
+	case protocol.TypeResume:
+		g.resume(c, f.Since)
+	case protocol.TypeSend:
+		g.clientSend(c, f)
+	}
+	return nil
+}
+
+var pong = protocol.NewText(protocol.Pong)
+
+func (g *Gateway) clientJoin(c *conn, room string) {
+	allowed := c.mayAny
+	if !allowed {
+		allowed = auth.Claims{Rooms: c.allow}.MayJoin(room)
+	}
+	switch {
+	case !allowed:
+		g.errorFrame(c, protocol.ErrCodeForbidden, "token does not allow joining room "+strconv.Quote(room))
+	case len(g.hub.Rooms(&c.Conn)) >= g.cfg.MaxRooms:
+		g.errorFrame(c, protocol.ErrCodeInvalidArgument, "connection is in the maximum of "+strconv.Itoa(g.cfg.MaxRooms)+" rooms")
+	case !g.Join(&c.Conn, room):
+		c.sendText(protocol.Joined(room)) // already a member
+	}
+}
+
+func (g *Gateway) clientSend(c *conn, f protocol.ClientFrame) {
+	if !c.maySend {
+		g.errorFrame(c, protocol.ErrCodeForbidden, "token does not allow sending")
+		return
+	}
+	if sec := g.now() / 1000; sec != c.sendSec {
+		c.sendSec, c.sendCount = sec, 0
+	}
+	if c.sendCount++; int(c.sendCount) > g.cfg.SendRate {
+		g.errorFrame(c, protocol.ErrCodeRateLimited, "more than "+strconv.Itoa(g.cfg.SendRate)+" sends per second")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.WriteTimeout)
+	defer cancel()
+	if err := g.sender.ClientSend(ctx, &c.Conn, *f.To, f.Data); err != nil {
+		g.errorFrame(c, protocol.ErrCodeInvalidArgument, err.Error())
+	}
+}
+
+// httpError writes the API's JSON error shape before an upgrade.
+func httpError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]map[string]string{"error": {"code": code, "message": msg}})
+	_, _ = w.Write(b)
+}

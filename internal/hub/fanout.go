@@ -1,0 +1,141 @@
+package hub
+
+import "github.com/heraldpush/herald/internal/protocol"
+
+// Targets selects recipients inside one app. All selects every connection on
+// the node regardless of app.
+type Targets struct {
+	App   string
+	Users []string
+	Conns []string
+	Rooms []string
+	Whole bool // the whole app
+	All   bool // every app
+}
+
+// Send delivers f to every local connection that t selects, each connection
+// once even when several targets match it, skipping except (may be nil). It
+// returns the number of connections f was handed to.
+func (h *Hub) Send(t *Targets, f *protocol.Outgoing, except *Conn) int {
+	kinds := 0
+	for _, n := range []int{len(t.Users), len(t.Conns), len(t.Rooms), b2i(t.Whole), b2i(t.All)} {
+		if n > 0 {
+			kinds++
+		}
+	}
+	if kinds > 1 || len(t.Rooms) > 1 || len(t.Conns) > 1 && len(t.Users)+len(t.Rooms) > 0 {
+		return h.sendUnion(t, f, except)
+	}
+	n := 0
+	for _, u := range t.Users {
+		n += h.sendUser(Key{t.App, u}, f, except)
+	}
+	for _, id := range t.Conns {
+		n += h.sendConn(t.App, id, f, except)
+	}
+	if len(t.Rooms) == 1 {
+		n += h.sendRoom(Key{t.App, t.Rooms[0]}, f, except)
+	}
+	if t.Whole || t.All {
+		n += h.sendApp(t.App, t.All, f, except)
+	}
+	return n
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (h *Hub) sendUser(k Key, f *protocol.Outgoing, except *Conn) int {
+	s := h.shardOfKey(k)
+	s.mu.RLock()
+	n := 0
+	for _, c := range s.users[k] {
+		if c != except {
+			c.Out.Send(f)
+			n++
+		}
+	}
+	s.mu.RUnlock()
+	return n
+}
+
+func (h *Hub) sendConn(app, id string, f *protocol.Outgoing, except *Conn) int {
+	s := h.shardOf(id)
+	s.mu.RLock()
+	n := 0
+	if c := s.conns[id]; c != nil && c.App == app && c != except {
+		c.Out.Send(f)
+		n = 1
+	}
+	s.mu.RUnlock()
+	return n
+}
+
+// sendRoom is the hot path of a room broadcast: one read lock, one pass.
+func (h *Hub) sendRoom(k Key, f *protocol.Outgoing, except *Conn) int {
+	s := h.shardOfKey(k)
+	s.mu.RLock()
+	n := 0
+	for c := range s.rooms[k] {
+		if c != except {
+			c.Out.Send(f)
+			n++
+		}
+	}
+	s.mu.RUnlock()
+	return n
+}
+
+func (h *Hub) sendApp(app string, all bool, f *protocol.Outgoing, except *Conn) int {
+	n := 0
+	h.Range(func(c *Conn) bool {
+		if (all || c.App == app) && c != except {
+			c.Out.Send(f)
+			n++
+		}
+		return true
+	})
+	return n
+}
+
+// sendUnion resolves overlapping targets into one set first, so that a
+// connection matched by several targets gets one copy.
+func (h *Hub) sendUnion(t *Targets, f *protocol.Outgoing, except *Conn) int {
+	set := make(map[*Conn]struct{})
+	for _, u := range t.Users {
+		for _, c := range h.UserConns(t.App, u) {
+			set[c] = struct{}{}
+		}
+	}
+	for _, id := range t.Conns {
+		if c := h.Conn(id); c != nil && c.App == t.App {
+			set[c] = struct{}{}
+		}
+	}
+	for _, r := range t.Rooms {
+		k := Key{t.App, r}
+		s := h.shardOfKey(k)
+		s.mu.RLock()
+		for c := range s.rooms[k] {
+			set[c] = struct{}{}
+		}
+		s.mu.RUnlock()
+	}
+	if t.Whole || t.All {
+		h.Range(func(c *Conn) bool {
+			if t.All || c.App == t.App {
+				set[c] = struct{}{}
+			}
+			return true
+		})
+	}
+	delete(set, except)
+	for c := range set {
+		c.Out.Send(f)
+	}
+	return len(set)
+}

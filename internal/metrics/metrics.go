@@ -1,0 +1,112 @@
+// Package metrics declares every Prometheus metric Herald exports, on a
+// registry the server owns (no global registry). Labels are low-cardinality
+// only: never a user, room or connection id. All methods are safe for
+// concurrent use.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds Herald's collectors.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	connects      prometheus.Counter
+	disconnects   *prometheus.CounterVec
+	slowConsumers prometheus.Counter
+	framesWritten prometheus.Counter
+	writes        prometheus.Counter
+	clientErrors  *prometheus.CounterVec
+	pushes        *prometheus.CounterVec
+	deliveries    prometheus.Counter
+	engineDrops   prometheus.Counter
+	apiRequests   *prometheus.CounterVec
+	apiLatency    prometheus.Histogram
+}
+
+// New builds the collectors. gauges reports live counts at scrape time.
+func New(gauges func() (conns, users, rooms int)) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		connects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_gateway_connects_total", Help: "Client connections accepted (after auth)."}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_gateway_disconnects_total", Help: "Client connections closed, by close code."}, []string{"code"}),
+		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_gateway_slow_consumers_total", Help: "Connections closed because their write queue was full."}),
+		framesWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_gateway_frames_written_total", Help: "Queued frames written to sockets."}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_gateway_writes_total", Help: "writev calls (batches) made."}),
+		clientErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_gateway_client_errors_total", Help: "Error frames sent to clients, by code."}, []string{"code"}),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_push_messages_total", Help: "Pushes accepted, by origin (api, client)."}, []string{"origin"}),
+		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_push_deliveries_total", Help: "Messages handed to local connections' write queues."}),
+		engineDrops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_engine_dropped_total", Help: "Pushes dropped because a dispatcher queue was full."}),
+		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_api_requests_total", Help: "Server API requests, by status code."}, []string{"status"}),
+		apiLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "herald_api_request_duration_seconds", Help: "Server API request latency.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}),
+	}
+	reg.MustRegister(m.connects, m.disconnects, m.slowConsumers, m.framesWritten, m.writes,
+		m.clientErrors, m.pushes, m.deliveries, m.engineDrops, m.apiRequests, m.apiLatency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if gauges != nil {
+		for i, name := range []string{"connections", "users", "rooms"} {
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "herald_hub_" + name, Help: "Live " + name + " on this node."},
+				func() float64 {
+					c, u, r := gauges()
+					return float64([]int{c, u, r}[i])
+				}))
+		}
+	}
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
+// Connected counts an accepted connection.
+func (m *Metrics) Connected() { m.connects.Inc() }
+
+// Disconnected counts a closed connection.
+func (m *Metrics) Disconnected(code int) { m.disconnects.WithLabelValues(strconv.Itoa(code)).Inc() }
+
+// SlowConsumer counts a connection closed for a full queue.
+func (m *Metrics) SlowConsumer() { m.slowConsumers.Inc() }
+
+// Written counts one writev carrying frames queued frames.
+func (m *Metrics) Written(frames int) {
+	m.writes.Inc()
+	m.framesWritten.Add(float64(frames))
+}
+
+// ClientError counts an error frame sent to a client.
+func (m *Metrics) ClientError(code int) { m.clientErrors.WithLabelValues(strconv.Itoa(code)).Inc() }
+
+// Pushed counts an accepted push.
+func (m *Metrics) Pushed(origin string) { m.pushes.WithLabelValues(origin).Inc() }
+
+// Delivered counts messages handed to connection queues.
+func (m *Metrics) Delivered(n int) { m.deliveries.Add(float64(n)) }
+
+// EngineDropped counts a push dropped by the engine.
+func (m *Metrics) EngineDropped() { m.engineDrops.Inc() }
+
+// APIRequest records one server API request.
+func (m *Metrics) APIRequest(status int, seconds float64) {
+	m.apiRequests.WithLabelValues(strconv.Itoa(status)).Inc()
+	m.apiLatency.Observe(seconds)
+}

@@ -1,0 +1,247 @@
+package natsengine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/heraldpush/herald/internal/engine"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Config configures an Engine.
+type Config struct {
+	// URL of an external NATS cluster (comma-separated); empty embeds a
+	// server storing JetStream data under DataDir.
+	URL     string
+	DataDir string
+	// NodeID names this node (also the embedded server's name).
+	NodeID string
+	// Dispatchers is how many goroutines hand received pushes to the
+	// handler (default 2).
+	Dispatchers int
+	// QueueLen is each dispatcher's channel capacity (default 65536).
+	QueueLen int
+	Logger   *slog.Logger
+	// OnDrop is called when a push is dropped because a dispatcher queue
+	// was full (may be nil).
+	OnDrop func()
+}
+
+// Engine is the NATS-backed engine.Broker.
+type Engine struct {
+	cfg     Config
+	handler engine.Handler
+	seed    maphash.Seed
+
+	srv   *server.Server
+	nc    *nats.Conn
+	chans []chan *nats.Msg
+	done  chan struct{}
+	wg    sync.WaitGroup
+
+	mu   sync.Mutex
+	subs map[string]*watch
+}
+
+type watch struct {
+	refs int
+	sub  *nats.Subscription
+}
+
+var _ engine.Broker = (*Engine)(nil)
+
+// New validates cfg; it starts nothing.
+func New(cfg Config, h engine.Handler) (*Engine, error) {
+	if h == nil {
+		return nil, errors.New("natsengine: nil handler")
+	}
+	if cfg.URL == "" && cfg.DataDir == "" {
+		return nil, errors.New("natsengine: embedded mode needs a data directory")
+	}
+	if cfg.NodeID == "" {
+		return nil, errors.New("natsengine: empty node id")
+	}
+	if cfg.Dispatchers <= 0 {
+		cfg.Dispatchers = 2
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = 65536
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{cfg: cfg, handler: h, seed: maphash.MakeSeed(), subs: make(map[string]*watch)}, nil
+}
+
+// Start starts the embedded server (if any), connects and starts the
+// dispatchers. Close undoes it.
+func (e *Engine) Start(ctx context.Context) error {
+	opts := []nats.Option{
+		nats.Name("herald " + e.cfg.NodeID),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(64 << 20),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				if e.cfg.OnDrop != nil {
+					e.cfg.OnDrop()
+				}
+				return
+			}
+			e.cfg.Logger.Warn("nats error", "err", err)
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			e.cfg.Logger.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			e.cfg.Logger.Info("nats reconnected", "url", nc.ConnectedUrl())
+		}),
+	}
+	url := e.cfg.URL
+	if url == "" {
+		srv, err := server.NewServer(&server.Options{
+			ServerName: e.cfg.NodeID,
+			DontListen: true,
+			JetStream:  true,
+			StoreDir:   filepath.Join(e.cfg.DataDir, "jetstream"),
+			NoSigs:     true,
+			NoLog:      true,
+			MaxPayload: 8 << 20,
+		})
+		if err != nil {
+			return fmt.Errorf("natsengine: embedded server: %w", err)
+		}
+		srv.Start()
+		if !srv.ReadyForConnections(30 * time.Second) {
+			srv.Shutdown()
+			return fmt.Errorf("natsengine: embedded server not ready: %w", engine.ErrUnavailable)
+		}
+		e.srv = srv
+		opts = append(opts, nats.InProcessServer(srv))
+	} else {
+		opts = append(opts, nats.RetryOnFailedConnect(true))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		e.shutdownServer()
+		return fmt.Errorf("natsengine: connecting: %w", errors.Join(engine.ErrUnavailable, err))
+	}
+	e.nc = nc
+	e.done = make(chan struct{})
+	e.chans = make([]chan *nats.Msg, e.cfg.Dispatchers)
+	for i := range e.chans {
+		ch := make(chan *nats.Msg, e.cfg.QueueLen)
+		e.chans[i] = ch
+		e.wg.Add(1)
+		go e.dispatch(ch)
+	}
+	return nil
+}
+
+// dispatch hands one channel's pushes to the handler, in arrival order.
+func (e *Engine) dispatch(ch chan *nats.Msg) {
+	defer e.wg.Done()
+	for {
+		select {
+		case m := <-ch:
+			e.handler(m.Data)
+		case <-e.done:
+			return
+		}
+	}
+}
+
+// Close unsubscribes, disconnects, stops the dispatchers and the embedded
+// server.
+func (e *Engine) Close() error {
+	if e.nc == nil {
+		return nil
+	}
+	e.mu.Lock()
+	for subj, w := range e.subs {
+		_ = w.sub.Unsubscribe()
+		delete(e.subs, subj)
+	}
+	e.mu.Unlock()
+	e.nc.Close()
+	close(e.done)
+	e.wg.Wait()
+	e.shutdownServer()
+	return nil
+}
+
+func (e *Engine) shutdownServer() {
+	if e.srv != nil {
+		e.srv.Shutdown()
+		e.srv.WaitForShutdown()
+	}
+}
+
+// Publish implements engine.Broker.
+func (e *Engine) Publish(ctx context.Context, t engine.Topic, payload []byte) error {
+	if !e.nc.IsConnected() {
+		return fmt.Errorf("natsengine: publish: %w", engine.ErrUnavailable)
+	}
+	if err := e.nc.Publish(Subject(t), payload); err != nil {
+		return fmt.Errorf("natsengine: publish: %w", err)
+	}
+	return nil
+}
+
+// Watch implements engine.Broker.
+func (e *Engine) Watch(t engine.Topic) error {
+	subj := Subject(t)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if w := e.subs[subj]; w != nil {
+		w.refs++
+		return nil
+	}
+	ch := e.chans[maphash.String(e.seed, subj)%uint64(len(e.chans))]
+	sub, err := e.nc.ChanSubscribe(subj, ch)
+	if err != nil {
+		return fmt.Errorf("natsengine: subscribe %s: %w", subj, err)
+	}
+	e.subs[subj] = &watch{refs: 1, sub: sub}
+	return nil
+}
+
+// Unwatch implements engine.Broker.
+func (e *Engine) Unwatch(t engine.Topic) error {
+	subj := Subject(t)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w := e.subs[subj]
+	if w == nil {
+		return nil
+	}
+	if w.refs--; w.refs > 0 {
+		return nil
+	}
+	delete(e.subs, subj)
+	if err := w.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("natsengine: unsubscribe %s: %w", subj, err)
+	}
+	return nil
+}
+
+// Ready implements engine.Broker: it round-trips to the server.
+func (e *Engine) Ready(ctx context.Context) error {
+	if e.nc == nil || !e.nc.IsConnected() {
+		return engine.ErrUnavailable
+	}
+	if err := e.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("natsengine: %w", errors.Join(engine.ErrUnavailable, err))
+	}
+	return nil
+}
+
+// Flush waits until everything published so far reached the server.
+func (e *Engine) Flush(ctx context.Context) error { return e.nc.FlushWithContext(ctx) }

@@ -1,0 +1,42 @@
+package protocol
+
+// Close codes sent in a WebSocket close frame. Clients reconnect after
+// CloseGoingAway, CloseDraining, CloseSlowConsumer and CloseHeartbeat; they
+// do not reconnect automatically after CloseTooLarge, CloseUnauthorized or
+// CloseKicked.
+const (
+	CloseNormal       = 1000
+	CloseGoingAway    = 1001
+	CloseProtocol     = 1002
+	CloseTooLarge     = 1009
+	CloseDraining     = 4000
+	CloseUnauthorized = 4001
+	CloseKicked       = 4002
+	CloseSlowConsumer = 4004
+	CloseHeartbeat    = 4005
+)
+
+// Error-frame codes sent in {"type":"error"} frames; the connection stays open.
+const (
+	ErrCodeForbidden       = 4003
+	ErrCodeInvalidFrame    = 4006
+	ErrCodeInvalidArgument = 4007
+	ErrCodeRateLimited     = 4008
+)
+
+// FrameError is a client mistake answered with an error frame.
+type FrameError struct {
+	Code   int
+	Reason string
+}
+
+// Error returns the reason.
+func (e *FrameError) Error() string { return e.Reason }
+
+func invalidFrame(reason string) *FrameError {
+	return &FrameError{Code: ErrCodeInvalidFrame, Reason: reason}
+}
+
+func invalidArgument(reason string) *FrameError {
+	return &FrameError{Code: ErrCodeInvalidArgument, Reason: reason}
+}

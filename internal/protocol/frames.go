@@ -1,0 +1,257 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// MaxNameLen is the longest user, room or device name the protocol accepts.
+const MaxNameLen = 256
+
+// SendTarget names the recipients of a client "send" frame.
+type SendTarget struct {
+	Users []string `json:"users,omitempty"`
+	Rooms []string `json:"rooms,omitempty"`
+}
+
+// ClientFrame is one decoded client → server frame.
+type ClientFrame struct {
+	Type  string          `json:"type"`
+	Token string          `json:"token,omitempty"`
+	Room  string          `json:"room,omitempty"`
+	Since *uint64         `json:"since,omitempty"`
+	Seq   uint64          `json:"seq,omitempty"`
+	To    *SendTarget     `json:"to,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+}
+
+// Client frame types.
+const (
+	TypePing   = "ping"
+	TypeAuth   = "auth"
+	TypeJoin   = "join"
+	TypeLeave  = "leave"
+	TypeAck    = "ack"
+	TypeResume = "resume"
+	TypeSend   = "send"
+)
+
+// DecodeClient parses and validates one client text frame. A nil error means
+// every field the frame's type needs is present and well formed.
+func DecodeClient(b []byte) (ClientFrame, *FrameError) {
+	var f ClientFrame
+	if err := json.Unmarshal(b, &f); err != nil {
+		return f, invalidFrame("malformed JSON frame")
+	}
+	switch f.Type {
+	case TypePing:
+	case TypeAuth:
+		if f.Token == "" {
+			return f, invalidArgument("auth needs a token")
+		}
+	case TypeJoin, TypeLeave:
+		if err := ValidName("room", f.Room); err != nil {
+			return f, invalidArgument(err.Error())
+		}
+	case TypeAck:
+		if f.Seq == 0 {
+			return f, invalidArgument("ack needs a seq above 0")
+		}
+	case TypeResume:
+		if f.Since == nil {
+			return f, invalidArgument("resume needs since")
+		}
+	case TypeSend:
+		if f.To == nil || len(f.To.Users)+len(f.To.Rooms) == 0 {
+			return f, invalidArgument("send needs to.users or to.rooms")
+		}
+		if len(f.Data) == 0 {
+			return f, invalidArgument("send needs data")
+		}
+		for _, u := range f.To.Users {
+			if err := ValidName("user", u); err != nil {
+				return f, invalidArgument(err.Error())
+			}
+		}
+		for _, r := range f.To.Rooms {
+			if err := ValidName("room", r); err != nil {
+				return f, invalidArgument(err.Error())
+			}
+		}
+	case "":
+		return f, invalidFrame("frame has no type")
+	default:
+		return f, invalidFrame("unknown frame type " + strconv.Quote(f.Type))
+	}
+	return f, nil
+}
+
+// NameError says why a user, room or device name was refused.
+type NameError struct{ What, Reason string }
+
+// Error returns a sentence naming the field.
+func (e *NameError) Error() string { return e.What + " " + e.Reason }
+
+// ValidName checks a user, room or device name: non-empty, valid UTF-8, at
+// most MaxNameLen bytes, no control characters.
+func ValidName(what, s string) error {
+	switch {
+	case s == "":
+		return &NameError{what, "is empty"}
+	case len(s) > MaxNameLen:
+		return &NameError{what, "is longer than " + strconv.Itoa(MaxNameLen) + " bytes"}
+	case !utf8.ValidString(s):
+		return &NameError{what, "is not valid UTF-8"}
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return &NameError{what, "has a control character"}
+		}
+	}
+	return nil
+}
+
+// Welcome encodes the first frame of every session.
+func Welcome(conn, user string, heartbeatSec int, seq uint64) []byte {
+	b := append(make([]byte, 0, 96), `{"type":"welcome","conn":`...)
+	b = AppendString(b, conn)
+	b = append(b, `,"user":`...)
+	b = AppendString(b, user)
+	b = append(b, `,"heartbeat":`...)
+	b = strconv.AppendInt(b, int64(heartbeatSec), 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	return append(b, '}')
+}
+
+// Resumed encodes the frame that ends a replay.
+func Resumed(since, to uint64, complete bool) []byte {
+	b := append(make([]byte, 0, 64), `{"type":"resumed","since":`...)
+	b = strconv.AppendUint(b, since, 10)
+	b = append(b, `,"to":`...)
+	b = strconv.AppendUint(b, to, 10)
+	b = append(b, `,"complete":`...)
+	b = strconv.AppendBool(b, complete)
+	return append(b, '}')
+}
+
+// Joined encodes a room-joined notice.
+func Joined(room string) []byte { return roomFrame("joined", room) }
+
+// Left encodes a room-left notice.
+func Left(room string) []byte { return roomFrame("left", room) }
+
+// Recall encodes a notice that message id was recalled.
+func Recall(id string) []byte {
+	b := AppendString(append(make([]byte, 0, 40+len(id)), `{"type":"recall","id":`...), id)
+	return append(b, '}')
+}
+
+func roomFrame(typ, room string) []byte {
+	b := append(make([]byte, 0, 32+len(room)), `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","room":`...)
+	b = AppendString(b, room)
+	return append(b, '}')
+}
+
+// Pong is the answer to a client ping frame.
+var Pong = []byte(`{"type":"pong"}`)
+
+// ErrorFrame encodes an error frame.
+func ErrorFrame(code int, reason string) []byte {
+	b := append(make([]byte, 0, 48+len(reason)), `{"type":"error","code":`...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, `,"reason":`...)
+	b = AppendString(b, reason)
+	return append(b, '}')
+}
+
+// Message is one pushed message as a client sees it.
+type Message struct {
+	ID   string
+	Seq  uint64 // 0: not stored in an inbox
+	Room string // set on room messages
+	Pos  uint64 // 0: room keeps no history
+	Data json.RawMessage
+	TS   int64 // unix milliseconds
+}
+
+// AppendMessage appends the JSON object for m, as it stands in a push
+// frame's msgs array. Data must already be valid JSON.
+func AppendMessage(b []byte, m *Message) []byte {
+	b = append(b, `{"id":`...)
+	b = AppendString(b, m.ID)
+	if m.Seq > 0 {
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, m.Seq, 10)
+	}
+	if m.Room != "" {
+		b = append(b, `,"room":`...)
+		b = AppendString(b, m.Room)
+		if m.Pos > 0 {
+			b = append(b, `,"pos":`...)
+			b = strconv.AppendUint(b, m.Pos, 10)
+		}
+	}
+	b = append(b, `,"data":`...)
+	b = append(b, bytes.TrimSpace(m.Data)...)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, m.TS, 10)
+	return append(b, '}')
+}
+
+// Push-frame pieces: a push frame is PushPrefix, messages joined by commas,
+// then PushSuffix. The gateway assembles them at write time so that messages
+// queued together share one frame without being re-encoded.
+var (
+	PushPrefix = []byte(`{"type":"push","msgs":[`)
+	PushSuffix = []byte(`]}`)
+	Comma      = []byte(`,`)
+)
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
+func AppendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,28 @@
+package protocol
+
+// Outgoing is one encoded server frame, shared by every recipient: it is
+// built once per push and never modified after, so any number of connection
+// queues may hold it.
+type Outgoing struct {
+	// Frame is the whole WebSocket frame, header included, ready to write.
+	Frame []byte
+	// Msg, set on push messages only, is the message object inside Frame's
+	// msgs array, so that a writer can merge several queued messages into
+	// one push frame without re-encoding them.
+	Msg []byte
+}
+
+// NewText wraps a JSON payload in a text frame.
+func NewText(payload []byte) *Outgoing { return &Outgoing{Frame: Frame(OpText, payload)} }
+
+// NewPush builds the push frame for one message object (see AppendMessage).
+func NewPush(msg []byte) *Outgoing {
+	n := len(PushPrefix) + len(msg) + len(PushSuffix)
+	b := AppendHeader(make([]byte, 0, MaxHeaderLen+n), OpText, n)
+	b = append(b, PushPrefix...)
+	start := len(b)
+	b = append(b, msg...)
+	end := len(b)
+	b = append(b, PushSuffix...)
+	return &Outgoing{Frame: b, Msg: b[start:end:end]}
+}
