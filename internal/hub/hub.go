@@ -280,3 +280,28 @@ func index(list []string, s string) int {
 	}
 	return -1
 }
+
+// AppCounts returns how many connections, users and rooms one app has on
+// this node. It walks every connection: use it for queries, not hot paths.
+func (h *Hub) AppCounts(app string) Counts {
+	var n Counts
+	users := map[string]struct{}{}
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for _, c := range s.conns {
+			if c.App == app {
+				n.Conns++
+				users[c.User] = struct{}{}
+			}
+		}
+		for k := range s.rooms {
+			if k.App == app {
+				n.Rooms++
+			}
+		}
+		s.mu.RUnlock()
+	}
+	n.Users = len(users)
+	return n
+}

@@ -175,6 +175,7 @@ type Message struct {
 	Seq  uint64 // 0: not stored in an inbox
 	Room string // set on room messages
 	Pos  uint64 // 0: room keeps no history
+	From string // sending user, on client-sent messages
 	Data json.RawMessage
 	TS   int64 // unix milliseconds
 }
@@ -195,6 +196,10 @@ func AppendMessage(b []byte, m *Message) []byte {
 			b = append(b, `,"pos":`...)
 			b = strconv.AppendUint(b, m.Pos, 10)
 		}
+	}
+	if m.From != "" {
+		b = append(b, `,"from":`...)
+		b = AppendString(b, m.From)
 	}
 	b = append(b, `,"data":`...)
 	b = append(b, bytes.TrimSpace(m.Data)...)

@@ -1,0 +1,48 @@
+// Command herald is the Herald push server and its tools: serve, push,
+// token, bench and version. This file holds only the command line: flags,
+// environment variables, signals.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `herald: a real-time push server.
+
+Usage:
+  herald serve [flags]    run a node (herald serve --help)
+  herald push [flags]     push a message through a node's API
+  herald token [flags]    mint a client token for an app and user
+  herald bench SCENARIO   load-test a node (herald bench --help)
+  herald version          print the version
+
+Every flag can also be set as HERALD_<NAME> (e.g. --nats-url as HERALD_NATS_URL).
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cmds := map[string]func([]string) error{
+		"serve":   serve,
+		"push":    pushCmd,
+		"token":   tokenCmd,
+		"bench":   benchCmd,
+		"version": func([]string) error { fmt.Println("herald", version()); return nil },
+	}
+	cmd, ok := cmds[os.Args[1]]
+	if !ok {
+		if a := os.Args[1]; a == "-h" || a == "--help" || a == "help" {
+			fmt.Print(usage)
+			return
+		}
+		fmt.Fprintf(os.Stderr, "herald: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err := cmd(os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "herald:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/server"
+)
+
+func version() string { return server.Version }
+
+func serve(args []string) error {
+	fs := newFlags("serve", "Run a Herald node. With no --nats-url it embeds a NATS server (JetStream in --data).")
+	def := config.Default()
+	var (
+		dev        = fs.Bool("dev", false, "development mode: loopback only, app \"demo\", no tokens or API keys needed")
+		addr       = fs.String("addr", def.Addr, "listen address (127.0.0.1:8080 with --dev)")
+		data       = fs.String("data", def.Data, "data directory of the embedded engine")
+		file       = fs.String("config", "", "YAML config file (see config.example.yaml)")
+		natsURL    = fs.String("nats-url", "", "external NATS cluster URL(s), comma-separated; empty embeds one")
+		nodeID     = fs.String("node-id", "", "node id (a-z, 0-9, '-'); random when empty")
+		app        = fs.String("app", "", "define one app with this name")
+		apiKey     = fs.String("api-key", "", "API key of --app")
+		secret     = fs.String("token-secret", "", "HS256 client-token secret of --app")
+		adminKey   = fs.String("admin-key", "", "an admin API key")
+		authWait   = fs.Duration("auth-timeout", def.Limits.AuthTimeout, "wait for a first-frame token")
+		heartbeat  = fs.Duration("heartbeat", def.Limits.Heartbeat, "client ping interval advertised in welcome")
+		hbTimeout  = fs.Duration("heartbeat-timeout", def.Limits.HeartbeatLimit, "silence after which a client is closed")
+		maxFrame   = fs.Int("max-frame", def.Limits.MaxFrame, "largest client frame, bytes")
+		maxPayload = fs.Int("max-payload", def.Limits.MaxPayload, "largest push data, bytes")
+		queueBytes = fs.Int("queue-bytes", def.Limits.QueueBytes, "per-connection write queue limit, bytes")
+		logLevel   = fs.String("log-level", def.LogLevel, "debug, info, warn or error")
+		logFormat  = fs.String("log-format", def.LogFormat, "text or json")
+		grace      = fs.Duration("grace", 10*time.Second, "graceful shutdown limit")
+		origins    listFlag
+	)
+	fs.Var(&origins, "allowed-origins", "WebSocket Origin values accepted, comma-separated (empty: any)")
+	set, err := parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cfg := def
+	if *file != "" {
+		if cfg, err = config.Load(*file); err != nil {
+			return err
+		}
+	}
+	over := func(name string, apply func()) {
+		if set[name] {
+			apply()
+		}
+	}
+	over("dev", func() { cfg.Dev = *dev })
+	over("addr", func() { cfg.Addr = *addr })
+	over("data", func() { cfg.Data = *data })
+	over("nats-url", func() { cfg.NATSURL = *natsURL })
+	over("node-id", func() { cfg.NodeID = *nodeID })
+	over("admin-key", func() { cfg.AdminKeys = append(cfg.AdminKeys, *adminKey) })
+	over("auth-timeout", func() { cfg.Limits.AuthTimeout = *authWait })
+	over("heartbeat", func() { cfg.Limits.Heartbeat = *heartbeat })
+	over("heartbeat-timeout", func() { cfg.Limits.HeartbeatLimit = *hbTimeout })
+	over("max-frame", func() { cfg.Limits.MaxFrame = *maxFrame })
+	over("max-payload", func() { cfg.Limits.MaxPayload = *maxPayload })
+	over("queue-bytes", func() { cfg.Limits.QueueBytes = *queueBytes })
+	over("log-level", func() { cfg.LogLevel = *logLevel })
+	over("log-format", func() { cfg.LogFormat = *logFormat })
+	over("allowed-origins", func() { cfg.AllowedOrigins = origins })
+	if *app != "" || *apiKey != "" || *secret != "" {
+		if *app == "" || *apiKey == "" || *secret == "" {
+			return errors.New("--app, --api-key and --token-secret go together")
+		}
+		cfg.Apps = append(cfg.Apps, config.App{Name: *app, APIKeys: []string{*apiKey}, TokenSecret: *secret})
+	}
+	if cfg.Dev {
+		if !set["addr"] && cfg.Addr == def.Addr {
+			cfg.Addr = "127.0.0.1:8080"
+		}
+		if err := loopbackOnly(cfg.Addr); err != nil {
+			return err
+		}
+	}
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	if cfg.Dev {
+		log.Warn("DEV MODE: anyone on this machine can connect as any user of app \"demo\" and call the API without a key. Never use --dev in production.")
+	}
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return srv.Run(ctx, *grace)
+}
+
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--addr: %w", err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--dev listens on loopback only; %q is not a loopback address", addr)
+	}
+	return nil
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}

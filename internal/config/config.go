@@ -1,0 +1,162 @@
+// Package config defines Herald's configuration: defaults, the YAML file
+// format, and validation. It reads files but holds no global state; the
+// command line layer (cmd/herald) applies flags and HERALD_* variables on
+// top of a loaded Config.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// App is one tenant.
+type App struct {
+	Name    string   `yaml:"name"`
+	APIKeys []string `yaml:"api_keys"`
+	// Client tokens: HS256 with TokenSecret, or RS256/ES256 with the PEM
+	// public key in TokenPublicKey (inline) or TokenPublicKeyFile.
+	TokenAlg           string `yaml:"token_alg"`
+	TokenSecret        string `yaml:"token_secret"`
+	TokenPublicKey     string `yaml:"token_public_key"`
+	TokenPublicKeyFile string `yaml:"token_public_key_file"`
+}
+
+// Limits bound clients and pushes.
+type Limits struct {
+	MaxFrame       int           `yaml:"max_frame"`         // largest client frame, bytes
+	MaxPayload     int           `yaml:"max_payload"`       // largest push data, bytes
+	MaxTargets     int           `yaml:"max_targets"`       // targets in one push
+	MaxBatch       int           `yaml:"max_batch"`         // items in one batch push
+	QueueBytes     int           `yaml:"queue_bytes"`       // per-connection write queue
+	MaxRooms       int           `yaml:"max_rooms"`         // rooms per connection
+	SendRate       int           `yaml:"send_rate"`         // client sends per second
+	DefaultTTL     time.Duration `yaml:"default_ttl"`       // of a push
+	MaxTTL         time.Duration `yaml:"max_ttl"`           // of a push
+	IdempotencyTTL time.Duration `yaml:"idempotency_ttl"`   // push id memory
+	WriteTimeout   time.Duration `yaml:"write_timeout"`     // one socket write
+	EngineTimeout  time.Duration `yaml:"engine_timeout"`    // one engine call
+	AuthTimeout    time.Duration `yaml:"auth_timeout"`      // first-frame token wait
+	Heartbeat      time.Duration `yaml:"heartbeat"`         // advertised ping interval
+	HeartbeatLimit time.Duration `yaml:"heartbeat_timeout"` // silence before a close
+}
+
+// Config is the whole server configuration.
+type Config struct {
+	Addr           string   `yaml:"addr"`
+	Data           string   `yaml:"data"`
+	NATSURL        string   `yaml:"nats_url"`
+	NodeID         string   `yaml:"node_id"`
+	Dev            bool     `yaml:"dev"`
+	AdminKeys      []string `yaml:"admin_keys"`
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	LogLevel       string   `yaml:"log_level"`  // debug, info, warn, error
+	LogFormat      string   `yaml:"log_format"` // text or json
+	Apps           []App    `yaml:"apps"`
+	Limits         Limits   `yaml:"limits"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Addr:      ":8080",
+		Data:      "./herald-data",
+		LogLevel:  "info",
+		LogFormat: "text",
+		Limits: Limits{
+			MaxFrame:       64 << 10,
+			MaxPayload:     64 << 10,
+			MaxTargets:     1000,
+			MaxBatch:       1000,
+			QueueBytes:     1 << 20,
+			MaxRooms:       256,
+			SendRate:       20,
+			DefaultTTL:     86400 * time.Second,
+			MaxTTL:         604800 * time.Second,
+			IdempotencyTTL: 5 * time.Minute,
+			WriteTimeout:   10 * time.Second,
+			EngineTimeout:  5 * time.Second,
+			AuthTimeout:    5 * time.Second,
+			Heartbeat:      25 * time.Second,
+			HeartbeatLimit: 60 * time.Second,
+		},
+	}
+}
+
+// Load reads a YAML file over the defaults. Unknown keys are an error.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	f, err := os.Open(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks the configuration as a whole.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr is empty"))
+	}
+	if c.NATSURL == "" && c.Data == "" {
+		errs = append(errs, errors.New("data directory is empty"))
+	}
+	if !c.Dev && len(c.Apps) == 0 {
+		errs = append(errs, errors.New("no apps configured: use --app/--api-key/--token-secret, a config file, or --dev"))
+	}
+	seenApp, seenKey := map[string]bool{}, map[string]bool{}
+	for _, k := range c.AdminKeys {
+		seenKey[k] = true
+	}
+	for i, a := range c.Apps {
+		if a.Name == "" {
+			errs = append(errs, fmt.Errorf("apps[%d] has no name", i))
+		}
+		if seenApp[a.Name] {
+			errs = append(errs, fmt.Errorf("app %q is defined twice", a.Name))
+		}
+		seenApp[a.Name] = true
+		if len(a.APIKeys) == 0 {
+			errs = append(errs, fmt.Errorf("app %q has no api key", a.Name))
+		}
+		for _, k := range a.APIKeys {
+			if len(k) < 16 {
+				errs = append(errs, fmt.Errorf("app %q has an api key shorter than 16 characters", a.Name))
+			}
+			if seenKey[k] {
+				errs = append(errs, fmt.Errorf("app %q reuses an api key", a.Name))
+			}
+			seenKey[k] = true
+		}
+	}
+	for _, k := range c.AdminKeys {
+		if len(k) < 16 {
+			errs = append(errs, errors.New("an admin key is shorter than 16 characters"))
+		}
+	}
+	l := c.Limits
+	if l.MaxFrame < 128 || l.MaxPayload < 1 || l.MaxTargets < 1 || l.MaxBatch < 1 || l.QueueBytes < l.MaxFrame ||
+		l.MaxRooms < 1 || l.SendRate < 1 {
+		errs = append(errs, errors.New("limits: sizes and counts must be positive, max_frame at least 128, queue_bytes at least max_frame"))
+	}
+	if l.DefaultTTL < time.Second || l.MaxTTL < l.DefaultTTL || l.IdempotencyTTL <= 0 {
+		errs = append(errs, errors.New("limits: default_ttl must be at least 1s and within max_ttl; idempotency_ttl positive"))
+	}
+	if l.WriteTimeout <= 0 || l.EngineTimeout <= 0 || l.AuthTimeout <= 0 || l.Heartbeat <= 0 || l.HeartbeatLimit <= l.Heartbeat {
+		errs = append(errs, errors.New("limits: timeouts must be positive and heartbeat_timeout above heartbeat"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}

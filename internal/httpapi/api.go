@@ -1,0 +1,245 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/gateway"
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/push"
+)
+
+// Keys maps API keys to apps.
+type Keys struct {
+	Apps  map[string]string // api key → app
+	Admin []string          // admin keys
+	// Dev accepts calls without a key, as an admin of app "demo".
+	Dev bool
+}
+
+// NodeInfo describes this node for /v1/nodes.
+type NodeInfo struct {
+	ID      string
+	Addr    string
+	Version string
+	MaxConn int // connections this process can hold (open-file limit)
+}
+
+// Config holds the API's limits.
+type Config struct {
+	MaxPayload    int
+	MaxBatch      int
+	EngineTimeout time.Duration
+	Node          NodeInfo
+}
+
+// API serves the v1 server API.
+type API struct {
+	cfg     Config
+	keys    Keys
+	svc     *push.Service
+	hub     *hub.Hub
+	gw      *gateway.Gateway
+	broker  engine.Broker
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	started time.Time
+}
+
+// New builds the API.
+func New(cfg Config, keys Keys, svc *push.Service, h *hub.Hub, gw *gateway.Gateway, b engine.Broker, m *metrics.Metrics, log *slog.Logger) (*API, error) {
+	if svc == nil || h == nil || gw == nil || b == nil || m == nil {
+		return nil, errors.New("httpapi: missing dependency")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &API{cfg: cfg, keys: keys, svc: svc, hub: h, gw: gw, broker: b, metrics: m, log: log, started: time.Now()}, nil
+}
+
+// Routes registers every route on mux, the WebSocket endpoint included.
+func (a *API) Routes(mux *http.ServeMux) {
+	mux.Handle("GET /v1/ws", a.gw)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("GET /metrics", a.metrics.Handler())
+
+	mux.Handle("POST /v1/push", a.wrap(a.push))
+	mux.Handle("POST /v1/push/batch", a.wrap(a.batch))
+	mux.Handle("POST /v1/rooms/{room}/join", a.wrap(a.roomJoin))
+	mux.Handle("POST /v1/rooms/{room}/leave", a.wrap(a.roomLeave))
+	mux.Handle("GET /v1/rooms/{room}", a.wrap(a.room))
+	mux.Handle("GET /v1/users/{user}", a.wrap(a.user))
+	mux.Handle("DELETE /v1/conns/{id}", a.wrap(a.kickConn))
+	mux.Handle("DELETE /v1/users/{user}/conns", a.wrap(a.kickUser))
+	mux.Handle("GET /v1/stats", a.wrap(a.stats))
+	mux.Handle("GET /v1/nodes", a.wrap(a.nodes))
+	mux.Handle("/v1/", a.wrap(func(http.ResponseWriter, *http.Request, principal) error {
+		return push.Errorf(push.CodeNotFound, "no such endpoint")
+	}))
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.EngineTimeout)
+	defer cancel()
+	if err := a.broker.Ready(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "engine unreachable"})
+		return
+	}
+	writeJSON(w, 200, map[string]string{"status": "ready"})
+}
+
+// principal is who is calling.
+type principal struct {
+	app   string // the key's app; empty for admins
+	admin bool
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal) error
+
+// wrap authenticates the call, runs h and turns its error into the JSON
+// error shape, a log line and a metric.
+func (a *API) wrap(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: 200}
+		p, err := a.authenticate(r)
+		if err == nil {
+			err = h(rec, r, p)
+		}
+		if err != nil {
+			a.writeError(rec, r, err)
+		}
+		a.metrics.APIRequest(rec.status, time.Since(start).Seconds())
+	})
+}
+
+func (a *API) authenticate(r *http.Request) (principal, error) {
+	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || key == "" {
+		if a.keys.Dev {
+			return principal{admin: true}, nil
+		}
+		return principal{}, push.Errorf(push.CodeUnauthorized, "missing API key: send Authorization: Bearer <key>")
+	}
+	for _, k := range a.keys.Admin {
+		if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
+			return principal{admin: true}, nil
+		}
+	}
+	if app, ok := a.keys.Apps[key]; ok {
+		return principal{app: app}, nil
+	}
+	return principal{}, push.Errorf(push.CodeUnauthorized, "invalid API key")
+}
+
+// appFor resolves the app a call acts on: the key's app, or for admins the
+// named one (the only configured one, or "demo" in dev mode, by default).
+func (a *API) appFor(p principal, named string) (string, error) {
+	switch {
+	case !p.admin && named != "" && named != p.app:
+		return "", push.Errorf(push.CodeForbidden, "an app key cannot act on another app")
+	case !p.admin:
+		return p.app, nil
+	case named != "":
+		return named, nil
+	case a.keys.Dev:
+		return "demo", nil
+	}
+	apps := map[string]bool{}
+	for _, app := range a.keys.Apps {
+		apps[app] = true
+	}
+	if len(apps) == 1 {
+		for app := range apps {
+			return app, nil
+		}
+	}
+	return "", push.Errorf(push.CodeInvalidArgument, "an admin call must name its app")
+}
+
+var statusOf = map[string]int{
+	push.CodeInvalidJSON:     400,
+	push.CodeInvalidTarget:   400,
+	push.CodeInvalidArgument: 400,
+	push.CodeUnauthorized:    401,
+	push.CodeForbidden:       403,
+	push.CodeNotFound:        404,
+	push.CodeTooLarge:        413,
+	push.CodeRateLimited:     429,
+	push.CodeUnavailable:     503,
+	push.CodeInternal:        500,
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *push.Error
+	if !errors.As(err, &pe) {
+		pe = &push.Error{Code: push.CodeInternal, Message: "internal error", Err: err}
+	}
+	status := statusOf[pe.Code]
+	if status >= 500 {
+		a.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "code", pe.Code, "err", err)
+	} else {
+		a.log.Debug("api request refused", "method", r.Method, "path", r.URL.Path, "code", pe.Code, "msg", pe.Message)
+	}
+	writeJSON(w, status, errorBody(pe))
+}
+
+func errorBody(pe *push.Error) map[string]any {
+	return map[string]any{"error": map[string]string{"code": pe.Code, "message": pe.Message}}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a JSON body of at most limit bytes into v.
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON body")
+	}
+	return decodeError(err)
+}
+
+func decodeError(err error) error {
+	var tooBig *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooBig):
+		return push.Errorf(push.CodeTooLarge, "request body is over %d bytes", tooBig.Limit)
+	case errors.As(err, &typeErr):
+		return push.Errorf(push.CodeInvalidArgument, "field %s must be %s", typeErr.Field, typeErr.Type)
+	case errors.Is(err, io.EOF):
+		return push.Errorf(push.CodeInvalidJSON, "empty request body")
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return push.Errorf(push.CodeInvalidArgument, "%s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return push.Errorf(push.CodeInvalidJSON, "request body is not valid JSON: %v", err)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}

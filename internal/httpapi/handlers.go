@@ -1,0 +1,275 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/protocol"
+	"github.com/heraldpush/herald/internal/push"
+)
+
+// pushBody is the JSON of one push.
+type pushBody struct {
+	App     string          `json:"app"`
+	To      push.Target     `json:"to"`
+	Data    json.RawMessage `json:"data"`
+	TTL     *int64          `json:"ttl"`
+	Offline bool            `json:"offline"`
+	ID      string          `json:"id"`
+}
+
+func (a *API) request(p principal, b *pushBody) (*push.Request, error) {
+	app, err := a.appFor(p, b.App)
+	if err != nil {
+		return nil, err
+	}
+	return &push.Request{App: app, Admin: p.admin, To: b.To, Data: b.Data, TTL: b.TTL, Offline: b.Offline, ID: b.ID}, nil
+}
+
+func (a *API) engineCtx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), a.cfg.EngineTimeout)
+}
+
+func (a *API) push(w http.ResponseWriter, r *http.Request, p principal) error {
+	var b pushBody
+	if err := decode(w, r, int64(a.cfg.MaxPayload)+64<<10, &b); err != nil {
+		return err
+	}
+	req, err := a.request(p, &b)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.engineCtx(r)
+	defer cancel()
+	id, err := a.svc.Push(ctx, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, map[string]string{"id": id})
+	return nil
+}
+
+type batchResult struct {
+	ID    string            `json:"id,omitempty"`
+	Error map[string]string `json:"error,omitempty"`
+}
+
+func (a *API) batch(w http.ResponseWriter, r *http.Request, p principal) error {
+	var b struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	limit := int64(a.cfg.MaxBatch) * (int64(a.cfg.MaxPayload) + 4<<10)
+	if err := decode(w, r, limit, &b); err != nil {
+		return err
+	}
+	if len(b.Items) > a.cfg.MaxBatch {
+		return push.Errorf(push.CodeInvalidArgument, "batch has %d items; the limit is %d", len(b.Items), a.cfg.MaxBatch)
+	}
+	ctx, cancel := a.engineCtx(r)
+	defer cancel()
+	out := make([]batchResult, len(b.Items))
+	for i, raw := range b.Items {
+		id, err := a.batchItem(ctx, p, raw)
+		if err != nil {
+			pe, ok := err.(*push.Error)
+			if !ok {
+				pe = &push.Error{Code: push.CodeInternal, Message: "internal error"}
+			}
+			out[i].Error = map[string]string{"code": pe.Code, "message": pe.Message}
+			continue
+		}
+		out[i].ID = id
+	}
+	writeJSON(w, 200, map[string]any{"results": out})
+	return nil
+}
+
+func (a *API) batchItem(ctx context.Context, p principal, raw json.RawMessage) (string, error) {
+	var b pushBody
+	if err := strictUnmarshal(raw, &b); err != nil {
+		return "", err
+	}
+	req, err := a.request(p, &b)
+	if err != nil {
+		return "", err
+	}
+	return a.svc.Push(ctx, req)
+}
+
+func strictUnmarshal(raw json.RawMessage, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return decodeError(dec.Decode(v))
+}
+
+// members is the body of room join and leave.
+type members struct {
+	App   string   `json:"app"`
+	Users []string `json:"users"`
+	Conns []string `json:"conns"`
+}
+
+// roomConns resolves a room call's users and connections to local
+// connections of the app.
+func (a *API) roomConns(w http.ResponseWriter, r *http.Request, p principal) (string, string, []*hub.Conn, error) {
+	room := r.PathValue("room")
+	if err := protocol.ValidName("room", room); err != nil {
+		return "", "", nil, push.Errorf(push.CodeInvalidArgument, "%v", err)
+	}
+	var b members
+	if err := decode(w, r, 1<<20, &b); err != nil {
+		return "", "", nil, err
+	}
+	app, err := a.appFor(p, b.App)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if len(b.Users)+len(b.Conns) == 0 {
+		return "", "", nil, push.Errorf(push.CodeInvalidTarget, "name users or conns")
+	}
+	var conns []*hub.Conn
+	for _, u := range b.Users {
+		conns = append(conns, a.hub.UserConns(app, u)...)
+	}
+	for _, id := range b.Conns {
+		if c := a.hub.Conn(id); c != nil && c.App == app {
+			conns = append(conns, c)
+		}
+	}
+	return app, room, conns, nil
+}
+
+func (a *API) roomJoin(w http.ResponseWriter, r *http.Request, p principal) error {
+	_, room, conns, err := a.roomConns(w, r, p)
+	if err != nil {
+		return err
+	}
+	for _, c := range conns {
+		a.gw.Join(c, room)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) roomLeave(w http.ResponseWriter, r *http.Request, p principal) error {
+	_, room, conns, err := a.roomConns(w, r, p)
+	if err != nil {
+		return err
+	}
+	for _, c := range conns {
+		a.gw.Leave(c, room)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+const pageSize = 100
+
+func (a *API) room(w http.ResponseWriter, r *http.Request, p principal) error {
+	app, err := a.appFor(p, r.URL.Query().Get("app"))
+	if err != nil {
+		return err
+	}
+	room := r.PathValue("room")
+	all := a.hub.RoomMembers(app, room)
+	conns, users := a.hub.RoomCount(app, room)
+	cursor := r.URL.Query().Get("cursor")
+	start := sort.Search(len(all), func(i int) bool { return all[i].ID > cursor })
+	page := all[start:min(len(all), start+pageSize)]
+	list := make([]map[string]string, len(page))
+	for i, c := range page {
+		list[i] = map[string]string{"conn": c.ID, "user": c.User}
+	}
+	body := map[string]any{"room": room, "conns": conns, "users": users, "members": list}
+	if start+pageSize < len(all) {
+		body["next"] = page[len(page)-1].ID
+	}
+	writeJSON(w, 200, body)
+	return nil
+}
+
+type connInfo struct {
+	ID     string   `json:"id"`
+	Node   string   `json:"node"`
+	Device string   `json:"device,omitempty"`
+	Addr   string   `json:"addr"`
+	Since  string   `json:"since"`
+	Rooms  []string `json:"rooms"`
+}
+
+func (a *API) user(w http.ResponseWriter, r *http.Request, p principal) error {
+	app, err := a.appFor(p, r.URL.Query().Get("app"))
+	if err != nil {
+		return err
+	}
+	user := r.PathValue("user")
+	conns := a.hub.UserConns(app, user)
+	sort.Slice(conns, func(i, j int) bool { return conns[i].ID < conns[j].ID })
+	list := make([]connInfo, len(conns))
+	for i, c := range conns {
+		list[i] = connInfo{ID: c.ID, Node: a.cfg.Node.ID, Device: c.Device, Addr: c.Addr,
+			Since: c.Since.UTC().Format(time.RFC3339Nano), Rooms: a.hub.Rooms(c)}
+	}
+	writeJSON(w, 200, map[string]any{"user": user, "online": len(list) > 0, "conns": list})
+	return nil
+}
+
+func (a *API) kickConn(w http.ResponseWriter, r *http.Request, p principal) error {
+	app, err := a.appFor(p, r.URL.Query().Get("app"))
+	if err != nil {
+		return err
+	}
+	c := a.hub.Conn(r.PathValue("id"))
+	if c == nil || c.App != app {
+		return push.Errorf(push.CodeNotFound, "no such connection")
+	}
+	a.gw.Kick(c)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) kickUser(w http.ResponseWriter, r *http.Request, p principal) error {
+	app, err := a.appFor(p, r.URL.Query().Get("app"))
+	if err != nil {
+		return err
+	}
+	conns := a.hub.UserConns(app, r.PathValue("user"))
+	if len(conns) == 0 {
+		return push.Errorf(push.CodeNotFound, "user has no connection")
+	}
+	for _, c := range conns {
+		a.gw.Kick(c)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// stats reports the node's counts; an app key sees its own app's only.
+func (a *API) stats(w http.ResponseWriter, _ *http.Request, p principal) error {
+	n := a.hub.Counts()
+	if !p.admin {
+		n = a.hub.AppCounts(p.app)
+	}
+	pushes, deliveries := a.svc.Counters(p.app)
+	writeJSON(w, 200, map[string]any{"conns": n.Conns, "users": n.Users, "rooms": n.Rooms, "pushes": pushes, "deliveries": deliveries})
+	return nil
+}
+
+func (a *API) nodes(w http.ResponseWriter, _ *http.Request, _ principal) error {
+	n := a.hub.Counts()
+	load := 0.0
+	if a.cfg.Node.MaxConn > 0 {
+		load = float64(n.Conns) / float64(a.cfg.Node.MaxConn)
+	}
+	node := map[string]any{"id": a.cfg.Node.ID, "addr": a.cfg.Node.Addr, "conns": n.Conns,
+		"load": math.Round(load*1e4) / 1e4, "version": a.cfg.Node.Version,
+		"heartbeat": time.Now().UTC().Format(time.RFC3339Nano)}
+	writeJSON(w, 200, map[string]any{"nodes": []any{node}})
+	return nil
+}

@@ -1,0 +1,42 @@
+package push
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+)
+
+// envelope says which local connections an engine payload is for. It
+// travels as one JSON line followed by the encoded message object.
+type envelope struct {
+	App    string   `json:"a,omitempty"`
+	Users  []string `json:"u,omitempty"`
+	Conns  []string `json:"c,omitempty"`
+	Rooms  []string `json:"r,omitempty"`
+	Whole  bool     `json:"w,omitempty"`
+	All    bool     `json:"x,omitempty"`
+	ID     string   `json:"i"`
+	Dedup  bool     `json:"d,omitempty"` // published on several topics: deliver once per node
+	Except string   `json:"e,omitempty"` // the sending connection
+}
+
+var errBadEnvelope = errors.New("push: malformed engine payload")
+
+func appendEnvelope(b []byte, e *envelope, msg []byte) []byte {
+	head, _ := json.Marshal(e) // plain strings and bools: cannot fail
+	b = append(b, head...)
+	b = append(b, '\n')
+	return append(b, msg...)
+}
+
+func splitEnvelope(payload []byte) (envelope, []byte, error) {
+	var e envelope
+	i := bytes.IndexByte(payload, '\n')
+	if i < 0 {
+		return e, nil, errBadEnvelope
+	}
+	if err := json.Unmarshal(payload[:i], &e); err != nil {
+		return e, nil, errors.Join(errBadEnvelope, err)
+	}
+	return e, payload[i+1:], nil
+}

@@ -1,0 +1,381 @@
+package push
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/protocol"
+)
+
+// Limits bound what one push may carry.
+type Limits struct {
+	MaxPayload     int           // bytes of data
+	MaxTargets     int           // users + conns + rooms in one push
+	DefaultTTL     time.Duration // when a push names none
+	MaxTTL         time.Duration
+	IdempotencyTTL time.Duration // how long a push id is remembered
+}
+
+// Target lists a push's recipients.
+type Target struct {
+	Users []string `json:"users,omitempty"`
+	Conns []string `json:"conns,omitempty"`
+	Rooms []string `json:"rooms,omitempty"`
+	App   bool     `json:"app,omitempty"`
+	All   bool     `json:"all,omitempty"`
+}
+
+// Request is one push as the API adapters hand it over.
+type Request struct {
+	App     string          // resolved by the adapter from the key (or "app" for admins)
+	Admin   bool            // the caller holds an admin key
+	To      Target          //
+	Data    json.RawMessage // any JSON value
+	TTL     *int64          // seconds; nil: the default
+	Offline bool
+	ID      string // optional idempotency key and message id
+}
+
+// Service publishes pushes and delivers received ones to the local hub.
+type Service struct {
+	limits  Limits
+	broker  engine.Broker
+	hub     *hub.Hub
+	metrics *metrics.Metrics
+	log     *slog.Logger
+
+	counters sync.Map // app ("" = node total) → *counters
+
+	idemMu sync.Mutex
+	idem   map[string]*idemEntry // app + "\x00" + id
+
+	seenMu sync.Mutex
+	seen   map[string]int64 // dedup'd message ids → expiry (unix ms)
+}
+
+type idemEntry struct {
+	done    chan struct{}
+	id      string
+	err     error
+	expires time.Time
+}
+
+// New builds a Service.
+func New(l Limits, b engine.Broker, h *hub.Hub, m *metrics.Metrics, log *slog.Logger) (*Service, error) {
+	if b == nil || h == nil || m == nil {
+		return nil, errors.New("push: missing dependency")
+	}
+	if l.MaxPayload <= 0 || l.MaxTargets <= 0 || l.DefaultTTL <= 0 || l.MaxTTL < l.DefaultTTL || l.IdempotencyTTL <= 0 {
+		return nil, errors.New("push: limits must be positive and the default TTL within the maximum")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{limits: l, broker: b, hub: h, metrics: m, log: log,
+		idem: make(map[string]*idemEntry), seen: make(map[string]int64)}, nil
+}
+
+type counters struct{ pushes, deliveries atomic.Uint64 }
+
+func (s *Service) countersOf(app string) *counters {
+	if c, ok := s.counters.Load(app); ok {
+		return c.(*counters)
+	}
+	c, _ := s.counters.LoadOrStore(app, new(counters))
+	return c.(*counters)
+}
+
+// Counters returns pushes accepted and deliveries made by this node for
+// one app, or for all apps when app is empty.
+func (s *Service) Counters(app string) (pushes, deliveries uint64) {
+	c := s.countersOf(app)
+	return c.pushes.Load(), c.deliveries.Load()
+}
+
+func (s *Service) count(app string, pushes, deliveries int) {
+	for _, c := range []*counters{s.countersOf(""), s.countersOf(app)} {
+		c.pushes.Add(uint64(pushes))
+		c.deliveries.Add(uint64(deliveries))
+	}
+}
+
+// Push validates and publishes one push and returns its message id.
+func (s *Service) Push(ctx context.Context, r *Request) (string, error) {
+	if err := s.validate(r); err != nil {
+		return "", err
+	}
+	if r.ID == "" {
+		return s.publish(ctx, r, newID())
+	}
+	return s.idempotent(r.App+"\x00"+r.ID, func() (string, error) {
+		return s.publish(ctx, r, r.ID)
+	})
+}
+
+// idempotent runs fn once per key within the idempotency window; repeats
+// get the first answer. A failed attempt is forgotten.
+func (s *Service) idempotent(key string, fn func() (string, error)) (string, error) {
+	now := time.Now()
+	s.idemMu.Lock()
+	if e := s.idem[key]; e != nil && now.Before(e.expires) {
+		s.idemMu.Unlock()
+		<-e.done
+		if e.err != nil {
+			return s.idempotent(key, fn)
+		}
+		return e.id, nil
+	}
+	e := &idemEntry{done: make(chan struct{}), expires: now.Add(s.limits.IdempotencyTTL)}
+	s.idem[key] = e
+	if len(s.idem)%1024 == 0 {
+		for k, old := range s.idem {
+			if now.After(old.expires) {
+				delete(s.idem, k)
+			}
+		}
+	}
+	s.idemMu.Unlock()
+
+	e.id, e.err = fn()
+	if e.err != nil {
+		s.idemMu.Lock()
+		delete(s.idem, key)
+		s.idemMu.Unlock()
+	}
+	close(e.done)
+	return e.id, e.err
+}
+
+func (s *Service) validate(r *Request) error {
+	t := &r.To
+	if err := protocol.ValidName("app", r.App); err != nil {
+		return Errorf(CodeInvalidArgument, "%v", err)
+	}
+	if t.All && !r.Admin {
+		return Errorf(CodeForbidden, "to.all needs an admin key")
+	}
+	n := len(t.Users) + len(t.Conns) + len(t.Rooms)
+	if n == 0 && !t.App && !t.All {
+		return Errorf(CodeInvalidTarget, "push has no target: set to.users, to.conns, to.rooms, to.app or to.all")
+	}
+	if n > s.limits.MaxTargets {
+		return Errorf(CodeInvalidTarget, "push has %d targets; the limit is %d", n, s.limits.MaxTargets)
+	}
+	for _, list := range []struct {
+		what  string
+		names []string
+	}{{"user", t.Users}, {"conn", t.Conns}, {"room", t.Rooms}} {
+		for _, name := range list.names {
+			if err := protocol.ValidName(list.what, name); err != nil {
+				return Errorf(CodeInvalidTarget, "%v", err)
+			}
+		}
+	}
+	for _, c := range t.Conns {
+		if _, ok := nodeOf(c); !ok {
+			return Errorf(CodeInvalidTarget, "conn %q is not a connection id", c)
+		}
+	}
+	if len(r.Data) == 0 {
+		return Errorf(CodeInvalidArgument, "push needs data")
+	}
+	if len(r.Data) > s.limits.MaxPayload {
+		return Errorf(CodeTooLarge, "data is %d bytes; the limit is %d", len(r.Data), s.limits.MaxPayload)
+	}
+	if !json.Valid(r.Data) {
+		return Errorf(CodeInvalidArgument, "data is not valid JSON")
+	}
+	if r.TTL != nil {
+		maxTTL := int64(s.limits.MaxTTL / time.Second)
+		if *r.TTL <= 0 || *r.TTL > maxTTL {
+			return Errorf(CodeInvalidArgument, "ttl must be between 1 and %d seconds", maxTTL)
+		}
+	}
+	if r.Offline {
+		return Errorf(CodeInvalidArgument, "offline delivery is not available on this server version")
+	}
+	if r.ID != "" {
+		if err := protocol.ValidName("id", r.ID); err != nil {
+			return Errorf(CodeInvalidArgument, "%v", err)
+		}
+	}
+	return nil
+}
+
+// nodeOf returns the node part of a connection id "c_<node>_<n>".
+func nodeOf(conn string) (string, bool) {
+	rest, ok := strings.CutPrefix(conn, "c_")
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndexByte(rest, '_')
+	if i <= 0 || i == len(rest)-1 {
+		return "", false
+	}
+	return rest[:i], true
+}
+
+// publish encodes the message once and publishes it to every target topic.
+func (s *Service) publish(ctx context.Context, r *Request, id string) (string, error) {
+	t := &r.To
+	m := protocol.Message{ID: id, Data: r.Data, TS: time.Now().UnixMilli()}
+	if len(t.Rooms) == 1 && len(t.Users)+len(t.Conns) == 0 && !t.App && !t.All {
+		m.Room = t.Rooms[0]
+	}
+	if err := s.send(ctx, r.App, t, &m, ""); err != nil {
+		return "", err
+	}
+	s.metrics.Pushed("api")
+	return id, nil
+}
+
+func (s *Service) send(ctx context.Context, app string, t *Target, m *protocol.Message, except string) error {
+	msg := protocol.AppendMessage(make([]byte, 0, 96+len(m.Data)), m)
+	kinds := 0
+	for _, k := range []bool{len(t.Users) > 0, len(t.Conns) > 0, len(t.Rooms) > 0, t.App, t.All} {
+		if k {
+			kinds++
+		}
+	}
+	dedup := kinds > 1 || len(t.Rooms) > 1
+	full := envelope{App: app, ID: m.ID, Except: except}
+	if dedup {
+		full = envelope{App: app, Users: t.Users, Conns: t.Conns, Rooms: t.Rooms, Whole: t.App, All: t.All, ID: m.ID, Dedup: true, Except: except}
+	}
+	var buf []byte
+	pub := func(topic engine.Topic, e *envelope) error {
+		if dedup {
+			e = &full
+		}
+		buf = appendEnvelope(buf[:0], e, msg)
+		return s.broker.Publish(ctx, topic, buf)
+	}
+	var errs []error
+	for _, u := range t.Users {
+		e := full
+		e.Users = []string{u}
+		errs = append(errs, pub(engine.Topic{Kind: engine.User, App: app, Name: u}, &e))
+	}
+	for node, conns := range groupByNode(t.Conns) {
+		e := full
+		e.Conns = conns
+		errs = append(errs, pub(engine.Topic{Kind: engine.Node, Name: node}, &e))
+	}
+	for _, room := range t.Rooms {
+		e := full
+		e.Rooms = []string{room}
+		errs = append(errs, pub(engine.Topic{Kind: engine.Room, App: app, Name: room}, &e))
+	}
+	if t.App {
+		e := full
+		e.Whole = true
+		errs = append(errs, pub(engine.Topic{Kind: engine.App, App: app}, &e))
+	}
+	if t.All {
+		e := full
+		e.All = true
+		errs = append(errs, pub(engine.Topic{Kind: engine.All}, &e))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return &Error{Code: CodeUnavailable, Message: "the engine did not accept the push", Err: err}
+	}
+	s.count(app, 1, 0)
+	return nil
+}
+
+func groupByNode(conns []string) map[string][]string {
+	if len(conns) == 0 {
+		return nil
+	}
+	g := make(map[string][]string)
+	for _, c := range conns {
+		n, _ := nodeOf(c)
+		g[n] = append(g[n], c)
+	}
+	return g
+}
+
+// ClientSend publishes a client's send frame to users and rooms of its app,
+// to every recipient but the sending connection.
+func (s *Service) ClientSend(ctx context.Context, from *hub.Conn, to protocol.SendTarget, data json.RawMessage) error {
+	if len(data) > s.limits.MaxPayload {
+		return Errorf(CodeTooLarge, "data is %d bytes; the limit is %d", len(data), s.limits.MaxPayload)
+	}
+	if n := len(to.Users) + len(to.Rooms); n > s.limits.MaxTargets {
+		return Errorf(CodeInvalidTarget, "send has %d targets; the limit is %d", n, s.limits.MaxTargets)
+	}
+	t := Target{Users: to.Users, Rooms: to.Rooms}
+	m := protocol.Message{ID: newID(), From: from.User, Data: data, TS: time.Now().UnixMilli()}
+	if len(to.Rooms) == 1 && len(to.Users) == 0 {
+		m.Room = to.Rooms[0]
+	}
+	if err := s.send(ctx, from.App, &t, &m, from.ID); err != nil {
+		return err
+	}
+	s.metrics.Pushed("client")
+	return nil
+}
+
+// Deliver is the engine handler: it hands a received push to the local
+// connections it targets. The payload is not retained.
+func (s *Service) Deliver(payload []byte) {
+	e, msg, err := splitEnvelope(payload)
+	if err != nil {
+		s.log.Warn("dropping engine payload", "err", err)
+		return
+	}
+	if e.Dedup && s.seenBefore(e.ID) {
+		return
+	}
+	f := protocol.NewPush(msg)
+	var except *hub.Conn
+	if e.Except != "" {
+		except = s.hub.Conn(e.Except)
+	}
+	n := s.hub.Send(&hub.Targets{App: e.App, Users: e.Users, Conns: e.Conns, Rooms: e.Rooms, Whole: e.Whole, All: e.All}, f, except)
+	s.count(e.App, 0, n)
+	s.metrics.Delivered(n)
+}
+
+// seenBefore remembers dedup'd message ids for a minute, so that a push
+// published on several topics is delivered once per node.
+func (s *Service) seenBefore(id string) bool {
+	now := time.Now().UnixMilli()
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	if exp, ok := s.seen[id]; ok && exp > now {
+		return true
+	}
+	s.seen[id] = now + 60_000
+	if len(s.seen)%1024 == 0 {
+		for k, exp := range s.seen {
+			if exp <= now {
+				delete(s.seen, k)
+			}
+		}
+	}
+	return false
+}
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// newID returns "m_" + a time-ordered, random message id.
+func newID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[4:])
+	ms := time.Now().UnixMilli()
+	b[0], b[1], b[2], b[3] = byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8)
+	return "m_" + idEncoding.EncodeToString(b[:]) + strconv.FormatInt(ms&0xff, 36)
+}

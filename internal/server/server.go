@@ -1,0 +1,206 @@
+// Package server wires Herald's parts into one node: it builds every
+// component from a validated config (New has no side effects), starts them
+// in dependency order (Run) and stops them in reverse order when the
+// context ends: stop accepting, tell clients to reconnect elsewhere, flush,
+// close the engine.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/heraldpush/herald/internal/auth"
+	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/gateway"
+	"github.com/heraldpush/herald/internal/httpapi"
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/natsengine"
+	"github.com/heraldpush/herald/internal/protocol"
+	"github.com/heraldpush/herald/internal/push"
+)
+
+// Version is the server version reported by /v1/nodes and `herald version`.
+var Version = "0.1.0-dev"
+
+// Server is one Herald node.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	hub     *hub.Hub
+	metrics *metrics.Metrics
+	engine  *natsengine.Engine
+	service *push.Service
+	gateway *gateway.Gateway
+	http    *http.Server
+	// Ready is closed once the node listens; Addr is then its address.
+	Ready chan struct{}
+	Addr  string
+}
+
+// New builds a node from cfg. It opens no socket and starts nothing.
+func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = randomID()
+	} else if err := validNodeID(cfg.NodeID); err != nil {
+		return nil, err
+	}
+	keys, err := keyring(cfg.Apps)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, hub: hub.New(64), Ready: make(chan struct{})}
+	s.metrics = metrics.New(func() (int, int, int) {
+		n := s.hub.Counts()
+		return n.Conns, n.Users, n.Rooms
+	})
+	s.engine, err = natsengine.New(natsengine.Config{
+		URL: cfg.NATSURL, DataDir: cfg.Data, NodeID: cfg.NodeID, Logger: log,
+		OnDrop: s.metrics.EngineDropped,
+	}, func(p []byte) { s.service.Deliver(p) })
+	if err != nil {
+		return nil, err
+	}
+	l := cfg.Limits
+	s.service, err = push.New(push.Limits{MaxPayload: l.MaxPayload, MaxTargets: l.MaxTargets, DefaultTTL: l.DefaultTTL,
+		MaxTTL: l.MaxTTL, IdempotencyTTL: l.IdempotencyTTL}, s.engine, s.hub, s.metrics, log)
+	if err != nil {
+		return nil, err
+	}
+	s.gateway, err = gateway.New(gateway.Config{
+		NodeID: cfg.NodeID, Dev: cfg.Dev, Heartbeat: l.Heartbeat, HeartbeatTimeout: l.HeartbeatLimit,
+		AuthTimeout: l.AuthTimeout, WriteTimeout: l.WriteTimeout, MaxFrame: l.MaxFrame, QueueBytes: l.QueueBytes,
+		MaxRooms: l.MaxRooms, SendRate: l.SendRate, AllowedOrigins: cfg.AllowedOrigins,
+	}, s.hub, s.engine, keys, s.service, s.metrics, log)
+	if err != nil {
+		return nil, err
+	}
+	apiKeys := httpapi.Keys{Apps: map[string]string{}, Admin: cfg.AdminKeys, Dev: cfg.Dev}
+	for _, a := range cfg.Apps {
+		for _, k := range a.APIKeys {
+			apiKeys.Apps[k] = a.Name
+		}
+	}
+	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout,
+		Node: httpapi.NodeInfo{ID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: maxConns()}},
+		apiKeys, s.service, s.hub, s.gateway, s.engine, s.metrics, log)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	api.Routes(mux)
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	return s, nil
+}
+
+// keyring builds client-token verification for every app.
+func keyring(apps []config.App) (*auth.Keyring, error) {
+	if len(apps) == 0 {
+		return nil, nil
+	}
+	specs := map[string]auth.KeySpec{}
+	for _, a := range apps {
+		spec := auth.KeySpec{Alg: strings.ToUpper(a.TokenAlg), Secret: []byte(a.TokenSecret), PublicKey: []byte(a.TokenPublicKey)}
+		if a.TokenPublicKeyFile != "" {
+			pem, err := os.ReadFile(a.TokenPublicKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("app %q: %w", a.Name, err)
+			}
+			spec.PublicKey = pem
+		}
+		if len(spec.Secret) == 0 {
+			spec.Secret = nil
+		}
+		if len(spec.PublicKey) == 0 {
+			spec.PublicKey = nil
+		}
+		specs[a.Name] = spec
+	}
+	return auth.NewKeyring(specs)
+}
+
+// Run starts the node and serves until ctx ends, then shuts down
+// gracefully within grace.
+func (s *Server) Run(ctx context.Context, grace time.Duration) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	if err := s.engine.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	if err := s.gateway.Start(); err != nil {
+		ln.Close()
+		s.engine.Close()
+		return err
+	}
+	s.Addr = ln.Addr().String()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.http.Serve(ln) }()
+	s.log.Info("herald serving", "addr", s.Addr, "node", s.cfg.NodeID, "engine", s.engineName(), "version", Version)
+	close(s.Ready)
+
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	s.log.Info("herald shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	errs := []error{err}
+	errs = append(errs, s.http.Shutdown(sctx)) // stop accepting; API calls in flight finish
+	errs = append(errs, s.gateway.Shutdown(sctx, protocol.CloseGoingAway))
+	errs = append(errs, s.engine.Close())
+	if err := errors.Join(errs...); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) engineName() string {
+	if s.cfg.NATSURL != "" {
+		return "nats " + s.cfg.NATSURL
+	}
+	return "embedded nats, data in " + s.cfg.Data
+}
+
+var nodeEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+func randomID() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return nodeEncoding.EncodeToString(b[:])
+}
+
+func validNodeID(id string) error {
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return fmt.Errorf("server: node id %q may hold only a-z, 0-9 and '-'", id)
+		}
+	}
+	return nil
+}
+
+// maxConns is how many connections the open-file limit leaves room for.
+func maxConns() int {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return 0
+	}
+	return int(r.Cur) - 100
+}
