@@ -90,8 +90,14 @@ func New(cfg Config, h *hub.Hub, b engine.Broker, keys *auth.Keyring, s ClientSe
 	return &Gateway{cfg: cfg, hub: h, broker: b, keys: keys, sender: s, metrics: m, log: log, stop: make(chan struct{})}, nil
 }
 
-// Start creates the pollers and the heartbeat sweeper.
+// Start watches the node-wide topics and creates the pollers and the
+// heartbeat sweeper.
 func (g *Gateway) Start() error {
+	for _, t := range []engine.Topic{{Kind: engine.All}, {Kind: engine.Node, Name: g.cfg.NodeID}} {
+		if err := g.broker.Watch(t); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+	}
 	for range g.cfg.Pollers {
 		p, err := newPoller()
 		if err != nil {

@@ -25,6 +25,9 @@ type pushBody struct {
 }
 
 func (a *API) request(p principal, b *pushBody) (*push.Request, error) {
+	if p.admin && b.To.All && b.App == "" {
+		b.App = "*" // a push to everyone belongs to no one app
+	}
 	app, err := a.appFor(p, b.App)
 	if err != nil {
 		return nil, err
