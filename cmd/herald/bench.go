@@ -1,5 +1,103 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
-func benchCmd(args []string) error { return errors.New("bench: not built yet") }
+	"github.com/heraldpush/herald/internal/bench"
+)
+
+const benchSummary = `Load-test a running node. SCENARIO is one of:
+  idle       open --conns clients (own user each, one room); connect rate, server RSS per connection
+  broadcast  --pushes pushes of --size bytes to one room of --conns clients, back to back (or --rate/s)
+  latency    --rate pushes/s to the room for --duration; p50/p99/p999/max sent→received
+  unicast    pushes to random single users from --concurrency publishers (--batch N: batch API)
+  churn      connect --conns clients and drop them all at once, --rounds times
+
+Clients are spread over --workers processes dialing from 127.0.0.2, .3, ...
+Give --server-pid to read the server's RSS and CPU from /proc, otherwise /metrics is used.
+Example: herald bench broadcast --conns 10000 --pushes 200 --server-pid $(pgrep -n herald)`
+
+func benchCmd(args []string) error {
+	if len(args) > 0 && args[0] == "worker" {
+		return benchWorker(args[1:])
+	}
+	fs := newFlags("bench SCENARIO", benchSummary)
+	var o bench.Options
+	fs.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "server base URL")
+	fs.IntVar(&o.Conns, "conns", 10000, "client connections")
+	fs.IntVar(&o.Workers, "workers", 0, "worker processes (0: one per 10,000 connections)")
+	fs.IntVar(&o.Sources, "sources", 0, "distinct 127.0.0.x source addresses (0: one per worker)")
+	fs.IntVar(&o.ServerPID, "server-pid", 0, "server process id, to read RSS and CPU from /proc")
+	fs.IntVar(&o.Size, "size", 100, "payload bytes")
+	fs.IntVar(&o.Pushes, "pushes", 200, "pushes (broadcast)")
+	fs.IntVar(&o.Rate, "rate", 0, "pushes per second (latency; broadcast: 0 = back to back)")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to push (latency, unicast) or settle (idle)")
+	fs.IntVar(&o.Concurrency, "concurrency", 16, "concurrent HTTP publishers (unicast)")
+	fs.IntVar(&o.Batch, "batch", 0, "pushes per batch request (unicast; 0: single pushes)")
+	fs.IntVar(&o.Runs, "runs", 1, "repetitions (the table adds the median)")
+	fs.IntVar(&o.Rounds, "rounds", 3, "connect/disconnect rounds (churn)")
+	fs.StringVar(&o.Key, "key", "", "API key (none with a --dev server)")
+	fs.StringVar(&o.App, "app", "", "app to mint client tokens for (with --token-secret; none with a --dev server)")
+	fs.StringVar(&o.TokenSecret, "token-secret", "", "the app's token secret")
+	asJSON := fs.Bool("json", false, "print results as JSON")
+	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
+		fs.Usage()
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return errors.New("bench: name a scenario")
+	}
+	o.Scenario = args[0]
+	if _, err := parse(fs, args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	o.Exe = exe
+	o.Progress = os.Stderr
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	results, err := bench.Run(ctx, o)
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(results)
+	} else {
+		bench.WriteTable(os.Stdout, results)
+	}
+	return err
+}
+
+func benchWorker(args []string) error {
+	fs := newFlags("bench worker", "A load-generating worker; herald bench starts these itself.")
+	var c bench.WorkerConfig
+	fs.StringVar(&c.URL, "url", "", "WebSocket URL")
+	fs.StringVar(&c.Source, "source", "127.0.0.2", "local address to dial from")
+	fs.IntVar(&c.First, "first", 0, "first client index")
+	fs.IntVar(&c.Count, "count", 0, "clients")
+	fs.IntVar(&c.Users, "users", 0, "distinct users (0: one per client)")
+	fs.StringVar(&c.Room, "room", "", "room to join")
+	fs.StringVar(&c.App, "app", "", "app to mint tokens for")
+	fs.StringVar(&c.TokenSecret, "token-secret", "", "token secret")
+	fs.IntVar(&c.Dial, "dial", 64, "concurrent dials")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if c.URL == "" || c.Count <= 0 {
+		return fmt.Errorf("bench worker: --url and --count are required")
+	}
+	return bench.RunWorker(c, os.Stdin, os.Stdout)
+}

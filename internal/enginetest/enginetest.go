@@ -273,7 +273,7 @@ func (f *fixture) expect(what string, want ...string) {
 	for i, tp := range f.sents {
 		f.publishString(tp, tag+strconv.Itoa(i))
 	}
-	msgs := f.s.await(f.t, f.in, what+" followed by all sentinels", func(msgs [][]byte) bool {
+	msgs := f.s.await(f.t, f.in, fmt.Sprintf("%q plus %d sentinels (%s)", want, len(f.sents), what), func(msgs [][]byte) bool {
 		need := make(map[string]int, len(want)+len(f.sents))
 		for _, w := range want {
 			need[w]++
@@ -511,22 +511,31 @@ func (s *suite) testOrder(t *testing.T) {
 		}
 	}
 	total := OrderCount * len(topics)
-	msgs := s.await(t, f.in, strconv.Itoa(total)+" ordered payloads", func(msgs [][]byte) bool {
-		return len(msgs) >= total
-	})
+	// Check as payloads arrive, so a gap or swap is reported as such and
+	// not as a timeout.
 	next := make([]int, len(topics))
-	for i, m := range msgs {
-		ks, ss, ok := strings.Cut(string(m), ":")
-		k, err1 := strconv.Atoi(ks)
-		seq, err2 := strconv.Atoi(ss)
-		if !ok || err1 != nil || err2 != nil || k < 0 || k >= len(topics) {
-			t.Fatalf("payload %d is %s, not one the test published", i, short(m))
+	checked := 0
+	var bad string
+	s.await(t, f.in, strconv.Itoa(total)+" ordered payloads", func(msgs [][]byte) bool {
+		for ; checked < len(msgs) && bad == ""; checked++ {
+			m := msgs[checked]
+			ks, ss, ok := strings.Cut(string(m), ":")
+			k, err1 := strconv.Atoi(ks)
+			seq, err2 := strconv.Atoi(ss)
+			switch {
+			case !ok || err1 != nil || err2 != nil || k < 0 || k >= len(topics):
+				bad = fmt.Sprintf("payload %d is %s, not one the test published", checked, short(m))
+			case seq != next[k]:
+				bad = fmt.Sprintf("topic %s: payload %d is seq %d, want %d (order lost or a payload dropped or duplicated)",
+					topicString(topics[k]), checked, seq, next[k])
+			default:
+				next[k]++
+			}
 		}
-		if seq != next[k] {
-			t.Fatalf("topic %s: payload %d is seq %d, want %d (order lost or payload dropped/duplicated)",
-				topicString(topics[k]), i, seq, next[k])
-		}
-		next[k]++
+		return bad != "" || checked >= total
+	})
+	if bad != "" {
+		t.Fatal(bad)
 	}
 	f.in.reset()
 	f.expect("after all ordered payloads")

@@ -8,6 +8,8 @@
 // their room lists live in the shard of the connection id, user indexes in
 // the shard of (app, user), room member sets in the shard of (app, room).
 // Each shard's mutex guards only that shard's maps, and no code path holds
-// two shard locks at once. Senders are called with a shard read lock held,
+// two shard locks at once. A membership change (Join, Leave, Remove) holds
+// the connection's own member mutex across the two shards it touches, so
+// the lock order is Conn.member, then one shard at a time. Senders are called with a shard read lock held,
 // so a Sender must never call back into the Hub.
 package hub

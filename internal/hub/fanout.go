@@ -23,7 +23,7 @@ func (h *Hub) Send(t *Targets, f *protocol.Outgoing, except *Conn) int {
 			kinds++
 		}
 	}
-	if kinds > 1 || len(t.Rooms) > 1 || len(t.Conns) > 1 && len(t.Users)+len(t.Rooms) > 0 {
+	if kinds > 1 || len(t.Rooms) > 1 || len(t.Users) > 1 || len(t.Conns) > 1 {
 		return h.sendUnion(t, f, except)
 	}
 	n := 0

@@ -26,7 +26,8 @@ type Conn struct {
 	Since  time.Time
 	Out    Sender
 
-	rooms []string // guarded by the shard of ID
+	member sync.Mutex // held across the two shards a membership change touches
+	rooms  []string   // guarded by the shard of ID
 }
 
 // Key names a user or a room inside an app.
@@ -91,10 +92,14 @@ func (h *Hub) Add(c *Conn) {
 // Remove unregisters c and takes it out of every room. It returns the rooms
 // c was in, and false if c was not registered.
 func (h *Hub) Remove(c *Conn) (rooms []string, ok bool) {
+	c.member.Lock()
+	defer c.member.Unlock()
 	s := h.shardOf(c.ID)
 	s.mu.Lock()
-	_, ok = s.conns[c.ID]
-	delete(s.conns, c.ID)
+	ok = s.conns[c.ID] == c
+	if ok {
+		delete(s.conns, c.ID)
+	}
 	rooms = c.rooms
 	c.rooms = nil
 	s.mu.Unlock()
@@ -129,6 +134,8 @@ func (h *Hub) Remove(c *Conn) (rooms []string, ok bool) {
 // Join adds c to room. It reports false if c already was a member or is
 // not registered.
 func (h *Hub) Join(c *Conn, room string) bool {
+	c.member.Lock()
+	defer c.member.Unlock()
 	s := h.shardOf(c.ID)
 	s.mu.Lock()
 	if _, live := s.conns[c.ID]; !live || contains(c.rooms, room) {
@@ -153,6 +160,8 @@ func (h *Hub) Join(c *Conn, room string) bool {
 
 // Leave removes c from room. It reports whether c was a member.
 func (h *Hub) Leave(c *Conn, room string) bool {
+	c.member.Lock()
+	defer c.member.Unlock()
 	s := h.shardOf(c.ID)
 	s.mu.Lock()
 	i := index(c.rooms, room)

@@ -29,8 +29,8 @@ type Config struct {
 	// QueueLen is each dispatcher's channel capacity (default 65536).
 	QueueLen int
 	Logger   *slog.Logger
-	// OnDrop is called when a push is dropped because a dispatcher queue
-	// was full (may be nil).
+	// OnDrop is called when a subscription starts dropping pushes because
+	// a dispatcher queue is full: once per episode, not per push (may be nil).
 	OnDrop func()
 }
 
@@ -161,7 +161,11 @@ func (e *Engine) dispatch(ch chan *nats.Msg) {
 // Close unsubscribes, disconnects, stops the dispatchers and the embedded
 // server.
 func (e *Engine) Close() error {
-	if e.nc == nil {
+	e.mu.Lock()
+	nc := e.nc
+	e.nc = nil
+	e.mu.Unlock()
+	if nc == nil {
 		return nil
 	}
 	e.mu.Lock()
@@ -170,7 +174,7 @@ func (e *Engine) Close() error {
 		delete(e.subs, subj)
 	}
 	e.mu.Unlock()
-	e.nc.Close()
+	nc.Close()
 	close(e.done)
 	e.wg.Wait()
 	e.shutdownServer()
@@ -186,10 +190,11 @@ func (e *Engine) shutdownServer() {
 
 // Publish implements engine.Broker.
 func (e *Engine) Publish(ctx context.Context, t engine.Topic, payload []byte) error {
-	if !e.nc.IsConnected() {
+	nc := e.conn()
+	if nc == nil || !nc.IsConnected() {
 		return fmt.Errorf("natsengine: publish: %w", engine.ErrUnavailable)
 	}
-	if err := e.nc.Publish(Subject(t), payload); err != nil {
+	if err := nc.Publish(Subject(t), payload); err != nil {
 		return fmt.Errorf("natsengine: publish: %w", err)
 	}
 	return nil
@@ -200,6 +205,9 @@ func (e *Engine) Watch(t engine.Topic) error {
 	subj := Subject(t)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.nc == nil {
+		return fmt.Errorf("natsengine: watch: %w", engine.ErrUnavailable)
+	}
 	if w := e.subs[subj]; w != nil {
 		w.refs++
 		return nil
@@ -234,14 +242,24 @@ func (e *Engine) Unwatch(t engine.Topic) error {
 
 // Ready implements engine.Broker: it round-trips to the server.
 func (e *Engine) Ready(ctx context.Context) error {
-	if e.nc == nil || !e.nc.IsConnected() {
+	nc := e.conn()
+	if nc == nil || !nc.IsConnected() {
 		return engine.ErrUnavailable
 	}
-	if err := e.nc.FlushWithContext(ctx); err != nil {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	if err := nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("natsengine: %w", errors.Join(engine.ErrUnavailable, err))
 	}
 	return nil
 }
 
-// Flush waits until everything published so far reached the server.
-func (e *Engine) Flush(ctx context.Context) error { return e.nc.FlushWithContext(ctx) }
+// conn returns the NATS connection, nil before Start and after Close.
+func (e *Engine) conn() *nats.Conn {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.nc
+}

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/binary"
 	"errors"
+	"unicode/utf8"
 )
 
 // WebSocket opcodes (RFC 6455 section 5.2).
@@ -52,7 +53,11 @@ func Frame(op byte, payload []byte) []byte {
 // the 125-byte control payload limit).
 func CloseFrame(code int, reason string) []byte {
 	if len(reason) > 123 {
-		reason = reason[:123]
+		i := 123
+		for i > 0 && !utf8.RuneStart(reason[i]) {
+			i--
+		}
+		reason = reason[:i]
 	}
 	p := make([]byte, 2, 2+len(reason))
 	binary.BigEndian.PutUint16(p, uint16(code))
@@ -139,7 +144,7 @@ func (p *Parser) frame(b []byte, fn func(op byte, payload []byte) error) (int, e
 	if control && (n > 125 || !fin) {
 		return 0, ErrBadControl
 	}
-	if n > uint64(p.Max) || uint64(len(p.msg))+n > uint64(p.Max) {
+	if !control && (n > uint64(p.Max) || uint64(len(p.msg))+n > uint64(p.Max)) {
 		return 0, ErrTooLarge
 	}
 	total := h + 4 + int(n)

@@ -1,9 +1,7 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -333,22 +331,9 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Fatalf("readyz %d %v", status, out)
 	}
 	n.dial("user=alice", dialOpt{})
-	resp, err := http.Get(n.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var sb strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		k, err := resp.Body.Read(buf)
-		sb.Write(buf[:k])
-		if err != nil {
-			break
-		}
-	}
+	m := n.metrics()
 	for _, want := range []string{"herald_hub_connections 1", "herald_gateway_connects_total 1"} {
-		if !strings.Contains(sb.String(), want) {
+		if !strings.Contains(m, want) {
 			t.Fatalf("metrics lack %q", want)
 		}
 	}
@@ -372,13 +357,4 @@ func TestDevModeRefusesNothingButNeedsLoopback(t *testing.T) {
 	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "no apps") {
 		t.Fatalf("no apps and no dev mode: %v", err)
 	}
-}
-
-func decodeJSON(t *testing.T, s string) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
 }

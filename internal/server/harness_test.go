@@ -286,3 +286,26 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// metrics returns the node's Prometheus text.
+func (n *node) metrics() string {
+	n.t.Helper()
+	resp, err := http.Get(n.base + "/metrics")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// rawDial completes a WebSocket handshake and then never reads.
+func (n *node) rawDial(query string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	conn, _, _, err := ws.Dialer{}.Dial(ctx, n.ws+"?"+query)
+	if err == nil {
+		n.t.Cleanup(func() { conn.Close() })
+	}
+	return conn, err
+}

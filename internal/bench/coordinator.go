@@ -1,0 +1,359 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure one benchmark run.
+type Options struct {
+	Scenario    string // idle, broadcast, latency, unicast, churn
+	URL         string // http://host:port of the server
+	Conns       int
+	Workers     int
+	Sources     int // distinct 127.0.0.x source addresses
+	ServerPID   int // read RSS and CPU from /proc/<pid> (0: from /metrics)
+	Size        int // payload bytes
+	Pushes      int // pushes per run (broadcast)
+	Rate        int // pushes per second (latency, broadcast at a fixed rate)
+	Duration    time.Duration
+	Concurrency int // HTTP publishers (unicast)
+	Batch       int // items per batch request (unicast; 0: single pushes)
+	Runs        int // repetitions; results are reported per run and as the median
+	Rounds      int // churn rounds
+	Key         string
+	App         string // with TokenSecret: mint client tokens (non-dev servers)
+	TokenSecret string
+	Exe         string // the herald binary to run workers from
+	Progress    io.Writer
+}
+
+// Result is one run's measurements; zero fields do not apply.
+type Result struct {
+	Scenario       string  `json:"scenario"`
+	Conns          int     `json:"conns"`
+	ConnectPerSec  float64 `json:"connect_per_sec,omitempty"`
+	RSSPerConnKiB  float64 `json:"rss_per_conn_kib,omitempty"`
+	ServerRSSMiB   float64 `json:"server_rss_mib,omitempty"`
+	Pushes         int     `json:"pushes,omitempty"`
+	PushesPerSec   float64 `json:"pushes_per_sec,omitempty"`
+	Deliveries     uint64  `json:"deliveries,omitempty"`
+	Expected       uint64  `json:"expected,omitempty"`
+	Lost           int64   `json:"lost"`
+	Dups           uint64  `json:"dups"`
+	DeliveriesPerS float64 `json:"deliveries_per_sec,omitempty"`
+	CPUPerMillion  float64 `json:"server_cpu_s_per_million,omitempty"`
+	P50ms          float64 `json:"p50_ms,omitempty"`
+	P99ms          float64 `json:"p99_ms,omitempty"`
+	P999ms         float64 `json:"p999_ms,omitempty"`
+	Maxms          float64 `json:"max_ms,omitempty"`
+	APIP50ms       float64 `json:"api_p50_ms,omitempty"`
+	APIP99ms       float64 `json:"api_p99_ms,omitempty"`
+	DisconnectS    float64 `json:"mass_disconnect_s,omitempty"`
+	Seconds        float64 `json:"seconds"`
+}
+
+// Run runs the scenario opts.Runs times.
+func Run(ctx context.Context, opts Options) ([]Result, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = max(1, (opts.Conns+9999)/10000)
+	}
+	if opts.Sources <= 0 {
+		opts.Sources = opts.Workers
+	}
+	if opts.Runs <= 0 {
+		opts.Runs = 1
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	fn := map[string]func(*coordinator, context.Context) (Result, error){
+		"idle": (*coordinator).idle, "broadcast": (*coordinator).broadcast, "latency": (*coordinator).latency,
+		"unicast": (*coordinator).unicast, "churn": (*coordinator).churn,
+	}[opts.Scenario]
+	if fn == nil {
+		return nil, fmt.Errorf("bench: unknown scenario %q (idle, broadcast, latency, unicast, churn)", opts.Scenario)
+	}
+	var out []Result
+	for run := 1; run <= opts.Runs; run++ {
+		c := &coordinator{opts: opts, http: &http.Client{Transport: &http.Transport{
+			MaxIdleConnsPerHost: max(16, opts.Concurrency*2), MaxConnsPerHost: 0}, Timeout: 30 * time.Second}}
+		fmt.Fprintf(opts.Progress, "run %d/%d: %s with %d connections over %d workers\n", run, opts.Runs, opts.Scenario, opts.Conns, opts.Workers)
+		res, err := c.runOnce(ctx, fn)
+		if err != nil {
+			return out, err
+		}
+		res.Scenario, res.Conns = opts.Scenario, opts.Conns
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+type coordinator struct {
+	opts    Options
+	http    *http.Client
+	workers []*workerProc
+	index   atomic.Int64 // message index, increasing over the whole run
+}
+
+type workerProc struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func (c *coordinator) runOnce(ctx context.Context, fn func(*coordinator, context.Context) (Result, error)) (Result, error) {
+	if err := c.start(); err != nil {
+		c.stop()
+		return Result{}, err
+	}
+	defer c.stop()
+	return fn(c, ctx)
+}
+
+// start launches the workers; clients are spread evenly.
+func (c *coordinator) start() error {
+	wsURL := "ws" + strings.TrimPrefix(c.opts.URL, "http") + "/v1/ws"
+	per := (c.opts.Conns + c.opts.Workers - 1) / c.opts.Workers
+	users := 0
+	room := ""
+	switch c.opts.Scenario {
+	case "idle", "broadcast", "latency":
+		room = "bench"
+	}
+	for w := 0; w < c.opts.Workers; w++ {
+		first := w * per
+		count := min(per, c.opts.Conns-first)
+		if count <= 0 {
+			break
+		}
+		args := []string{"bench", "worker", "--url", wsURL, "--source", "127.0.0." + strconv.Itoa(2+w%c.opts.Sources),
+			"--first", strconv.Itoa(first), "--count", strconv.Itoa(count), "--users", strconv.Itoa(users), "--room", room,
+			"--app", c.opts.App}
+		cmd := exec.Command(c.opts.Exe, args...)
+		cmd.Env = append(os.Environ(), "HERALD_TOKEN_SECRET="+c.opts.TokenSecret)
+		cmd.Stderr = os.Stderr
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			return err
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("bench: starting worker: %w", err)
+		}
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		c.workers = append(c.workers, &workerProc{cmd: cmd, in: in, out: sc})
+	}
+	return nil
+}
+
+func (c *coordinator) stop() {
+	for _, w := range c.workers {
+		w.in.Close()
+	}
+	for _, w := range c.workers {
+		done := make(chan struct{})
+		go func() { _ = w.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = w.cmd.Process.Kill()
+			<-done
+		}
+	}
+	c.workers = nil
+}
+
+// all sends cmd to every worker and merges the answers.
+func (c *coordinator) all(cmd string) (report, error) {
+	for _, w := range c.workers {
+		if _, err := io.WriteString(w.in, cmd+"\n"); err != nil {
+			return report{}, fmt.Errorf("bench: worker: %w", err)
+		}
+	}
+	sum := report{Hist: newHist()}
+	var errs []error
+	for _, w := range c.workers {
+		if !w.out.Scan() {
+			return sum, fmt.Errorf("bench: worker ended: %v", w.out.Err())
+		}
+		var r report
+		if err := json.Unmarshal(w.out.Bytes(), &r); err != nil {
+			return sum, fmt.Errorf("bench: worker answer: %w", err)
+		}
+		if r.Err != "" {
+			errs = append(errs, errors.New(r.Err))
+		}
+		sum.Conns += r.Conns
+		sum.Failed += r.Failed
+		sum.Closed += r.Closed
+		sum.Received += r.Received
+		sum.Dups += r.Dups
+		sum.LastNS = max(sum.LastNS, r.LastNS)
+		sum.ConnectS = max(sum.ConnectS, r.ConnectS)
+		sum.Hist.Merge(r.Hist)
+	}
+	return sum, errors.Join(errs...)
+}
+
+// connect opens every client and returns the connect rate.
+func (c *coordinator) connect() (float64, error) {
+	start := time.Now()
+	r, err := c.all("connect")
+	if err != nil {
+		return 0, err
+	}
+	rate := float64(r.Conns) / time.Since(start).Seconds()
+	fmt.Fprintf(c.opts.Progress, "  %d connected (%.0f/s)\n", r.Conns, rate)
+	return rate, nil
+}
+
+// waitDelivered polls the workers until want messages arrived or nothing
+// new arrived for quiet.
+func (c *coordinator) waitDelivered(want uint64, quiet time.Duration) (report, error) {
+	var last uint64
+	lastChange := time.Now()
+	for {
+		r, err := c.all("report")
+		if err != nil {
+			return r, err
+		}
+		if r.Received >= want {
+			return r, nil
+		}
+		if r.Received != last {
+			last, lastChange = r.Received, time.Now()
+		} else if time.Since(lastChange) > quiet {
+			return r, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// payload builds one bench message's data: its index, send time and
+// padding up to the configured size.
+func (c *coordinator) payload(i int64) []byte {
+	b := make([]byte, 0, c.opts.Size+48)
+	b = append(b, `{"i":`...)
+	b = strconv.AppendInt(b, i, 10)
+	b = append(b, `,"t":`...)
+	b = strconv.AppendInt(b, time.Now().UnixNano(), 10)
+	b = append(b, `,"p":"`...)
+	for len(b) < c.opts.Size-2 {
+		b = append(b, 'x')
+	}
+	return append(b, `"}`...)
+}
+
+// post sends one API request and fails on any status but 200.
+func (c *coordinator) post(path string, body []byte) error {
+	req, _ := http.NewRequest("POST", c.opts.URL+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if c.opts.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.opts.Key)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || bytes.Contains(answer, []byte(`"error"`)) {
+		return fmt.Errorf("bench: %s: %s %s", path, resp.Status, answer)
+	}
+	return nil
+}
+
+func (c *coordinator) pushRoom(i int64) error {
+	body := append([]byte(`{"to":{"rooms":["bench"]},"data":`), c.payload(i)...)
+	return c.post("/v1/push", append(body, '}'))
+}
+
+func (c *coordinator) pushUser(user string, i int64) []byte {
+	b := append([]byte(`{"to":{"users":["`+user+`"]},"data":`), c.payload(i)...)
+	return append(b, '}')
+}
+
+// serverSample reads the server's RSS (bytes) and CPU time.
+func (c *coordinator) serverSample() (rss int64, cpu time.Duration, err error) {
+	if c.opts.ServerPID > 0 {
+		return procSample(c.opts.ServerPID)
+	}
+	resp, err := c.http.Get(c.opts.URL + "/metrics")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "process_resident_memory_bytes":
+			rss = int64(v)
+		case "process_cpu_seconds_total":
+			cpu = time.Duration(v * float64(time.Second))
+		}
+	}
+	return rss, cpu, sc.Err()
+}
+
+// procSample reads VmRSS and utime+stime of pid.
+func procSample(pid int) (int64, time.Duration, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	var rss int64
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			rss = kb << 10
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// Fields after the ")" that ends the command name; utime and stime are
+	// fields 14 and 15 of the whole line, in clock ticks (100 per second).
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+	if len(f) < 13 {
+		return 0, 0, errors.New("bench: short /proc stat")
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return rss, time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+func randUser(n int) string { return "u" + strconv.Itoa(rand.IntN(n)) }
+
+func (c *coordinator) newGet(path string) (*http.Request, error) {
+	req, err := http.NewRequest("GET", c.opts.URL+path, nil)
+	if err == nil && c.opts.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.opts.Key)
+	}
+	return req, err
+}
+
+func decodeJSON(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

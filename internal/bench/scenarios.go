@@ -1,0 +1,258 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// idle opens every client (each its own user, all in one room), lets the
+// server settle and reports the connect rate and RSS per connection.
+func (c *coordinator) idle(ctx context.Context) (Result, error) {
+	rss0, _, err := c.serverSample()
+	if err != nil {
+		return Result{}, err
+	}
+	rate, err := c.connect()
+	if err != nil {
+		return Result{}, err
+	}
+	settle := c.opts.Duration
+	if settle <= 0 {
+		settle = 5 * time.Second
+	}
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	rss1, _, err := c.serverSample()
+	if err != nil {
+		return Result{}, err
+	}
+	r, err := c.all("report")
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{ConnectPerSec: rate, ServerRSSMiB: float64(rss1) / (1 << 20),
+		RSSPerConnKiB: float64(rss1-rss0) / 1024 / float64(r.Conns), Lost: r.Closed}, nil
+}
+
+// broadcast sends Pushes pushes to one room holding every client, back to
+// back (or at Rate per second), and measures delivery throughput and the
+// server's CPU per delivery.
+func (c *coordinator) broadcast(ctx context.Context) (Result, error) {
+	if _, err := c.connect(); err != nil {
+		return Result{}, err
+	}
+	conns := c.opts.Conns
+	if _, err := c.all("reset"); err != nil {
+		return Result{}, err
+	}
+	_, cpu0, err := c.serverSample()
+	if err != nil {
+		return Result{}, err
+	}
+	start := time.Now()
+	if err := c.pace(ctx, c.opts.Pushes, c.opts.Rate, func() error { return c.pushRoom(c.index.Add(1)) }); err != nil {
+		return Result{}, err
+	}
+	want := uint64(c.opts.Pushes) * uint64(conns)
+	r, err := c.waitDelivered(want, 5*time.Second)
+	if err != nil {
+		return Result{}, err
+	}
+	_, cpu1, err := c.serverSample()
+	if err != nil {
+		return Result{}, err
+	}
+	elapsed := time.Unix(0, r.LastNS).Sub(start)
+	return Result{Pushes: c.opts.Pushes, Deliveries: r.Received, Expected: want, Lost: int64(want) - int64(r.Received),
+		Dups: r.Dups, DeliveriesPerS: float64(r.Received) / elapsed.Seconds(), Seconds: elapsed.Seconds(),
+		CPUPerMillion: (cpu1 - cpu0).Seconds() / float64(r.Received) * 1e6,
+		P50ms:         ms(r.Hist.Quantile(.5)), P99ms: ms(r.Hist.Quantile(.99)), Maxms: ms(r.Hist.Quantile(1))}, nil
+}
+
+// latency pushes to the room at Rate per second for Duration and reports
+// the distribution of push-sent → frame-received time.
+func (c *coordinator) latency(ctx context.Context) (Result, error) {
+	if _, err := c.connect(); err != nil {
+		return Result{}, err
+	}
+	if _, err := c.all("reset"); err != nil {
+		return Result{}, err
+	}
+	n := int(c.opts.Duration.Seconds() * float64(c.opts.Rate))
+	start := time.Now()
+	if err := c.pace(ctx, n, c.opts.Rate, func() error { return c.pushRoom(c.index.Add(1)) }); err != nil {
+		return Result{}, err
+	}
+	sent := time.Since(start)
+	want := uint64(n) * uint64(c.opts.Conns)
+	r, err := c.waitDelivered(want, 5*time.Second)
+	if err != nil {
+		return Result{}, err
+	}
+	h := r.Hist
+	return Result{Pushes: n, PushesPerSec: float64(n) / sent.Seconds(), Deliveries: r.Received, Expected: want,
+		Lost: int64(want) - int64(r.Received), Dups: r.Dups, Seconds: sent.Seconds(),
+		P50ms: ms(h.Quantile(.5)), P99ms: ms(h.Quantile(.99)), P999ms: ms(h.Quantile(.999)), Maxms: ms(h.Quantile(1))}, nil
+}
+
+// unicast pushes to random single users from Concurrency publishers for
+// Duration (Batch > 0: Batch pushes per batch request).
+func (c *coordinator) unicast(ctx context.Context) (Result, error) {
+	if _, err := c.connect(); err != nil {
+		return Result{}, err
+	}
+	if _, err := c.all("reset"); err != nil {
+		return Result{}, err
+	}
+	conc := max(1, c.opts.Concurrency)
+	var mu sync.Mutex
+	api := newHist()
+	pushes := 0
+	var firstErr error
+	deadline := time.Now().Add(c.opts.Duration)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := newHist()
+			n := 0
+			var err error
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t0 := time.Now()
+				if c.opts.Batch > 0 {
+					err = c.postBatch()
+					n += c.opts.Batch
+				} else {
+					err = c.post("/v1/push", c.pushUser(randUser(c.opts.Conns), 1<<40+c.index.Add(1)))
+					n++
+				}
+				if err != nil {
+					break
+				}
+				local.Add(time.Since(t0))
+			}
+			mu.Lock()
+			api.Merge(local)
+			pushes += n
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sent := time.Since(start)
+	if firstErr != nil {
+		return Result{}, firstErr
+	}
+	r, err := c.waitDelivered(uint64(pushes), 5*time.Second)
+	if err != nil {
+		return Result{}, err
+	}
+	elapsed := max(sent, time.Unix(0, r.LastNS).Sub(start))
+	return Result{Pushes: pushes, PushesPerSec: float64(pushes) / sent.Seconds(), Deliveries: r.Received,
+		Expected: uint64(pushes), Lost: int64(pushes) - int64(r.Received), Dups: r.Dups,
+		DeliveriesPerS: float64(r.Received) / elapsed.Seconds(), Seconds: sent.Seconds(),
+		APIP50ms: ms(api.Quantile(.5)), APIP99ms: ms(api.Quantile(.99)),
+		P50ms: ms(r.Hist.Quantile(.5)), P99ms: ms(r.Hist.Quantile(.99)), Maxms: ms(r.Hist.Quantile(1))}, nil
+}
+
+func (c *coordinator) postBatch() error {
+	b := []byte(`{"items":[`)
+	for i := range c.opts.Batch {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, c.pushUser(randUser(c.opts.Conns), 1<<40+c.index.Add(1))...)
+	}
+	return c.post("/v1/push/batch", append(b, "]}"...))
+}
+
+// churn connects every client and drops them all at once, Rounds times,
+// and reports the connect rate and how long the server took to let go of
+// every connection.
+func (c *coordinator) churn(ctx context.Context) (Result, error) {
+	var res Result
+	rounds := max(1, c.opts.Rounds)
+	for round := 1; round <= rounds; round++ {
+		rate, err := c.connect()
+		if err != nil {
+			return res, err
+		}
+		res.ConnectPerSec += rate / float64(rounds)
+		start := time.Now()
+		if _, err := c.all("close"); err != nil {
+			return res, err
+		}
+		for {
+			n, err := c.serverConns()
+			if err != nil {
+				return res, err
+			}
+			if n == 0 {
+				break
+			}
+			if time.Since(start) > time.Minute {
+				return res, fmt.Errorf("bench: server still holds %d connections a minute after the mass disconnect", n)
+			}
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		d := time.Since(start).Seconds()
+		res.DisconnectS = max(res.DisconnectS, d)
+		fmt.Fprintf(c.opts.Progress, "  round %d: all %d gone in %.2fs\n", round, c.opts.Conns, d)
+	}
+	return res, nil
+}
+
+// serverConns reads the server's live connection count.
+func (c *coordinator) serverConns() (int, error) {
+	req, _ := c.newGet("/v1/stats")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var s struct{ Conns int }
+	if err := decodeJSON(resp.Body, &s); err != nil {
+		return 0, err
+	}
+	return s.Conns, nil
+}
+
+// pace calls fn n times, back to back (rate 0) or rate times per second,
+// reporting progress every second.
+func (c *coordinator) pace(ctx context.Context, n, rate int, fn func() error) error {
+	start := time.Now()
+	lastReport := start
+	for i := 0; i < n; i++ {
+		if rate > 0 {
+			next := start.Add(time.Duration(i) * time.Second / time.Duration(rate))
+			if d := time.Until(next); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(); err != nil {
+			return err
+		}
+		if time.Since(lastReport) > time.Second {
+			lastReport = time.Now()
+			fmt.Fprintf(c.opts.Progress, "  %d/%d pushes sent\n", i+1, n)
+		}
+	}
+	return nil
+}

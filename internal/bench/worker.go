@@ -1,0 +1,330 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/heraldpush/herald/internal/auth"
+)
+
+// WorkerConfig is what one worker process is told on its command line.
+type WorkerConfig struct {
+	URL         string // ws://host:port/v1/ws
+	Source      string // local IP to dial from
+	First       int    // index of this worker's first client
+	Count       int    // clients in this worker
+	Users       int    // client i is user "u<i % Users>" (0: one user per client)
+	Room        string // room every client joins ("" none)
+	App         string // app for tokens ("" with a dev-mode server)
+	TokenSecret string
+	Dial        int // concurrent dials
+}
+
+// report is a worker's answer to "report".
+type report struct {
+	Conns    int     `json:"conns"`
+	Failed   int     `json:"failed"`
+	Closed   int64   `json:"closed"`   // connections the server closed
+	Received uint64  `json:"received"` // messages
+	Dups     uint64  `json:"dups"`     // messages seen twice or out of order
+	LastNS   int64   `json:"last_ns"`  // when the last message arrived
+	ConnectS float64 `json:"connect_s"`
+	Err      string  `json:"err,omitempty"`
+	Hist     Hist    `json:"hist"`
+}
+
+type worker struct {
+	cfg   WorkerConfig
+	mu    sync.Mutex // guards hist and conns
+	hist  Hist
+	conns []*benchConn
+
+	received atomic.Uint64
+	dups     atomic.Uint64
+	closed   atomic.Int64
+	lastNS   atomic.Int64
+}
+
+// benchConn is one load-generating client.
+type benchConn struct {
+	nc   net.Conn
+	wmu  sync.Mutex
+	last int64 // highest message index seen (ordered mode)
+	seen map[int64]struct{}
+}
+
+// RunWorker serves coordinator commands from in, answering on out, until
+// in ends.
+func RunWorker(cfg WorkerConfig, in io.Reader, out io.Writer) error {
+	w := &worker{cfg: cfg, hist: newHist()}
+	sc := bufio.NewScanner(in)
+	enc := json.NewEncoder(out)
+	for sc.Scan() {
+		var r report
+		switch cmd := sc.Text(); cmd {
+		case "connect":
+			start := time.Now()
+			err := w.connect()
+			r.ConnectS = time.Since(start).Seconds()
+			if err != nil {
+				r.Err = err.Error()
+			}
+		case "reset":
+			w.received.Store(0)
+			w.dups.Store(0)
+			w.lastNS.Store(0)
+			w.mu.Lock()
+			w.hist = newHist()
+			w.mu.Unlock()
+		case "close":
+			w.closeAll()
+		case "report":
+		default:
+			r.Err = "unknown command " + strconv.Quote(cmd)
+		}
+		w.mu.Lock()
+		r.Conns = len(w.conns)
+		r.Hist = w.hist
+		w.mu.Unlock()
+		r.Failed = w.cfg.Count - r.Conns
+		r.Received, r.Dups, r.Closed, r.LastNS = w.received.Load(), w.dups.Load(), w.closed.Load(), w.lastNS.Load()
+		if err := enc.Encode(&r); err != nil {
+			return err
+		}
+	}
+	w.closeAll()
+	return sc.Err()
+}
+
+func (w *worker) connect() error {
+	jobs := make(chan int)
+	errs := make(chan error, w.cfg.Count)
+	var wg sync.WaitGroup
+	for range max(1, w.cfg.Dial) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				c, err := w.dial(i)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				w.mu.Lock()
+				w.conns = append(w.conns, c)
+				w.mu.Unlock()
+			}
+		}()
+	}
+	for i := w.cfg.First; i < w.cfg.First+w.cfg.Count; i++ {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	var first error
+	n := 0
+	for err := range errs {
+		if first == nil {
+			first = err
+		}
+		n++
+	}
+	if first != nil {
+		return fmt.Errorf("%d dials failed, first: %w", n, first)
+	}
+	return nil
+}
+
+func (w *worker) user(i int) string {
+	if w.cfg.Users > 0 {
+		i %= w.cfg.Users
+	}
+	return "u" + strconv.Itoa(i)
+}
+
+// dial connects client i, waits for its welcome (and joined), then starts
+// its reader.
+func (w *worker) dial(i int) (*benchConn, error) {
+	url := w.cfg.URL + "?user=" + w.user(i)
+	if w.cfg.App != "" {
+		claims := auth.Claims{App: w.cfg.App, User: w.user(i), Expires: time.Now().Add(24 * time.Hour), Rooms: []string{"*"}}
+		tok, err := auth.Mint(w.cfg.App, []byte(w.cfg.TokenSecret), claims)
+		if err != nil {
+			return nil, err
+		}
+		url = w.cfg.URL + "?token=" + tok
+	}
+	local := &net.TCPAddr{IP: net.ParseIP(w.cfg.Source)}
+	d := ws.Dialer{Timeout: 30 * time.Second, NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nd := net.Dialer{LocalAddr: local}
+		return nd.DialContext(ctx, network, addr)
+	}}
+	nc, br, _, err := d.Dial(context.Background(), url)
+	if err != nil {
+		return nil, err
+	}
+	c := &benchConn{nc: nc, last: -1}
+	var rd io.Reader = nc
+	if br != nil {
+		rd = io.MultiReader(br, nc)
+	}
+	r := bufio.NewReaderSize(rd, 4096)
+	if w.cfg.Room != "" {
+		if err := c.write(ws.OpText, []byte(`{"type":"join","room":"`+w.cfg.Room+`"}`)); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	want := [][]byte{[]byte(`"welcome"`)}
+	if w.cfg.Room != "" {
+		want = append(want, []byte(`"joined"`))
+	}
+	var buf []byte
+	for len(want) > 0 {
+		_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		op, p, err := readFrame(r, &buf)
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("client %d: %w", i, err)
+		}
+		if op == ws.OpText && bytes.Contains(p, want[0]) {
+			want = want[1:]
+		}
+	}
+	_ = nc.SetReadDeadline(time.Time{})
+	go w.read(c, r, buf)
+	return c, nil
+}
+
+func (c *benchConn) write(op ws.OpCode, p []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return ws.WriteFrame(c.nc, ws.MaskFrame(ws.NewFrame(op, true, p)))
+}
+
+// readFrame reads one frame into *buf (grown as needed).
+func readFrame(r *bufio.Reader, buf *[]byte) (ws.OpCode, []byte, error) {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if cap(*buf) < int(h.Length) {
+		*buf = make([]byte, h.Length)
+	}
+	p := (*buf)[:h.Length]
+	if _, err := io.ReadFull(r, p); err != nil {
+		return 0, nil, err
+	}
+	return h.OpCode, p, nil
+}
+
+// read counts the pushes a client receives until its connection ends.
+func (w *worker) read(c *benchConn, r *bufio.Reader, buf []byte) {
+	defer w.closed.Add(1)
+	for {
+		op, p, err := readFrame(r, &buf)
+		if err != nil {
+			return
+		}
+		switch op {
+		case ws.OpPing:
+			_ = c.write(ws.OpPong, p)
+		case ws.OpClose:
+			return
+		case ws.OpText:
+			if bytes.HasPrefix(p, []byte(`{"type":"push"`)) {
+				w.count(c, p)
+			}
+		}
+	}
+}
+
+var (
+	keyIndex = []byte(`"data":{"i":`)
+	keyTime  = []byte(`,"t":`)
+)
+
+// count scans a push frame for bench messages ({"i":index,"t":sentNanos})
+// without decoding JSON, so the generator spends little CPU per message.
+func (w *worker) count(c *benchConn, p []byte) {
+	now := time.Now()
+	var lat []time.Duration
+	for {
+		k := bytes.Index(p, keyIndex)
+		if k < 0 {
+			break
+		}
+		p = p[k+len(keyIndex):]
+		idx, rest := parseInt(p)
+		p = rest
+		var sent int64
+		if bytes.HasPrefix(p, keyTime) {
+			sent, p = parseInt(p[len(keyTime):])
+		}
+		w.received.Add(1)
+		if c.isDup(idx) {
+			w.dups.Add(1)
+		}
+		if sent > 0 {
+			lat = append(lat, now.Sub(time.Unix(0, sent)))
+		}
+	}
+	w.lastNS.Store(now.UnixNano())
+	if len(lat) > 0 {
+		w.mu.Lock()
+		for _, d := range lat {
+			w.hist.Add(d)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// isDup reports a message index seen before. Indexes above 1<<40 are
+// unordered (unicast: checked against a set); others must increase.
+func (c *benchConn) isDup(i int64) bool {
+	if i >= 1<<40 {
+		if c.seen == nil {
+			c.seen = map[int64]struct{}{}
+		}
+		if _, ok := c.seen[i]; ok {
+			return true
+		}
+		c.seen[i] = struct{}{}
+		return false
+	}
+	if i <= c.last {
+		return true
+	}
+	c.last = i
+	return false
+}
+
+func parseInt(p []byte) (int64, []byte) {
+	var n int64
+	i := 0
+	for ; i < len(p) && p[i] >= '0' && p[i] <= '9'; i++ {
+		n = n*10 + int64(p[i]-'0')
+	}
+	return n, p[i:]
+}
+
+func (w *worker) closeAll() {
+	w.mu.Lock()
+	conns := w.conns
+	w.conns = nil
+	w.mu.Unlock()
+	for _, c := range conns {
+		_ = c.nc.Close()
+	}
+}
