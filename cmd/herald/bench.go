@@ -21,7 +21,7 @@ const benchSummary = `Load-test a running node. SCENARIO is one of:
   unicast    pushes to random single users from --concurrency publishers (--batch N: batch API)
   churn      connect --conns clients and drop them all at once, --rounds times
 
-Clients are spread over --workers processes dialing from 127.0.0.2, .3, ...
+Clients are spread over --workers processes dialing from --sources addresses of a random 127.x.y.0/24.
 Give --server-pid to read the server's RSS and CPU from /proc, otherwise /metrics is used.
 Example: herald bench broadcast --conns 10000 --pushes 200 --server-pid $(pgrep -n herald)`
 

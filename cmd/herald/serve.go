@@ -42,6 +42,7 @@ func serve(args []string) error {
 		logLevel   = fs.String("log-level", def.LogLevel, "debug, info, warn or error")
 		logFormat  = fs.String("log-format", def.LogFormat, "text or json")
 		grace      = fs.Duration("grace", 10*time.Second, "graceful shutdown limit")
+		pprof      = fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ (admin key required outside --dev)")
 		origins    listFlag
 	)
 	fs.Var(&origins, "allowed-origins", "WebSocket Origin values accepted, comma-separated (empty: any)")
@@ -78,6 +79,7 @@ func serve(args []string) error {
 	over("log-level", func() { cfg.LogLevel = *logLevel })
 	over("log-format", func() { cfg.LogFormat = *logFormat })
 	over("allowed-origins", func() { cfg.AllowedOrigins = origins })
+	over("pprof", func() { cfg.Pprof = *pprof })
 	if *app != "" || *apiKey != "" || *secret != "" {
 		if *app == "" || *apiKey == "" || *secret == "" {
 			return errors.New("--app, --api-key and --token-secret go together")

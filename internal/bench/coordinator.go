@@ -134,13 +134,16 @@ func (c *coordinator) start() error {
 	case "idle", "broadcast", "latency":
 		room = "bench"
 	}
+	// A fresh 127.x.y.0/24 each run, so that ports left in TIME_WAIT by an
+	// earlier run never collide with this one's.
+	net := fmt.Sprintf("127.%d.%d.", 1+rand.IntN(250), rand.IntN(256))
 	for w := 0; w < c.opts.Workers; w++ {
 		first := w * per
 		count := min(per, c.opts.Conns-first)
 		if count <= 0 {
 			break
 		}
-		args := []string{"bench", "worker", "--url", wsURL, "--source", "127.0.0." + strconv.Itoa(2+w%c.opts.Sources),
+		args := []string{"bench", "worker", "--url", wsURL, "--source", net + strconv.Itoa(2+w%c.opts.Sources),
 			"--first", strconv.Itoa(first), "--count", strconv.Itoa(count), "--users", strconv.Itoa(users), "--room", room,
 			"--app", c.opts.App}
 		cmd := exec.Command(c.opts.Exe, args...)

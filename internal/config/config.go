@@ -55,6 +55,7 @@ type Config struct {
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	LogLevel       string   `yaml:"log_level"`  // debug, info, warn, error
 	LogFormat      string   `yaml:"log_format"` // text or json
+	Pprof          bool     `yaml:"pprof"`      // serve /debug/pprof/ (admin key required)
 	Apps           []App    `yaml:"apps"`
 	Limits         Limits   `yaml:"limits"`
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/protocol"
@@ -80,55 +81,174 @@ func (c *conn) Send(f *protocol.Outgoing) {
 	c.writing = true
 	c.mu.Unlock()
 	if start {
-		go c.flush()
+		c.g.schedule(c)
 	}
 }
 
 // sendText queues a control or notice frame.
 func (c *conn) sendText(payload []byte) { c.Send(protocol.NewText(payload)) }
 
-// flush is the connection's writer: it runs while the queue has frames and
-// writes each round with one writev.
-func (c *conn) flush() {
-	var vecs [][]byte
-	for {
-		c.mu.Lock()
-		batch := c.queue
-		if len(batch) == 0 {
-			c.writing = false
-			c.queue, c.spare = nil, nil // an idle connection holds no buffers
-			closed := c.closed
-			c.mu.Unlock()
-			if closed {
-				c.finish()
-			}
-			return
+// take moves the queue out for writing. When it is empty it ends the
+// writing turn instead: it releases the buffers (an idle connection holds
+// none) and closes the socket if the connection is closing.
+func (c *conn) take() []*protocol.Outgoing {
+	c.mu.Lock()
+	batch := c.queue
+	if len(batch) == 0 {
+		c.writing = false
+		c.queue, c.spare = nil, nil
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			c.finish()
 		}
-		c.queue, c.spare = c.spare[:0], nil
-		c.queued = 0
-		c.mu.Unlock()
+		return nil
+	}
+	c.queue, c.spare = c.spare[:0], nil
+	c.queued = 0
+	c.mu.Unlock()
+	return batch
+}
 
-		vecs = appendBatch(vecs[:0], batch)
-		bufs := net.Buffers(vecs)
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
-		_, err := bufs.WriteTo(c.nc)
-		c.g.metrics.Written(len(batch))
-		clear(batch)
-		clear(vecs)
-		c.mu.Lock()
-		c.spare = batch[:0]
-		c.mu.Unlock()
-		if err != nil {
-			c.fail()
-			return
+// recycle keeps a written batch's array for the next round.
+func (c *conn) recycle(batch []*protocol.Outgoing) {
+	clear(batch)
+	c.mu.Lock()
+	c.spare = batch[:0]
+	c.mu.Unlock()
+}
+
+// drain runs on a pool writer: it writes what is queued with non-blocking
+// writev calls and puts the connection back at the end of the ready queue
+// if more arrived meanwhile, so batches grow while writers are behind and
+// no connection waits for another. A socket that cannot take everything is
+// handed to a goroutine of its own that waits for it (writeBlocking).
+func (c *conn) drain(w *writerScratch) {
+	batch := c.take()
+	if batch == nil {
+		return
+	}
+	w.hdrs = w.hdrs[:0]
+	w.vecs = w.appendBatch(w.vecs[:0], batch)
+	rest, err := c.writeNow(w)
+	c.g.metrics.Written(len(batch))
+	switch {
+	case err != nil:
+		c.fail()
+	case len(rest) > 0:
+		rest = append([][]byte(nil), rest...)
+		w.hdrs = nil // the blocked writer keeps the headers it points into
+		go c.writeBlocking(rest, batch)
+	default:
+		c.recycle(batch)
+		c.g.schedule(c)
+	}
+	clear(w.vecs)
+}
+
+// writerScratch is one pool writer's reusable memory.
+type writerScratch struct {
+	vecs [][]byte
+	iov  []unix.Iovec
+	hdrs []byte // frame headers of merged push frames, built per drain
+}
+
+// writeNow writes w.vecs without waiting and returns what the socket did
+// not take.
+func (c *conn) writeNow(w *writerScratch) ([][]byte, error) {
+	vecs := w.vecs
+	for len(vecs) > 0 {
+		chunk := vecs[:min(len(vecs), 1024)] // IOV_MAX
+		size := 0
+		w.iov = w.iov[:0]
+		for _, v := range chunk {
+			size += len(v)
+			if len(v) > 0 {
+				iov := unix.Iovec{Base: &v[0]}
+				iov.SetLen(len(v))
+				w.iov = append(w.iov, iov)
+			}
+		}
+		var n int
+		var werr error
+		if err := c.rc.Write(func(fd uintptr) bool {
+			n, werr = writev(int(fd), w.iov)
+			return true
+		}); err != nil {
+			return nil, err
+		}
+		switch {
+		case werr == unix.EAGAIN:
+			return vecs, nil
+		case werr != nil:
+			return nil, werr
+		}
+		vecs = advance(vecs, n)
+		if n < size {
+			return vecs, nil // the socket buffer is full
 		}
 	}
+	return nil, nil
+}
+
+func writev(fd int, iov []unix.Iovec) (int, error) {
+	if len(iov) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// advance drops the first n bytes from vecs.
+func advance(vecs [][]byte, n int) [][]byte {
+	for n > 0 && len(vecs) > 0 {
+		if n < len(vecs[0]) {
+			vecs[0] = vecs[0][n:]
+			return vecs
+		}
+		n -= len(vecs[0])
+		vecs = vecs[1:]
+	}
+	return vecs
+}
+
+// writeBlocking finishes a write the socket could not take at once, waiting
+// up to the write timeout, then keeps writing on this goroutine until the
+// queue is empty: a connection that is behind has a writer of its own and
+// never holds up the pool.
+func (c *conn) writeBlocking(rest [][]byte, batch []*protocol.Outgoing) {
+	var vecs [][]byte
+	for {
+		if len(rest) > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+			bufs := net.Buffers(rest)
+			if _, err := bufs.WriteTo(c.nc); err != nil {
+				c.fail()
+				return
+			}
+			c.recycle(batch)
+		}
+		if batch = c.take(); batch == nil {
+			return
+		}
+		vecs = appendBatch(vecs[:0], batch, nil)
+		rest = vecs
+		c.g.metrics.Written(len(batch))
+	}
+}
+
+func (w *writerScratch) appendBatch(vecs [][]byte, batch []*protocol.Outgoing) [][]byte {
+	return appendBatch(vecs, batch, &w.hdrs)
 }
 
 // appendBatch turns queued frames into write vectors. Consecutive push
 // messages become one push frame: a fresh header, the shared prefix, the
-// messages' shared bytes separated by commas, the shared suffix.
-func appendBatch(vecs [][]byte, batch []*protocol.Outgoing) [][]byte {
+// messages' shared bytes separated by commas, the shared suffix. Headers
+// are appended to *hdrs when given (a writer's reusable arena).
+func appendBatch(vecs [][]byte, batch []*protocol.Outgoing, hdrs *[]byte) [][]byte {
 	for i := 0; i < len(batch); {
 		f := batch[i]
 		j, size := i+1, len(f.Msg)
@@ -142,7 +262,15 @@ func appendBatch(vecs [][]byte, batch []*protocol.Outgoing) [][]byte {
 			continue
 		}
 		n := len(protocol.PushPrefix) + size + len(protocol.PushSuffix)
-		vecs = append(vecs, protocol.AppendHeader(make([]byte, 0, protocol.MaxHeaderLen), protocol.OpText, n), protocol.PushPrefix)
+		var hdr []byte
+		if hdrs != nil {
+			at := len(*hdrs)
+			*hdrs = protocol.AppendHeader(*hdrs, protocol.OpText, n)
+			hdr = (*hdrs)[at:len(*hdrs):len(*hdrs)]
+		} else {
+			hdr = protocol.AppendHeader(make([]byte, 0, protocol.MaxHeaderLen), protocol.OpText, n)
+		}
+		vecs = append(vecs, hdr, protocol.PushPrefix)
 		for k := i; k < j; k++ {
 			if k > i {
 				vecs = append(vecs, protocol.Comma)
@@ -174,7 +302,7 @@ func (c *conn) close(code int, reason string) {
 		_ = c.nc.SetWriteDeadline(time.Now())
 	}
 	if start {
-		go c.flush()
+		c.g.schedule(c)
 	}
 }
 

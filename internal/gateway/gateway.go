@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ type Config struct {
 	SendRate         int           // client send frames per second
 	AllowedOrigins   []string      // empty: any origin
 	Pollers          int
+	Writers          int // pool writers (default GOMAXPROCS)
 	ReadBuffer       int // each poller's shared read buffer
 }
 
@@ -55,6 +57,8 @@ type Gateway struct {
 	log     *slog.Logger
 
 	pollers  []*poller
+	ready    chan *conn // connections with frames to write, for the writer pool
+	writers  sync.WaitGroup
 	next     atomic.Uint64 // round robin over pollers, and connection ids
 	draining atomic.Bool
 	live     sync.WaitGroup // sockets not yet closed
@@ -87,7 +91,11 @@ func New(cfg Config, h *hub.Hub, b engine.Broker, keys *auth.Keyring, s ClientSe
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Gateway{cfg: cfg, hub: h, broker: b, keys: keys, sender: s, metrics: m, log: log, stop: make(chan struct{})}, nil
+	if cfg.Writers <= 0 {
+		cfg.Writers = runtime.GOMAXPROCS(0)
+	}
+	return &Gateway{cfg: cfg, hub: h, broker: b, keys: keys, sender: s, metrics: m, log: log,
+		stop: make(chan struct{}), ready: make(chan *conn, 1<<16)}, nil
 }
 
 // Start watches the node-wide topics and creates the pollers and the
@@ -111,7 +119,37 @@ func (g *Gateway) Start() error {
 	}
 	g.sweeper.Add(1)
 	go g.sweep()
+	for range g.cfg.Writers {
+		g.writers.Add(1)
+		go g.write()
+	}
 	return nil
+}
+
+// write is one pool writer: it drains connections in the order they became
+// ready, until Shutdown.
+func (g *Gateway) write() {
+	defer g.writers.Done()
+	var w writerScratch
+	for {
+		select {
+		case c := <-g.ready:
+			c.drain(&w)
+		case <-g.stop:
+			return
+		}
+	}
+}
+
+// schedule hands a connection with queued frames to the writer pool. It
+// never blocks: should the ready queue be full, the connection gets a
+// writer goroutine of its own.
+func (g *Gateway) schedule(c *conn) {
+	select {
+	case g.ready <- c:
+	default:
+		go c.writeBlocking(nil, nil)
+	}
 }
 
 func (g *Gateway) stopPollers() {
@@ -136,6 +174,7 @@ func (g *Gateway) Shutdown(ctx context.Context, code int) error {
 	}
 	close(g.stop)
 	g.sweeper.Wait()
+	g.writers.Wait()
 	g.stopPollers()
 	return err
 }

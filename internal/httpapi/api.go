@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -242,4 +243,22 @@ type statusRecorder struct {
 func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)
+}
+
+// Pprof serves Go's profiles under /debug/pprof/ to admin keys (anyone in
+// dev mode).
+func (a *API) Pprof(mux *http.ServeMux) {
+	admin := func(h http.HandlerFunc) http.Handler {
+		return a.wrap(func(w http.ResponseWriter, r *http.Request, p principal) error {
+			if !p.admin {
+				return push.Errorf(push.CodeForbidden, "profiles need an admin key")
+			}
+			h(w, r)
+			return nil
+		})
+	}
+	mux.Handle("GET /debug/pprof/", admin(pprof.Index))
+	mux.Handle("GET /debug/pprof/profile", admin(pprof.Profile))
+	mux.Handle("GET /debug/pprof/trace", admin(pprof.Trace))
+	mux.Handle("GET /debug/pprof/symbol", admin(pprof.Symbol))
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
@@ -14,6 +15,9 @@ func TestMassDisconnect(t *testing.T) {
 	const clients = 4000 // both ends live in this process: 2 descriptors each
 	n := startNode(t, nil)
 	observer := n.dial("user=observer", dialOpt{})
+	// Dial from a random 127.x.y.z so that ports left in TIME_WAIT by
+	// earlier runs cannot run out.
+	local := &net.TCPAddr{IP: net.IPv4(127, byte(1+rand.IntN(250)), byte(rand.IntN(256)), byte(1+rand.IntN(250)))}
 	conns := make([]net.Conn, clients)
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
@@ -22,7 +26,7 @@ func TestMassDisconnect(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < clients; i += 8 {
-				c, err := n.rawDial("user=u" + strconv.Itoa(i%500) + "&device=d")
+				c, err := n.rawDialFrom("user=u"+strconv.Itoa(i%500)+"&device=d", local)
 				if err != nil {
 					errs <- err
 					return

@@ -300,10 +300,17 @@ func (n *node) metrics() string {
 }
 
 // rawDial completes a WebSocket handshake and then never reads.
-func (n *node) rawDial(query string) (net.Conn, error) {
+func (n *node) rawDial(query string) (net.Conn, error) { return n.rawDialFrom(query, nil) }
+
+// rawDialFrom is rawDial from a given local address (nil: any).
+func (n *node) rawDialFrom(query string, local net.Addr) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	conn, _, _, err := ws.Dialer{}.Dial(ctx, n.ws+"?"+query)
+	d := ws.Dialer{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nd := net.Dialer{LocalAddr: local}
+		return nd.DialContext(ctx, network, addr)
+	}}
+	conn, _, _, err := d.Dial(ctx, n.ws+"?"+query)
 	if err == nil {
 		n.t.Cleanup(func() { conn.Close() })
 	}

@@ -102,6 +102,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	api.Routes(mux)
+	if cfg.Pprof {
+		api.Pprof(mux)
+	}
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	return s, nil
