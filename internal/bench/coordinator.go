@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -89,8 +90,14 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	}
 	var out []Result
 	for run := 1; run <= opts.Runs; run++ {
-		c := &coordinator{opts: opts, http: &http.Client{Transport: &http.Transport{
-			MaxIdleConnsPerHost: max(16, opts.Concurrency*2), MaxConnsPerHost: 0}, Timeout: 30 * time.Second}}
+		// A fresh 127.x.y.0/24 each run, so that ports left in TIME_WAIT by an
+		// earlier run never collide with this one's.
+		subnet := fmt.Sprintf("127.%d.%d.", 1+rand.IntN(250), rand.IntN(256))
+		local := &net.TCPAddr{IP: net.ParseIP(subnet + "1")}
+		c := &coordinator{opts: opts, subnet: subnet, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			MaxIdleConnsPerHost: max(16, opts.Concurrency*2),
+			DialContext:         (&net.Dialer{LocalAddr: local}).DialContext,
+		}}}
 		fmt.Fprintf(opts.Progress, "run %d/%d: %s with %d connections over %d workers\n", run, opts.Runs, opts.Scenario, opts.Conns, opts.Workers)
 		res, err := c.runOnce(ctx, fn)
 		if err != nil {
@@ -104,6 +111,7 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 
 type coordinator struct {
 	opts    Options
+	subnet  string // "127.x.y.": this run's source addresses
 	http    *http.Client
 	workers []*workerProc
 	index   atomic.Int64 // message index, increasing over the whole run
@@ -134,16 +142,13 @@ func (c *coordinator) start() error {
 	case "idle", "broadcast", "latency":
 		room = "bench"
 	}
-	// A fresh 127.x.y.0/24 each run, so that ports left in TIME_WAIT by an
-	// earlier run never collide with this one's.
-	net := fmt.Sprintf("127.%d.%d.", 1+rand.IntN(250), rand.IntN(256))
 	for w := 0; w < c.opts.Workers; w++ {
 		first := w * per
 		count := min(per, c.opts.Conns-first)
 		if count <= 0 {
 			break
 		}
-		args := []string{"bench", "worker", "--url", wsURL, "--source", net + strconv.Itoa(2+w%c.opts.Sources),
+		args := []string{"bench", "worker", "--url", wsURL, "--source", c.subnet + strconv.Itoa(2+w%c.opts.Sources),
 			"--first", strconv.Itoa(first), "--count", strconv.Itoa(count), "--users", strconv.Itoa(users), "--room", room,
 			"--app", c.opts.App}
 		cmd := exec.Command(c.opts.Exe, args...)

@@ -31,10 +31,11 @@ type Topic struct {
 // ErrUnavailable is returned when the engine cannot be reached.
 var ErrUnavailable = errors.New("engine: unavailable")
 
-// Handler receives every payload published to a watched topic. Payloads of
-// one topic arrive in publish order; the handler must not retain payload
-// after it returns.
-type Handler func(payload []byte)
+// Handler receives the payloads published to watched topics. Payloads of
+// one topic arrive in publish order. One call may carry several payloads
+// that were already waiting (a burst); an engine never waits to fill one.
+// The handler must not retain the payloads after it returns.
+type Handler func(payloads [][]byte)
 
 // Broker moves pushes between nodes. Interest is reference counted: a topic
 // is subscribed while its Watch count is above zero.

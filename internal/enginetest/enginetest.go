@@ -103,8 +103,15 @@ type inbox struct {
 
 func newInbox() *inbox { return &inbox{wake: make(chan struct{}, 1)} }
 
-// handle is the engine.Handler; it copies payload, which it may not retain.
-func (in *inbox) handle(payload []byte) {
+// handle is the engine.Handler; it copies the payloads, which it may not
+// retain.
+func (in *inbox) handle(payloads [][]byte) {
+	for _, p := range payloads {
+		in.add(p)
+	}
+}
+
+func (in *inbox) add(payload []byte) {
 	c := bytes.Clone(payload)
 	if c == nil {
 		c = []byte{}

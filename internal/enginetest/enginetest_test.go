@@ -135,9 +135,9 @@ func (b *memBroker) work(ch chan []byte) {
 			held = p
 			continue
 		}
-		b.h(p)
+		b.h([][]byte{p})
 		if held != nil {
-			b.h(held)
+			b.h([][]byte{held})
 			held = nil
 		}
 	}

@@ -60,23 +60,27 @@ type conn struct {
 	hubbed  bool // registered in the hub and watched in the broker
 }
 
-// Send queues f for writing; it never blocks. A queue over its byte limit
-// closes the connection with the slow-consumer code.
-func (c *conn) Send(f *protocol.Outgoing) {
+// Send queues frames for writing; it never blocks. A queue over its byte
+// limit closes the connection with the slow-consumer code.
+func (c *conn) Send(frames ...*protocol.Outgoing) {
+	size := 0
+	for _, f := range frames {
+		size += len(f.Frame)
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	if c.queued+len(f.Frame) > c.g.cfg.QueueBytes {
+	if c.queued+size > c.g.cfg.QueueBytes {
 		c.mu.Unlock()
 		c.g.metrics.SlowConsumer()
 		// Send may run under a hub lock; closing calls the hub.
 		go c.close(protocol.CloseSlowConsumer, "slow consumer: queue full")
 		return
 	}
-	c.queue = append(c.queue, f)
-	c.queued += len(f.Frame)
+	c.queue = append(c.queue, frames...)
+	c.queued += size
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()

@@ -11,7 +11,7 @@ import (
 // counter is a Sender that only counts.
 type counter struct{ n atomic.Int64 }
 
-func (c *counter) Send(*protocol.Outgoing) { c.n.Add(1) }
+func (c *counter) Send(frames ...*protocol.Outgoing) { c.n.Add(int64(len(frames))) }
 
 func BenchmarkSendRoom(b *testing.B) {
 	for _, members := range []int{1, 100, 10000} {
@@ -23,10 +23,10 @@ func BenchmarkSendRoom(b *testing.B) {
 				h.Join(c, "lobby")
 			}
 			t := &Targets{App: "app", Rooms: []string{"lobby"}}
-			f := protocol.NewText([]byte(`{"type":"push","msgs":[]}`))
+			frames := []*protocol.Outgoing{protocol.NewText([]byte(`{"type":"push","msgs":[]}`))}
 			b.ReportAllocs()
 			for b.Loop() {
-				if n := h.Send(t, f, nil); n != members {
+				if n := h.Send(t, frames, nil); n != members {
 					b.Fatalf("Send reached %d of %d", n, members)
 				}
 			}
@@ -47,10 +47,10 @@ func BenchmarkSendUser(b *testing.B) {
 				h.Add(&Conn{ID: fmt.Sprintf("alice-%d", i), App: "app", User: "alice", Out: &counter{}})
 			}
 			t := &Targets{App: "app", Users: []string{"alice"}}
-			f := protocol.NewText([]byte(`{"type":"push","msgs":[]}`))
+			frames := []*protocol.Outgoing{protocol.NewText([]byte(`{"type":"push","msgs":[]}`))}
 			b.ReportAllocs()
 			for b.Loop() {
-				if n := h.Send(t, f, nil); n != conns {
+				if n := h.Send(t, frames, nil); n != conns {
 					b.Fatalf("Send reached %d of %d", n, conns)
 				}
 			}

@@ -13,10 +13,12 @@ type Targets struct {
 	All   bool // every app
 }
 
-// Send delivers f to every local connection that t selects, each connection
-// once even when several targets match it, skipping except (may be nil). It
-// returns the number of connections f was handed to.
-func (h *Hub) Send(t *Targets, f *protocol.Outgoing, except *Conn) int {
+// Send delivers frames (in order) to every local connection that t selects,
+// each connection once even when several targets match it, skipping except
+// (may be nil). It returns the number of connections the frames were handed
+// to. Several frames for the same targets cost one pass and one enqueue per
+// connection.
+func (h *Hub) Send(t *Targets, f []*protocol.Outgoing, except *Conn) int {
 	kinds := 0
 	for _, n := range []int{len(t.Users), len(t.Conns), len(t.Rooms), b2i(t.Whole), b2i(t.All)} {
 		if n > 0 {
@@ -49,13 +51,13 @@ func b2i(b bool) int {
 	return 0
 }
 
-func (h *Hub) sendUser(k Key, f *protocol.Outgoing, except *Conn) int {
+func (h *Hub) sendUser(k Key, f []*protocol.Outgoing, except *Conn) int {
 	s := h.shardOfKey(k)
 	s.mu.RLock()
 	n := 0
 	for _, c := range s.users[k] {
 		if c != except {
-			c.Out.Send(f)
+			c.Out.Send(f...)
 			n++
 		}
 	}
@@ -63,12 +65,12 @@ func (h *Hub) sendUser(k Key, f *protocol.Outgoing, except *Conn) int {
 	return n
 }
 
-func (h *Hub) sendConn(app, id string, f *protocol.Outgoing, except *Conn) int {
+func (h *Hub) sendConn(app, id string, f []*protocol.Outgoing, except *Conn) int {
 	s := h.shardOf(id)
 	s.mu.RLock()
 	n := 0
 	if c := s.conns[id]; c != nil && c.App == app && c != except {
-		c.Out.Send(f)
+		c.Out.Send(f...)
 		n = 1
 	}
 	s.mu.RUnlock()
@@ -76,13 +78,13 @@ func (h *Hub) sendConn(app, id string, f *protocol.Outgoing, except *Conn) int {
 }
 
 // sendRoom is the hot path of a room broadcast: one read lock, one pass.
-func (h *Hub) sendRoom(k Key, f *protocol.Outgoing, except *Conn) int {
+func (h *Hub) sendRoom(k Key, f []*protocol.Outgoing, except *Conn) int {
 	s := h.shardOfKey(k)
 	s.mu.RLock()
 	n := 0
 	for c := range s.rooms[k] {
 		if c != except {
-			c.Out.Send(f)
+			c.Out.Send(f...)
 			n++
 		}
 	}
@@ -90,11 +92,11 @@ func (h *Hub) sendRoom(k Key, f *protocol.Outgoing, except *Conn) int {
 	return n
 }
 
-func (h *Hub) sendApp(app string, all bool, f *protocol.Outgoing, except *Conn) int {
+func (h *Hub) sendApp(app string, all bool, f []*protocol.Outgoing, except *Conn) int {
 	n := 0
 	h.Range(func(c *Conn) bool {
 		if (all || c.App == app) && c != except {
-			c.Out.Send(f)
+			c.Out.Send(f...)
 			n++
 		}
 		return true
@@ -104,7 +106,7 @@ func (h *Hub) sendApp(app string, all bool, f *protocol.Outgoing, except *Conn) 
 
 // sendUnion resolves overlapping targets into one set first, so that a
 // connection matched by several targets gets one copy.
-func (h *Hub) sendUnion(t *Targets, f *protocol.Outgoing, except *Conn) int {
+func (h *Hub) sendUnion(t *Targets, f []*protocol.Outgoing, except *Conn) int {
 	set := make(map[*Conn]struct{})
 	for _, u := range t.Users {
 		for _, c := range h.UserConns(t.App, u) {
@@ -135,7 +137,7 @@ func (h *Hub) sendUnion(t *Targets, f *protocol.Outgoing, except *Conn) int {
 	}
 	delete(set, except)
 	for c := range set {
-		c.Out.Send(f)
+		c.Out.Send(f...)
 	}
 	return len(set)
 }

@@ -9,10 +9,11 @@ import (
 	"github.com/heraldpush/herald/internal/protocol"
 )
 
-// Sender receives the frames fanned out to one connection. Send must not
-// block and must not call back into the Hub (it runs under a shard lock).
+// Sender receives the frames fanned out to one connection, in order. Send
+// must not block and must not call back into the Hub (it runs under a shard
+// lock).
 type Sender interface {
-	Send(f *protocol.Outgoing)
+	Send(frames ...*protocol.Outgoing)
 }
 
 // Conn is one live connection as the hub knows it. Identity fields are set

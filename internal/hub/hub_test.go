@@ -18,13 +18,15 @@ type recorder struct {
 	n   int
 }
 
-func (r *recorder) Send(f *protocol.Outgoing) {
+func (r *recorder) Send(frames ...*protocol.Outgoing) {
 	r.mu.Lock()
 	if r.got == nil {
 		r.got = make(map[*protocol.Outgoing]int)
 	}
-	r.got[f]++
-	r.n++
+	for _, f := range frames {
+		r.got[f]++
+		r.n++
+	}
 	r.mu.Unlock()
 }
 
@@ -425,7 +427,7 @@ func TestSend(t *testing.T) {
 					except = fx.conns[tt.except]
 				}
 				f := frame(`{"type":"test"}`)
-				n := fx.h.Send(&tt.t, f, except)
+				n := fx.h.Send(&tt.t, []*protocol.Outgoing{f}, except)
 
 				var got []string
 				total := 0
@@ -462,7 +464,7 @@ func TestSendDuplicateNames(t *testing.T) {
 	} {
 		fx := newSendFixture(4)
 		f := frame("x")
-		n := fx.h.Send(&tg, f, nil)
+		n := fx.h.Send(&tg, []*protocol.Outgoing{f}, nil)
 		if k := rec(fx.conns["a1"]).copies(f); k != 1 {
 			t.Errorf("%+v: a1 got %d copies (Send returned %d)", tg, k, n)
 		}
@@ -472,7 +474,7 @@ func TestSendDuplicateNames(t *testing.T) {
 func TestSendHandsOutTheSameFrame(t *testing.T) {
 	fx := newSendFixture(4)
 	f := frame("shared")
-	fx.h.Send(&Targets{All: true}, f, nil)
+	fx.h.Send(&Targets{All: true}, []*protocol.Outgoing{f}, nil)
 	for id, c := range fx.conns {
 		r := rec(c)
 		if r.n != 1 || r.copies(f) != 1 {
@@ -487,16 +489,16 @@ func TestSendAfterRemoveAndLeave(t *testing.T) {
 	h.Leave(fx.conns["a3"], "r1")
 	h.Remove(fx.conns["a1"])
 	f := frame("after")
-	if n := h.Send(&Targets{App: "appA", Rooms: []string{"r1"}}, f, nil); n != 0 {
+	if n := h.Send(&Targets{App: "appA", Rooms: []string{"r1"}}, []*protocol.Outgoing{f}, nil); n != 0 {
 		t.Fatalf("r1 should be empty, Send reached %d", n)
 	}
-	if n := h.Send(&Targets{App: "appA", Users: []string{"alice"}}, f, nil); n != 1 || rec(fx.conns["a2"]).copies(f) != 1 {
+	if n := h.Send(&Targets{App: "appA", Users: []string{"alice"}}, []*protocol.Outgoing{f}, nil); n != 1 || rec(fx.conns["a2"]).copies(f) != 1 {
 		t.Fatalf("alice's remaining conn: Send reached %d", n)
 	}
-	if n := h.Send(&Targets{App: "appA", Conns: []string{"a1"}}, f, nil); n != 0 {
+	if n := h.Send(&Targets{App: "appA", Conns: []string{"a1"}}, []*protocol.Outgoing{f}, nil); n != 0 {
 		t.Fatalf("removed conn reached: %d", n)
 	}
-	if n := h.Send(&Targets{App: "appA", Whole: true}, f, nil); n != 4 {
+	if n := h.Send(&Targets{App: "appA", Whole: true}, []*protocol.Outgoing{f}, nil); n != 4 {
 		t.Fatalf("whole app after one Remove reached %d, want 4", n)
 	}
 	if k := rec(fx.conns["a1"]).n; k != 0 {
@@ -512,7 +514,13 @@ type atomicSender struct {
 	dups atomic.Int64
 }
 
-func (s *atomicSender) Send(f *protocol.Outgoing) {
+func (s *atomicSender) Send(frames ...*protocol.Outgoing) {
+	for _, f := range frames {
+		s.send(f)
+	}
+}
+
+func (s *atomicSender) send(f *protocol.Outgoing) {
 	s.n.Add(1)
 	s.mu.Lock()
 	if _, dup := s.seen[f]; dup {
@@ -530,7 +538,7 @@ func remove(t *testing.T, h *Hub, c *Conn, wantRooms int) {
 	if h.Conn(c.ID) != nil {
 		t.Errorf("Conn(%s) after Remove", c.ID)
 	}
-	if n := h.Send(&Targets{App: c.App, Conns: []string{c.ID}}, frame("late"), nil); n != 0 {
+	if n := h.Send(&Targets{App: c.App, Conns: []string{c.ID}}, []*protocol.Outgoing{frame("late")}, nil); n != 0 {
 		t.Errorf("Send to removed %s reached %d", c.ID, n)
 	}
 }
@@ -560,11 +568,11 @@ func TestConcurrent(t *testing.T) {
 				f := frame("reader")
 				switch (i + r) % 6 {
 				case 0:
-					h.Send(&Targets{App: app, Rooms: []string{room, fmt.Sprintf("room%d", (i+1)%rooms)}}, f, nil)
+					h.Send(&Targets{App: app, Rooms: []string{room, fmt.Sprintf("room%d", (i+1)%rooms)}}, []*protocol.Outgoing{f}, nil)
 				case 1:
-					h.Send(&Targets{App: app, Whole: true, Users: []string{"u1"}}, f, nil)
+					h.Send(&Targets{App: app, Whole: true, Users: []string{"u1"}}, []*protocol.Outgoing{f}, nil)
 				case 2:
-					h.Send(&Targets{All: true}, f, nil)
+					h.Send(&Targets{All: true}, []*protocol.Outgoing{f}, nil)
 				case 3:
 					for _, c := range h.RoomMembers(app, room) {
 						if c.App != app {
@@ -610,13 +618,13 @@ func TestConcurrent(t *testing.T) {
 				// Only this worker touches c, so a conn-targeted Send
 				// reaches it exactly once.
 				f := frame("direct")
-				if n := h.Send(&Targets{App: c.App, Conns: []string{c.ID}}, f, nil); n != 1 {
+				if n := h.Send(&Targets{App: c.App, Conns: []string{c.ID}}, []*protocol.Outgoing{f}, nil); n != 1 {
 					t.Errorf("Send to %s reached %d", c.ID, n)
 				}
-				if n := h.Send(&Targets{App: c.App, Users: []string{c.User}}, frame("user"), nil); n < 1 {
+				if n := h.Send(&Targets{App: c.App, Users: []string{c.User}}, []*protocol.Outgoing{frame("user")}, nil); n < 1 {
 					t.Errorf("Send to %s's user reached %d", c.ID, n)
 				}
-				if n := h.Send(&Targets{App: c.App, Rooms: []string{fmt.Sprintf("room%d", (w+i)%rooms)}}, frame("room"), c); n < 0 {
+				if n := h.Send(&Targets{App: c.App, Rooms: []string{fmt.Sprintf("room%d", (w+i)%rooms)}}, []*protocol.Outgoing{frame("room")}, c); n < 0 {
 					t.Errorf("Send returned %d", n)
 				}
 				if got := len(h.Rooms(c)); got != joinEach {

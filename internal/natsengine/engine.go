@@ -145,13 +145,29 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// dispatch hands one channel's pushes to the handler, in arrival order.
+// maxBurst bounds how many waiting pushes one handler call carries.
+const maxBurst = 256
+
+// dispatch hands one channel's pushes to the handler, in arrival order,
+// together with whatever else is already waiting (never waiting for more).
 func (e *Engine) dispatch(ch chan *nats.Msg) {
 	defer e.wg.Done()
+	burst := make([][]byte, 0, maxBurst)
 	for {
 		select {
 		case m := <-ch:
-			e.handler(m.Data)
+			burst = append(burst[:0], m.Data)
+		more:
+			for len(burst) < maxBurst {
+				select {
+				case m := <-ch:
+					burst = append(burst, m.Data)
+				default:
+					break more
+				}
+			}
+			e.handler(burst)
+			clear(burst)
 		case <-e.done:
 			return
 		}

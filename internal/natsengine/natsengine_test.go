@@ -228,7 +228,7 @@ func FuzzSubject(f *testing.F) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	h := func([]byte) {}
+	h := func([][]byte) {}
 	dir := t.TempDir()
 	for _, c := range []struct {
 		name string
@@ -265,7 +265,7 @@ func readyErr(e *natsengine.Engine) error {
 }
 
 func TestNeverStarted(t *testing.T) {
-	e := newEngine(t, natsengine.Config{DataDir: t.TempDir(), NodeID: "n"}, func([]byte) {})
+	e := newEngine(t, natsengine.Config{DataDir: t.TempDir(), NodeID: "n"}, func([][]byte) {})
 	if err := readyErr(e); !errors.Is(err, engine.ErrUnavailable) {
 		t.Errorf("Ready before Start = %v, want engine.ErrUnavailable", err)
 	}
@@ -284,7 +284,7 @@ func TestAfterClose(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			e := newEngine(t, cfg(t), func([]byte) {})
+			e := newEngine(t, cfg(t), func([][]byte) {})
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			if err := e.Start(ctx); err != nil {
@@ -327,7 +327,7 @@ func TestUnreachableURL(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	before := goroutines()
-	e := newEngine(t, natsengine.Config{URL: "nats://" + addr, NodeID: "n"}, func([]byte) {})
+	e := newEngine(t, natsengine.Config{URL: "nats://" + addr, NodeID: "n"}, func([][]byte) {})
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := e.Start(ctx); err != nil {
@@ -356,7 +356,7 @@ func TestOnDrop(t *testing.T) {
 			case dropped <- struct{}{}:
 			default:
 			}
-		}}, func([]byte) {
+		}}, func([][]byte) {
 		select {
 		case blocked <- struct{}{}:
 		default:
@@ -473,7 +473,11 @@ func TestNoLeakEmbedded(t *testing.T) {
 	dir := t.TempDir()
 	before := goroutines()
 	got := make(chan []byte, 1)
-	e := newEngine(t, natsengine.Config{DataDir: dir, NodeID: "n"}, func(p []byte) { got <- slices.Clone(p) })
+	e := newEngine(t, natsengine.Config{DataDir: dir, NodeID: "n"}, func(ps [][]byte) {
+		for _, p := range ps {
+			got <- slices.Clone(p)
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := e.Start(ctx); err != nil {
@@ -490,7 +494,11 @@ func TestNoLeakURL(t *testing.T) {
 	srv := runServer(t)
 	before := goroutines()
 	got := make(chan []byte, 1)
-	e := newEngine(t, natsengine.Config{URL: srv.ClientURL(), NodeID: "n"}, func(p []byte) { got <- slices.Clone(p) })
+	e := newEngine(t, natsengine.Config{URL: srv.ClientURL(), NodeID: "n"}, func(ps [][]byte) {
+		for _, p := range ps {
+			got <- slices.Clone(p)
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := e.Start(ctx); err != nil {
@@ -512,7 +520,7 @@ func BenchmarkPublishDeliver(b *testing.B) {
 	var recv, target, dropped atomic.Int64
 	wake := make(chan struct{}, 1)
 	e := newEngine(b, natsengine.Config{DataDir: b.TempDir(), NodeID: "bench", OnDrop: func() { dropped.Add(1) }},
-		func([]byte) {
+		func([][]byte) {
 			if n := recv.Add(1); n%every == 0 || n == target.Load() {
 				select {
 				case wake <- struct{}{}:

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -328,25 +329,48 @@ func (s *Service) ClientSend(ctx context.Context, from *hub.Conn, to protocol.Se
 	return nil
 }
 
-// Deliver is the engine handler: it hands a received push to the local
-// connections it targets. The payload is not retained.
-func (s *Service) Deliver(payload []byte) {
-	e, msg, err := splitEnvelope(payload)
-	if err != nil {
-		s.log.Warn("dropping engine payload", "err", err)
-		return
+// Deliver is the engine handler: it hands received pushes to the local
+// connections they target. Consecutive pushes with the same targets (a
+// burst to one room, say) go out in one pass, each connection taking them
+// all in one enqueue. The payloads are not retained.
+func (s *Service) Deliver(payloads [][]byte) {
+	var run []*protocol.Outgoing
+	var runEnv envelope
+	for _, p := range payloads {
+		e, msg, err := splitEnvelope(p)
+		if err != nil {
+			s.log.Warn("dropping engine payload", "err", err)
+			continue
+		}
+		if e.Dedup && s.seenBefore(e.ID) {
+			continue
+		}
+		if len(run) > 0 && !sameTargets(&runEnv, &e) {
+			s.fanOut(&runEnv, run)
+			run = run[:0]
+		}
+		runEnv = e
+		run = append(run, protocol.NewPush(msg))
 	}
-	if e.Dedup && s.seenBefore(e.ID) {
-		return
+	if len(run) > 0 {
+		s.fanOut(&runEnv, run)
 	}
-	f := protocol.NewPush(msg)
+}
+
+func (s *Service) fanOut(e *envelope, frames []*protocol.Outgoing) {
 	var except *hub.Conn
 	if e.Except != "" {
 		except = s.hub.Conn(e.Except)
 	}
-	n := s.hub.Send(&hub.Targets{App: e.App, Users: e.Users, Conns: e.Conns, Rooms: e.Rooms, Whole: e.Whole, All: e.All}, f, except)
-	s.count(e.App, 0, n)
-	s.metrics.Delivered(n)
+	n := s.hub.Send(&hub.Targets{App: e.App, Users: e.Users, Conns: e.Conns, Rooms: e.Rooms, Whole: e.Whole, All: e.All}, frames, except)
+	s.count(e.App, 0, n*len(frames))
+	s.metrics.Delivered(n * len(frames))
+}
+
+// sameTargets reports whether two envelopes select the same connections.
+func sameTargets(a, b *envelope) bool {
+	return a.App == b.App && a.Whole == b.Whole && a.All == b.All && a.Except == b.Except &&
+		slices.Equal(a.Users, b.Users) && slices.Equal(a.Conns, b.Conns) && slices.Equal(a.Rooms, b.Rooms)
 }
 
 // seenBefore remembers dedup'd message ids for a minute, so that a push

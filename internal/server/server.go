@@ -70,7 +70,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s.engine, err = natsengine.New(natsengine.Config{
 		URL: cfg.NATSURL, DataDir: cfg.Data, NodeID: cfg.NodeID, Logger: log,
 		OnDrop: s.metrics.EngineDropped,
-	}, func(p []byte) { s.service.Deliver(p) })
+	}, func(p [][]byte) { s.service.Deliver(p) })
 	if err != nil {
 		return nil, err
 	}
