@@ -260,6 +260,7 @@ var (
 func (w *worker) count(c *benchConn, p []byte) {
 	now := time.Now()
 	var lat []time.Duration
+	var n, dups uint64
 	for {
 		k := bytes.Index(p, keyIndex)
 		if k < 0 {
@@ -272,14 +273,16 @@ func (w *worker) count(c *benchConn, p []byte) {
 		if bytes.HasPrefix(p, keyTime) {
 			sent, p = parseInt(p[len(keyTime):])
 		}
-		w.received.Add(1)
+		n++
 		if c.isDup(idx) {
-			w.dups.Add(1)
+			dups++
 		}
 		if sent > 0 {
 			lat = append(lat, now.Sub(time.Unix(0, sent)))
 		}
 	}
+	w.received.Add(n)
+	w.dups.Add(dups)
 	w.lastNS.Store(now.UnixNano())
 	if len(lat) > 0 {
 		w.mu.Lock()
