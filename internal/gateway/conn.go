@@ -47,7 +47,7 @@ type conn struct {
 
 	authed   atomic.Bool
 	finished atomic.Bool
-	lastSeen atomic.Int64 // gateway clock seconds of the last read
+	lastSeen atomic.Int64 // gateway clock (Unix ms) of the last read
 	pinged   atomic.Bool  // a heartbeat ping is out since lastSeen
 
 	// Write side, guarded by mu.

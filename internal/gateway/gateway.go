@@ -400,7 +400,7 @@ func (g *Gateway) register(c *conn, id identity, since *uint64) {
 	}
 	c.authed.Store(true)
 	g.metrics.Connected()
-	c.sendText(protocol.Welcome(c.ID, c.User, int(g.cfg.Heartbeat/time.Second), 0))
+	c.sendText(protocol.Welcome(c.ID, c.User, int(max(time.Second, g.cfg.Heartbeat)/time.Second), 0))
 	g.resume(c, since)
 }
 

@@ -207,7 +207,7 @@ func (h *Hub) removeMember(k Key, c *Conn) {
 func (h *Hub) Rooms(c *Conn) []string {
 	s := h.shardOf(c.ID)
 	s.mu.RLock()
-	out := append([]string(nil), c.rooms...)
+	out := append([]string{}, c.rooms...)
 	s.mu.RUnlock()
 	sort.Strings(out)
 	return out

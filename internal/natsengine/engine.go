@@ -98,7 +98,9 @@ func (e *Engine) Start(ctx context.Context) error {
 			e.cfg.Logger.Warn("nats error", "err", err)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			e.cfg.Logger.Warn("nats disconnected", "err", err)
+			if err != nil {
+				e.cfg.Logger.Warn("nats disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			e.cfg.Logger.Info("nats reconnected", "url", nc.ConnectedUrl())

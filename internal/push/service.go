@@ -342,7 +342,7 @@ func (s *Service) Deliver(payloads [][]byte) {
 			s.log.Warn("dropping engine payload", "err", err)
 			continue
 		}
-		if e.Dedup && s.seenBefore(e.ID) {
+		if e.Dedup && s.seenBefore(e.App+"\x00"+e.ID) {
 			continue
 		}
 		if len(run) > 0 && !sameTargets(&runEnv, &e) {
@@ -373,8 +373,8 @@ func sameTargets(a, b *envelope) bool {
 		slices.Equal(a.Users, b.Users) && slices.Equal(a.Conns, b.Conns) && slices.Equal(a.Rooms, b.Rooms)
 }
 
-// seenBefore remembers dedup'd message ids for a minute, so that a push
-// published on several topics is delivered once per node.
+// seenBefore remembers dedup'd message keys (app and id) for a minute, so
+// that a push published on several topics is delivered once per node.
 func (s *Service) seenBefore(id string) bool {
 	now := time.Now().UnixMilli()
 	s.seenMu.Lock()
