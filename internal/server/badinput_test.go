@@ -169,7 +169,7 @@ func TestAPIBadInput(t *testing.T) {
 }
 
 func TestSlowConsumerIsClosedAndOthersKeepReceiving(t *testing.T) {
-	n := startNode(t, func(c *config.Config) { c.Limits.QueueBytes = 64 << 10 })
+	n := startNode(t, func(c *config.Config) { c.Limits.QueueBytes, c.Limits.MaxPayload = 64<<10, 20<<10 })
 	// The slow client never reads: its socket buffers fill, then its queue.
 	if _, err := n.rawDial("user=slow"); err != nil {
 		t.Fatal(err)
