@@ -1,0 +1,82 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleFileLoadsWithTheDefaults(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "..", "config.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	if cfg.Limits != def.Limits {
+		t.Errorf("example limits %+v differ from the defaults %+v", cfg.Limits, def.Limits)
+	}
+	if len(cfg.Apps) < 2 || len(cfg.AdminKeys) == 0 {
+		t.Errorf("example defines %d apps and %d admin keys", len(cfg.Apps), len(cfg.AdminKeys))
+	}
+}
+
+func TestLoadRejectsUnknownKeysAndBadValues(t *testing.T) {
+	for name, body := range map[string]string{
+		"unknown key":  "adress: :8080\n",
+		"bad duration": "limits:\n  heartbeat: soon\n",
+		"not yaml":     "apps: [\n",
+	} {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(path); err == nil {
+			t.Errorf("%s: loaded without error", name)
+		}
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Error("missing file loaded")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	app := App{Name: "shop", APIKeys: []string{"0123456789abcdef"}, TokenSecret: "0123456789abcdef"}
+	cases := []struct {
+		name string
+		edit func(*Config)
+		want string // "" = valid
+	}{
+		{"dev needs no app", func(c *Config) { c.Dev = true }, ""},
+		{"one app", func(c *Config) { c.Apps = []App{app} }, ""},
+		{"no apps", func(c *Config) {}, "no apps"},
+		{"duplicate app", func(c *Config) { c.Apps = []App{app, app} }, "defined twice"},
+		{"short key", func(c *Config) { a := app; a.APIKeys = []string{"short"}; c.Apps = []App{a} }, "shorter than 16"},
+		{"key shared with admin", func(c *Config) { c.Apps = []App{app}; c.AdminKeys = app.APIKeys }, "reuses an api key"},
+		{"no key", func(c *Config) { a := app; a.APIKeys = nil; c.Apps = []App{a} }, "no api key"},
+		{"heartbeat", func(c *Config) { c.Dev = true; c.Limits.HeartbeatLimit = c.Limits.Heartbeat }, "heartbeat_timeout"},
+		{"ttl", func(c *Config) { c.Dev = true; c.Limits.DefaultTTL = 2 * c.Limits.MaxTTL }, "default_ttl"},
+		{"queue below payload", func(c *Config) { c.Dev = true; c.Limits.QueueBytes = c.Limits.MaxPayload }, "queue_bytes"},
+		{"no addr", func(c *Config) { c.Dev = true; c.Addr = "" }, "addr"},
+		{"embedded without data", func(c *Config) { c.Dev = true; c.Data = "" }, "data directory"},
+		{"external needs no data", func(c *Config) { c.Dev = true; c.Data = ""; c.NATSURL = "nats://127.0.0.1:4222" }, ""},
+	}
+	for _, tc := range cases {
+		cfg := Default()
+		tc.edit(&cfg)
+		err := cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want one mentioning %q", tc.name, err, tc.want)
+		}
+	}
+	if d := Default().Limits.IdempotencyTTL; d != 5*time.Minute {
+		t.Errorf("idempotency window %v, want the contract's 5 minutes", d)
+	}
+}
