@@ -56,7 +56,7 @@ func benchCmd(args []string) error {
 		return errors.New("bench: name a scenario")
 	}
 	o.Scenario = args[0]
-	if _, err := parse(fs, args[1:]); err != nil {
+	if _, err := parse(fs, args[1:], "url", "key", "token-secret"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -93,7 +93,7 @@ func benchWorker(args []string) error {
 	fs.StringVar(&c.App, "app", "", "app to mint tokens for")
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "token secret")
 	fs.IntVar(&c.Dial, "dial", 64, "concurrent dials")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := parse(fs, args, "token-secret"); err != nil {
 		return err
 	}
 	if c.URL == "" || c.Count <= 0 {

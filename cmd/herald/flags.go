@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -12,35 +13,39 @@ import (
 func newFlags(name, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet("herald "+name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: herald %s [flags]\n\n%s\n\nFlags (each also as HERALD_<NAME>):\n", name, summary)
+		fmt.Fprintf(fs.Output(), "Usage: herald %s [flags]\n\n%s\n\nFlags:\n", name, summary)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-// parse applies HERALD_<NAME> variables, then the command line. It returns
-// the names set either way.
-func parse(fs *flag.FlagSet, args []string) (map[string]bool, error) {
+// parse reads the command line, then fills each flag it did not set from
+// HERALD_<NAME>, if that variable exists. env names the flags that read the
+// environment; none named means all. It returns the names set either way.
+func parse(fs *flag.FlagSet, args []string, env ...string) (map[string]bool, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
 	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var errs []string
 	fs.VisitAll(func(f *flag.Flag) {
-		env := "HERALD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok {
+		if set[f.Name] || len(env) > 0 && !slices.Contains(env, f.Name) {
+			return
+		}
+		name := "HERALD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
 			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Sprintf("%s: %v", env, err))
+				errs = append(errs, fmt.Sprintf("%s: %v", name, err))
 			}
 			set[f.Name] = true
 		}
 	})
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return set, nil
 }

@@ -17,7 +17,8 @@ Usage:
   herald bench SCENARIO   load-test a node (herald bench --help)
   herald version          print the version
 
-Every flag can also be set as HERALD_<NAME> (e.g. --nats-url as HERALD_NATS_URL).
+Every serve flag can also be set as HERALD_<NAME> (e.g. --nats-url as
+HERALD_NATS_URL); the command line wins over the environment.
 `
 
 func main() {

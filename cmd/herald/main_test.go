@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -693,4 +694,32 @@ func TestHelpDocumentsFlags(t *testing.T) {
 			t.Errorf("herald frobnicate: %v; want it to name the unknown command", r)
 		}
 	})
+}
+
+// TestEnvironmentNeverOverridesTheCommandLine: push and token read only the
+// variables they document, and a list flag on the command line replaces
+// (never extends) its variable.
+func TestEnvironmentNeverOverridesTheCommandLine(t *testing.T) {
+	secret := "env-secret-0123456789"
+	r := run(t, []string{"HERALD_TOKEN_SECRET=" + secret, "HERALD_ROOMS=from-env", "HERALD_TTL=3600"},
+		"token", "--app", "shop", "--user", "bob", "--rooms", "from-flag")
+	if r.code != 0 {
+		t.Fatalf("token: %v", r)
+	}
+	parts := strings.Split(strings.TrimSpace(r.stdout), ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", r.stdout)
+	}
+	claims, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(claims), `"rooms":["from-flag"]`) {
+		t.Fatalf("claims %s: --rooms should replace HERALD_ROOMS, which token does not read", claims)
+	}
+	// HERALD_DATA is serve's data directory, never push's payload.
+	r = run(t, []string{"HERALD_DATA=/var/lib/herald", "HERALD_URL=http://127.0.0.1:1"}, "push", "--user", "a", "--data", `{"n":1}`)
+	if r.code == 0 || strings.Contains(r.stderr, "not valid JSON") {
+		t.Fatalf("push with HERALD_DATA set: %v", r)
+	}
 }

@@ -20,7 +20,7 @@ import (
 func version() string { return server.Version }
 
 func serve(args []string) error {
-	fs := newFlags("serve", "Run a Herald node. With no --nats-url it embeds a NATS server (JetStream in --data).")
+	fs := newFlags("serve", "Run a Herald node. With no --nats-url it embeds a NATS server (JetStream in --data).\nEvery flag also reads HERALD_<NAME> (e.g. HERALD_NATS_URL); the command line wins.")
 	def := config.Default()
 	var (
 		dev        = fs.Bool("dev", false, "development mode: loopback only, app \"demo\", no tokens or API keys needed")

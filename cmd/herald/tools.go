@@ -16,7 +16,7 @@ import (
 )
 
 func pushCmd(args []string) error {
-	fs := newFlags("push", "Push a message through a node's HTTP API and print the answer.")
+	fs := newFlags("push", "Push a message through a node's HTTP API and print the answer.\nOnly --url and --key also read HERALD_URL and HERALD_KEY.")
 	var (
 		url     = fs.String("url", "http://127.0.0.1:8080", "node base URL")
 		key     = fs.String("key", "", "API key (none needed with --dev)")
@@ -34,7 +34,7 @@ func pushCmd(args []string) error {
 	fs.Var(&users, "user", "target user (repeat or comma-separate)")
 	fs.Var(&rooms, "room", "target room (repeat or comma-separate)")
 	fs.Var(&conns, "conn", "target connection id (repeat or comma-separate)")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := parse(fs, args, "url", "key"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -88,7 +88,7 @@ func pushCmd(args []string) error {
 }
 
 func tokenCmd(args []string) error {
-	fs := newFlags("token", "Mint an HS256 client token for an app and user, and print it.")
+	fs := newFlags("token", "Mint an HS256 client token for an app and user, and print it.\nOnly --token-secret also reads HERALD_TOKEN_SECRET.")
 	var (
 		app    = fs.String("app", "", "app name (required)")
 		user   = fs.String("user", "", "user id (required)")
@@ -99,7 +99,7 @@ func tokenCmd(args []string) error {
 		rooms  listFlag
 	)
 	fs.Var(&rooms, "rooms", "rooms the client may join itself: names, prefix* patterns, or * (repeat or comma-separate)")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := parse(fs, args, "token-secret"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
