@@ -92,7 +92,7 @@ func benchWorker(args []string) error {
 	fs.StringVar(&c.Room, "room", "", "room to join")
 	fs.StringVar(&c.App, "app", "", "app to mint tokens for")
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "token secret")
-	fs.IntVar(&c.Dial, "dial", 64, "concurrent dials")
+	fs.IntVar(&c.Dial, "dial", 256, "concurrent dials")
 	if _, err := parse(fs, args, "token-secret"); err != nil {
 		return err
 	}

@@ -23,13 +23,19 @@ const (
 // errClosing stops frame parsing once a frame handler closed the connection.
 var errClosing = errors.New("gateway: connection closing")
 
+// pendingAuth is what a connection waiting for its first-frame token holds.
+type pendingAuth struct {
+	timer *time.Timer
+	since *uint64 // ?since= of the upgrade request
+}
+
 // conn is one client connection. The embedded hub.Conn is its identity in
 // the hub; the rest is the read and write machinery.
 type conn struct {
 	hub.Conn
 
 	g      *Gateway
-	nc     net.Conn
+	nc     *net.TCPConn
 	rc     syscall.RawConn
 	fd     int
 	poller *poller
@@ -40,10 +46,9 @@ type conn struct {
 	allow     []string // rooms the token lets the client join itself
 	mayAny    bool     // dev mode: any room
 	maySend   bool
-	sendSec   int64
-	sendCount int32
-	authTimer *time.Timer // until the first-frame token arrives; guarded by mu
-	since     *uint64     // ?since= of a connection waiting for its token
+	sendSec   uint32 // Unix second of the send-rate window
+	sendCount uint32
+	pending   *pendingAuth // until the first-frame token arrives; guarded by mu
 
 	authed   atomic.Bool
 	finished atomic.Bool
@@ -53,7 +58,6 @@ type conn struct {
 	// Write side, guarded by mu.
 	mu      sync.Mutex
 	queue   []*protocol.Outgoing
-	spare   []*protocol.Outgoing
 	queued  int // bytes in queue
 	writing bool
 	closed  bool
@@ -100,7 +104,7 @@ func (c *conn) take() []*protocol.Outgoing {
 	batch := c.queue
 	if len(batch) == 0 {
 		c.writing = false
-		c.queue, c.spare = nil, nil
+		c.queue = nil
 		closed := c.closed
 		c.mu.Unlock()
 		if closed {
@@ -108,17 +112,20 @@ func (c *conn) take() []*protocol.Outgoing {
 		}
 		return nil
 	}
-	c.queue, c.spare = c.spare[:0], nil
+	c.queue = nil
 	c.queued = 0
 	c.mu.Unlock()
 	return batch
 }
 
-// recycle keeps a written batch's array for the next round.
+// recycle reuses a written batch's array as the queue, unless new frames
+// arrived meanwhile.
 func (c *conn) recycle(batch []*protocol.Outgoing) {
 	clear(batch)
 	c.mu.Lock()
-	c.spare = batch[:0]
+	if c.queue == nil && !c.closed {
+		c.queue = batch[:0]
+	}
 	c.mu.Unlock()
 }
 
@@ -315,7 +322,7 @@ func (c *conn) fail() {
 	c.mu.Lock()
 	already := c.closed
 	c.closed = true
-	c.queue, c.spare = nil, nil
+	c.queue = nil
 	c.mu.Unlock()
 	if !already {
 		c.g.detach(c, protocol.CloseGoingAway)

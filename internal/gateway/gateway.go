@@ -278,9 +278,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		})
 		c.mu.Lock()
-		c.authTimer = t
+		c.pending = &pendingAuth{timer: t, since: since}
 		c.mu.Unlock()
-		c.since = since
 	}
 	if len(early) > 0 {
 		c.consume(early)
@@ -368,7 +367,7 @@ func (g *Gateway) adopt(nc net.Conn) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{g: g, nc: nc, rc: rc}
+	c := &conn{g: g, nc: tc, rc: rc}
 	c.parser.Max = g.cfg.MaxFrame
 	if err := rc.Control(func(fd uintptr) { c.fd = int(fd) }); err != nil {
 		return nil, err
@@ -385,7 +384,7 @@ func (g *Gateway) adopt(nc net.Conn) (*conn, error) {
 func (g *Gateway) register(c *conn, id identity, since *uint64) {
 	c.App, c.User, c.Device = id.app, id.user, id.device
 	c.ID = "c_" + g.cfg.NodeID + "_" + strconv.FormatUint(g.next.Add(1), 36)
-	c.Since = time.Now()
+	c.Since = time.Now().UnixMilli()
 	c.allow, c.mayAny, c.maySend = id.rooms, id.anyRoom, id.send
 	g.watch(engine.Topic{Kind: engine.User, App: c.App, Name: c.User})
 	g.watch(engine.Topic{Kind: engine.App, App: c.App})
@@ -436,8 +435,9 @@ func (g *Gateway) unregister(c *conn) {
 func (g *Gateway) detach(c *conn, code int) {
 	c.poller.remove(c)
 	c.mu.Lock()
-	if c.authTimer != nil {
-		c.authTimer.Stop()
+	if c.pending != nil {
+		c.pending.timer.Stop()
+		c.pending = nil
 	}
 	hubbed := c.hubbed
 	c.hubbed = false
@@ -506,9 +506,14 @@ func (g *Gateway) onText(c *conn, payload []byte) error {
 			return errClosing
 		}
 		c.mu.Lock()
-		c.authTimer.Stop()
+		p := c.pending
+		c.pending = nil
 		c.mu.Unlock()
-		g.register(c, *id, c.since)
+		if p == nil {
+			return errClosing // closing already
+		}
+		p.timer.Stop()
+		g.register(c, *id, p.since)
 		return nil
 	}
 	if ferr != nil {
@@ -558,10 +563,10 @@ func (g *Gateway) clientSend(c *conn, f protocol.ClientFrame) {
 		g.errorFrame(c, protocol.ErrCodeForbidden, "token does not allow sending")
 		return
 	}
-	if sec := g.now() / 1000; sec != c.sendSec {
+	if sec := uint32(g.now() / 1000); sec != c.sendSec {
 		c.sendSec, c.sendCount = sec, 0
 	}
-	if c.sendCount++; int(c.sendCount) > g.cfg.SendRate {
+	if c.sendCount++; c.sendCount > uint32(g.cfg.SendRate) {
 		g.errorFrame(c, protocol.ErrCodeRateLimited, "more than "+strconv.Itoa(g.cfg.SendRate)+" sends per second")
 		return
 	}

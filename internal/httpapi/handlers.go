@@ -217,7 +217,7 @@ func (a *API) user(w http.ResponseWriter, r *http.Request, p principal) error {
 	list := make([]connInfo, len(conns))
 	for i, c := range conns {
 		list[i] = connInfo{ID: c.ID, Node: a.cfg.Node.ID, Device: c.Device, Addr: c.Addr,
-			Since: c.Since.UTC().Format(time.RFC3339Nano), Rooms: a.hub.Rooms(c)}
+			Since: time.UnixMilli(c.Since).UTC().Format(time.RFC3339Nano), Rooms: a.hub.Rooms(c)}
 	}
 	writeJSON(w, 200, map[string]any{"user": user, "online": len(list) > 0, "conns": list})
 	return nil

@@ -4,7 +4,6 @@ import (
 	"hash/maphash"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/heraldpush/herald/internal/protocol"
 )
@@ -24,7 +23,7 @@ type Conn struct {
 	User   string
 	Device string
 	Addr   string
-	Since  time.Time
+	Since  int64 // Unix milliseconds
 	Out    Sender
 
 	member sync.Mutex // held across the two shards a membership change touches
