@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -43,6 +44,7 @@ func serve(args []string) error {
 		logFormat  = fs.String("log-format", def.LogFormat, "text or json")
 		grace      = fs.Duration("grace", 10*time.Second, "graceful shutdown limit")
 		pprof      = fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ (admin key required outside --dev)")
+		gcPercent  = fs.Int("gc-percent", def.GCPercent, "garbage collector target, as GOGC (the GOGC variable wins)")
 		origins    listFlag
 	)
 	fs.Var(&origins, "allowed-origins", "WebSocket Origin values accepted, comma-separated (empty: any)")
@@ -80,6 +82,7 @@ func serve(args []string) error {
 	over("log-format", func() { cfg.LogFormat = *logFormat })
 	over("allowed-origins", func() { cfg.AllowedOrigins = origins })
 	over("pprof", func() { cfg.Pprof = *pprof })
+	over("gc-percent", func() { cfg.GCPercent = *gcPercent })
 	if *app != "" || *apiKey != "" || *secret != "" {
 		if *app == "" || *apiKey == "" || *secret == "" {
 			return errors.New("--app, --api-key and --token-secret go together")
@@ -104,6 +107,9 @@ func serve(args []string) error {
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err
+	}
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(cfg.GCPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -38,7 +38,9 @@ var ErrUnavailable = errors.New("engine: unavailable")
 type Handler func(payloads [][]byte)
 
 // Broker moves pushes between nodes. Interest is reference counted: a topic
-// is subscribed while its Watch count is above zero.
+// is subscribed while its Watch count is above zero. A broker may deliver
+// more than was watched (a node that is the whole cluster can take every
+// topic at once); handlers must ignore pushes for targets they do not hold.
 type Broker interface {
 	// Publish sends payload to every node watching t.
 	Publish(ctx context.Context, t Topic, payload []byte) error

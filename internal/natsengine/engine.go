@@ -29,6 +29,11 @@ type Config struct {
 	// QueueLen is each dispatcher's channel capacity (default 65536).
 	QueueLen int
 	Logger   *slog.Logger
+	// Broad subscribes once to every topic at Start and makes Watch and
+	// Unwatch free: right for a node that is the whole cluster (the
+	// embedded default), where per-topic interest would cost memory per
+	// user and room and route nothing.
+	Broad bool
 	// OnDrop is called when a subscription starts dropping pushes because
 	// a dispatcher queue is full: once per episode, not per push (may be nil).
 	OnDrop func()
@@ -144,6 +149,16 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.wg.Add(1)
 		go e.dispatch(ch)
 	}
+	if e.cfg.Broad {
+		// One wildcard per kind, each on its own dispatcher, so a topic's
+		// pushes keep their order and kinds fan out in parallel.
+		for i, subj := range []string{prefix + "u.>", prefix + "r.>", prefix + "a.>", prefix + "all", prefix + "n.>"} {
+			if _, err := nc.ChanSubscribe(subj, e.chans[i%len(e.chans)]); err != nil {
+				e.Close()
+				return fmt.Errorf("natsengine: subscribe %s: %w", subj, err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -220,6 +235,9 @@ func (e *Engine) Publish(ctx context.Context, t engine.Topic, payload []byte) er
 
 // Watch implements engine.Broker.
 func (e *Engine) Watch(t engine.Topic) error {
+	if e.cfg.Broad {
+		return nil // Start subscribed to everything
+	}
 	subj := Subject(t)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -241,6 +259,9 @@ func (e *Engine) Watch(t engine.Topic) error {
 
 // Unwatch implements engine.Broker.
 func (e *Engine) Unwatch(t engine.Topic) error {
+	if e.cfg.Broad {
+		return nil
+	}
 	subj := Subject(t)
 	e.mu.Lock()
 	defer e.mu.Unlock()

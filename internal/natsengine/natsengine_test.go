@@ -568,3 +568,39 @@ func BenchmarkPublishDeliver(b *testing.B) {
 		b.Fatalf("%d drop episodes reported", dropped.Load())
 	}
 }
+
+// TestBroadInterest: a broad engine delivers every topic without Watch, in
+// per-topic order.
+func TestBroadInterest(t *testing.T) {
+	got := make(chan string, 100)
+	e := start(t, newEngine(t, natsengine.Config{DataDir: t.TempDir(), NodeID: "n", Broad: true}, func(ps [][]byte) {
+		for _, p := range ps {
+			got <- string(p)
+		}
+	}))
+	topics := []engine.Topic{{Kind: engine.User, App: "a", Name: "u"}, {Kind: engine.Room, App: "a", Name: "r"},
+		{Kind: engine.App, App: "a"}, {Kind: engine.All}, {Kind: engine.Node, Name: "n"}}
+	for i, tp := range topics {
+		if err := e.Publish(context.Background(), tp, []byte{byte('0' + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	for range topics {
+		select {
+		case p := <-got:
+			seen[p] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %v arrived", seen)
+		}
+	}
+	if len(seen) != len(topics) {
+		t.Fatalf("arrived %v", seen)
+	}
+	if err := e.Watch(topics[0]); err != nil {
+		t.Fatalf("Watch on a broad engine: %v", err)
+	}
+	if err := e.Unwatch(topics[0]); err != nil {
+		t.Fatalf("Unwatch on a broad engine: %v", err)
+	}
+}
