@@ -145,7 +145,7 @@ func (c *conn) drain(w *writerScratch) {
 	c.g.metrics.Written(len(batch))
 	switch {
 	case err != nil:
-		c.fail()
+		c.writeFailed()
 	case len(rest) > 0:
 		rest = append([][]byte(nil), rest...)
 		w.hdrs = nil // the blocked writer keeps the headers it points into
@@ -180,14 +180,9 @@ func (c *conn) writeNow(w *writerScratch) ([][]byte, error) {
 				w.iov = append(w.iov, iov)
 			}
 		}
-		var n int
-		var werr error
-		if err := c.rc.Write(func(fd uintptr) bool {
-			n, werr = writev(int(fd), w.iov)
-			return true
-		}); err != nil {
-			return nil, err
-		}
+		// The raw descriptor is safe here: the socket is closed only by
+		// finish, which never runs while this connection's writer does.
+		n, werr := writev(c.fd, w.iov)
 		switch {
 		case werr == unix.EAGAIN:
 			return vecs, nil
@@ -237,7 +232,7 @@ func (c *conn) writeBlocking(rest [][]byte, batch []*protocol.Outgoing) {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
 			bufs := net.Buffers(rest)
 			if _, err := bufs.WriteTo(c.nc); err != nil {
-				c.fail()
+				c.writeFailed()
 				return
 			}
 			c.recycle(batch)
@@ -318,11 +313,32 @@ func (c *conn) close(code int, reason string) {
 }
 
 // fail drops a connection whose socket broke: nothing more can be written.
+// If a writer is at work, it closes the socket when it stops (cut loose by
+// the write deadline if it waits); otherwise fail closes it now.
 func (c *conn) fail() {
 	c.mu.Lock()
 	already := c.closed
 	c.closed = true
 	c.queue = nil
+	writing := c.writing
+	c.mu.Unlock()
+	if !already {
+		c.g.detach(c, protocol.CloseGoingAway)
+	}
+	if writing {
+		_ = c.nc.SetWriteDeadline(time.Now())
+		return
+	}
+	c.finish()
+}
+
+// writeFailed is fail for the connection's own writer, which then stops.
+func (c *conn) writeFailed() {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.queue = nil
+	c.writing = false
 	c.mu.Unlock()
 	if !already {
 		c.g.detach(c, protocol.CloseGoingAway)
