@@ -59,9 +59,9 @@ type Config struct {
 	// GCPercent is the Go garbage collector's target (GOGC), unless the
 	// GOGC environment variable is set. Connection state is long-lived, so
 	// a lower target than Go's 100 trades a little CPU for a lot of memory.
-	GCPercent int `yaml:"gc_percent"`
-	Apps           []App    `yaml:"apps"`
-	Limits         Limits   `yaml:"limits"`
+	GCPercent int    `yaml:"gc_percent"`
+	Apps      []App  `yaml:"apps"`
+	Limits    Limits `yaml:"limits"`
 }
 
 // Default returns the configuration used when nothing is set.

@@ -69,7 +69,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	})
 	s.engine, err = natsengine.New(natsengine.Config{
 		URL: cfg.NATSURL, DataDir: cfg.Data, NodeID: cfg.NodeID, Logger: log,
-		Broad: cfg.NATSURL == "", // an embedded, unclustered node is the whole cluster
+		Broad:  cfg.NATSURL == "", // an embedded, unclustered node is the whole cluster
 		OnDrop: s.metrics.EngineDropped,
 	}, func(p [][]byte) { s.service.Deliver(p) })
 	if err != nil {
