@@ -33,6 +33,7 @@ type Limits struct {
 	MaxBatch       int           `yaml:"max_batch"`         // items in one batch push
 	QueueBytes     int           `yaml:"queue_bytes"`       // per-connection write queue
 	MaxRooms       int           `yaml:"max_rooms"`         // rooms per connection
+	InboxCap       int           `yaml:"inbox_cap"`         // stored messages per user; the oldest go first
 	SendRate       int           `yaml:"send_rate"`         // client sends per second
 	DefaultTTL     time.Duration `yaml:"default_ttl"`       // of a push
 	MaxTTL         time.Duration `yaml:"max_ttl"`           // of a push
@@ -79,6 +80,7 @@ func Default() Config {
 			MaxBatch:       1000,
 			QueueBytes:     1 << 20,
 			MaxRooms:       256,
+			InboxCap:       1000,
 			SendRate:       20,
 			DefaultTTL:     86400 * time.Second,
 			MaxTTL:         604800 * time.Second,
@@ -152,7 +154,7 @@ func (c *Config) Validate() error {
 	}
 	l := c.Limits
 	if l.MaxFrame < 128 || l.MaxPayload < 1 || l.MaxTargets < 1 || l.MaxBatch < 1 || l.QueueBytes < max(l.MaxFrame, 2*l.MaxPayload) ||
-		l.MaxRooms < 1 || l.SendRate < 1 {
+		l.MaxRooms < 1 || l.SendRate < 1 || l.InboxCap < 1 {
 		errs = append(errs, errors.New("limits: sizes and counts must be positive, max_frame at least 128, queue_bytes at least max_frame and twice max_payload"))
 	}
 	if l.DefaultTTL < time.Second || l.MaxTTL < l.DefaultTTL || l.IdempotencyTTL <= 0 {

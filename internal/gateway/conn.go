@@ -49,6 +49,7 @@ type conn struct {
 	sendSec   uint32 // Unix second of the send-rate window
 	sendCount uint32
 	pending   *pendingAuth // until the first-frame token arrives; guarded by mu
+	greet     *greeting    // while the inbox is replayed; guarded by mu
 
 	authed   atomic.Bool
 	finished atomic.Bool
@@ -65,8 +66,11 @@ type conn struct {
 }
 
 // Send queues frames for writing; it never blocks. A queue over its byte
-// limit closes the connection with the slow-consumer code.
-func (c *conn) Send(frames ...*protocol.Outgoing) {
+// limit closes the connection with the slow-consumer code. While the inbox
+// is replayed, frames are held until the replay is sent.
+func (c *conn) Send(frames ...*protocol.Outgoing) { c.enqueue(frames, false) }
+
+func (c *conn) enqueue(frames []*protocol.Outgoing, now bool) {
 	size := 0
 	for _, f := range frames {
 		size += len(f.Frame)
@@ -75,6 +79,15 @@ func (c *conn) Send(frames ...*protocol.Outgoing) {
 	if c.closed {
 		c.mu.Unlock()
 		return
+	}
+	if g := c.greet; g != nil && !now {
+		if g.bytes+size <= c.g.cfg.QueueBytes {
+			g.held = append(g.held, frames...)
+			g.bytes += size
+			c.mu.Unlock()
+			return
+		}
+		c.greet = nil // overflow: the connection is closed below
 	}
 	if c.queued+size > c.g.cfg.QueueBytes {
 		c.mu.Unlock()
@@ -92,6 +105,9 @@ func (c *conn) Send(frames ...*protocol.Outgoing) {
 		c.g.schedule(c)
 	}
 }
+
+// sendNow queues frames ahead of any held by a replay in progress.
+func (c *conn) sendNow(frames ...*protocol.Outgoing) { c.enqueue(frames, true) }
 
 // sendText queues a control or notice frame.
 func (c *conn) sendText(payload []byte) { c.Send(protocol.NewText(payload)) }

@@ -31,6 +31,7 @@ type Config struct {
 	HeartbeatTimeout time.Duration // silence after which a client is closed
 	AuthTimeout      time.Duration // wait for a first-frame token
 	WriteTimeout     time.Duration // one writev's deadline
+	EngineTimeout    time.Duration // one inbox call
 	MaxFrame         int           // largest client message, bytes
 	QueueBytes       int           // write queue limit per connection
 	MaxRooms         int           // rooms one connection may be in
@@ -41,9 +42,11 @@ type Config struct {
 	ReadBuffer       int // each poller's shared read buffer
 }
 
-// ClientSender publishes a client's send frame; the push service does it.
+// ClientSender is what the gateway needs of the push service: publishing a
+// client's send frame, and noting stored messages handed to a connection.
 type ClientSender interface {
 	ClientSend(ctx context.Context, from *hub.Conn, to protocol.SendTarget, data json.RawMessage) error
+	NoteDelivered(app, user string, seq uint64)
 }
 
 // Gateway accepts and serves client connections.
@@ -51,6 +54,7 @@ type Gateway struct {
 	cfg     Config
 	hub     *hub.Hub
 	broker  engine.Broker
+	inbox   engine.Inbox
 	keys    *auth.Keyring
 	sender  ClientSender
 	metrics *metrics.Metrics
@@ -67,17 +71,17 @@ type Gateway struct {
 }
 
 // New validates cfg; it opens nothing and starts nothing.
-func New(cfg Config, h *hub.Hub, b engine.Broker, keys *auth.Keyring, s ClientSender, m *metrics.Metrics, log *slog.Logger) (*Gateway, error) {
+func New(cfg Config, h *hub.Hub, b engine.Broker, in engine.Inbox, keys *auth.Keyring, s ClientSender, m *metrics.Metrics, log *slog.Logger) (*Gateway, error) {
 	switch {
 	case cfg.NodeID == "":
 		return nil, errors.New("gateway: empty node id")
 	case cfg.Heartbeat <= 0 || cfg.HeartbeatTimeout <= cfg.Heartbeat:
 		return nil, errors.New("gateway: heartbeat timeout must exceed a positive heartbeat")
-	case cfg.AuthTimeout <= 0 || cfg.WriteTimeout <= 0:
-		return nil, errors.New("gateway: auth and write timeouts must be positive")
+	case cfg.AuthTimeout <= 0 || cfg.WriteTimeout <= 0 || cfg.EngineTimeout <= 0:
+		return nil, errors.New("gateway: auth, write and engine timeouts must be positive")
 	case cfg.MaxFrame < 128 || cfg.QueueBytes < cfg.MaxFrame:
 		return nil, errors.New("gateway: frame limit must be at least 128 bytes and within the queue limit")
-	case h == nil || b == nil || s == nil || m == nil:
+	case h == nil || b == nil || in == nil || s == nil || m == nil:
 		return nil, errors.New("gateway: missing dependency")
 	case keys == nil && !cfg.Dev:
 		return nil, errors.New("gateway: no token keys outside dev mode")
@@ -94,7 +98,7 @@ func New(cfg Config, h *hub.Hub, b engine.Broker, keys *auth.Keyring, s ClientSe
 	if cfg.Writers <= 0 {
 		cfg.Writers = runtime.GOMAXPROCS(0)
 	}
-	return &Gateway{cfg: cfg, hub: h, broker: b, keys: keys, sender: s, metrics: m, log: log,
+	return &Gateway{cfg: cfg, hub: h, broker: b, inbox: in, keys: keys, sender: s, metrics: m, log: log,
 		stop: make(chan struct{}), ready: make(chan *conn, 1<<16)}, nil
 }
 
@@ -388,6 +392,7 @@ func (g *Gateway) register(c *conn, id identity, since *uint64) {
 	c.allow, c.mayAny, c.maySend = id.rooms, id.anyRoom, id.send
 	g.watch(engine.Topic{Kind: engine.User, App: c.App, Name: c.User})
 	g.watch(engine.Topic{Kind: engine.App, App: c.App})
+	c.hold() // live frames wait for the welcome and the replay
 	g.hub.Add(&c.Conn)
 	c.mu.Lock()
 	closed := c.closed
@@ -399,23 +404,7 @@ func (g *Gateway) register(c *conn, id identity, since *uint64) {
 	}
 	c.authed.Store(true)
 	g.metrics.Connected()
-	c.sendText(protocol.Welcome(c.ID, c.User, int(max(time.Second, g.cfg.Heartbeat)/time.Second), 0))
-	g.resume(c, since)
-}
-
-// resume answers a connect or resume: nothing is stored yet, so the replay
-// is empty and the latest sequence is 0.
-func (g *Gateway) resume(c *conn, since *uint64) {
-	var from uint64
-	if since != nil {
-		from = *since
-	}
-	const latest = 0
-	if from > latest {
-		g.errorFrame(c, protocol.ErrCodeInvalidArgument, "since "+strconv.FormatUint(from, 10)+" is beyond the latest seq "+strconv.Itoa(latest))
-		return
-	}
-	c.sendText(protocol.Resumed(from, latest, true))
+	go g.greet(c, since)
 }
 
 // unregister takes c out of the hub and drops its interest.
@@ -532,9 +521,9 @@ func (g *Gateway) onText(c *conn, payload []byte) error {
 			c.sendText(protocol.Left(f.Room))
 		}
 	case protocol.TypeAck:
-		// Acks count once the inbox exists; until then nothing is stored.
+		g.ack(c, f.Seq)
 	case protocol.TypeResume:
-		g.resume(c, f.Since)
+		g.resume(c, *f.Since)
 	case protocol.TypeSend:
 		g.clientSend(c, f)
 	}
@@ -584,3 +573,6 @@ func httpError(w http.ResponseWriter, status int, code, msg string) {
 	b, _ := json.Marshal(map[string]map[string]string{"error": {"code": code, "message": msg}})
 	_, _ = w.Write(b)
 }
+
+// delivered notes a replayed stored message as handed to a connection.
+func (g *Gateway) delivered(app, user string, seq uint64) { g.sender.NoteDelivered(app, user, seq) }

@@ -82,6 +82,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/users/{user}", a.wrap(a.user))
 	mux.Handle("DELETE /v1/conns/{id}", a.wrap(a.kickConn))
 	mux.Handle("DELETE /v1/users/{user}/conns", a.wrap(a.kickUser))
+	mux.Handle("GET /v1/messages/{id}", a.wrap(a.messageStatus))
+	mux.Handle("DELETE /v1/messages/{id}", a.wrap(a.recall))
 	mux.Handle("GET /v1/stats", a.wrap(a.stats))
 	mux.Handle("GET /v1/nodes", a.wrap(a.nodes))
 	mux.Handle("/v1/", a.wrap(func(http.ResponseWriter, *http.Request, principal) error {

@@ -276,3 +276,32 @@ func (a *API) nodes(w http.ResponseWriter, _ *http.Request, _ principal) error {
 	writeJSON(w, 200, map[string]any{"nodes": []any{node}})
 	return nil
 }
+
+func (a *API) messageStatus(w http.ResponseWriter, r *http.Request, p principal) error {
+	app, err := a.appFor(p, r.URL.Query().Get("app"))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.engineCtx(r)
+	defer cancel()
+	st, err := a.svc.Status(ctx, app, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, st)
+	return nil
+}
+
+func (a *API) recall(w http.ResponseWriter, r *http.Request, p principal) error {
+	app, err := a.appFor(p, r.URL.Query().Get("app"))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.engineCtx(r)
+	defer cancel()
+	if err := a.svc.Recall(ctx, app, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,6 +1,10 @@
 package hub
 
-import "github.com/heraldpush/herald/internal/protocol"
+import (
+	"slices"
+
+	"github.com/heraldpush/herald/internal/protocol"
+)
 
 // Targets selects recipients inside one app. All selects every connection on
 // the node regardless of app.
@@ -11,6 +15,9 @@ type Targets struct {
 	Rooms []string
 	Whole bool // the whole app
 	All   bool // every app
+	// SkipUsers are users whose connections are left out (they get the
+	// message another way).
+	SkipUsers []string
 }
 
 // Send delivers frames (in order) to every local connection that t selects,
@@ -25,7 +32,7 @@ func (h *Hub) Send(t *Targets, f []*protocol.Outgoing, except *Conn) int {
 			kinds++
 		}
 	}
-	if kinds > 1 || len(t.Rooms) > 1 || len(t.Users) > 1 || len(t.Conns) > 1 {
+	if kinds > 1 || len(t.Rooms) > 1 || len(t.Users) > 1 || len(t.Conns) > 1 || len(t.SkipUsers) > 0 {
 		return h.sendUnion(t, f, except)
 	}
 	n := 0
@@ -136,6 +143,13 @@ func (h *Hub) sendUnion(t *Targets, f []*protocol.Outgoing, except *Conn) int {
 		})
 	}
 	delete(set, except)
+	if len(t.SkipUsers) > 0 {
+		for c := range set {
+			if slices.Contains(t.SkipUsers, c.User) {
+				delete(set, c)
+			}
+		}
+	}
 	for c := range set {
 		c.Out.Send(f...)
 	}

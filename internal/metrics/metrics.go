@@ -26,6 +26,7 @@ type Metrics struct {
 	pushes        *prometheus.CounterVec
 	deliveries    prometheus.Counter
 	engineDrops   prometheus.Counter
+	acksIgnored   prometheus.Counter
 	apiRequests   *prometheus.CounterVec
 	apiLatency    prometheus.Histogram
 }
@@ -51,6 +52,8 @@ func New(gauges func() (conns, users, rooms int)) *Metrics {
 			Name: "herald_push_messages_total", Help: "Pushes accepted, by origin (api, client)."}, []string{"origin"}),
 		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_push_deliveries_total", Help: "Messages handed to local connections' write queues."}),
+		acksIgnored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_inbox_acks_ignored_total", Help: "Client acks of a sequence never sent, ignored."}),
 		engineDrops: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_engine_dropped_total", Help: "Pushes dropped because a dispatcher queue was full."}),
 		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -60,7 +63,7 @@ func New(gauges func() (conns, users, rooms int)) *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}),
 	}
 	reg.MustRegister(m.connects, m.disconnects, m.slowConsumers, m.framesWritten, m.writes,
-		m.clientErrors, m.pushes, m.deliveries, m.engineDrops, m.apiRequests, m.apiLatency,
+		m.clientErrors, m.pushes, m.deliveries, m.engineDrops, m.acksIgnored, m.apiRequests, m.apiLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if gauges != nil {
 		for i, name := range []string{"connections", "users", "rooms"} {
@@ -110,3 +113,6 @@ func (m *Metrics) APIRequest(status int, seconds float64) {
 	m.apiRequests.WithLabelValues(strconv.Itoa(status)).Inc()
 	m.apiLatency.Observe(seconds)
 }
+
+// AckIgnored counts a client ack of a sequence never sent.
+func (m *Metrics) AckIgnored() { m.acksIgnored.Inc() }

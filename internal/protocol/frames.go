@@ -260,3 +260,22 @@ func AppendString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// AppendWithSeq appends stored, a message object encoded by AppendMessage
+// without a seq, with its "seq" set: the stored encoding is shared by every
+// inbox the message lands in, and each user's copy only splices in its own
+// number.
+func AppendWithSeq(b, stored []byte, seq uint64) []byte {
+	end := len(`{"id":"`)
+	for end < len(stored) && stored[end] != '"' {
+		if stored[end] == '\\' {
+			end++
+		}
+		end++
+	}
+	end = min(end+1, len(stored))
+	b = append(b, stored[:end]...)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	return append(b, stored[end:]...)
+}

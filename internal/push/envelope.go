@@ -16,9 +16,15 @@ type envelope struct {
 	Whole  bool     `json:"w,omitempty"`
 	All    bool     `json:"x,omitempty"`
 	ID     string   `json:"i"`
-	Dedup  bool     `json:"d,omitempty"` // published on several topics: deliver once per node
-	Except string   `json:"e,omitempty"` // the sending connection
+	Dedup  bool     `json:"d,omitempty"`  // published on several topics: deliver once per node
+	Except string   `json:"e,omitempty"`  // the sending connection
+	Skip   []string `json:"su,omitempty"` // users whose connections get this push another way
+	Seq    uint64   `json:"s,omitempty"`  // the user's sequence of a stored message
+	Kind   string   `json:"k,omitempty"`  // "" a push; kindRecall: msg is a recall notice
 }
+
+// kindRecall marks an envelope whose message is a recall frame.
+const kindRecall = "recall"
 
 var errBadEnvelope = errors.New("push: malformed engine payload")
 

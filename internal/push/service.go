@@ -53,6 +53,8 @@ type Request struct {
 type Service struct {
 	limits  Limits
 	broker  engine.Broker
+	inbox   engine.Inbox
+	records engine.Records
 	hub     *hub.Hub
 	metrics *metrics.Metrics
 	log     *slog.Logger
@@ -64,6 +66,8 @@ type Service struct {
 
 	seenMu sync.Mutex
 	seen   map[string]int64 // dedup'd message ids → expiry (unix ms)
+
+	delivered delivery
 }
 
 type idemEntry struct {
@@ -74,8 +78,8 @@ type idemEntry struct {
 }
 
 // New builds a Service.
-func New(l Limits, b engine.Broker, h *hub.Hub, m *metrics.Metrics, log *slog.Logger) (*Service, error) {
-	if b == nil || h == nil || m == nil {
+func New(l Limits, b engine.Broker, in engine.Inbox, rec engine.Records, h *hub.Hub, m *metrics.Metrics, log *slog.Logger) (*Service, error) {
+	if b == nil || in == nil || rec == nil || h == nil || m == nil {
 		return nil, errors.New("push: missing dependency")
 	}
 	if l.MaxPayload <= 0 || l.MaxTargets <= 0 || l.DefaultTTL <= 0 || l.MaxTTL < l.DefaultTTL || l.IdempotencyTTL <= 0 {
@@ -84,7 +88,7 @@ func New(l Limits, b engine.Broker, h *hub.Hub, m *metrics.Metrics, log *slog.Lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{limits: l, broker: b, hub: h, metrics: m, log: log,
+	return &Service{limits: l, broker: b, inbox: in, records: rec, hub: h, metrics: m, log: log,
 		idem: make(map[string]*idemEntry), seen: make(map[string]int64)}, nil
 }
 
@@ -204,8 +208,8 @@ func (s *Service) validate(r *Request) error {
 			return Errorf(CodeInvalidArgument, "ttl must be between 1 and %d seconds", maxTTL)
 		}
 	}
-	if r.Offline {
-		return Errorf(CodeInvalidArgument, "offline delivery is not available on this server version")
+	if r.Offline && len(t.Users) == 0 {
+		return Errorf(CodeInvalidArgument, "offline keeps messages for users: name to.users")
 	}
 	if r.ID != "" {
 		if err := protocol.ValidName("id", r.ID); err != nil {
@@ -235,7 +239,25 @@ func (s *Service) publish(ctx context.Context, r *Request, id string) (string, e
 	if len(t.Rooms) == 1 && len(t.Users)+len(t.Conns) == 0 && !t.App && !t.All {
 		m.Room = t.Rooms[0]
 	}
-	if err := s.send(ctx, r.App, t, &m, ""); err != nil {
+	if r.Offline {
+		ttl := s.limits.DefaultTTL
+		if r.TTL != nil {
+			ttl = time.Duration(*r.TTL) * time.Second
+		}
+		if err := s.store(ctx, r, &m, ttl); err != nil {
+			return "", err
+		}
+		// The other targets get the live message; the stored users' own
+		// connections already got their copy with its seq.
+		rest := Target{Conns: t.Conns, Rooms: t.Rooms, App: t.App, All: t.All}
+		if len(rest.Conns)+len(rest.Rooms) > 0 || rest.App || rest.All {
+			if err := s.sendSkipping(ctx, r.App, &rest, &m, "", t.Users); err != nil {
+				return "", err
+			}
+		} else {
+			s.count(r.App, 1, 0)
+		}
+	} else if err := s.send(ctx, r.App, t, &m, ""); err != nil {
 		return "", err
 	}
 	s.metrics.Pushed("api")
@@ -243,6 +265,12 @@ func (s *Service) publish(ctx context.Context, r *Request, id string) (string, e
 }
 
 func (s *Service) send(ctx context.Context, app string, t *Target, m *protocol.Message, except string) error {
+	return s.sendSkipping(ctx, app, t, m, except, nil)
+}
+
+// sendSkipping publishes a live message to t's topics, leaving out the
+// connections of skip users.
+func (s *Service) sendSkipping(ctx context.Context, app string, t *Target, m *protocol.Message, except string, skip []string) error {
 	msg := protocol.AppendMessage(make([]byte, 0, 96+len(m.Data)), m)
 	kinds := 0
 	for _, k := range []bool{len(t.Users) > 0, len(t.Conns) > 0, len(t.Rooms) > 0, t.App, t.All} {
@@ -251,9 +279,9 @@ func (s *Service) send(ctx context.Context, app string, t *Target, m *protocol.M
 		}
 	}
 	dedup := kinds > 1 || len(t.Rooms) > 1
-	full := envelope{App: app, ID: m.ID, Except: except}
+	full := envelope{App: app, ID: m.ID, Except: except, Skip: skip}
 	if dedup {
-		full = envelope{App: app, Users: t.Users, Conns: t.Conns, Rooms: t.Rooms, Whole: t.App, All: t.All, ID: m.ID, Dedup: true, Except: except}
+		full = envelope{App: app, Users: t.Users, Conns: t.Conns, Rooms: t.Rooms, Whole: t.App, All: t.All, ID: m.ID, Dedup: true, Except: except, Skip: skip}
 	}
 	var buf []byte
 	pub := func(topic engine.Topic, e *envelope) error {
@@ -350,7 +378,14 @@ func (s *Service) Deliver(payloads [][]byte) {
 			run = run[:0]
 		}
 		runEnv = e
-		run = append(run, protocol.NewPush(msg))
+		var f *protocol.Outgoing
+		if e.Kind == kindRecall {
+			f = protocol.NewText(msg)
+		} else {
+			f = protocol.NewPush(msg)
+			f.Seq = e.Seq
+		}
+		run = append(run, f)
 	}
 	if len(run) > 0 {
 		s.fanOut(&runEnv, run)
@@ -362,14 +397,18 @@ func (s *Service) fanOut(e *envelope, frames []*protocol.Outgoing) {
 	if e.Except != "" {
 		except = s.hub.Conn(e.Except)
 	}
-	n := s.hub.Send(&hub.Targets{App: e.App, Users: e.Users, Conns: e.Conns, Rooms: e.Rooms, Whole: e.Whole, All: e.All}, frames, except)
+	n := s.hub.Send(&hub.Targets{App: e.App, Users: e.Users, Conns: e.Conns, Rooms: e.Rooms, Whole: e.Whole, All: e.All, SkipUsers: e.Skip}, frames, except)
+	if seq := frames[len(frames)-1].Seq; seq > 0 && n > 0 && len(e.Users) == 1 {
+		s.delivered.note(e.App, e.Users[0], seq)
+	}
 	s.count(e.App, 0, n*len(frames))
 	s.metrics.Delivered(n * len(frames))
 }
 
 // sameTargets reports whether two envelopes select the same connections.
 func sameTargets(a, b *envelope) bool {
-	return a.App == b.App && a.Whole == b.Whole && a.All == b.All && a.Except == b.Except &&
+	return a.App == b.App && a.Whole == b.Whole && a.All == b.All && a.Except == b.Except && a.Kind == b.Kind &&
+		slices.Equal(a.Skip, b.Skip) &&
 		slices.Equal(a.Users, b.Users) && slices.Equal(a.Conns, b.Conns) && slices.Equal(a.Rooms, b.Rooms)
 }
 

@@ -72,12 +72,19 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.eng = eng
+	inbox, err := natsengine.NewInbox(eng, natsengine.InboxConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.svc, err = New(Limits{MaxPayload: 1024, MaxTargets: 10, DefaultTTL: time.Hour, MaxTTL: 2 * time.Hour, IdempotencyTTL: time.Minute},
-		eng, f.hub, metrics.New(nil), nil)
+		eng, inbox, eng.Records(time.Hour), f.hub, metrics.New(nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := eng.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := inbox.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })

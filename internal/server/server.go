@@ -40,6 +40,7 @@ type Server struct {
 	hub     *hub.Hub
 	metrics *metrics.Metrics
 	engine  *natsengine.Engine
+	inbox   *natsengine.Inbox
 	service *push.Service
 	gateway *gateway.Gateway
 	http    *http.Server
@@ -76,16 +77,20 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	l := cfg.Limits
+	if s.inbox, err = natsengine.NewInbox(s.engine, natsengine.InboxConfig{Cap: l.InboxCap, Timeout: l.EngineTimeout}); err != nil {
+		return nil, err
+	}
+	records := s.engine.Records(l.MaxTTL + 24*time.Hour)
 	s.service, err = push.New(push.Limits{MaxPayload: l.MaxPayload, MaxTargets: l.MaxTargets, DefaultTTL: l.DefaultTTL,
-		MaxTTL: l.MaxTTL, IdempotencyTTL: l.IdempotencyTTL}, s.engine, s.hub, s.metrics, log)
+		MaxTTL: l.MaxTTL, IdempotencyTTL: l.IdempotencyTTL}, s.engine, s.inbox, records, s.hub, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
 	s.gateway, err = gateway.New(gateway.Config{
 		NodeID: cfg.NodeID, Dev: cfg.Dev, Heartbeat: l.Heartbeat, HeartbeatTimeout: l.HeartbeatLimit,
-		AuthTimeout: l.AuthTimeout, WriteTimeout: l.WriteTimeout, MaxFrame: l.MaxFrame, QueueBytes: l.QueueBytes,
-		MaxRooms: l.MaxRooms, SendRate: l.SendRate, AllowedOrigins: cfg.AllowedOrigins,
-	}, s.hub, s.engine, keys, s.service, s.metrics, log)
+		AuthTimeout: l.AuthTimeout, WriteTimeout: l.WriteTimeout, EngineTimeout: l.EngineTimeout, MaxFrame: l.MaxFrame,
+		QueueBytes: l.QueueBytes, MaxRooms: l.MaxRooms, SendRate: l.SendRate, AllowedOrigins: cfg.AllowedOrigins,
+	}, s.hub, s.engine, s.inbox, keys, s.service, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
@@ -148,11 +153,20 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		ln.Close()
 		return err
 	}
+	if err := s.inbox.Start(ctx); err != nil {
+		ln.Close()
+		s.engine.Close()
+		return err
+	}
+
 	if err := s.gateway.Start(); err != nil {
 		ln.Close()
 		s.engine.Close()
 		return err
 	}
+	flushCtx, stopFlush := context.WithCancel(context.Background())
+	flushed := make(chan struct{})
+	go func() { s.service.Run(flushCtx, 250*time.Millisecond); close(flushed) }()
 	s.Addr = ln.Addr().String()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(ln) }()
@@ -169,6 +183,8 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	errs := []error{err}
 	errs = append(errs, s.http.Shutdown(sctx)) // stop accepting; API calls in flight finish
 	errs = append(errs, s.gateway.Shutdown(sctx, protocol.CloseGoingAway))
+	stopFlush()
+	<-flushed // the last delivered positions are recorded
 	errs = append(errs, s.engine.Close())
 	if err := errors.Join(errs...); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

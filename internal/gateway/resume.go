@@ -1,0 +1,152 @@
+package gateway
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/heraldpush/herald/internal/protocol"
+)
+
+// replayPage is how many stored messages one inbox read returns.
+const replayPage = 500
+
+// greeting is what a connection holds while its inbox is replayed: live
+// frames that arrive meanwhile wait here, so that they follow the replay.
+type greeting struct {
+	held  []*protocol.Outgoing
+	bytes int
+}
+
+// hold starts holding live frames (caller: the connection's registration or
+// its resume frame). It reports false if a replay is already running.
+func (c *conn) hold() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.greet != nil {
+		return false
+	}
+	c.greet = &greeting{}
+	return true
+}
+
+// release ends a replay: held frames go to the queue after it, except stored
+// messages the replay already sent (seq <= replayed).
+func (c *conn) release(replayed uint64) {
+	c.mu.Lock()
+	g := c.greet
+	c.greet = nil
+	if g == nil || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	start := false
+	for _, f := range g.held {
+		if f.Seq > 0 && f.Seq <= replayed {
+			continue // the replay sent it
+		}
+		c.queue = append(c.queue, f)
+		c.queued += len(f.Frame)
+		start = true
+	}
+	start = start && !c.writing
+	if start {
+		c.writing = true
+	}
+	c.mu.Unlock()
+	if start {
+		c.g.schedule(c)
+	}
+}
+
+// greet welcomes a registered connection with its inbox's latest sequence,
+// replays what it missed, and then lets live frames through.
+func (g *Gateway) greet(c *conn, since *uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+	defer cancel()
+	latest, acked, err := g.inbox.State(ctx, c.App, c.User)
+	if err != nil {
+		g.log.Warn("reading inbox state", "err", err)
+		c.close(protocol.CloseDraining, "inbox unavailable; reconnect")
+		return
+	}
+	c.sendNow(protocol.NewText(protocol.Welcome(c.ID, c.User, int(max(1e9, g.cfg.Heartbeat)/1e9), latest)))
+	c.release(g.replay(ctx, c, since, latest, acked))
+}
+
+// resume answers a resume frame: replay after since, then live frames.
+func (g *Gateway) resume(c *conn, since uint64) {
+	if !c.hold() {
+		g.errorFrame(c, protocol.ErrCodeInvalidArgument, "a replay is already running")
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+		defer cancel()
+		latest, acked, err := g.inbox.State(ctx, c.App, c.User)
+		if err != nil {
+			g.errorFrame(c, protocol.ErrCodeInvalidArgument, "inbox unavailable; retry")
+			c.release(0)
+			return
+		}
+		c.release(g.replay(ctx, c, &since, latest, acked))
+	}()
+}
+
+// replay sends the stored messages after max(since, acked), then the
+// resumed frame (or error 4007 for a since beyond latest). It returns the
+// last sequence it sent.
+func (g *Gateway) replay(ctx context.Context, c *conn, since *uint64, latest, acked uint64) uint64 {
+	from := acked
+	if since != nil {
+		if *since > latest {
+			g.errorFrame(c, protocol.ErrCodeInvalidArgument, "since "+strconv.FormatUint(*since, 10)+
+				" is beyond the latest seq "+strconv.FormatUint(latest, 10))
+			return 0
+		}
+		from = max(from, *since)
+	}
+	after, complete := from, true
+	for {
+		page, err := g.inbox.Read(ctx, c.App, c.User, after, replayPage)
+		if err != nil {
+			g.log.Warn("replaying inbox", "err", err)
+			complete = false
+			break
+		}
+		complete = complete && page.Complete
+		frames := make([]*protocol.Outgoing, len(page.Msgs))
+		for i, m := range page.Msgs {
+			frames[i] = protocol.NewPush(protocol.AppendWithSeq(nil, m.Payload, m.Seq))
+			frames[i].Seq = m.Seq
+			after = m.Seq
+		}
+		if len(frames) > 0 {
+			c.sendNow(frames...)
+			g.delivered(c.App, c.User, after)
+		}
+		if len(page.Msgs) < replayPage {
+			break
+		}
+	}
+	to := max(after, latest)
+	if after > from {
+		to = after
+	}
+	c.sendNow(protocol.NewText(protocol.Resumed(from, to, complete)))
+	return after
+}
+
+// ack records a client's ack off the read loop.
+func (g *Gateway) ack(c *conn, seq uint64) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+		defer cancel()
+		ok, err := g.inbox.Ack(ctx, c.App, c.User, seq)
+		switch {
+		case err != nil:
+			g.log.Warn("storing ack", "err", err)
+		case !ok:
+			g.metrics.AckIgnored()
+		}
+	}()
+}

@@ -1,0 +1,573 @@
+package natsengine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldpush/herald/internal/engine"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Inbox is the JetStream-backed engine.Inbox.
+//
+// # Storage layout
+//
+// Everything lives in one stream, InboxStream (file storage, discard old,
+// per-message TTLs, rollups and direct gets allowed, MaxMsgsPerSubject =
+// the per-user cap, no other limits). With A and U the app and user as
+// subject tokens (the encoding of Subject), one user's inbox is:
+//
+//	hrl.inbox.A.U.h  the head: one message (each write rolls up the
+//	                 previous one), no TTL. It holds the user's latest seq
+//	                 and, normally, a copy of that latest message.
+//	hrl.inbox.A.U.m  the messages, oldest first, each with its TTL; the
+//	                 stream's per-subject limit drops the oldest.
+//	hrl.inack.A.U    the acked position: one message (rollup), no TTL.
+//	hrl.inrm.A.U     a tombstone per removed message, living as long as the
+//	                 message would have (so Read can tell removed from lost).
+//
+// Every payload is a record (see appendRecord) carrying the seq, and for a
+// message its id, creation and expiry times and the caller's payload.
+//
+// # Sequences
+//
+// An Append writes, per user, first the head with seq L+1 (the new message
+// inside it), then the copy of that message into .m. Both writes carry
+// Nats-Expected-Last-Subject-Sequence for the wildcard hrl.inbox.A.U.*,
+// i.e. they are accepted only if nothing was written to the user's head or
+// messages since the writer read them. So all writes to one inbox form a
+// single compare-and-swap chain, whichever process makes them: of two
+// concurrent Appends one head write fails and that Append reads again and
+// takes the next seq. The head is never expired, trimmed or deleted (only
+// replaced by a later head), so the latest seq survives the expiry or
+// trimming of every message and a restart, and is never reused.
+//
+// The head carries the message so that the head write alone makes the
+// message durable and assigns its seq atomically. The copy into .m is then
+// an optimisation that keeps .m in seq order: if a writer dies before making
+// it (or loses the race to make it), the head still holds the message, Read
+// returns it from there, and the next Append copies it into .m before it
+// replaces the head (an Append never replaces a head whose unexpired message
+// is not in .m). Thus .m is always in seq order along the stream, a reader
+// never sees seq n+1 stored while n is still to come, and seqs have no holes
+// besides removals, expiry and the cap.
+//
+// Acks are a compare-and-swap on hrl.inack.A.U that only ever raises the
+// position. Remove first writes a tombstone, then (if the message is the
+// one in the head) replaces the head by one without it, then deletes the
+// stored copy.
+//
+// # Reads
+//
+// State is one multi-last direct get (the head, the last message and the
+// ack). Read does that first and returns at once when nothing is newer than
+// after; otherwise it finds the first message after `after` by bisecting
+// the stream positions of .m with single direct gets (the stored seqs
+// increase along the stream), then reads pages with batch direct gets. No
+// consumer is created. Complete is computed from the seqs seen: every seq in
+// (after, Latest] must be returned, be beyond a limit-cut page (counted with
+// the batch's pending count), or have a tombstone.
+//
+// In a cluster (Replicas > 1) direct gets may be answered by a replica that
+// is slightly behind the leader; writes stay correct (every write is
+// checked by the leader), but a Read may briefly miss the newest message.
+type Inbox struct {
+	e    *Engine
+	cfg  InboxConfig
+	conn atomic.Pointer[inboxConn]
+}
+
+type inboxConn struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+// InboxConfig configures an Inbox.
+type InboxConfig struct {
+	// Cap is the most messages one user's inbox keeps (default
+	// DefaultInboxCap). An Append beyond it drops that user's oldest.
+	Cap int
+	// Replicas is the stream's replica count (default 1).
+	Replicas int
+	// Timeout bounds a call whose context has no deadline (default 10s).
+	Timeout time.Duration
+}
+
+// InboxStream is the name of the JetStream stream holding the inboxes.
+const InboxStream = "HERALD_INBOX"
+
+// DefaultInboxCap is the default per-user cap.
+const DefaultInboxCap = 1000
+
+var _ engine.Inbox = (*Inbox)(nil)
+
+// NewInbox validates cfg and returns an Inbox on e; it starts nothing.
+func NewInbox(e *Engine, cfg InboxConfig) (*Inbox, error) {
+	if e == nil {
+		return nil, errors.New("natsengine: inbox on a nil engine")
+	}
+	if cfg.Cap <= 0 {
+		cfg.Cap = DefaultInboxCap
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	return &Inbox{e: e, cfg: cfg}, nil
+}
+
+// Start creates or updates the stream on the started engine. It fails with
+// a clear error when the NATS server has no JetStream. The Inbox has no
+// goroutines of its own and lives until its Engine is closed.
+func (ib *Inbox) Start(ctx context.Context) error {
+	nc := ib.e.conn()
+	if nc == nil {
+		return fmt.Errorf("natsengine: inbox start: engine not started: %w", engine.ErrUnavailable)
+	}
+	ctx, cancel := ib.deadline(ctx)
+	defer cancel()
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(1<<16),
+		jetstream.WithPublishAsyncTimeout(ib.cfg.Timeout))
+	if err != nil {
+		return fmt.Errorf("natsengine: inbox start: %w", err)
+	}
+	if _, err := js.AccountInfo(ctx); err != nil {
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return fmt.Errorf("natsengine: inbox start: JetStream is not enabled on the NATS server (run it with -js): %w", err)
+		}
+		return unavailable("start", err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, ib.streamConfig()); err != nil {
+		return unavailable("start: stream "+InboxStream, err)
+	}
+	ib.conn.Store(&inboxConn{nc: nc, js: js})
+	return nil
+}
+
+func (ib *Inbox) streamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              InboxStream,
+		Description:       "Herald per-user inboxes",
+		Subjects:          []string{inboxPrefix + ">", inboxAckPfx + ">", inboxRemovPfx + ">"},
+		Storage:           jetstream.FileStorage,
+		Replicas:          ib.cfg.Replicas,
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		MaxMsgsPerSubject: int64(ib.cfg.Cap),
+		AllowMsgTTL:       true,
+		AllowRollup:       true,
+		AllowDirect:       true,
+	}
+}
+
+// begin applies the default deadline and returns the connection.
+func (ib *Inbox) begin(ctx context.Context, op string) (context.Context, context.CancelFunc, *inboxConn, error) {
+	c := ib.conn.Load()
+	if c == nil || c.nc.IsClosed() {
+		return nil, nil, nil, fmt.Errorf("natsengine: inbox %s: %w", op, engine.ErrUnavailable)
+	}
+	ctx, cancel := ib.deadline(ctx)
+	return ctx, cancel, c, nil
+}
+
+func (ib *Inbox) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, ib.cfg.Timeout)
+}
+
+// userState is what one multi-last get tells about an inbox.
+type userState struct {
+	head    record // kind 0: no head yet
+	headRaw []byte // the head's stored payload
+	headPos uint64
+	lastSeq uint64 // seq of the last message in .m (0: none)
+	lastPos uint64
+	acked   uint64
+	ackPos  uint64
+}
+
+func (st *userState) latest() uint64 { return max(st.head.seq, st.lastSeq) }
+
+// tip is the stream position of the last write to the head or messages.
+func (st *userState) tip() uint64 { return max(st.headPos, st.lastPos) }
+
+// pending reports whether the head holds an unexpired message that is not
+// (or no longer) in .m.
+func (st *userState) pending(now int64) bool {
+	return st.head.kind == recMsg && st.headPos > st.lastPos && st.head.expires > now
+}
+
+// take records one stored message of the inbox sj.
+func (st *userState) take(s stored, sj *inboxSubjects) error {
+	r, err := parseRecord(s.data)
+	if err != nil {
+		return fmt.Errorf("%s at %d: %w", s.subj, s.pos, err)
+	}
+	switch s.subj {
+	case sj.h:
+		st.head, st.headRaw, st.headPos = r, s.data, s.pos
+	case sj.m:
+		st.lastSeq, st.lastPos = r.seq, s.pos
+	case sj.ack:
+		st.acked, st.ackPos = r.seq, s.pos
+	}
+	return nil
+}
+
+// state reads one user's head, last message and ack.
+func (ib *Inbox) state(ctx context.Context, c *inboxConn, sj *inboxSubjects) (userState, error) {
+	var st userState
+	_, err := getMany(ctx, c.nc, InboxStream, multiLastReq([]string{sj.w, sj.ack}), func(s stored) error {
+		return st.take(s, sj)
+	})
+	return st, err
+}
+
+// State implements engine.Inbox.
+func (ib *Inbox) State(ctx context.Context, app, user string) (latest, acked uint64, err error) {
+	ctx, cancel, c, err := ib.begin(ctx, "state")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cancel()
+	sj := subjectsOf(app, user)
+	st, err := ib.state(ctx, c, &sj)
+	if err != nil {
+		return 0, 0, unavailable("state", err)
+	}
+	return st.latest(), st.acked, nil
+}
+
+// appendSlot is one distinct user of an Append.
+type appendSlot struct {
+	sj      inboxSubjects
+	st      userState
+	seq     uint64 // assigned once the head is stored
+	data    []byte // the message record with seq
+	headPos uint64
+	f       jetstream.PubAckFuture
+	retry   bool
+}
+
+// appendChunk is how many users one round of an Append handles: each
+// user's head and last message fill two of a multi-last get's results.
+const appendChunk = maxMultiLast / 2
+
+// Append implements engine.Inbox.
+func (ib *Inbox) Append(ctx context.Context, app string, users []string, id string, payload []byte, ttl time.Duration) ([]uint64, error) {
+	if ttl <= 0 {
+		return nil, fmt.Errorf("natsengine: inbox append: ttl %v: %w", ttl, engine.ErrInvalidArgument)
+	}
+	ctx, cancel, c, err := ib.begin(ctx, "append")
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	now := time.Now()
+	msg := record{kind: recMsg, created: now.UnixNano(), expires: now.Add(ttl).UnixNano(), id: id, payload: payload}
+	slots := make([]appendSlot, 0, len(users))
+	at := make([]int, len(users))
+	index := make(map[string]int, len(users))
+	for i, u := range users {
+		j, ok := index[u]
+		if !ok {
+			j = len(slots)
+			index[u] = j
+			slots = append(slots, appendSlot{sj: subjectsOf(app, u)})
+		}
+		at[i] = j
+	}
+	for lo := 0; lo < len(slots); lo += appendChunk {
+		if err := ib.appendSome(ctx, c, slots[lo:min(lo+appendChunk, len(slots))], &msg, ttl); err != nil {
+			return nil, unavailable("append", err)
+		}
+	}
+	seqs := make([]uint64, len(users))
+	for i, j := range at {
+		seqs[i] = slots[j].seq
+	}
+	return seqs, nil
+}
+
+// appendSome appends msg to each slot's inbox (at most appendChunk),
+// retrying the users whose compare-and-swap lost to a concurrent writer.
+func (ib *Inbox) appendSome(ctx context.Context, c *inboxConn, slots []appendSlot, msg *record, ttl time.Duration) error {
+	todo := make([]*appendSlot, len(slots))
+	for i := range slots {
+		todo[i] = &slots[i]
+	}
+	subjs := make([]string, 0, len(todo))
+	bySubj := make(map[string]*appendSlot, 2*len(todo))
+	for len(todo) > 0 {
+		// Read every head and last message.
+		subjs = subjs[:0]
+		clear(bySubj)
+		for _, s := range todo {
+			s.st, s.retry, s.f = userState{}, false, nil
+			subjs = append(subjs, s.sj.w)
+			bySubj[s.sj.h], bySubj[s.sj.m] = s, s
+		}
+		if _, err := getMany(ctx, c.nc, InboxStream, multiLastReq(subjs), func(st stored) error {
+			if s := bySubj[st.subj]; s != nil {
+				return s.st.take(st, &s.sj)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		// A head whose message an earlier Append did not copy into .m
+		// (it died, or is still at it) is copied first, so that .m keeps
+		// every message in seq order.
+		now := time.Now().UnixNano()
+		for _, s := range todo {
+			if s.st.pending(now) {
+				m := pubMsg(s.sj.m, s.st.headRaw, ttlSeconds(time.Duration(s.st.head.expires-now)))
+				setCAS(m, s.sj.w, s.st.headPos)
+				if err := ib.pubAsync(c, s, m); err != nil {
+					return err
+				}
+			}
+		}
+		for _, s := range todo {
+			if s.f == nil {
+				continue
+			}
+			pa, err := awaitAck(ctx, s.f)
+			s.f = nil
+			switch {
+			case err == nil:
+				s.st.lastSeq, s.st.lastPos = s.st.head.seq, pa.Sequence
+			case isConflict(err):
+				s.retry = true
+			default:
+				return err
+			}
+		}
+		// The new heads: the compare-and-swap that assigns the seqs.
+		for _, s := range todo {
+			if s.retry {
+				continue
+			}
+			r := *msg
+			r.seq = s.st.latest() + 1
+			s.seq, s.data = r.seq, appendRecord(nil, &r)
+			m := pubMsg(s.sj.h, s.data, 0)
+			setCAS(m, s.sj.w, s.st.tip())
+			m.Header[hdrRollup] = []string{"sub"}
+			if err := ib.pubAsync(c, s, m); err != nil {
+				return err
+			}
+		}
+		for _, s := range todo {
+			if s.f == nil {
+				continue
+			}
+			pa, err := awaitAck(ctx, s.f)
+			s.f = nil
+			switch {
+			case err == nil:
+				s.headPos = pa.Sequence
+			case isConflict(err):
+				s.retry, s.seq = true, 0
+			default:
+				return err
+			}
+		}
+		// The copies into .m. The messages are durable in their heads
+		// already, so a failure here loses nothing: a conflict means
+		// another writer copied (or removed) it, anything else leaves
+		// the copy to the next Append.
+		for _, s := range todo {
+			if !s.retry {
+				m := pubMsg(s.sj.m, s.data, ttlSeconds(ttl))
+				setCAS(m, s.sj.w, s.headPos)
+				_ = ib.pubAsync(c, s, m)
+			}
+		}
+		for _, s := range todo {
+			if s.f != nil {
+				_, _ = awaitAck(ctx, s.f)
+				s.f = nil
+			}
+		}
+		todo = slices.DeleteFunc(todo, func(s *appendSlot) bool { return !s.retry })
+	}
+	return nil
+}
+
+func (ib *Inbox) pubAsync(c *inboxConn, s *appendSlot, m *nats.Msg) error {
+	f, err := c.js.PublishMsgAsync(m)
+	if err != nil {
+		return err
+	}
+	s.f = f
+	return nil
+}
+
+// Ack implements engine.Inbox.
+func (ib *Inbox) Ack(ctx context.Context, app, user string, seq uint64) (bool, error) {
+	ctx, cancel, c, err := ib.begin(ctx, "ack")
+	if err != nil {
+		return false, err
+	}
+	defer cancel()
+	sj := subjectsOf(app, user)
+	for {
+		st, err := ib.state(ctx, c, &sj)
+		if err != nil {
+			return false, unavailable("ack", err)
+		}
+		if seq > st.latest() {
+			return false, nil
+		}
+		if seq <= st.acked {
+			return true, nil
+		}
+		m := pubMsg(sj.ack, appendRecord(nil, &record{kind: recAck, seq: seq}), 0)
+		setCAS(m, "", st.ackPos)
+		m.Header[hdrRollup] = []string{"sub"}
+		if _, err := c.js.PublishMsg(ctx, m); err == nil {
+			return true, nil
+		} else if !isConflict(err) {
+			return false, unavailable("ack", err)
+		}
+	}
+}
+
+// Remove implements engine.Inbox.
+func (ib *Inbox) Remove(ctx context.Context, app, user string, seq uint64) (bool, error) {
+	ctx, cancel, c, err := ib.begin(ctx, "remove")
+	if err != nil {
+		return false, err
+	}
+	defer cancel()
+	sj := subjectsOf(app, user)
+	ok, err := ib.remove(ctx, c, &sj, seq)
+	if err != nil {
+		return false, unavailable("remove", err)
+	}
+	return ok, nil
+}
+
+func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, seq uint64) (bool, error) {
+	tombstoned := false
+	tombstone := func(expires int64) error {
+		if tombstoned {
+			return nil
+		}
+		tombstoned = true
+		m := pubMsg(sj.rm, appendRecord(nil, &record{kind: recGone, seq: seq, expires: expires}),
+			ttlSeconds(time.Until(time.Unix(0, expires))))
+		_, err := c.js.PublishMsg(ctx, m)
+		return err
+	}
+	for {
+		st, err := ib.state(ctx, c, sj)
+		if err != nil {
+			return false, err
+		}
+		if seq == 0 || seq > st.latest() {
+			return false, nil
+		}
+		now := time.Now().UnixNano()
+		if st.head.kind == recMsg && st.head.seq == seq {
+			// The message is the latest: take it out of the head first,
+			// so that no Append copies it into .m again.
+			if st.head.expires <= now {
+				return false, nil
+			}
+			if err := tombstone(st.head.expires); err != nil {
+				return false, err
+			}
+			m := pubMsg(sj.h, appendRecord(nil, &record{kind: recHead, seq: seq}), 0)
+			setCAS(m, sj.w, st.tip())
+			m.Header[hdrRollup] = []string{"sub"}
+			if _, err := c.js.PublishMsg(ctx, m); isConflict(err) {
+				continue
+			} else if err != nil {
+				return false, err
+			}
+			if st.lastSeq == seq {
+				if _, err := deleteMsg(ctx, c.nc, InboxStream, st.lastPos); err != nil {
+					return false, err
+				}
+			}
+			return true, nil
+		}
+		if st.lastSeq < seq {
+			return false, nil
+		}
+		pos, err := ib.seek(ctx, c, sj, seq-1, &st)
+		if err != nil {
+			return false, err
+		}
+		s, found, err := getOne(ctx, c.nc, InboxStream, nextReq(sj.m, pos, 0))
+		if err != nil || !found {
+			return false, err
+		}
+		r, err := parseRecord(s.data)
+		if err != nil {
+			return false, err
+		}
+		if r.seq != seq || r.expires <= now {
+			return false, nil
+		}
+		if err := tombstone(r.expires); err != nil {
+			return false, err
+		}
+		return deleteMsg(ctx, c.nc, InboxStream, s.pos)
+	}
+}
+
+// seek returns a stream position from which the messages of .m with seq >
+// after start. st.lastSeq must be above after. It bisects the positions
+// between the first message and st's last one.
+func (ib *Inbox) seek(ctx context.Context, c *inboxConn, sj *inboxSubjects, after uint64, st *userState) (uint64, error) {
+	first, found, err := getOne(ctx, c.nc, InboxStream, nextReq(sj.m, 0, 0))
+	if err != nil || !found {
+		return st.lastPos, err
+	}
+	r, err := parseRecord(first.data)
+	if err != nil {
+		return 0, err
+	}
+	if r.seq > after {
+		return first.pos, nil
+	}
+	// The message at lo has seq <= after; the first message at or after
+	// hi has seq > after.
+	lo, hi := first.pos, st.lastPos
+	for hi > lo+1 {
+		mid := lo + (hi-lo)/2
+		s, found, err := getOne(ctx, c.nc, InboxStream, nextReq(sj.m, mid, 0))
+		if err != nil {
+			return 0, err
+		}
+		if !found {
+			hi = mid
+			continue
+		}
+		r, err := parseRecord(s.data)
+		if err != nil {
+			return 0, err
+		}
+		if r.seq > after {
+			hi = mid
+		} else {
+			lo = s.pos
+		}
+	}
+	return hi, nil
+}

@@ -1,0 +1,207 @@
+package natsengine
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/heraldpush/herald/internal/engine"
+)
+
+// Read implements engine.Inbox. See Inbox for how it finds the messages
+// and computes Complete. Messages that are past their expiry time are never
+// returned, even while the server has not deleted them yet; when limit cuts
+// the page, the messages beyond it are counted, not read, so one that
+// expired a moment ago but is not deleted yet counts as present until the
+// page that would hold it is read.
+func (ib *Inbox) Read(ctx context.Context, app, user string, after uint64, limit int) (engine.Page, error) {
+	ctx, cancel, c, err := ib.begin(ctx, "read")
+	if err != nil {
+		return engine.Page{}, err
+	}
+	defer cancel()
+	sj := subjectsOf(app, user)
+	st, err := ib.state(ctx, c, &sj)
+	if err != nil {
+		return engine.Page{}, unavailable("read", err)
+	}
+	page := engine.Page{Latest: st.latest(), Acked: st.acked, Complete: true}
+	if after >= page.Latest {
+		return page, nil
+	}
+	p := &pageReader{page: &page, after: after, next: after + 1, limit: limit, now: time.Now().UnixNano()}
+	if err := ib.readMessages(ctx, c, &sj, &st, p); err != nil {
+		return engine.Page{}, unavailable("read", err)
+	}
+	// The head's message, when it is not in .m (yet).
+	if st.pending(p.now) && st.head.seq >= p.next {
+		switch {
+		case p.cut:
+			p.beyond++
+		case p.full():
+			p.cut, p.beyond = true, 1
+		default:
+			p.see(st.head)
+		}
+	}
+	var deficit uint64
+	if p.cut {
+		// Every seq after the last returned one is stored beyond the
+		// page, or missing; beyond says how many are stored.
+		if want := page.Latest - page.Msgs[len(page.Msgs)-1].Seq; p.beyond < want {
+			deficit = want - p.beyond
+		}
+	} else if p.next <= page.Latest {
+		p.gap(p.next, page.Latest)
+	}
+	if len(p.gaps) == 0 && deficit == 0 {
+		return page, nil
+	}
+	// Some seqs are missing: complete only if every one was removed.
+	removed, err := ib.tombstones(ctx, c, &sj)
+	if err != nil {
+		return engine.Page{}, unavailable("read", err)
+	}
+	for _, g := range p.gaps {
+		if countIn(removed, g[0], g[1]) != g[1]-g[0]+1 {
+			page.Complete = false
+			return page, nil
+		}
+	}
+	if deficit > 0 && countIn(removed, page.Msgs[len(page.Msgs)-1].Seq+1, page.Latest) < deficit {
+		page.Complete = false
+	}
+	return page, nil
+}
+
+// readMessages reads .m from the first message with seq > p.after until
+// the page is full or .m ends.
+func (ib *Inbox) readMessages(ctx context.Context, c *inboxConn, sj *inboxSubjects, st *userState, p *pageReader) error {
+	if st.lastSeq <= p.after {
+		return nil
+	}
+	pos, err := ib.seek(ctx, c, sj, p.after, st)
+	if err != nil {
+		return err
+	}
+	for {
+		n := maxReadBatch
+		if p.limit > 0 {
+			n = min(n, p.limit-len(p.page.Msgs))
+		}
+		var lastPos uint64
+		got, stop := 0, false
+		np, err := getMany(ctx, c.nc, InboxStream, nextReq(sj.m, pos, n), func(s stored) error {
+			got++
+			lastPos = s.pos
+			if stop {
+				return nil
+			}
+			r, err := parseRecord(s.data)
+			if err != nil {
+				return err
+			}
+			if r.kind != recMsg {
+				return errBadRecord
+			}
+			stop = !p.see(r)
+			return nil
+		})
+		switch {
+		case err != nil:
+			return err
+		case stop || np == 0 || got == 0:
+			return nil
+		case p.full():
+			p.cut, p.beyond = true, np
+			return nil
+		}
+		pos = lastPos + 1
+	}
+}
+
+// maxReadBatch is the most messages one batch get of a Read asks for.
+const maxReadBatch = 1024
+
+// tombstones returns the seqs of the user's removed messages, sorted.
+func (ib *Inbox) tombstones(ctx context.Context, c *inboxConn, sj *inboxSubjects) ([]uint64, error) {
+	var seqs []uint64
+	var pos uint64
+	for {
+		var lastPos uint64
+		np, err := getMany(ctx, c.nc, InboxStream, nextReq(sj.rm, pos, maxReadBatch), func(s stored) error {
+			lastPos = s.pos
+			r, err := parseRecord(s.data)
+			if err != nil {
+				return err
+			}
+			seqs = append(seqs, r.seq)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if np == 0 || lastPos == 0 {
+			break
+		}
+		pos = lastPos + 1
+	}
+	slices.Sort(seqs)
+	return slices.Compact(seqs), nil
+}
+
+// countIn counts the elements of sorted in [lo, hi].
+func countIn(sorted []uint64, lo, hi uint64) uint64 {
+	i, _ := slices.BinarySearch(sorted, lo)
+	j, _ := slices.BinarySearch(sorted, hi+1)
+	return uint64(j - i)
+}
+
+// pageReader accumulates one Read.
+type pageReader struct {
+	page   *engine.Page
+	after  uint64
+	next   uint64 // the lowest seq above after not yet accounted for
+	limit  int
+	now    int64
+	gaps   [][2]uint64 // seq ranges missing from what was read
+	cut    bool        // the page is full and messages remain
+	beyond uint64      // when cut: how many messages are stored after the page
+}
+
+func (p *pageReader) full() bool { return p.limit > 0 && len(p.page.Msgs) >= p.limit }
+
+// see takes the next message record of the user in seq order; it reports
+// false once past the page's Latest (a newer Append than the read's state).
+func (p *pageReader) see(r record) bool {
+	if r.seq < p.next {
+		return true
+	}
+	if r.seq > p.page.Latest {
+		return false
+	}
+	if r.seq > p.next {
+		p.gap(p.next, r.seq-1)
+	}
+	p.next = r.seq + 1
+	if r.expires <= p.now {
+		p.gap(r.seq, r.seq)
+		return true
+	}
+	p.page.Msgs = append(p.page.Msgs, engine.StoredMessage{
+		Seq:     r.seq,
+		ID:      r.id,
+		Payload: r.payload,
+		Created: time.Unix(0, r.created),
+		Expires: time.Unix(0, r.expires),
+	})
+	return true
+}
+
+func (p *pageReader) gap(lo, hi uint64) {
+	if n := len(p.gaps); n > 0 && p.gaps[n-1][1]+1 == lo {
+		p.gaps[n-1][1] = hi
+		return
+	}
+	p.gaps = append(p.gaps, [2]uint64{lo, hi})
+}

@@ -1,0 +1,369 @@
+package natsengine
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/heraldpush/herald/internal/engine"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// This file holds the Inbox's storage formats and its raw JetStream
+// requests: the record encoding, the subjects of one inbox, publishing with
+// optimistic-concurrency headers and direct gets (single, batch and
+// multi-last), which nats.go's jetstream package does not offer in the form
+// the Inbox needs.
+
+// Record kinds. A record is the payload of every message the Inbox stores.
+const (
+	recMsg  = 'm' // a user message: in the .m subject, or the head's pending copy
+	recHead = 'h' // a head that carries no message (its message was removed)
+	recAck  = 'a' // an acked position
+	recGone = 'x' // a tombstone: the message with this seq was removed
+)
+
+// recVersion is the first byte of every record.
+const recVersion = 1
+
+// record is a decoded record. Payload aliases the buffer it was parsed from.
+type record struct {
+	kind    byte
+	seq     uint64
+	created int64 // unix nanoseconds (recMsg)
+	expires int64 // unix nanoseconds (recMsg, recGone)
+	id      string
+	payload []byte
+}
+
+// appendRecord appends r's encoding to b:
+//
+//	version(1) kind(1) uvarint(seq) [varint(created) varint(expires)
+//	uvarint(len(id)) id payload]
+//
+// where the bracketed part is present for recMsg, and only varint(expires)
+// for recGone.
+func appendRecord(b []byte, r *record) []byte {
+	b = append(b, recVersion, r.kind)
+	b = binary.AppendUvarint(b, r.seq)
+	switch r.kind {
+	case recMsg:
+		b = binary.AppendVarint(b, r.created)
+		b = binary.AppendVarint(b, r.expires)
+		b = binary.AppendUvarint(b, uint64(len(r.id)))
+		b = append(b, r.id...)
+		b = append(b, r.payload...)
+	case recGone:
+		b = binary.AppendVarint(b, r.expires)
+	}
+	return b
+}
+
+// errBadRecord is returned for a stored payload that is not a record.
+var errBadRecord = errors.New("natsengine: malformed inbox record")
+
+// parseRecord decodes a record; the payload aliases b.
+func parseRecord(b []byte) (record, error) {
+	var r record
+	if len(b) < 3 || b[0] != recVersion {
+		return r, errBadRecord
+	}
+	r.kind = b[1]
+	b = b[2:]
+	var n int
+	if r.seq, n = binary.Uvarint(b); n <= 0 {
+		return r, errBadRecord
+	}
+	b = b[n:]
+	switch r.kind {
+	case recHead, recAck:
+	case recGone:
+		if r.expires, n = binary.Varint(b); n <= 0 {
+			return r, errBadRecord
+		}
+	case recMsg:
+		if r.created, n = binary.Varint(b); n <= 0 {
+			return r, errBadRecord
+		}
+		b = b[n:]
+		if r.expires, n = binary.Varint(b); n <= 0 {
+			return r, errBadRecord
+		}
+		b = b[n:]
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return r, errBadRecord
+		}
+		r.id = string(b[n : n+int(l)])
+		r.payload = b[n+int(l):]
+	default:
+		return r, errBadRecord
+	}
+	return r, nil
+}
+
+// inboxSubjects are the subjects of one user's inbox.
+type inboxSubjects struct {
+	w   string // hrl.inbox.<app>.<user>.*: the head and the messages
+	h   string // hrl.inbox.<app>.<user>.h: the head
+	m   string // hrl.inbox.<app>.<user>.m: the messages
+	ack string // hrl.inack.<app>.<user>: the acked position
+	rm  string // hrl.inrm.<app>.<user>: tombstones of removed messages
+}
+
+// Stream subject prefixes of the inbox stream.
+const (
+	inboxPrefix   = prefix + "inbox."
+	inboxAckPfx   = prefix + "inack."
+	inboxRemovPfx = prefix + "inrm."
+)
+
+func subjectsOf(app, user string) inboxSubjects {
+	base := token(app) + "." + token(user)
+	w := inboxPrefix + base + "."
+	return inboxSubjects{w: w + "*", h: w + "h", m: w + "m", ack: inboxAckPfx + base, rm: inboxRemovPfx + base}
+}
+
+// JetStream header names the Inbox sets on its publishes.
+const (
+	hdrExpectLastSubjSeq     = "Nats-Expected-Last-Subject-Sequence"
+	hdrExpectLastSubjSeqSubj = "Nats-Expected-Last-Subject-Sequence-Subject"
+	hdrRollup                = "Nats-Rollup"
+	hdrTTL                   = "Nats-TTL"
+)
+
+// pubMsg is a publish of data to subj; ttl > 0 is the message's lifetime in
+// whole seconds. setCAS and a Nats-Rollup header may be added before it is
+// sent.
+func pubMsg(subj string, data []byte, ttl int64) *nats.Msg {
+	h := make(nats.Header, 4)
+	if ttl > 0 {
+		h[hdrTTL] = []string{strconv.FormatInt(ttl, 10)}
+	}
+	return &nats.Msg{Subject: subj, Header: h, Data: data}
+}
+
+// setCAS makes m conditional: it is stored only if the last message stored
+// on subj (m's own subject when subj is empty) is at stream position expect
+// (0: there is none).
+func setCAS(m *nats.Msg, subj string, expect uint64) {
+	m.Header[hdrExpectLastSubjSeq] = []string{strconv.FormatUint(expect, 10)}
+	if subj != "" {
+		m.Header[hdrExpectLastSubjSeqSubj] = []string{subj}
+	}
+}
+
+// ttlSeconds is a JetStream per-message TTL covering d: whole seconds,
+// rounded up, at least one.
+func ttlSeconds(d time.Duration) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
+
+// isConflict reports whether err is a failed optimistic-concurrency check.
+func isConflict(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// awaitAck waits for one asynchronous publish.
+func awaitAck(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
+	select {
+	case pa := <-f.Ok():
+		return pa, nil
+	case err := <-f.Err():
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// stored is one message returned by a direct get.
+type stored struct {
+	subj    string
+	pos     uint64 // stream sequence
+	pending uint64 // messages matching the filter after this one (batch gets)
+	data    []byte
+}
+
+// Direct-get reply statuses.
+const (
+	statusEOB      = "204"
+	statusNotFound = "404"
+	statusNoResp   = "503"
+)
+
+func parseStored(m *nats.Msg) (stored, error) {
+	pos, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return stored{}, fmt.Errorf("natsengine: direct get reply without a sequence: %w", err)
+	}
+	s := stored{subj: m.Header.Get(jetstream.SubjectHeader), pos: pos, data: m.Data}
+	if np := m.Header.Get("Nats-Num-Pending"); np != "" {
+		s.pending, _ = strconv.ParseUint(np, 10, 64)
+	}
+	return s, nil
+}
+
+// Direct-get request bodies. Subjects built by subjectsOf hold only
+// [A-Za-z0-9_~.*-], so they need no JSON escaping.
+
+// nextReq asks for up to batch messages of subj (batch 0: one, not as a
+// batch) at stream sequence pos or later.
+func nextReq(subj string, pos uint64, batch int) []byte {
+	b := make([]byte, 0, 64+len(subj))
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, pos, 10)
+	b = append(b, `,"next_by_subj":"`...)
+	b = append(b, subj...)
+	b = append(b, '"')
+	if batch > 0 {
+		b = append(b, `,"batch":`...)
+		b = strconv.AppendInt(b, int64(batch), 10)
+		b = append(b, `,"max_bytes":`...)
+		b = strconv.AppendInt(b, maxBatchBytes, 10)
+	}
+	return append(b, '}')
+}
+
+// maxBatchBytes bounds one batch reply; a longer read takes several.
+const maxBatchBytes = 16 << 20
+
+// multiLastReq asks for the last message of every subject matching subjs.
+func multiLastReq(subjs []string) []byte {
+	n := 32
+	for _, s := range subjs {
+		n += len(s) + 3
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"multi_last":[`...)
+	for i, s := range subjs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, s...)
+		b = append(b, '"')
+	}
+	return append(b, `]}`...)
+}
+
+// maxMultiLast is how many results one multi-last get may return (the
+// server refuses more than 1024).
+const maxMultiLast = 1024
+
+// directSubject is the direct-get API subject of stream.
+func directSubject(stream string) string { return "$JS.API.DIRECT.GET." + stream }
+
+// unavailable wraps a transport failure so that callers can test for
+// engine.ErrUnavailable; JetStream API errors and cancellation are only
+// wrapped with op.
+func unavailable(op string, err error) error {
+	var ae *jetstream.APIError
+	switch {
+	case errors.Is(err, context.Canceled), errors.As(err, &ae), errors.Is(err, errBadRecord):
+		return fmt.Errorf("natsengine: inbox %s: %w", op, err)
+	default:
+		return fmt.Errorf("natsengine: inbox %s: %w", op, errors.Join(engine.ErrUnavailable, err))
+	}
+}
+
+// getOne is a single direct get; found is false when no message matches.
+func getOne(ctx context.Context, nc *nats.Conn, stream string, req []byte) (s stored, found bool, err error) {
+	m, err := nc.RequestWithContext(ctx, directSubject(stream), req)
+	if err != nil {
+		return s, false, err
+	}
+	switch st := m.Header.Get("Status"); st {
+	case "":
+	case statusNotFound:
+		return s, false, nil
+	default:
+		return s, false, fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
+	}
+	s, err = parseStored(m)
+	return s, err == nil, err
+}
+
+// getMany is a batch or multi-last direct get: it calls each for every
+// message, in order, and returns the number of matching messages left after
+// the last one (the end-of-batch count; 0 when nothing matched).
+func getMany(ctx context.Context, nc *nats.Conn, stream string, req []byte, each func(stored) error) (uint64, error) {
+	inbox := nc.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return 0, err
+	}
+	defer sub.Unsubscribe()
+	// The reply is bounded by max_bytes (or the multi-last result limit);
+	// never let the client drop part of it.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return 0, err
+	}
+	if err := nc.PublishRequest(directSubject(stream), inbox, req); err != nil {
+		return 0, err
+	}
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return 0, err
+		}
+		switch st := m.Header.Get("Status"); st {
+		case "":
+		case statusEOB:
+			np, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+			return np, nil
+		case statusNotFound:
+			return 0, nil
+		case statusNoResp:
+			return 0, nats.ErrNoResponders
+		default:
+			return 0, fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
+		}
+		s, err := parseStored(m)
+		if err != nil {
+			return 0, err
+		}
+		if err := each(s); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// deleteMsg deletes the message at stream sequence pos; found is false when
+// there was none.
+func deleteMsg(ctx context.Context, nc *nats.Conn, stream string, pos uint64) (found bool, err error) {
+	req := strconv.AppendUint([]byte(`{"no_erase":true,"seq":`), pos, 10)
+	req = append(req, '}')
+	m, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.DELETE."+stream, req)
+	if err != nil {
+		return false, err
+	}
+	var resp struct {
+		Success bool                `json:"success"`
+		Error   *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return false, fmt.Errorf("delete reply: %w", err)
+	}
+	switch {
+	case resp.Success:
+		return true, nil
+	case resp.Error != nil && resp.Error.ErrorCode == errCodeMsgDeleteFailed:
+		return false, nil
+	case resp.Error != nil:
+		return false, resp.Error
+	default:
+		return false, errors.New("delete failed")
+	}
+}
+
+// errCodeMsgDeleteFailed is the JetStream error code of a delete of a
+// message that is not there.
+const errCodeMsgDeleteFailed = 10057

@@ -1,0 +1,183 @@
+package natsengine
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/heraldpush/herald/internal/engine"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Records is engine.Records on two JetStream key-value buckets:
+// HERALD_MSG (key <app>.<id> → the record as JSON, kept for RecordTTL) and
+// HERALD_DLV (key <app>.<user> → the delivered position in decimal,
+// raised with compare-and-set so concurrent writers never lower it).
+type Records struct {
+	e   *Engine
+	ttl time.Duration
+
+	mu       sync.Mutex // guards opening the buckets
+	msgs     jetstream.KeyValue
+	delivers jetstream.KeyValue
+}
+
+var _ engine.Records = (*Records)(nil)
+
+// Records returns the engine's record store. Records outlive their message
+// by ttl at least; the buckets are created on first use.
+func (e *Engine) Records(ttl time.Duration) *Records { return &Records{e: e, ttl: ttl} }
+
+// open creates or binds the buckets on first use (again after a failure).
+func (r *Records) open(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.delivers != nil {
+		return nil
+	}
+	nc := r.e.conn()
+	if nc == nil {
+		return engine.ErrUnavailable
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	msgs, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "HERALD_MSG", TTL: r.ttl,
+		Storage: jetstream.FileStorage, Replicas: r.e.replicas()})
+	if err != nil {
+		return fmt.Errorf("natsengine: records bucket: %w", errors.Join(engine.ErrUnavailable, err))
+	}
+	delivers, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "HERALD_DLV",
+		Storage: jetstream.FileStorage, Replicas: r.e.replicas()})
+	if err != nil {
+		return fmt.Errorf("natsengine: delivered bucket: %w", errors.Join(engine.ErrUnavailable, err))
+	}
+	r.msgs, r.delivers = msgs, delivers
+	return nil
+}
+
+// replicas is how many copies JetStream keeps of Herald's state: one until
+// clustering sets more.
+func (e *Engine) replicas() int { return 1 }
+
+// kvToken makes a name safe inside a key-value key: plain names as they
+// are, others base64url behind '=' (a character plain names never hold).
+func kvToken(s string) string {
+	plain := s != ""
+	for i := 0; plain && i < len(s); i++ {
+		c := s[i]
+		plain = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+	}
+	if plain {
+		return s
+	}
+	return "=" + base64.RawURLEncoding.EncodeToString([]byte(s))
+}
+
+func recordKey(app, id string) string { return kvToken(app) + "." + kvToken(id) }
+
+// PutRecord implements engine.Records.
+func (r *Records) PutRecord(ctx context.Context, rec engine.MessageRecord) error {
+	if err := r.open(ctx); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(rec)
+	if _, err := r.msgs.Put(ctx, recordKey(rec.App, rec.ID), b); err != nil {
+		return fmt.Errorf("natsengine: storing record %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// Record implements engine.Records.
+func (r *Records) Record(ctx context.Context, app, id string) (engine.MessageRecord, error) {
+	rec, _, err := r.get(ctx, app, id)
+	return rec, err
+}
+
+func (r *Records) get(ctx context.Context, app, id string) (engine.MessageRecord, uint64, error) {
+	var rec engine.MessageRecord
+	if err := r.open(ctx); err != nil {
+		return rec, 0, err
+	}
+	e, err := r.msgs.Get(ctx, recordKey(app, id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return rec, 0, engine.ErrNotFound
+	}
+	if err != nil {
+		return rec, 0, fmt.Errorf("natsengine: reading record %s: %w", id, err)
+	}
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return rec, 0, fmt.Errorf("natsengine: record %s: %w", id, err)
+	}
+	return rec, e.Revision(), nil
+}
+
+// Recall implements engine.Records.
+func (r *Records) Recall(ctx context.Context, app, id string) (engine.MessageRecord, error) {
+	for {
+		rec, rev, err := r.get(ctx, app, id)
+		if err != nil || rec.Recalled {
+			return rec, err
+		}
+		was := rec
+		rec.Recalled = true
+		b, _ := json.Marshal(rec)
+		_, err = r.msgs.Update(ctx, recordKey(app, id), b, rev)
+		if err == nil {
+			return was, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return was, fmt.Errorf("natsengine: recalling %s: %w", id, err)
+		}
+	}
+}
+
+// Delivered implements engine.Records.
+func (r *Records) Delivered(ctx context.Context, app, user string, seq uint64) error {
+	if err := r.open(ctx); err != nil {
+		return err
+	}
+	key := recordKey(app, user)
+	for {
+		e, err := r.delivers.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = r.delivers.Create(ctx, key, strconv.AppendUint(nil, seq, 10))
+		case err != nil:
+			return fmt.Errorf("natsengine: delivered position: %w", err)
+		default:
+			cur, _ := strconv.ParseUint(string(e.Value()), 10, 64)
+			if cur >= seq {
+				return nil
+			}
+			_, err = r.delivers.Update(ctx, key, strconv.AppendUint(nil, seq, 10), e.Revision())
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("natsengine: delivered position: %w", err)
+		}
+	}
+}
+
+// DeliveredSeq implements engine.Records.
+func (r *Records) DeliveredSeq(ctx context.Context, app, user string) (uint64, error) {
+	if err := r.open(ctx); err != nil {
+		return 0, err
+	}
+	e, err := r.delivers.Get(ctx, recordKey(app, user))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("natsengine: delivered position: %w", err)
+	}
+	return strconv.ParseUint(string(e.Value()), 10, 64)
+}

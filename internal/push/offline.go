@@ -1,0 +1,231 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/protocol"
+)
+
+// store puts an offline push in each targeted user's inbox (durably, before
+// the API answers), records it for status and recall, and publishes each
+// user's copy with its sequence number.
+func (s *Service) store(ctx context.Context, r *Request, m *protocol.Message, ttl time.Duration) error {
+	users := dedupe(r.To.Users)
+	stored := protocol.AppendMessage(make([]byte, 0, 96+len(m.Data)), m)
+	seqs, err := s.inbox.Append(ctx, r.App, users, m.ID, stored, ttl)
+	if err != nil {
+		return &Error{Code: CodeUnavailable, Message: "the message could not be stored", Err: err}
+	}
+	rec := engine.MessageRecord{ID: m.ID, App: r.App, Created: time.UnixMilli(m.TS), TTL: ttl, Users: make([]engine.UserSeq, len(users))}
+	for i, u := range users {
+		rec.Users[i] = engine.UserSeq{User: u, Seq: seqs[i]}
+	}
+	if err := s.records.PutRecord(ctx, rec); err != nil {
+		// The message is stored and will be delivered; only its status is
+		// missing. Failing the push would make a retry store it twice.
+		s.log.Error("recording a stored message", "id", m.ID, "err", err)
+	}
+	var buf, msg []byte
+	var errs []error
+	for i, u := range users {
+		msg = protocol.AppendWithSeq(msg[:0], stored, seqs[i])
+		buf = appendEnvelope(buf[:0], &envelope{App: r.App, Users: []string{u}, ID: m.ID, Seq: seqs[i]}, msg)
+		errs = append(errs, s.broker.Publish(ctx, engine.Topic{Kind: engine.User, App: r.App, Name: u}, buf))
+	}
+	if err := errors.Join(errs...); err != nil {
+		// Stored: the users get it when they next connect.
+		s.log.Warn("publishing a stored message live", "id", m.ID, "err", err)
+	}
+	return nil
+}
+
+func dedupe(names []string) []string {
+	seen := make(map[string]bool, len(names))
+	out := names[:0:0]
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Status is what GET /v1/messages/{id} reports.
+type Status struct {
+	ID        string       `json:"id"`
+	Created   time.Time    `json:"created"`
+	TTL       int64        `json:"ttl"`
+	Targeted  int          `json:"targeted"`
+	Delivered int          `json:"delivered"`
+	Acked     int          `json:"acked"`
+	Expired   int          `json:"expired"`
+	Dropped   int          `json:"dropped"`
+	Recalled  bool         `json:"recalled"`
+	Users     []UserStatus `json:"users,omitempty"`
+}
+
+// UserStatus is one targeted user's view of a message.
+type UserStatus struct {
+	User      string `json:"user"`
+	Seq       uint64 `json:"seq"`
+	Delivered bool   `json:"delivered"`
+	Acked     bool   `json:"acked"`
+}
+
+// maxStatusUsers is the largest target list whose users are listed one by
+// one in a status; counts always cover every user.
+const maxStatusUsers = 100
+
+// Status reports where a stored message is: per targeted user, whether it
+// reached a live connection, was acked, expired unacked, or was dropped by
+// the per-user cap.
+func (s *Service) Status(ctx context.Context, app, id string) (*Status, error) {
+	rec, err := s.records.Record(ctx, app, id)
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil, Errorf(CodeNotFound, "no stored message %q (only offline pushes are kept)", id)
+	}
+	if err != nil {
+		return nil, &Error{Code: CodeUnavailable, Message: "message status unavailable", Err: err}
+	}
+	st := &Status{ID: rec.ID, Created: rec.Created, TTL: int64(rec.TTL / time.Second), Targeted: len(rec.Users), Recalled: rec.Recalled}
+	expired := time.Now().After(rec.Created.Add(rec.TTL))
+	for _, us := range rec.Users {
+		u, err := s.userStatus(ctx, app, us, expired || rec.Recalled)
+		if err != nil {
+			return nil, &Error{Code: CodeUnavailable, Message: "message status unavailable", Err: err}
+		}
+		if u.Delivered {
+			st.Delivered++
+		}
+		if u.Acked {
+			st.Acked++
+		}
+		switch {
+		case u.Acked || rec.Recalled:
+		case expired:
+			st.Expired++
+		case u.dropped:
+			st.Dropped++
+		}
+		if len(rec.Users) <= maxStatusUsers {
+			st.Users = append(st.Users, u.UserStatus)
+		}
+	}
+	return st, nil
+}
+
+type userStatus struct {
+	UserStatus
+	dropped bool
+}
+
+func (s *Service) userStatus(ctx context.Context, app string, us engine.UserSeq, gone bool) (userStatus, error) {
+	u := userStatus{UserStatus: UserStatus{User: us.User, Seq: us.Seq}}
+	delivered, err := s.records.DeliveredSeq(ctx, app, us.User)
+	if err != nil {
+		return u, err
+	}
+	_, acked, err := s.inbox.State(ctx, app, us.User)
+	if err != nil {
+		return u, err
+	}
+	u.Delivered, u.Acked = delivered >= us.Seq, acked >= us.Seq
+	if !u.Acked && !gone {
+		page, err := s.inbox.Read(ctx, app, us.User, us.Seq-1, 1)
+		if err != nil {
+			return u, err
+		}
+		u.dropped = len(page.Msgs) == 0 || page.Msgs[0].Seq != us.Seq
+	}
+	return u, nil
+}
+
+// Recall removes a stored message from every inbox it is still in and tells
+// the online connections of its users to drop it.
+func (s *Service) Recall(ctx context.Context, app, id string) error {
+	rec, err := s.records.Recall(ctx, app, id)
+	if errors.Is(err, engine.ErrNotFound) {
+		return Errorf(CodeNotFound, "no stored message %q (only offline pushes are kept)", id)
+	}
+	if err != nil {
+		return &Error{Code: CodeUnavailable, Message: "recall failed", Err: err}
+	}
+	notice := protocol.Recall(id)
+	var errs []error
+	var buf []byte
+	for _, us := range rec.Users {
+		if _, err := s.inbox.Remove(ctx, app, us.User, us.Seq); err != nil {
+			errs = append(errs, err)
+		}
+		buf = appendEnvelope(buf[:0], &envelope{App: app, Users: []string{us.User}, ID: id, Kind: kindRecall}, notice)
+		errs = append(errs, s.broker.Publish(ctx, engine.Topic{Kind: engine.User, App: app, Name: us.User}, buf))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return &Error{Code: CodeUnavailable, Message: "recall incomplete; retry", Err: err}
+	}
+	return nil
+}
+
+// NoteDelivered records that a stored message (or every one up to seq)
+// was handed to a live connection of the user.
+func (s *Service) NoteDelivered(app, user string, seq uint64) { s.delivered.note(app, user, seq) }
+
+// delivery remembers, per user, the highest stored sequence handed to a
+// live connection on this node, until the next flush to the records.
+type delivery struct {
+	mu  sync.Mutex
+	pos map[[2]string]uint64 // (app, user) → seq
+}
+
+func (d *delivery) note(app, user string, seq uint64) {
+	d.mu.Lock()
+	if d.pos == nil {
+		d.pos = make(map[[2]string]uint64)
+	}
+	if k := [2]string{app, user}; seq > d.pos[k] {
+		d.pos[k] = seq
+	}
+	d.mu.Unlock()
+}
+
+func (d *delivery) take() map[[2]string]uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.pos
+	d.pos = nil
+	return p
+}
+
+// Run flushes delivered positions to the records every interval until ctx
+// ends, then once more.
+func (s *Service) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.flushDelivered(fctx)
+			cancel()
+			return
+		case <-t.C:
+			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			s.flushDelivered(fctx)
+			cancel()
+		}
+	}
+}
+
+func (s *Service) flushDelivered(ctx context.Context) {
+	for k, seq := range s.delivered.take() {
+		if err := s.records.Delivered(ctx, k[0], k[1], seq); err != nil {
+			s.log.Warn("recording delivery", "err", err)
+			s.delivered.note(k[0], k[1], seq) // next time
+		}
+	}
+}
