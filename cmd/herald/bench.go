@@ -20,6 +20,7 @@ const benchSummary = `Load-test a running node. SCENARIO is one of:
   latency    --rate pushes/s to the room for --duration; p50/p99/p999/max sent→received
   unicast    pushes to random single users from --concurrency publishers (--batch N: batch API)
   churn      connect --conns clients and drop them all at once, --rounds times
+  resume     store --pushes offline messages for one user, then time connect → resumed
 
 Clients are spread over --workers processes dialing from --sources addresses of a random 127.x.y.0/24.
 Give --server-pid to read the server's RSS and CPU from /proc, otherwise /metrics is used.
@@ -42,6 +43,7 @@ func benchCmd(args []string) error {
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to push (latency, unicast) or settle (idle)")
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "concurrent HTTP publishers (unicast)")
 	fs.IntVar(&o.Batch, "batch", 0, "pushes per batch request (unicast; 0: single pushes)")
+	fs.BoolVar(&o.Offline, "offline", false, "unicast: offline pushes, stored in each user's inbox")
 	fs.IntVar(&o.Runs, "runs", 1, "repetitions (the table adds the median)")
 	fs.IntVar(&o.Rounds, "rounds", 3, "connect/disconnect rounds (churn)")
 	fs.StringVar(&o.Key, "key", "", "API key (none with a --dev server)")

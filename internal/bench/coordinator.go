@@ -31,10 +31,11 @@ type Options struct {
 	Pushes      int // pushes per run (broadcast)
 	Rate        int // pushes per second (latency, broadcast at a fixed rate)
 	Duration    time.Duration
-	Concurrency int // HTTP publishers (unicast)
-	Batch       int // items per batch request (unicast; 0: single pushes)
-	Runs        int // repetitions; results are reported per run and as the median
-	Rounds      int // churn rounds
+	Concurrency int  // HTTP publishers (unicast)
+	Batch       int  // items per batch request (unicast; 0: single pushes)
+	Offline     bool // unicast: store every push in the user's inbox
+	Runs        int  // repetitions; results are reported per run and as the median
+	Rounds      int  // churn rounds
 	Key         string
 	App         string // with TokenSecret: mint client tokens (non-dev servers)
 	TokenSecret string
@@ -64,6 +65,7 @@ type Result struct {
 	APIP50ms       float64 `json:"api_p50_ms,omitempty"`
 	APIP99ms       float64 `json:"api_p99_ms,omitempty"`
 	DisconnectS    float64 `json:"mass_disconnect_s,omitempty"`
+	ResumeMS       float64 `json:"resume_ms,omitempty"`
 	Seconds        float64 `json:"seconds"`
 }
 
@@ -83,10 +85,10 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	}
 	fn := map[string]func(*coordinator, context.Context) (Result, error){
 		"idle": (*coordinator).idle, "broadcast": (*coordinator).broadcast, "latency": (*coordinator).latency,
-		"unicast": (*coordinator).unicast, "churn": (*coordinator).churn,
+		"unicast": (*coordinator).unicast, "churn": (*coordinator).churn, "resume": (*coordinator).resume,
 	}[opts.Scenario]
 	if fn == nil {
-		return nil, fmt.Errorf("bench: unknown scenario %q (idle, broadcast, latency, unicast, churn)", opts.Scenario)
+		return nil, fmt.Errorf("bench: unknown scenario %q (idle, broadcast, latency, unicast, churn, resume)", opts.Scenario)
 	}
 	var out []Result
 	for run := 1; run <= opts.Runs; run++ {
@@ -296,6 +298,9 @@ func (c *coordinator) pushRoom(i int64) error {
 
 func (c *coordinator) pushUser(user string, i int64) []byte {
 	b := append([]byte(`{"to":{"users":["`+user+`"]},"data":`), c.payload(i)...)
+	if c.opts.Offline {
+		b = append(b, `,"offline":true`...)
+	}
 	return append(b, '}')
 }
 

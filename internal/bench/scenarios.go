@@ -1,10 +1,17 @@
 package bench
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/heraldpush/herald/internal/auth"
 )
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -255,4 +262,90 @@ func (c *coordinator) pace(ctx context.Context, n, rate int, fn func() error) er
 		}
 	}
 	return nil
+}
+
+// resume stores Pushes offline messages for one user through the batch API,
+// then connects that user and times connect → the resumed frame, checking
+// that every message arrived once and in order.
+func (c *coordinator) resume(ctx context.Context) (Result, error) {
+	user := fmt.Sprintf("resume-%d", time.Now().UnixNano())
+	n := max(1, c.opts.Pushes)
+	start := time.Now()
+	for sent := 0; sent < n; {
+		k := min(1000, n-sent)
+		b := []byte(`{"items":[`)
+		for i := range k {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"to":{"users":["`+user+`"]},"offline":true,"data":`...)
+			b = append(b, c.payload(int64(sent+i+1))...)
+			b = append(b, '}')
+		}
+		if err := c.post("/v1/push/batch", append(b, "]}"...)); err != nil {
+			return Result{}, err
+		}
+		sent += k
+	}
+	stored := time.Since(start)
+	got, took, err := c.replayOnce(ctx, user)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Pushes: n, PushesPerSec: float64(n) / stored.Seconds(), ResumeMS: ms(took), Deliveries: uint64(len(got)), Expected: uint64(n)}
+	res.Lost = int64(n) - int64(len(got))
+	for i, idx := range got {
+		if idx != int64(i+1) {
+			res.Dups++
+		}
+	}
+	return res, nil
+}
+
+// replayOnce connects as user and returns the bench indexes of the
+// messages replayed before the resumed frame, and how long that took.
+func (c *coordinator) replayOnce(ctx context.Context, user string) ([]int64, time.Duration, error) {
+	url := "ws" + strings.TrimPrefix(c.opts.URL, "http") + "/v1/ws?user=" + user
+	if c.opts.App != "" {
+		tok, err := auth.Mint(c.opts.App, []byte(c.opts.TokenSecret), auth.Claims{App: c.opts.App, User: user, Expires: time.Now().Add(time.Hour)})
+		if err != nil {
+			return nil, 0, err
+		}
+		url = "ws" + strings.TrimPrefix(c.opts.URL, "http") + "/v1/ws?token=" + tok
+	}
+	start := time.Now()
+	nc, br, _, err := ws.Dialer{Timeout: 30 * time.Second}.Dial(ctx, url)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer nc.Close()
+	var rd io.Reader = nc
+	if br != nil {
+		rd = io.MultiReader(br, nc)
+	}
+	r := bufio.NewReaderSize(rd, 64<<10)
+	var got []int64
+	var buf []byte
+	_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		op, p, err := readFrame(r, &buf)
+		if err != nil {
+			return got, 0, err
+		}
+		if op != ws.OpText {
+			continue
+		}
+		if bytes.HasPrefix(p, []byte(`{"type":"resumed"`)) {
+			return got, time.Since(start), nil
+		}
+		for {
+			k := bytes.Index(p, keyIndex)
+			if k < 0 {
+				break
+			}
+			var idx int64
+			idx, p = parseInt(p[k+len(keyIndex):])
+			got = append(got, idx)
+		}
+	}
 }

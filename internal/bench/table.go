@@ -15,6 +15,7 @@ var columns = map[string][]string{
 	"latency":   {"conns", "pushes", "pushes/s", "lost", "dups", "p50 ms", "p99 ms", "p999 ms", "max ms"},
 	"unicast":   {"conns", "pushes", "pushes/s", "api p50 ms", "api p99 ms", "deliveries/s", "lost", "dups", "p99 ms"},
 	"churn":     {"conns", "connect/s", "mass disconnect s"},
+	"resume":    {"pushes", "stored/s", "resume ms", "lost", "dups"},
 }
 
 func (r Result) cell(col string) float64 {
@@ -24,7 +25,7 @@ func (r Result) cell(col string) float64 {
 		"deliveries": float64(r.Deliveries), "lost": float64(r.Lost), "dups": float64(r.Dups),
 		"deliveries/s": r.DeliveriesPerS, "CPU-s/M": r.CPUPerMillion, "p50 ms": r.P50ms, "p99 ms": r.P99ms,
 		"p999 ms": r.P999ms, "max ms": r.Maxms, "pushes/s": r.PushesPerSec, "api p50 ms": r.APIP50ms,
-		"api p99 ms": r.APIP99ms, "mass disconnect s": r.DisconnectS,
+		"api p99 ms": r.APIP99ms, "mass disconnect s": r.DisconnectS, "stored/s": r.PushesPerSec, "resume ms": r.ResumeMS,
 	}[col]
 }
 

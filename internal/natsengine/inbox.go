@@ -83,8 +83,9 @@ type Inbox struct {
 }
 
 type inboxConn struct {
-	nc *nats.Conn
-	js jetstream.JetStream
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	mux *replyMux
 }
 
 // InboxConfig configures an Inbox.
@@ -123,9 +124,11 @@ func NewInbox(e *Engine, cfg InboxConfig) (*Inbox, error) {
 	return &Inbox{e: e, cfg: cfg}, nil
 }
 
-// Start creates or updates the stream on the started engine. It fails with
-// a clear error when the NATS server has no JetStream. The Inbox has no
-// goroutines of its own and lives until its Engine is closed.
+// Start creates or updates the stream on the started engine (which must be
+// started first) and subscribes the Inbox's reply subject. It fails with a
+// clear error when the NATS server has no JetStream. The Inbox starts no
+// goroutine of its own: the reply subscription's belongs to the engine's
+// NATS connection, and Close or the Engine's Close ends it.
 func (ib *Inbox) Start(ctx context.Context) error {
 	nc := ib.e.conn()
 	if nc == nil {
@@ -148,7 +151,24 @@ func (ib *Inbox) Start(ctx context.Context) error {
 	if _, err := js.CreateOrUpdateStream(ctx, ib.streamConfig()); err != nil {
 		return unavailable("start: stream "+InboxStream, err)
 	}
-	ib.conn.Store(&inboxConn{nc: nc, js: js})
+	mux, err := startReplyMux(nc)
+	if err != nil {
+		return unavailable("start", err)
+	}
+	if old := ib.conn.Swap(&inboxConn{nc: nc, js: js, mux: mux}); old != nil {
+		_ = old.mux.sub.Unsubscribe()
+	}
+	return nil
+}
+
+// Close stops the Inbox's reply subscription; the Inbox is unavailable
+// until started again. Closing the Engine closes the Inbox too.
+func (ib *Inbox) Close() error {
+	if c := ib.conn.Swap(nil); c != nil {
+		if err := c.mux.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			return fmt.Errorf("natsengine: inbox close: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -229,7 +249,7 @@ func (st *userState) take(s stored, sj *inboxSubjects) error {
 // state reads one user's head, last message and ack.
 func (ib *Inbox) state(ctx context.Context, c *inboxConn, sj *inboxSubjects) (userState, error) {
 	var st userState
-	_, err := getMany(ctx, c.nc, InboxStream, multiLastReq([]string{sj.w, sj.ack}), func(s stored) error {
+	_, _, err := c.getMany(ctx, multiLastReq([]string{sj.w, sj.ack}), func(s stored) error {
 		return st.take(s, sj)
 	})
 	return st, err
@@ -319,7 +339,7 @@ func (ib *Inbox) appendSome(ctx context.Context, c *inboxConn, slots []appendSlo
 			subjs = append(subjs, s.sj.w)
 			bySubj[s.sj.h], bySubj[s.sj.m] = s, s
 		}
-		if _, err := getMany(ctx, c.nc, InboxStream, multiLastReq(subjs), func(st stored) error {
+		if _, _, err := c.getMany(ctx, multiLastReq(subjs), func(st stored) error {
 			if s := bySubj[st.subj]; s != nil {
 				return s.st.take(st, &s.sj)
 			}
@@ -500,7 +520,7 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 				return false, err
 			}
 			if st.lastSeq == seq {
-				if _, err := deleteMsg(ctx, c.nc, InboxStream, st.lastPos); err != nil {
+				if _, err := c.deleteMsg(ctx, st.lastPos); err != nil {
 					return false, err
 				}
 			}
@@ -513,7 +533,7 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 		if err != nil {
 			return false, err
 		}
-		s, found, err := getOne(ctx, c.nc, InboxStream, nextReq(sj.m, pos, 0))
+		s, found, err := c.getOne(ctx, nextReq(sj.m, pos, 0, false))
 		if err != nil || !found {
 			return false, err
 		}
@@ -527,7 +547,7 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 		if err := tombstone(r.expires); err != nil {
 			return false, err
 		}
-		return deleteMsg(ctx, c.nc, InboxStream, s.pos)
+		return c.deleteMsg(ctx, s.pos)
 	}
 }
 
@@ -535,7 +555,7 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 // after start. st.lastSeq must be above after. It bisects the positions
 // between the first message and st's last one.
 func (ib *Inbox) seek(ctx context.Context, c *inboxConn, sj *inboxSubjects, after uint64, st *userState) (uint64, error) {
-	first, found, err := getOne(ctx, c.nc, InboxStream, nextReq(sj.m, 0, 0))
+	first, found, err := c.getOne(ctx, nextReq(sj.m, 0, 0, false))
 	if err != nil || !found {
 		return st.lastPos, err
 	}
@@ -551,7 +571,7 @@ func (ib *Inbox) seek(ctx context.Context, c *inboxConn, sj *inboxSubjects, afte
 	lo, hi := first.pos, st.lastPos
 	for hi > lo+1 {
 		mid := lo + (hi-lo)/2
-		s, found, err := getOne(ctx, c.nc, InboxStream, nextReq(sj.m, mid, 0))
+		s, found, err := c.getOne(ctx, nextReq(sj.m, mid, 0, false))
 		if err != nil {
 			return 0, err
 		}

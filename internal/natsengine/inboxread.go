@@ -89,11 +89,11 @@ func (ib *Inbox) readMessages(ctx context.Context, c *inboxConn, sj *inboxSubjec
 		if p.limit > 0 {
 			n = min(n, p.limit-len(p.page.Msgs))
 		}
-		var lastPos uint64
-		got, stop := 0, false
-		np, err := getMany(ctx, c.nc, InboxStream, nextReq(sj.m, pos, n), func(s stored) error {
-			got++
-			lastPos = s.pos
+		// Without headers the server sends just the stored records: the
+		// seqs are inside, and the end-of-batch message says where the
+		// batch ended and how many remain.
+		stop := false
+		np, last, err := c.getMany(ctx, nextReq(sj.m, pos, n, true), func(s stored) error {
 			if stop {
 				return nil
 			}
@@ -110,13 +110,13 @@ func (ib *Inbox) readMessages(ctx context.Context, c *inboxConn, sj *inboxSubjec
 		switch {
 		case err != nil:
 			return err
-		case stop || np == 0 || got == 0:
+		case stop || np == 0 || last == 0:
 			return nil
 		case p.full():
 			p.cut, p.beyond = true, np
 			return nil
 		}
-		pos = lastPos + 1
+		pos = last + 1
 	}
 }
 
@@ -128,9 +128,7 @@ func (ib *Inbox) tombstones(ctx context.Context, c *inboxConn, sj *inboxSubjects
 	var seqs []uint64
 	var pos uint64
 	for {
-		var lastPos uint64
-		np, err := getMany(ctx, c.nc, InboxStream, nextReq(sj.rm, pos, maxReadBatch), func(s stored) error {
-			lastPos = s.pos
+		np, last, err := c.getMany(ctx, nextReq(sj.rm, pos, maxReadBatch, true), func(s stored) error {
 			r, err := parseRecord(s.data)
 			if err != nil {
 				return err
@@ -141,10 +139,10 @@ func (ib *Inbox) tombstones(ctx context.Context, c *inboxConn, sj *inboxSubjects
 		if err != nil {
 			return nil, err
 		}
-		if np == 0 || lastPos == 0 {
+		if np == 0 || last == 0 {
 			break
 		}
-		pos = lastPos + 1
+		pos = last + 1
 	}
 	slices.Sort(seqs)
 	return slices.Compact(seqs), nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/heraldpush/herald/internal/engine"
@@ -215,8 +216,9 @@ func parseStored(m *nats.Msg) (stored, error) {
 // [A-Za-z0-9_~.*-], so they need no JSON escaping.
 
 // nextReq asks for up to batch messages of subj (batch 0: one, not as a
-// batch) at stream sequence pos or later.
-func nextReq(subj string, pos uint64, batch int) []byte {
+// batch) at stream sequence pos or later; noHdr leaves out the messages'
+// headers (the end-of-batch message still has its own).
+func nextReq(subj string, pos uint64, batch int, noHdr bool) []byte {
 	b := make([]byte, 0, 64+len(subj))
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, pos, 10)
@@ -228,6 +230,9 @@ func nextReq(subj string, pos uint64, batch int) []byte {
 		b = strconv.AppendInt(b, int64(batch), 10)
 		b = append(b, `,"max_bytes":`...)
 		b = strconv.AppendInt(b, maxBatchBytes, 10)
+	}
+	if noHdr {
+		b = append(b, `,"no_hdr":true`...)
 	}
 	return append(b, '}')
 }
@@ -275,8 +280,8 @@ func unavailable(op string, err error) error {
 }
 
 // getOne is a single direct get; found is false when no message matches.
-func getOne(ctx context.Context, nc *nats.Conn, stream string, req []byte) (s stored, found bool, err error) {
-	m, err := nc.RequestWithContext(ctx, directSubject(stream), req)
+func (c *inboxConn) getOne(ctx context.Context, req []byte) (s stored, found bool, err error) {
+	m, err := c.nc.RequestWithContext(ctx, directSubject(InboxStream), req)
 	if err != nil {
 		return s, false, err
 	}
@@ -292,56 +297,147 @@ func getOne(ctx context.Context, nc *nats.Conn, stream string, req []byte) (s st
 }
 
 // getMany is a batch or multi-last direct get: it calls each for every
-// message, in order, and returns the number of matching messages left after
-// the last one (the end-of-batch count; 0 when nothing matched).
-func getMany(ctx context.Context, nc *nats.Conn, stream string, req []byte, each func(stored) error) (uint64, error) {
-	inbox := nc.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return 0, err
-	}
-	defer sub.Unsubscribe()
-	// The reply is bounded by max_bytes (or the multi-last result limit);
-	// never let the client drop part of it.
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		return 0, err
-	}
-	if err := nc.PublishRequest(directSubject(stream), inbox, req); err != nil {
-		return 0, err
+// message, in order, and returns the end-of-batch message's pending count
+// (matching messages after the last one sent) and last stream sequence
+// (that of the last one sent), both 0 when nothing matched. With no_hdr in
+// req the messages come without headers (each sees only data).
+func (c *inboxConn) getMany(ctx context.Context, req []byte, each func(stored) error) (pending, last uint64, err error) {
+	w, reply := c.mux.add()
+	defer c.mux.remove(w)
+	if err := c.nc.PublishRequest(directSubject(InboxStream), reply, req); err != nil {
+		return 0, 0, err
 	}
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
+		m, err := w.next(ctx)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		switch st := m.Header.Get("Status"); st {
 		case "":
 		case statusEOB:
-			np, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
-			return np, nil
+			pending, _ = strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+			last, _ = strconv.ParseUint(m.Header.Get(jetstream.LastSequenceHeader), 10, 64)
+			return pending, last, nil
 		case statusNotFound:
-			return 0, nil
+			return 0, 0, nil
 		case statusNoResp:
-			return 0, nats.ErrNoResponders
+			return 0, 0, nats.ErrNoResponders
 		default:
-			return 0, fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
+			return 0, 0, fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
 		}
-		s, err := parseStored(m)
-		if err != nil {
-			return 0, err
+		s := stored{data: m.Data}
+		if m.Header != nil {
+			if s, err = parseStored(m); err != nil {
+				return 0, 0, err
+			}
 		}
 		if err := each(s); err != nil {
-			return 0, err
+			return 0, 0, err
+		}
+	}
+}
+
+// replyMux receives the replies of every multi-message direct get of an
+// Inbox on one wildcard subscription (a per-request subscription would
+// cost a SUB, an UNSUB and nats.go's 64K-entry channel each) and hands them
+// to the waiting request by the reply subject's last token. Its callback
+// never blocks.
+type replyMux struct {
+	prefix string // the reply subjects' prefix, ending in '.'
+	sub    *nats.Subscription
+
+	mu      sync.Mutex
+	n       uint64
+	waiters map[string]*replyWaiter
+}
+
+// replyWaiter queues the replies of one request.
+type replyWaiter struct {
+	token string
+	wake  chan struct{} // capacity 1: replies are queued
+
+	mu   sync.Mutex
+	msgs []*nats.Msg
+	head int
+}
+
+// startReplyMux subscribes the mux; the subscription's goroutine belongs
+// to nc and ends when the mux is stopped or nc is closed.
+func startReplyMux(nc *nats.Conn) (*replyMux, error) {
+	x := &replyMux{prefix: nc.NewInbox() + ".", waiters: make(map[string]*replyWaiter)}
+	sub, err := nc.Subscribe(x.prefix+"*", x.handle)
+	if err != nil {
+		return nil, err
+	}
+	// The callback is quick and never blocks; a long reply must not be
+	// cut short by the client's slow-consumer limits.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	x.sub = sub
+	return x, nil
+}
+
+func (x *replyMux) handle(m *nats.Msg) {
+	x.mu.Lock()
+	w := x.waiters[m.Subject[len(x.prefix):]]
+	x.mu.Unlock()
+	if w == nil {
+		return // the request gave up
+	}
+	w.mu.Lock()
+	w.msgs = append(w.msgs, m)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// add registers a request and returns its waiter and reply subject.
+func (x *replyMux) add() (*replyWaiter, string) {
+	x.mu.Lock()
+	x.n++
+	w := &replyWaiter{token: strconv.FormatUint(x.n, 36), wake: make(chan struct{}, 1)}
+	x.waiters[w.token] = w
+	x.mu.Unlock()
+	return w, x.prefix + w.token
+}
+
+func (x *replyMux) remove(w *replyWaiter) {
+	x.mu.Lock()
+	delete(x.waiters, w.token)
+	x.mu.Unlock()
+}
+
+// next returns the request's next reply.
+func (w *replyWaiter) next(ctx context.Context) (*nats.Msg, error) {
+	for {
+		w.mu.Lock()
+		if w.head < len(w.msgs) {
+			m := w.msgs[w.head]
+			w.msgs[w.head] = nil
+			w.head++
+			w.mu.Unlock()
+			return m, nil
+		}
+		w.msgs, w.head = w.msgs[:0], 0
+		w.mu.Unlock()
+		select {
+		case <-w.wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
 }
 
 // deleteMsg deletes the message at stream sequence pos; found is false when
 // there was none.
-func deleteMsg(ctx context.Context, nc *nats.Conn, stream string, pos uint64) (found bool, err error) {
+func (c *inboxConn) deleteMsg(ctx context.Context, pos uint64) (found bool, err error) {
 	req := strconv.AppendUint([]byte(`{"no_erase":true,"seq":`), pos, 10)
 	req = append(req, '}')
-	m, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.DELETE."+stream, req)
+	m, err := c.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.DELETE."+InboxStream, req)
 	if err != nil {
 		return false, err
 	}
