@@ -25,6 +25,14 @@ type App struct {
 	TokenPublicKeyFile string `yaml:"token_public_key_file"`
 }
 
+// RoomHistory makes matching rooms keep their recent messages, so that a
+// client rejoining with its last position gets what it missed.
+type RoomHistory struct {
+	Rooms string        `yaml:"rooms"` // a room name, "prefix*", or "*"
+	Size  int           `yaml:"size"`  // messages a rejoin may replay
+	TTL   time.Duration `yaml:"ttl"`   // how long a message is kept
+}
+
 // Limits bound clients and pushes.
 type Limits struct {
 	MaxFrame       int           `yaml:"max_frame"`         // largest client frame, bytes
@@ -60,9 +68,12 @@ type Config struct {
 	// GCPercent is the Go garbage collector's target (GOGC), unless the
 	// GOGC environment variable is set. Connection state is long-lived, so
 	// a lower target than Go's 100 trades a little CPU for a lot of memory.
-	GCPercent int    `yaml:"gc_percent"`
-	Apps      []App  `yaml:"apps"`
-	Limits    Limits `yaml:"limits"`
+	GCPercent int   `yaml:"gc_percent"`
+	Apps      []App `yaml:"apps"`
+	// RoomHistory rules apply to the rooms of every app; the first match
+	// wins.
+	RoomHistory []RoomHistory `yaml:"room_history"`
+	Limits      Limits        `yaml:"limits"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -162,6 +173,11 @@ func (c *Config) Validate() error {
 	}
 	if l.WriteTimeout <= 0 || l.EngineTimeout <= 0 || l.AuthTimeout <= 0 || l.Heartbeat <= 0 || l.HeartbeatLimit <= l.Heartbeat {
 		errs = append(errs, errors.New("limits: timeouts must be positive and heartbeat_timeout above heartbeat"))
+	}
+	for i, h := range c.RoomHistory {
+		if h.Rooms == "" || h.Size < 1 || h.Size > l.InboxCap || h.TTL < time.Second || h.TTL > l.MaxTTL {
+			errs = append(errs, fmt.Errorf("room_history[%d]: needs rooms, a size from 1 to inbox_cap and a ttl from 1s to max_ttl", i))
+		}
 	}
 	if c.GCPercent < 10 {
 		errs = append(errs, errors.New("gc_percent must be at least 10"))

@@ -47,6 +47,7 @@ type Config struct {
 type ClientSender interface {
 	ClientSend(ctx context.Context, from *hub.Conn, to protocol.SendTarget, data json.RawMessage) error
 	NoteDelivered(app, user string, seq uint64)
+	RoomReplay(ctx context.Context, app, room string, since uint64) (frames []*protocol.Outgoing, resumed []byte, last uint64, ok bool, err error)
 }
 
 // Gateway accepts and serves client connections.
@@ -452,13 +453,21 @@ func (g *Gateway) unwatch(t engine.Topic) {
 // Join adds a connection to a room and tells the client. It reports false
 // if the connection is gone or already a member.
 func (g *Gateway) Join(hc *hub.Conn, room string) bool {
+	if !g.join(hc, room) {
+		return false
+	}
+	hc.Out.(*conn).sendText(protocol.Joined(room))
+	return true
+}
+
+// join adds a connection to a room without telling the client.
+func (g *Gateway) join(hc *hub.Conn, room string) bool {
 	t := engine.Topic{Kind: engine.Room, App: hc.App, Name: room}
 	g.watch(t)
 	if !g.hub.Join(hc, room) {
 		g.unwatch(t)
 		return false
 	}
-	hc.Out.(*conn).sendText(protocol.Joined(room))
 	return true
 }
 
@@ -515,7 +524,7 @@ func (g *Gateway) onText(c *conn, payload []byte) error {
 	case protocol.TypeAuth:
 		g.errorFrame(c, protocol.ErrCodeInvalidArgument, "already authenticated")
 	case protocol.TypeJoin:
-		g.clientJoin(c, f.Room)
+		g.clientJoin(c, f.Room, f.Since)
 	case protocol.TypeLeave:
 		if !g.Leave(&c.Conn, f.Room) {
 			c.sendText(protocol.Left(f.Room))
@@ -532,7 +541,9 @@ func (g *Gateway) onText(c *conn, payload []byte) error {
 
 var pong = protocol.NewText(protocol.Pong)
 
-func (g *Gateway) clientJoin(c *conn, room string) {
+// clientJoin handles a join frame; with since, a room that keeps history
+// then replays what the client missed (see roomReplay).
+func (g *Gateway) clientJoin(c *conn, room string, since *uint64) {
 	allowed := c.mayAny
 	if !allowed {
 		allowed = auth.Claims{Rooms: c.allow}.MayJoin(room)
@@ -540,11 +551,23 @@ func (g *Gateway) clientJoin(c *conn, room string) {
 	switch {
 	case !allowed:
 		g.errorFrame(c, protocol.ErrCodeForbidden, "token does not allow joining room "+strconv.Quote(room))
+		return
 	case len(g.hub.Rooms(&c.Conn)) >= g.cfg.MaxRooms:
 		g.errorFrame(c, protocol.ErrCodeInvalidArgument, "connection is in the maximum of "+strconv.Itoa(g.cfg.MaxRooms)+" rooms")
-	case !g.Join(&c.Conn, room):
-		c.sendText(protocol.Joined(room)) // already a member
+		return
 	}
+	if since == nil {
+		if !g.Join(&c.Conn, room) {
+			c.sendText(protocol.Joined(room)) // already a member
+		}
+		return
+	}
+	if !c.hold() {
+		g.errorFrame(c, protocol.ErrCodeInvalidArgument, "a replay is already running; join again when it ends")
+		return
+	}
+	g.join(&c.Conn, room) // false: already a member, which is fine
+	go g.roomReplay(c, room, *since)
 }
 
 func (g *Gateway) clientSend(c *conn, f protocol.ClientFrame) {

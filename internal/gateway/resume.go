@@ -30,8 +30,9 @@ func (c *conn) hold() bool {
 }
 
 // release ends a replay: held frames go to the queue after it, except stored
-// messages the replay already sent (seq <= replayed).
-func (c *conn) release(replayed uint64) {
+// messages the replay already sent: those of room ("" for the user's inbox)
+// up to position replayed.
+func (c *conn) release(room string, replayed uint64) {
 	c.mu.Lock()
 	g := c.greet
 	c.greet = nil
@@ -41,7 +42,7 @@ func (c *conn) release(replayed uint64) {
 	}
 	start := false
 	for _, f := range g.held {
-		if f.Seq > 0 && f.Seq <= replayed {
+		if f.Seq > 0 && f.Room == room && f.Seq <= replayed {
 			continue // the replay sent it
 		}
 		c.queue = append(c.queue, f)
@@ -70,7 +71,7 @@ func (g *Gateway) greet(c *conn, since *uint64) {
 		return
 	}
 	c.sendNow(protocol.NewText(protocol.Welcome(c.ID, c.User, int(max(1e9, g.cfg.Heartbeat)/1e9), latest)))
-	c.release(g.replay(ctx, c, since, latest, acked))
+	c.release("", g.replay(ctx, c, since, latest, acked))
 }
 
 // resume answers a resume frame: replay after since, then live frames.
@@ -85,10 +86,10 @@ func (g *Gateway) resume(c *conn, since uint64) {
 		latest, acked, err := g.inbox.State(ctx, c.App, c.User)
 		if err != nil {
 			g.errorFrame(c, protocol.ErrCodeInvalidArgument, "inbox unavailable; retry")
-			c.release(0)
+			c.release("", 0)
 			return
 		}
-		c.release(g.replay(ctx, c, &since, latest, acked))
+		c.release("", g.replay(ctx, c, &since, latest, acked))
 	}()
 }
 
@@ -149,4 +150,24 @@ func (g *Gateway) ack(c *conn, seq uint64) {
 			g.metrics.AckIgnored()
 		}
 	}()
+}
+
+// roomReplay sends what a rejoining client missed of a room's history
+// (after the joined frame), then the room's resumed frame, then releases
+// the live frames held since the join.
+func (g *Gateway) roomReplay(c *conn, room string, since uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+	defer cancel()
+	c.sendNow(protocol.NewText(protocol.Joined(room)))
+	frames, resumed, last, ok, err := g.sender.RoomReplay(ctx, c.App, room, since)
+	switch {
+	case err != nil:
+		g.errorFrame(c, protocol.ErrCodeInvalidArgument, err.Error())
+	case !ok:
+		g.errorFrame(c, protocol.ErrCodeInvalidArgument, "room "+strconv.Quote(room)+" keeps no history")
+	default:
+		c.sendNow(frames...)
+		c.sendNow(protocol.NewText(resumed))
+	}
+	c.release(room, last)
 }

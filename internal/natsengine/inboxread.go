@@ -89,11 +89,12 @@ func (ib *Inbox) readMessages(ctx context.Context, c *inboxConn, sj *inboxSubjec
 		if p.limit > 0 {
 			n = min(n, p.limit-len(p.page.Msgs))
 		}
-		// Without headers the server sends just the stored records: the
-		// seqs are inside, and the end-of-batch message says where the
-		// batch ended and how many remain.
+		// Without headers the server sends just the stored records (the
+		// seqs are inside) and the end-of-batch message says where the
+		// batch ended. (Its pending count is not usable then: the server
+		// does not count down what it sent without headers.)
 		stop := false
-		np, last, err := c.getMany(ctx, nextReq(sj.m, pos, n, true), func(s stored) error {
+		_, last, err := c.getMany(ctx, nextReq(sj.m, pos, n, true), func(s stored) error {
 			if stop {
 				return nil
 			}
@@ -110,14 +111,26 @@ func (ib *Inbox) readMessages(ctx context.Context, c *inboxConn, sj *inboxSubjec
 		switch {
 		case err != nil:
 			return err
-		case stop || np == 0 || last == 0:
-			return nil
+		case stop || last == 0 || last >= st.lastPos:
+			return nil // .m read up to where st saw it end
 		case p.full():
-			p.cut, p.beyond = true, np
-			return nil
+			p.cut = true
+			p.beyond, err = c.count(ctx, sj.m, last+1)
+			return err
 		}
 		pos = last + 1
 	}
+}
+
+// count returns how many messages of subj are stored at stream position
+// pos or later.
+func (c *inboxConn) count(ctx context.Context, subj string, pos uint64) (uint64, error) {
+	var n uint64
+	_, _, err := c.getMany(ctx, nextReq(subj, pos, 1, false), func(s stored) error {
+		n = 1 + s.pending
+		return nil
+	})
+	return n, err
 }
 
 // maxReadBatch is the most messages one batch get of a Read asks for.
@@ -128,7 +141,9 @@ func (ib *Inbox) tombstones(ctx context.Context, c *inboxConn, sj *inboxSubjects
 	var seqs []uint64
 	var pos uint64
 	for {
-		np, last, err := c.getMany(ctx, nextReq(sj.rm, pos, maxReadBatch, true), func(s stored) error {
+		got := 0
+		_, last, err := c.getMany(ctx, nextReq(sj.rm, pos, maxReadBatch, true), func(s stored) error {
+			got++
 			r, err := parseRecord(s.data)
 			if err != nil {
 				return err
@@ -139,8 +154,8 @@ func (ib *Inbox) tombstones(ctx context.Context, c *inboxConn, sj *inboxSubjects
 		if err != nil {
 			return nil, err
 		}
-		if np == 0 || last == 0 {
-			break
+		if got < maxReadBatch || last == 0 {
+			break // tombstones are far too small to reach max_bytes
 		}
 		pos = last + 1
 	}

@@ -137,6 +137,14 @@ func Resumed(since, to uint64, complete bool) []byte {
 	return append(b, '}')
 }
 
+// RoomResumed encodes the frame that ends a room history replay.
+func RoomResumed(room string, since, to uint64, complete bool) []byte {
+	b := append(make([]byte, 0, 80+len(room)), `{"type":"resumed","room":`...)
+	b = AppendString(b, room)
+	b = append(b, Resumed(since, to, complete)[len(`{"type":"resumed"`):]...)
+	return b
+}
+
 // Joined encodes a room-joined notice.
 func Joined(room string) []byte { return roomFrame("joined", room) }
 
@@ -266,6 +274,16 @@ func AppendString(b []byte, s string) []byte {
 // inbox the message lands in, and each user's copy only splices in its own
 // number.
 func AppendWithSeq(b, stored []byte, seq uint64) []byte {
+	return appendWithNumber(b, stored, `,"seq":`, seq)
+}
+
+// AppendWithPos is AppendWithSeq for a room message's history position.
+func AppendWithPos(b, stored []byte, pos uint64) []byte {
+	return appendWithNumber(b, stored, `,"pos":`, pos)
+}
+
+// appendWithNumber splices field (`,"name":`) and n in right after the id.
+func appendWithNumber(b, stored []byte, field string, n uint64) []byte {
 	end := len(`{"id":"`)
 	for end < len(stored) && stored[end] != '"' {
 		if stored[end] == '\\' {
@@ -275,7 +293,7 @@ func AppendWithSeq(b, stored []byte, seq uint64) []byte {
 	}
 	end = min(end+1, len(stored))
 	b = append(b, stored[:end]...)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, field...)
+	b = strconv.AppendUint(b, n, 10)
 	return append(b, stored[end:]...)
 }

@@ -10,9 +10,11 @@ type Outgoing struct {
 	// msgs array, so that a writer can merge several queued messages into
 	// one push frame without re-encoding them.
 	Msg []byte
-	// Seq is the user's sequence of a stored message (0 for others), so
-	// that a connection resuming its inbox can drop live copies it replays.
-	Seq uint64
+	// Seq is the user's sequence of a stored message, or with Room set the
+	// room history position (0 for others), so that a connection replaying
+	// can drop live copies it replays.
+	Seq  uint64
+	Room string
 }
 
 // NewText wraps a JSON payload in a text frame.

@@ -20,6 +20,7 @@ type envelope struct {
 	Except string   `json:"e,omitempty"`  // the sending connection
 	Skip   []string `json:"su,omitempty"` // users whose connections get this push another way
 	Seq    uint64   `json:"s,omitempty"`  // the user's sequence of a stored message
+	Pos    uint64   `json:"p,omitempty"`  // the room history position of a room message
 	Kind   string   `json:"k,omitempty"`  // "" a push; kindRecall: msg is a recall notice
 }
 

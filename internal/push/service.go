@@ -27,6 +27,7 @@ type Limits struct {
 	DefaultTTL     time.Duration // when a push names none
 	MaxTTL         time.Duration
 	IdempotencyTTL time.Duration // how long a push id is remembered
+	RoomHistory    []RoomHistory // rooms that keep their recent messages
 }
 
 // Target lists a push's recipients.
@@ -271,6 +272,19 @@ func (s *Service) send(ctx context.Context, app string, t *Target, m *protocol.M
 // sendSkipping publishes a live message to t's topics, leaving out the
 // connections of skip users.
 func (s *Service) sendSkipping(ctx context.Context, app string, t *Target, m *protocol.Message, except string, skip []string) error {
+	rooms, err := s.storeHistory(ctx, app, t.Rooms, m, except)
+	if err != nil {
+		return err
+	}
+	if len(rooms) != len(t.Rooms) {
+		rest := *t
+		rest.Rooms = rooms
+		if len(rest.Users)+len(rest.Conns)+len(rest.Rooms) == 0 && !rest.App && !rest.All {
+			s.count(app, 1, 0)
+			return nil
+		}
+		t = &rest
+	}
 	msg := protocol.AppendMessage(make([]byte, 0, 96+len(m.Data)), m)
 	kinds := 0
 	for _, k := range []bool{len(t.Users) > 0, len(t.Conns) > 0, len(t.Rooms) > 0, t.App, t.All} {
@@ -384,6 +398,9 @@ func (s *Service) Deliver(payloads [][]byte) {
 		} else {
 			f = protocol.NewPush(msg)
 			f.Seq = e.Seq
+			if e.Pos > 0 {
+				f.Seq, f.Room = e.Pos, e.Rooms[0]
+			}
 		}
 		run = append(run, f)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/protocol"
@@ -252,5 +253,67 @@ func TestOfflineNeedsUsers(t *testing.T) {
 	status, out := n.call("POST", "/v1/push", "", map[string]any{"to": map[string]any{"rooms": []string{"r"}}, "data": 1, "offline": true})
 	if status != 400 || errCode(out) != "invalid_argument" {
 		t.Fatalf("%d %v", status, out)
+	}
+}
+
+func TestRoomHistoryReplaysWhatARejoiningClientMissed(t *testing.T) {
+	n := startNode(t, func(c *config.Config) {
+		c.RoomHistory = []config.RoomHistory{{Rooms: "chat*", Size: 3, TTL: time.Hour}}
+	})
+	a := n.dial("user=amy", dialOpt{})
+	a.send(`{"type":"join","room":"chat-1"}`)
+	a.expect("joined")
+	n.push("", map[string]any{"to": map[string]any{"rooms": []string{"chat-1"}}, "data": 1})
+	if m := a.expectData(1); m["pos"] != float64(1) || m["room"] != "chat-1" {
+		t.Fatalf("room message %v", m)
+	}
+	a.conn.Close()
+	for i := 2; i <= 4; i++ {
+		n.push("", map[string]any{"to": map[string]any{"rooms": []string{"chat-1"}}, "data": i})
+	}
+	b := n.dial("user=amy", dialOpt{})
+	b.send(`{"type":"join","room":"chat-1","since":1}`)
+	b.expect("joined")
+	b.expectPositions("chat-1", 2, 3, 4)
+	if r := b.expect("resumed"); r["room"] != "chat-1" || r["since"] != float64(1) || r["to"] != float64(4) || r["complete"] != true {
+		t.Fatalf("room resumed %v", r)
+	}
+	n.push("", map[string]any{"to": map[string]any{"rooms": []string{"chat-1"}}, "data": 5})
+	b.expectData(5) // live, right after the replay
+
+	// More missed than the history keeps: the newest 3, and the client is told.
+	c := n.dial("user=bea", dialOpt{})
+	c.send(`{"type":"join","room":"chat-1","since":0}`)
+	c.expect("joined")
+	c.expectPositions("chat-1", 3, 4, 5)
+	if r := c.expect("resumed"); r["complete"] != false || r["to"] != float64(5) {
+		t.Fatalf("room resumed %v", r)
+	}
+	c.send(`{"type":"join","room":"chat-1","since":99}`)
+	c.expect("joined")
+	if e := c.expect("error"); e["code"] != float64(protocol.ErrCodeInvalidArgument) {
+		t.Fatalf("since beyond the room's latest: %v", e)
+	}
+	c.send(`{"type":"join","room":"lobby","since":1}`)
+	c.expect("joined")
+	if e := c.expect("error"); !strings.Contains(e["reason"].(string), "no history") {
+		t.Fatalf("room without history: %v", e)
+	}
+}
+
+// expectPositions reads room messages (data = their position) across push
+// frames and checks their positions, in order.
+func (c *client) expectPositions(room string, positions ...int) {
+	c.t.Helper()
+	var got []map[string]any
+	for len(got) < len(positions) {
+		for _, m := range c.expect("push")["msgs"].([]any) {
+			got = append(got, m.(map[string]any))
+		}
+	}
+	for i, m := range got {
+		if i >= len(positions) || m["pos"] != float64(positions[i]) || m["data"] != float64(positions[i]) || m["room"] != room {
+			c.t.Fatalf("room messages %v, want positions %v", got, positions)
+		}
 	}
 }
