@@ -92,6 +92,7 @@ func benchWorker(args []string) error {
 	fs.IntVar(&c.Count, "count", 0, "clients")
 	fs.IntVar(&c.Users, "users", 0, "distinct users (0: one per client)")
 	fs.StringVar(&c.Room, "room", "", "room to join")
+	fs.StringVar(&c.Prefix, "prefix", "u", "user name prefix")
 	fs.StringVar(&c.App, "app", "", "app to mint tokens for")
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "token secret")
 	fs.IntVar(&c.Dial, "dial", 256, "concurrent dials")

@@ -96,7 +96,7 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 		// earlier run never collide with this one's.
 		subnet := fmt.Sprintf("127.%d.%d.", 1+rand.IntN(250), rand.IntN(256))
 		local := &net.TCPAddr{IP: net.ParseIP(subnet + "1")}
-		c := &coordinator{opts: opts, subnet: subnet, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		c := &coordinator{opts: opts, subnet: subnet, prefix: fmt.Sprintf("r%d-", rand.IntN(1e9)), http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConnsPerHost: max(16, opts.Concurrency*2),
 			DialContext:         (&net.Dialer{LocalAddr: local}).DialContext,
 		}}}
@@ -114,6 +114,7 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 type coordinator struct {
 	opts    Options
 	subnet  string // "127.x.y.": this run's source addresses
+	prefix  string // this run's user name prefix
 	http    *http.Client
 	workers []*workerProc
 	index   atomic.Int64 // message index, increasing over the whole run
@@ -152,7 +153,7 @@ func (c *coordinator) start() error {
 		}
 		args := []string{"bench", "worker", "--url", wsURL, "--source", c.subnet + strconv.Itoa(2+w%c.opts.Sources),
 			"--first", strconv.Itoa(first), "--count", strconv.Itoa(count), "--users", strconv.Itoa(users), "--room", room,
-			"--app", c.opts.App}
+			"--app", c.opts.App, "--prefix", c.prefix}
 		cmd := exec.Command(c.opts.Exe, args...)
 		cmd.Env = append(os.Environ(), "HERALD_TOKEN_SECRET="+c.opts.TokenSecret)
 		cmd.Stderr = os.Stderr
@@ -359,7 +360,8 @@ func procSample(pid int) (int64, time.Duration, error) {
 	return rss, time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
 
-func randUser(n int) string { return "u" + strconv.Itoa(rand.IntN(n)) }
+// randUser names one of this run's n users at random.
+func (c *coordinator) randUser(n int) string { return c.prefix + strconv.Itoa(rand.IntN(n)) }
 
 func (c *coordinator) newGet(path string) (*http.Request, error) {
 	req, err := http.NewRequest("GET", c.opts.URL+path, nil)

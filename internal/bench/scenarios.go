@@ -139,7 +139,7 @@ func (c *coordinator) unicast(ctx context.Context) (Result, error) {
 					err = c.postBatch()
 					n += c.opts.Batch
 				} else {
-					err = c.post("/v1/push", c.pushUser(randUser(c.opts.Conns), 1<<40+c.index.Add(1)))
+					err = c.post("/v1/push", c.pushUser(c.randUser(c.opts.Conns), 1<<40+c.index.Add(1)))
 					n++
 				}
 				if err != nil {
@@ -179,7 +179,7 @@ func (c *coordinator) postBatch() error {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, c.pushUser(randUser(c.opts.Conns), 1<<40+c.index.Add(1))...)
+		b = append(b, c.pushUser(c.randUser(c.opts.Conns), 1<<40+c.index.Add(1))...)
 	}
 	return c.post("/v1/push/batch", append(b, "]}"...))
 }

@@ -23,7 +23,8 @@ type WorkerConfig struct {
 	Source      string // local IP to dial from
 	First       int    // index of this worker's first client
 	Count       int    // clients in this worker
-	Users       int    // client i is user "u<i % Users>" (0: one user per client)
+	Users       int    // client i is user Prefix+"<i % Users>" (0: one user per client)
+	Prefix      string // user name prefix (default "u")
 	Room        string // room every client joins ("" none)
 	App         string // app for tokens ("" with a dev-mode server)
 	TokenSecret string
@@ -150,7 +151,10 @@ func (w *worker) user(i int) string {
 	if w.cfg.Users > 0 {
 		i %= w.cfg.Users
 	}
-	return "u" + strconv.Itoa(i)
+	if w.cfg.Prefix == "" {
+		return "u" + strconv.Itoa(i)
+	}
+	return w.cfg.Prefix + strconv.Itoa(i)
 }
 
 // dial connects client i, waits for its welcome (and joined), then starts

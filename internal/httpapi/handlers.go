@@ -76,9 +76,14 @@ func (a *API) batch(w http.ResponseWriter, r *http.Request, p principal) error {
 	}
 	ctx, cancel := a.engineCtx(r)
 	defer cancel()
-	out := make([]batchResult, len(b.Items))
+	reqs := make([]*push.Request, len(b.Items))
+	errs := make([]error, len(b.Items))
 	for i, raw := range b.Items {
-		id, err := a.batchItem(ctx, p, raw)
+		reqs[i], errs[i] = a.batchItem(p, raw)
+	}
+	ids := a.svc.PushMany(ctx, reqs, errs)
+	out := make([]batchResult, len(b.Items))
+	for i, err := range errs {
 		if err != nil {
 			pe, ok := err.(*push.Error)
 			if !ok {
@@ -87,22 +92,18 @@ func (a *API) batch(w http.ResponseWriter, r *http.Request, p principal) error {
 			out[i].Error = map[string]string{"code": pe.Code, "message": pe.Message}
 			continue
 		}
-		out[i].ID = id
+		out[i].ID = ids[i]
 	}
 	writeJSON(w, 200, map[string]any{"results": out})
 	return nil
 }
 
-func (a *API) batchItem(ctx context.Context, p principal, raw json.RawMessage) (string, error) {
+func (a *API) batchItem(p principal, raw json.RawMessage) (*push.Request, error) {
 	var b pushBody
 	if err := strictUnmarshal(raw, &b); err != nil {
-		return "", err
+		return nil, err
 	}
-	req, err := a.request(p, &b)
-	if err != nil {
-		return "", err
-	}
-	return a.svc.Push(ctx, req)
+	return a.request(p, &b)
 }
 
 func strictUnmarshal(raw json.RawMessage, v any) error {

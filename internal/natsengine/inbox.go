@@ -552,8 +552,11 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 }
 
 // seek returns a stream position from which the messages of .m with seq >
-// after start. st.lastSeq must be above after. It bisects the positions
-// between the first message and st's last one.
+// after start. st.lastSeq must be above after. The stored seqs increase
+// along the stream, so it searches the positions between the first
+// message and st's last one, alternating interpolation (the messages of
+// one user are often spread evenly, making the typical search take two or
+// three probes) with bisection (which bounds the worst case).
 func (ib *Inbox) seek(ctx context.Context, c *inboxConn, sj *inboxSubjects, after uint64, st *userState) (uint64, error) {
 	first, found, err := c.getOne(ctx, nextReq(sj.m, 0, 0, false))
 	if err != nil || !found {
@@ -566,27 +569,37 @@ func (ib *Inbox) seek(ctx context.Context, c *inboxConn, sj *inboxSubjects, afte
 	if r.seq > after {
 		return first.pos, nil
 	}
-	// The message at lo has seq <= after; the first message at or after
-	// hi has seq > after.
-	lo, hi := first.pos, st.lastPos
-	for hi > lo+1 {
+	// The message at lo has seq loSeq <= after; the first message at or
+	// after hi is at hiPos and has seq hiSeq > after.
+	lo, loSeq := first.pos, r.seq
+	hi, hiPos, hiSeq := st.lastPos, st.lastPos, st.lastSeq
+	for step := 0; hi > lo+1; step++ {
 		mid := lo + (hi-lo)/2
+		if step%2 == 0 && hiSeq > loSeq {
+			// Where seq after+1 would be if the seqs between lo and
+			// hiPos were evenly spread.
+			est := lo + uint64(float64(hiPos-lo)*float64(after+1-loSeq)/float64(hiSeq-loSeq))
+			mid = min(max(est, lo+1), hi-1)
+		}
 		s, found, err := c.getOne(ctx, nextReq(sj.m, mid, 0, false))
 		if err != nil {
 			return 0, err
 		}
-		if !found {
-			hi = mid
+		if !found { // deleted meanwhile: nothing at or after mid
+			hi, hiPos = mid, mid
 			continue
 		}
 		r, err := parseRecord(s.data)
 		if err != nil {
 			return 0, err
 		}
-		if r.seq > after {
-			hi = mid
-		} else {
-			lo = s.pos
+		switch {
+		case r.seq == after+1:
+			return s.pos, nil // every message before it has a lower seq
+		case r.seq > after:
+			hi, hiPos, hiSeq = mid, s.pos, r.seq
+		default:
+			lo, loSeq = s.pos, r.seq
 		}
 	}
 	return hi, nil
