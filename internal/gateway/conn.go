@@ -48,8 +48,10 @@ type conn struct {
 	maySend   bool
 	sendSec   uint32 // Unix second of the send-rate window
 	sendCount uint32
-	pending   *pendingAuth // until the first-frame token arrives; guarded by mu
-	greet     *greeting    // while the inbox is replayed; guarded by mu
+	pending   *pendingAuth           // until the first-frame token arrives; guarded by mu
+	greet     *greeting              // while the inbox is replayed; guarded by mu
+	sends     []protocol.ClientFrame // client sends not yet published; guarded by mu
+	sending   bool                   // a goroutine publishes sends; guarded by mu
 
 	authed   atomic.Bool
 	finished atomic.Bool
@@ -87,7 +89,12 @@ func (c *conn) enqueue(frames []*protocol.Outgoing, now bool) {
 			c.mu.Unlock()
 			return
 		}
-		c.greet = nil // overflow: the connection is closed below
+		// Too much arrived during the replay: the client reconnects and
+		// resumes rather than lose or reorder what was held.
+		c.mu.Unlock()
+		c.g.metrics.SlowConsumer()
+		go c.close(protocol.CloseSlowConsumer, "slow consumer: too much arrived during the replay")
+		return
 	}
 	if c.queued+size > c.g.cfg.QueueBytes {
 		c.mu.Unlock()

@@ -582,10 +582,37 @@ func (g *Gateway) clientSend(c *conn, f protocol.ClientFrame) {
 		g.errorFrame(c, protocol.ErrCodeRateLimited, "more than "+strconv.Itoa(g.cfg.SendRate)+" sends per second")
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.WriteTimeout)
-	defer cancel()
-	if err := g.sender.ClientSend(ctx, &c.Conn, *f.To, f.Data); err != nil {
-		g.errorFrame(c, protocol.ErrCodeInvalidArgument, err.Error())
+	// Publishing may wait for the engine (a room with history stores the
+	// message): it runs off the read loop, one send at a time per
+	// connection so that a client's sends keep their order.
+	c.mu.Lock()
+	c.sends = append(c.sends, f)
+	start := !c.sending
+	c.sending = true
+	c.mu.Unlock()
+	if start {
+		go g.publishSends(c)
+	}
+}
+
+// publishSends publishes a connection's queued sends in order, then exits.
+func (g *Gateway) publishSends(c *conn) {
+	for {
+		c.mu.Lock()
+		if len(c.sends) == 0 {
+			c.sends, c.sending = nil, false
+			c.mu.Unlock()
+			return
+		}
+		f := c.sends[0]
+		c.sends = c.sends[1:]
+		c.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+		err := g.sender.ClientSend(ctx, &c.Conn, *f.To, f.Data)
+		cancel()
+		if err != nil {
+			g.errorFrame(c, protocol.ErrCodeInvalidArgument, err.Error())
+		}
 	}
 }
 

@@ -57,25 +57,44 @@ import (
 // never sees seq n+1 stored while n is still to come, and seqs have no holes
 // besides removals, expiry and the cap.
 //
+// Why not the alternatives: a per-user counter in a KV bucket is a second
+// stream, so assigning a seq and storing the message would be two
+// unrelated writes (a crash between them leaves a hole, and concurrent
+// writers store seq n+1 before n); a JetStream atomic batch of message and
+// counter is exact, but on R1 file storage it stages every batch in a
+// synced file store (3.4 ms per Append measured here, against about 0.15
+// ms for this scheme) and allows only 50 batches in flight per stream.
+//
+// The head keeps a copy of the latest message until the next Append
+// replaces it (or Remove clears it), also past the message's expiry, when
+// it is no longer returned: storage holds at most one such payload per user.
+//
 // Acks are a compare-and-swap on hrl.inack.A.U that only ever raises the
-// position. Remove first writes a tombstone, then (if the message is the
-// one in the head) replaces the head by one without it, then deletes the
-// stored copy.
+// position; they live in the same stream rather than a KV bucket so that
+// State reads them in the same request as the head. Remove first writes a
+// tombstone, then (if the message is the one in the head) replaces the head
+// by one without it, then deletes the stored copy.
 //
 // # Reads
 //
 // State is one multi-last direct get (the head, the last message and the
-// ack). Read does that first and returns at once when nothing is newer than
-// after; otherwise it finds the first message after `after` by bisecting
-// the stream positions of .m with single direct gets (the stored seqs
-// increase along the stream), then reads pages with batch direct gets. No
-// consumer is created. Complete is computed from the seqs seen: every seq in
-// (after, Latest] must be returned, be beyond a limit-cut page (counted with
-// the batch's pending count), or have a tombstone.
+// ack). Read does that first and returns at once when nothing is newer
+// than after; otherwise it finds the first message after `after` by
+// searching the stream positions of .m with single direct gets (the stored
+// seqs increase along the stream; see seek), then reads the page with
+// batch direct gets. No consumer is created. Complete is computed from the
+// seqs seen: every seq in (after, Latest] must be returned, or be counted
+// among the messages stored beyond a limit-cut page, or have a tombstone.
+// JetStream expires messages a little after their time, so Read itself
+// drops expired ones; beyond a cut page it counts, not reads, so a message
+// expired but not yet deleted there counts as present until the page that
+// would hold it is read.
 //
-// In a cluster (Replicas > 1) direct gets may be answered by a replica that
-// is slightly behind the leader; writes stay correct (every write is
-// checked by the leader), but a Read may briefly miss the newest message.
+// Expiry is judged by the reading node's clock against the expiry time the
+// appending node recorded. In a cluster (Replicas > 1) direct gets may be
+// answered by a replica slightly behind the leader: writes stay correct
+// (the leader checks every compare-and-swap), but a Read may briefly miss
+// the newest message.
 type Inbox struct {
 	e    *Engine
 	cfg  InboxConfig
@@ -281,6 +300,41 @@ type appendSlot struct {
 	retry   bool
 }
 
+// readStates reads the head and last message of each slot's inbox with
+// multi-last gets: one for all when the reply fits the server's size limit
+// for one reply, else split in halves.
+func readStates(ctx context.Context, c *inboxConn, slots []*appendSlot) error {
+	subjs := make([]string, len(slots))
+	bySubj := make(map[string]*appendSlot, 2*len(slots))
+	for i, s := range slots {
+		subjs[i] = s.sj.w
+		bySubj[s.sj.h], bySubj[s.sj.m] = s, s
+	}
+	left, _, err := c.getMany(ctx, multiLastReq(subjs), func(st stored) error {
+		if s := bySubj[st.subj]; s != nil {
+			return s.st.take(st, &s.sj)
+		}
+		return nil
+	})
+	println("readStates", len(slots), left, fmt.Sprint(err))
+	switch {
+	case err != nil:
+		return err
+	case left == 0:
+		return nil
+	case len(slots) == 1:
+		return fmt.Errorf("reading the head of %s: reply cut short", slots[0].sj.h)
+	}
+	for _, s := range slots {
+		s.st = userState{}
+	}
+	half := len(slots) / 2
+	if err := readStates(ctx, c, slots[:half]); err != nil {
+		return err
+	}
+	return readStates(ctx, c, slots[half:])
+}
+
 // appendChunk is how many users one round of an Append handles: each
 // user's head and last message fill two of a multi-last get's results.
 const appendChunk = maxMultiLast / 2
@@ -328,23 +382,12 @@ func (ib *Inbox) appendSome(ctx context.Context, c *inboxConn, slots []appendSlo
 	for i := range slots {
 		todo[i] = &slots[i]
 	}
-	subjs := make([]string, 0, len(todo))
-	bySubj := make(map[string]*appendSlot, 2*len(todo))
 	for len(todo) > 0 {
 		// Read every head and last message.
-		subjs = subjs[:0]
-		clear(bySubj)
 		for _, s := range todo {
 			s.st, s.retry, s.f = userState{}, false, nil
-			subjs = append(subjs, s.sj.w)
-			bySubj[s.sj.h], bySubj[s.sj.m] = s, s
 		}
-		if _, _, err := c.getMany(ctx, multiLastReq(subjs), func(st stored) error {
-			if s := bySubj[st.subj]; s != nil {
-				return s.st.take(st, &s.sj)
-			}
-			return nil
-		}); err != nil {
+		if err := readStates(ctx, c, todo); err != nil {
 			return err
 		}
 		// A head whose message an earlier Append did not copy into .m
@@ -390,12 +433,14 @@ func (ib *Inbox) appendSome(ctx context.Context, c *inboxConn, slots []appendSlo
 				return err
 			}
 		}
+		println("heads written")
 		for _, s := range todo {
 			if s.f == nil {
 				continue
 			}
 			pa, err := awaitAck(ctx, s.f)
 			s.f = nil
+			println("head ack", fmt.Sprint(err))
 			switch {
 			case err == nil:
 				s.headPos = pa.Sequence

@@ -569,3 +569,120 @@ func filledInbox(b *testing.B) *Inbox {
 	}
 	return ib
 }
+
+// TestInboxSeqAfterServerExpiry: once the server has deleted every expired
+// message of a user (not just once Read stops returning them), the next
+// Append still continues the sequence.
+func TestInboxSeqAfterServerExpiry(t *testing.T) {
+	ib := embeddedInbox(t, t.TempDir(), InboxConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), inboxWait)
+	defer cancel()
+	for range 3 {
+		if _, err := ib.Append(ctx, "app", []string{"u"}, "x", nil, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sj := subjectsOf("app", "u")
+	c := ib.conn.Load()
+	pollUntil(t, "the server deleting the expired messages", func() bool {
+		n, err := c.count(ctx, sj.m, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	})
+	if latest, _, err := ib.State(ctx, "app", "u"); err != nil || latest != 3 {
+		t.Fatalf("State = %d, %v; want 3", latest, err)
+	}
+	if seqs, err := ib.Append(ctx, "app", []string{"u"}, "y", nil, time.Hour); err != nil || seqs[0] != 4 {
+		t.Fatalf("Append = %v, %v; want seq 4", seqs, err)
+	}
+}
+
+// pollUntil calls cond every 20ms until it holds, failing t after
+// inboxWait.
+func pollUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(inboxWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("no %s within %v", what, inboxWait)
+		}
+	}
+}
+
+// TestInboxTooLarge: a message the server cannot take is an invalid
+// argument, not an unavailable engine.
+func TestInboxTooLarge(t *testing.T) {
+	ib := embeddedInbox(t, t.TempDir(), InboxConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), inboxWait)
+	defer cancel()
+	_, err := ib.Append(ctx, "app", []string{"u"}, "big", make([]byte, 9<<20), time.Hour)
+	if !errors.Is(err, engine.ErrInvalidArgument) || errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("Append of 9 MiB = %v, want engine.ErrInvalidArgument", err)
+	}
+	if latest, _, err := ib.State(ctx, "app", "u"); err != nil || latest != 0 {
+		t.Fatalf("State after a refused Append = %d, %v", latest, err)
+	}
+}
+
+// TestInboxLargeReplies: replies larger than the server's max_pending (1
+// MiB here) are split: the head reads of a many-user Append and the pages
+// of a Read.
+func TestInboxLargeReplies(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(),
+		MaxPending: 1 << 20, NoLog: false, Debug: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	if !srv.ReadyForConnections(inboxWait) {
+		t.Fatal("nats server not ready")
+	}
+	ib := startedInbox(t, startedEngine(t, Config{URL: srv.ClientURL(), NodeID: "n"}), InboxConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), inboxWait)
+	defer cancel()
+	payload := make([]byte, 64<<10)
+	users := make([]string, 40)
+	for i := range users {
+		users[i] = "u" + strconv.Itoa(i)
+	}
+	for round := uint64(1); round <= 2; round++ {
+		seqs, err := ib.Append(ctx, "app", users, "m", payload, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, seq := range seqs {
+			if seq != round {
+				t.Fatalf("round %d: user %s got seq %d", round, users[i], seq)
+			}
+		}
+	}
+	for range 40 {
+		if _, err := ib.Append(ctx, "app", []string{"deep"}, "d", payload, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		limit, want int
+	}{{0, 40}, {30, 30}} {
+		p, err := ib.Read(ctx, "app", "deep", 0, c.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Msgs) != c.want || !p.Complete || p.Msgs[len(p.Msgs)-1].Seq != uint64(c.want) {
+			t.Fatalf("Read limit %d: %d messages, complete %v", c.limit, len(p.Msgs), p.Complete)
+		}
+	}
+}

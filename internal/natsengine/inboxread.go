@@ -9,11 +9,7 @@ import (
 )
 
 // Read implements engine.Inbox. See Inbox for how it finds the messages
-// and computes Complete. Messages that are past their expiry time are never
-// returned, even while the server has not deleted them yet; when limit cuts
-// the page, the messages beyond it are counted, not read, so one that
-// expired a moment ago but is not deleted yet counts as present until the
-// page that would hold it is read.
+// and computes Complete.
 func (ib *Inbox) Read(ctx context.Context, app, user string, after uint64, limit int) (engine.Page, error) {
 	ctx, cancel, c, err := ib.begin(ctx, "read")
 	if err != nil {
@@ -54,7 +50,7 @@ func (ib *Inbox) Read(ctx context.Context, app, user string, after uint64, limit
 	} else if p.next <= page.Latest {
 		p.gap(p.next, page.Latest)
 	}
-	if true {
+	if len(p.gaps) == 0 && deficit == 0 {
 		return page, nil
 	}
 	// Some seqs are missing: complete only if every one was removed.
@@ -155,7 +151,7 @@ func (ib *Inbox) tombstones(ctx context.Context, c *inboxConn, sj *inboxSubjects
 			return nil, err
 		}
 		if got < maxReadBatch || last == 0 {
-			break // tombstones are far too small to reach max_bytes
+			break // tombstones are far too small to reach the byte limit
 		}
 		pos = last + 1
 	}

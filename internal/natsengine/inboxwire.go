@@ -217,7 +217,9 @@ func parseStored(m *nats.Msg) (stored, error) {
 
 // nextReq asks for up to batch messages of subj (batch 0: one, not as a
 // batch) at stream sequence pos or later; noHdr leaves out the messages'
-// headers (the end-of-batch message still has its own).
+// headers (the end-of-batch message still has its own). The server ends a
+// batch early once it sent its max_pending bytes (64 MiB by default); the
+// callers then ask again from where it ended.
 func nextReq(subj string, pos uint64, batch int, noHdr bool) []byte {
 	b := make([]byte, 0, 64+len(subj))
 	b = append(b, `{"seq":`...)
@@ -228,17 +230,12 @@ func nextReq(subj string, pos uint64, batch int, noHdr bool) []byte {
 	if batch > 0 {
 		b = append(b, `,"batch":`...)
 		b = strconv.AppendInt(b, int64(batch), 10)
-		b = append(b, `,"max_bytes":`...)
-		b = strconv.AppendInt(b, maxBatchBytes, 10)
 	}
 	if noHdr {
 		b = append(b, `,"no_hdr":true`...)
 	}
 	return append(b, '}')
 }
-
-// maxBatchBytes bounds one batch reply; a longer read takes several.
-const maxBatchBytes = 16 << 20
 
 // multiLastReq asks for the last message of every subject matching subjs.
 func multiLastReq(subjs []string) []byte {
@@ -266,18 +263,26 @@ const maxMultiLast = 1024
 // directSubject is the direct-get API subject of stream.
 func directSubject(stream string) string { return "$JS.API.DIRECT.GET." + stream }
 
-// unavailable wraps a transport failure so that callers can test for
-// engine.ErrUnavailable; JetStream API errors and cancellation are only
-// wrapped with op.
+// unavailable wraps a failure with op. Transport failures (and deadlines)
+// also match engine.ErrUnavailable, a message too large for the server
+// engine.ErrInvalidArgument; other JetStream API errors, malformed records
+// and cancellation are only wrapped.
 func unavailable(op string, err error) error {
 	var ae *jetstream.APIError
 	switch {
+	case errors.Is(err, nats.ErrMaxPayload),
+		errors.As(err, &ae) && ae.ErrorCode == errCodeMsgTooBig:
+		return fmt.Errorf("natsengine: inbox %s: %w", op, errors.Join(engine.ErrInvalidArgument, err))
 	case errors.Is(err, context.Canceled), errors.As(err, &ae), errors.Is(err, errBadRecord):
 		return fmt.Errorf("natsengine: inbox %s: %w", op, err)
 	default:
 		return fmt.Errorf("natsengine: inbox %s: %w", op, errors.Join(engine.ErrUnavailable, err))
 	}
 }
+
+// errCodeMsgTooBig is the JetStream error code of a message above the
+// stream's or server's size limit.
+const errCodeMsgTooBig = 10054
 
 // getOne is a single direct get; found is false when no message matches.
 func (c *inboxConn) getOne(ctx context.Context, req []byte) (s stored, found bool, err error) {

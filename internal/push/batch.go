@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 )
 
@@ -52,4 +53,31 @@ func (s *Service) PushMany(ctx context.Context, reqs []*Request, errs []error) [
 	}
 	wg.Wait()
 	return ids
+}
+
+// orderStripes serialise, per user (and per history room), storing a
+// message and publishing it live, so that this node publishes a user's
+// stored messages in sequence order: a client acking the highest seq it
+// has seen has then seen every one before it.
+const orderStripes = 256
+
+type orderLocks [orderStripes]sync.Mutex
+
+// lock takes the stripes of keys in ascending order (so two callers never
+// wait on each other crosswise) and returns the unlock.
+func (o *orderLocks) lock(app string, keys []string) func() {
+	idx := make([]int, 0, len(keys))
+	for _, k := range keys {
+		idx = append(idx, int(maphash.String(laneSeed, app+"\x00"+k)%orderStripes))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		o[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			o[i].Unlock()
+		}
+	}
 }

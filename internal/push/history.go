@@ -53,16 +53,20 @@ func (s *Service) storeHistory(ctx context.Context, app string, rooms []string, 
 			continue
 		}
 		kept = true
+		unlock := s.order.lock(roomInbox(app), []string{room})
 		rm := *m
 		rm.Room = room
 		stored := protocol.AppendMessage(nil, &rm)
 		pos, err := s.inbox.Append(ctx, roomInbox(app), []string{room}, m.ID, stored, h.TTL)
 		if err != nil {
+			unlock()
 			return nil, &Error{Code: CodeUnavailable, Message: "the room message could not be stored", Err: err}
 		}
 		msg = protocol.AppendWithPos(msg[:0], stored, pos[0])
 		buf = appendEnvelope(buf[:0], &envelope{App: app, Rooms: []string{room}, ID: m.ID, Except: except, Pos: pos[0]}, msg)
-		if err := s.broker.Publish(ctx, engine.Topic{Kind: engine.Room, App: app, Name: room}, buf); err != nil {
+		err = s.broker.Publish(ctx, engine.Topic{Kind: engine.Room, App: app, Name: room}, buf)
+		unlock()
+		if err != nil {
 			return nil, &Error{Code: CodeUnavailable, Message: "the engine did not accept the push", Err: err}
 		}
 	}

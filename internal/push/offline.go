@@ -15,6 +15,7 @@ import (
 // user's copy with its sequence number.
 func (s *Service) store(ctx context.Context, r *Request, m *protocol.Message, ttl time.Duration) error {
 	users := dedupe(r.To.Users)
+	defer s.order.lock(r.App, users)()
 	stored := protocol.AppendMessage(make([]byte, 0, 96+len(m.Data)), m)
 	seqs, err := s.inbox.Append(ctx, r.App, users, m.ID, stored, ttl)
 	if err != nil {

@@ -69,6 +69,7 @@ type Service struct {
 	seen   map[string]int64 // dedup'd message ids → expiry (unix ms)
 
 	delivered delivery
+	order     orderLocks
 }
 
 type idemEntry struct {
