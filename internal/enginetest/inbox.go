@@ -124,9 +124,15 @@ func (b *ibox) read(app, user string, after uint64, limit int) engine.Page {
 	b.t.Helper()
 	ctx, cancel := callCtx(b.t)
 	defer cancel()
+	start := time.Now()
 	p, err := b.ib.Read(ctx, app, user, after, limit)
 	if err != nil {
 		b.t.Fatalf("Read(%q, %q, after %d, limit %d): %v", app, user, after, limit, err)
+	}
+	for _, m := range p.Msgs {
+		if !m.Expires.After(start) {
+			b.t.Fatalf("Read(%q, %q) started at %v returned message %d, which expired at %v", app, user, start, m.Seq, m.Expires)
+		}
 	}
 	if limit > 0 && len(p.Msgs) > limit {
 		b.t.Fatalf("Read(%q, %q, after %d, limit %d) returned %d messages", app, user, after, limit, len(p.Msgs))
@@ -172,11 +178,12 @@ func (b *ibox) remove(app, user string, seq uint64) bool {
 	return ok
 }
 
-// poll calls cond until it reports true, failing t at the deadline.
-func poll(t *testing.T, what string, cond func() bool) {
+// poll calls cond every interval until it reports true, failing t at the
+// deadline.
+func poll(t *testing.T, what string, interval time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(inboxWait)
-	tick := time.NewTicker(50 * time.Millisecond)
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -427,10 +434,12 @@ func (s *inboxSuite) testAckConcurrent(t *testing.T) {
 }
 
 // awaitGone polls until Read(after 0) no longer returns seq, and fails if
-// a Read started after the message's expiry still returns it.
+// a Read started after the message's expiry still returns it. It polls
+// often, so that a backend that returns a message until it happens to
+// delete it (a little after its expiry) is caught.
 func (b *ibox) awaitGone(app, user string, seq uint64, expires time.Time) {
 	b.t.Helper()
-	poll(b.t, fmt.Sprintf("message %d of %s/%s expiring", seq, app, user), func() bool {
+	poll(b.t, fmt.Sprintf("message %d of %s/%s expiring", seq, app, user), 2*time.Millisecond, func() bool {
 		start := time.Now()
 		p := b.read(app, user, 0, 0)
 		has := slices.Contains(seqsOf(p.Msgs), seq)
@@ -474,7 +483,7 @@ func (s *inboxSuite) testExpiryBeyondPage(t *testing.T) {
 	b.awaitGone("app", "beyond", 3, p.Msgs[2].Expires)
 	// A loss beyond a limit-cut page makes it incomplete (once the
 	// backend dropped the message).
-	poll(t, "page cut before a lost message reported incomplete", func() bool {
+	poll(t, "page cut before a lost message reported incomplete", 50*time.Millisecond, func() bool {
 		p := b.read("app", "beyond", 0, 1)
 		if got := seqsOf(p.Msgs); !slices.Equal(got, []uint64{1}) {
 			t.Fatalf("Read(after 0, limit 1) = %v", got)

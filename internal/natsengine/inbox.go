@@ -19,17 +19,21 @@ import (
 //
 // Everything lives in one stream, InboxStream (file storage, discard old,
 // per-message TTLs, rollups and direct gets allowed, MaxMsgsPerSubject =
-// the per-user cap, no other limits). With A and U the app and user as
-// subject tokens (the encoding of Subject), one user's inbox is:
+// the per-user cap, no other limits), subjects hrl.inbox.>. With A and U
+// the app and user as subject tokens (the encoding of Subject), one user's
+// inbox is:
 //
-//	hrl.inbox.A.U.h  the head: one message (each write rolls up the
-//	                 previous one), no TTL. It holds the user's latest seq
-//	                 and, normally, a copy of that latest message.
-//	hrl.inbox.A.U.m  the messages, oldest first, each with its TTL; the
-//	                 stream's per-subject limit drops the oldest.
-//	hrl.inack.A.U    the acked position: one message (rollup), no TTL.
-//	hrl.inrm.A.U     a tombstone per removed message, living as long as the
-//	                 message would have (so Read can tell removed from lost).
+//	hrl.inbox.A.U.q.h  the head: one message (each write rolls up the
+//	                   previous one), no TTL. It holds the user's latest
+//	                   seq and, normally, a copy of that latest message.
+//	hrl.inbox.A.U.q.m  the messages, oldest first, each with its TTL; the
+//	                   stream's per-subject limit drops the oldest.
+//	hrl.inbox.A.U.ack  the acked position: one message (rollup), no TTL.
+//	hrl.inbox.A.U.rm   a tombstone per removed message, living as long as
+//	                   the message would have (so Read can tell removed
+//	                   from lost).
+//	hrl.inbox.A.U.fin  with replicas only: an empty marker written after
+//	                   each delete (see deleteMsg).
 //
 // Every payload is a record (see appendRecord) carrying the seq, and for a
 // message its id, creation and expiry times and the caller's payload.
@@ -37,8 +41,8 @@ import (
 // # Sequences
 //
 // An Append writes, per user, first the head with seq L+1 (the new message
-// inside it), then the copy of that message into .m. Both writes carry
-// Nats-Expected-Last-Subject-Sequence for the wildcard hrl.inbox.A.U.*,
+// inside it), then the copy of that message into .q.m. Both writes carry
+// Nats-Expected-Last-Subject-Sequence for the wildcard hrl.inbox.A.U.q.*,
 // i.e. they are accepted only if nothing was written to the user's head or
 // messages since the writer read them. So all writes to one inbox form a
 // single compare-and-swap chain, whichever process makes them: of two
@@ -48,14 +52,14 @@ import (
 // trimming of every message and a restart, and is never reused.
 //
 // The head carries the message so that the head write alone makes the
-// message durable and assigns its seq atomically. The copy into .m is then
-// an optimisation that keeps .m in seq order: if a writer dies before making
-// it (or loses the race to make it), the head still holds the message, Read
-// returns it from there, and the next Append copies it into .m before it
-// replaces the head (an Append never replaces a head whose unexpired message
-// is not in .m). Thus .m is always in seq order along the stream, a reader
-// never sees seq n+1 stored while n is still to come, and seqs have no holes
-// besides removals, expiry and the cap.
+// message durable and assigns its seq atomically. The copy into .q.m is
+// then an optimisation that keeps .q.m in seq order: if a writer dies
+// before making it (or loses the race to make it), the head still holds
+// the message, Read returns it from there, and the next Append copies it
+// into .q.m before it replaces the head (an Append never replaces a head
+// whose unexpired message is not in .q.m). Thus .q.m is always in seq order
+// along the stream, a reader never sees seq n+1 stored while n is still to
+// come, and seqs have no holes besides removals, expiry and the cap.
 //
 // Why not the alternatives: a per-user counter in a KV bucket is a second
 // stream, so assigning a seq and storing the message would be two
@@ -69,7 +73,7 @@ import (
 // replaces it (or Remove clears it), also past the message's expiry, when
 // it is no longer returned: storage holds at most one such payload per user.
 //
-// Acks are a compare-and-swap on hrl.inack.A.U that only ever raises the
+// Acks are a compare-and-swap on hrl.inbox.A.U.ack that only ever raises the
 // position; they live in the same stream rather than a KV bucket so that
 // State reads them in the same request as the head. Remove first writes a
 // tombstone, then (if the message is the one in the head) replaces the head
@@ -80,7 +84,7 @@ import (
 // State is one multi-last direct get (the head, the last message and the
 // ack). Read does that first and returns at once when nothing is newer
 // than after; otherwise it finds the first message after `after` by
-// searching the stream positions of .m with single direct gets (the stored
+// searching the stream positions of .q.m with single direct gets (the stored
 // seqs increase along the stream; see seek), then reads the page with
 // batch direct gets. No consumer is created. Complete is computed from the
 // seqs seen: every seq in (after, Latest] must be returned, or be counted
@@ -91,10 +95,20 @@ import (
 // would hold it is read.
 //
 // Expiry is judged by the reading node's clock against the expiry time the
-// appending node recorded. In a cluster (Replicas > 1) direct gets may be
-// answered by a replica slightly behind the leader: writes stay correct
-// (the leader checks every compare-and-swap), but a Read may briefly miss
-// the newest message.
+// appending node recorded.
+//
+// # Replicas
+//
+// With a replicated stream, direct gets are answered by any replica, which
+// may be behind the leader. Writes stay correct (the leader checks every
+// compare-and-swap; a stale read only costs a retry). For reads, state
+// first asks the leader for the stream position of the user's last write
+// and rereads until the replica answering has applied it, so every call
+// sees what was written before it started; a Read that still comes out
+// incomplete (a later direct get may reach another, older replica) is
+// repeated a couple of times, as is a Remove that does not find its
+// message. This costs a leader round trip per call; a node whose own
+// server holds a replica normally has its direct gets answered there.
 type Inbox struct {
 	e    *Engine
 	cfg  InboxConfig
@@ -105,6 +119,9 @@ type inboxConn struct {
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	mux *replyMux
+	// replicated: the stream has replicas, which may answer direct gets
+	// while behind the leader.
+	replicated bool
 }
 
 // InboxConfig configures an Inbox.
@@ -167,17 +184,68 @@ func (ib *Inbox) Start(ctx context.Context) error {
 		}
 		return unavailable("start", err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, ib.streamConfig()); err != nil {
+	replicas, err := ib.ensureStream(ctx, js)
+	if err != nil {
 		return unavailable("start: stream "+InboxStream, err)
 	}
 	mux, err := startReplyMux(nc)
 	if err != nil {
 		return unavailable("start", err)
 	}
-	if old := ib.conn.Swap(&inboxConn{nc: nc, js: js, mux: mux}); old != nil {
+	c := &inboxConn{nc: nc, js: js, mux: mux, replicated: replicas > 1}
+	// Wait until the stream answers direct gets (a new stream's replicas
+	// subscribe a moment after it is created).
+	for {
+		_, err := c.getMany(ctx, multiLastReq([]string{inboxPrefix + "probe"}), func(stored) error { return nil })
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil {
+			_ = mux.sub.Unsubscribe()
+			return unavailable("start: stream "+InboxStream, err)
+		}
+	}
+	if old := ib.conn.Swap(c); old != nil {
 		_ = old.mux.sub.Unsubscribe()
 	}
 	return nil
+}
+
+// ensureStream creates the stream, or updates it when its settings differ
+// from the configuration, and returns its replica count. Failures are
+// retried while ctx lasts, each attempt with a short deadline: a new
+// JetStream cluster reports its peers offline for a moment, and one was
+// seen here to leave some of several concurrent create requests for one
+// stream unanswered.
+func (ib *Inbox) ensureStream(ctx context.Context, js jetstream.JetStream) (int, error) {
+	want := ib.streamConfig()
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		s, err := js.Stream(actx, InboxStream)
+		if err == nil && sameStream(s.CachedInfo().Config, want) {
+			cancel()
+			return s.CachedInfo().Config.Replicas, nil
+		}
+		if err == nil || errors.Is(err, jetstream.ErrStreamNotFound) {
+			s, err = js.CreateOrUpdateStream(actx, want)
+		}
+		cancel()
+		if err == nil {
+			return s.CachedInfo().Config.Replicas, nil
+		}
+		if perr := pause(ctx, attempt); perr != nil {
+			return 0, err
+		}
+	}
+}
+
+// sameStream reports whether the stream has the settings the Inbox needs.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Storage == want.Storage &&
+		have.Replicas == want.Replicas && have.Discard == want.Discard &&
+		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject && have.MaxMsgs == want.MaxMsgs &&
+		have.MaxBytes == want.MaxBytes && have.MaxAge == want.MaxAge && have.AllowMsgTTL &&
+		have.AllowRollup && have.AllowDirect && !have.DenyDelete && !have.DenyPurge
 }
 
 // Close stops the Inbox's reply subscription; the Inbox is unavailable
@@ -195,7 +263,7 @@ func (ib *Inbox) streamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              InboxStream,
 		Description:       "Herald per-user inboxes",
-		Subjects:          []string{inboxPrefix + ">", inboxAckPfx + ">", inboxRemovPfx + ">"},
+		Subjects:          []string{inboxPrefix + ">"},
 		Storage:           jetstream.FileStorage,
 		Replicas:          ib.cfg.Replicas,
 		Retention:         jetstream.LimitsPolicy,
@@ -231,7 +299,7 @@ type userState struct {
 	head    record // kind 0: no head yet
 	headRaw []byte // the head's stored payload
 	headPos uint64
-	lastSeq uint64 // seq of the last message in .m (0: none)
+	lastSeq uint64 // seq of the last message in .q.m (0: none)
 	lastPos uint64
 	acked   uint64
 	ackPos  uint64
@@ -243,7 +311,7 @@ func (st *userState) latest() uint64 { return max(st.head.seq, st.lastSeq) }
 func (st *userState) tip() uint64 { return max(st.headPos, st.lastPos) }
 
 // pending reports whether the head holds an unexpired message that is not
-// (or no longer) in .m.
+// (or no longer) in .q.m.
 func (st *userState) pending(now int64) bool {
 	return st.head.kind == recMsg && st.headPos > st.lastPos && st.head.expires > now
 }
@@ -265,13 +333,31 @@ func (st *userState) take(s stored, sj *inboxSubjects) error {
 	return nil
 }
 
-// state reads one user's head, last message and ack.
+// state reads one user's head, last message and ack. With a replicated
+// stream it first asks the leader where the user's last write is and
+// reads again until the replica answering has caught up with it, so that
+// whatever was written before the call is seen.
 func (ib *Inbox) state(ctx context.Context, c *inboxConn, sj *inboxSubjects) (userState, error) {
 	var st userState
-	_, _, err := c.getMany(ctx, multiLastReq([]string{sj.w, sj.ack}), func(s stored) error {
-		return st.take(s, sj)
-	})
-	return st, err
+	var barrier uint64
+	if c.replicated {
+		var err error
+		if barrier, err = c.leaderLast(ctx, sj.all); err != nil {
+			return st, err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		st = userState{}
+		upTo, err := c.lastOf(ctx, []string{sj.h, sj.m, sj.ack}, func(s stored) error {
+			return st.take(s, sj)
+		})
+		if err != nil || upTo >= barrier {
+			return st, err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return st, err
+		}
+	}
 }
 
 // State implements engine.Inbox.
@@ -300,39 +386,21 @@ type appendSlot struct {
 	retry   bool
 }
 
-// readStates reads the head and last message of each slot's inbox with
-// multi-last gets: one for all when the reply fits the server's size limit
-// for one reply, else split in halves.
+// readStates reads the head and last message of each slot's inbox.
 func readStates(ctx context.Context, c *inboxConn, slots []*appendSlot) error {
-	subjs := make([]string, len(slots))
+	subjs := make([]string, 0, 2*len(slots))
 	bySubj := make(map[string]*appendSlot, 2*len(slots))
-	for i, s := range slots {
-		subjs[i] = s.sj.w
+	for _, s := range slots {
+		subjs = append(subjs, s.sj.h, s.sj.m)
 		bySubj[s.sj.h], bySubj[s.sj.m] = s, s
 	}
-	left, _, err := c.getMany(ctx, multiLastReq(subjs), func(st stored) error {
+	_, err := c.lastOf(ctx, subjs, func(st stored) error {
 		if s := bySubj[st.subj]; s != nil {
 			return s.st.take(st, &s.sj)
 		}
 		return nil
 	})
-	println("readStates", len(slots), left, fmt.Sprint(err))
-	switch {
-	case err != nil:
-		return err
-	case left == 0:
-		return nil
-	case len(slots) == 1:
-		return fmt.Errorf("reading the head of %s: reply cut short", slots[0].sj.h)
-	}
-	for _, s := range slots {
-		s.st = userState{}
-	}
-	half := len(slots) / 2
-	if err := readStates(ctx, c, slots[:half]); err != nil {
-		return err
-	}
-	return readStates(ctx, c, slots[half:])
+	return err
 }
 
 // appendChunk is how many users one round of an Append handles: each
@@ -377,108 +445,105 @@ func (ib *Inbox) Append(ctx context.Context, app string, users []string, id stri
 
 // appendSome appends msg to each slot's inbox (at most appendChunk),
 // retrying the users whose compare-and-swap lost to a concurrent writer.
+// The users' writes are pipelined: each step publishes for all of them,
+// then collects the acks.
 func (ib *Inbox) appendSome(ctx context.Context, c *inboxConn, slots []appendSlot, msg *record, ttl time.Duration) error {
 	todo := make([]*appendSlot, len(slots))
 	for i := range slots {
 		todo[i] = &slots[i]
 	}
-	for len(todo) > 0 {
-		// Read every head and last message.
+	for round := 0; len(todo) > 0; round++ {
+		// Repeated conflicts mean a busy inbox or, with replicas, one
+		// that answered from behind the leader: back off a little.
+		if round > 1 {
+			if err := pause(ctx, round-2); err != nil {
+				return err
+			}
+		}
 		for _, s := range todo {
 			s.st, s.retry, s.f = userState{}, false, nil
 		}
 		if err := readStates(ctx, c, todo); err != nil {
 			return err
 		}
-		// A head whose message an earlier Append did not copy into .m
-		// (it died, or is still at it) is copied first, so that .m keeps
-		// every message in seq order.
+		// A head whose message an earlier Append did not copy into .q.m
+		// (it died, or is still at it) is copied first, so that .q.m keeps
+		// every message, in seq order.
 		now := time.Now().UnixNano()
-		for _, s := range todo {
-			if s.st.pending(now) {
-				m := pubMsg(s.sj.m, s.st.headRaw, ttlSeconds(time.Duration(s.st.head.expires-now)))
-				setCAS(m, s.sj.w, s.st.headPos)
-				if err := ib.pubAsync(c, s, m); err != nil {
-					return err
-				}
+		err := ib.step(ctx, c, todo, func(s *appendSlot) *nats.Msg {
+			if !s.st.pending(now) {
+				return nil
 			}
-		}
-		for _, s := range todo {
-			if s.f == nil {
-				continue
-			}
-			pa, err := awaitAck(ctx, s.f)
-			s.f = nil
-			switch {
-			case err == nil:
-				s.st.lastSeq, s.st.lastPos = s.st.head.seq, pa.Sequence
-			case isConflict(err):
-				s.retry = true
-			default:
-				return err
-			}
+			m := pubMsg(s.sj.m, s.st.headRaw, ttlSeconds(time.Duration(s.st.head.expires-now)))
+			setCAS(m, s.sj.w, s.st.headPos)
+			return m
+		}, func(s *appendSlot, pa *jetstream.PubAck) {
+			s.st.lastSeq, s.st.lastPos = s.st.head.seq, pa.Sequence
+		})
+		if err != nil {
+			return err
 		}
 		// The new heads: the compare-and-swap that assigns the seqs.
-		for _, s := range todo {
-			if s.retry {
-				continue
-			}
+		err = ib.step(ctx, c, todo, func(s *appendSlot) *nats.Msg {
 			r := *msg
 			r.seq = s.st.latest() + 1
 			s.seq, s.data = r.seq, appendRecord(nil, &r)
 			m := pubMsg(s.sj.h, s.data, 0)
 			setCAS(m, s.sj.w, s.st.tip())
 			m.Header[hdrRollup] = []string{"sub"}
-			if err := ib.pubAsync(c, s, m); err != nil {
-				return err
-			}
+			return m
+		}, func(s *appendSlot, pa *jetstream.PubAck) { s.headPos = pa.Sequence })
+		if err != nil {
+			return err
 		}
-		println("heads written")
-		for _, s := range todo {
-			if s.f == nil {
-				continue
-			}
-			pa, err := awaitAck(ctx, s.f)
-			s.f = nil
-			println("head ack", fmt.Sprint(err))
-			switch {
-			case err == nil:
-				s.headPos = pa.Sequence
-			case isConflict(err):
-				s.retry, s.seq = true, 0
-			default:
-				return err
-			}
-		}
-		// The copies into .m. The messages are durable in their heads
+		// The copies into .q.m. The messages are durable in their heads
 		// already, so a failure here loses nothing: a conflict means
-		// another writer copied (or removed) it, anything else leaves
-		// the copy to the next Append.
-		for _, s := range todo {
-			if !s.retry {
-				m := pubMsg(s.sj.m, s.data, ttlSeconds(ttl))
-				setCAS(m, s.sj.w, s.headPos)
-				_ = ib.pubAsync(c, s, m)
-			}
-		}
-		for _, s := range todo {
-			if s.f != nil {
-				_, _ = awaitAck(ctx, s.f)
-				s.f = nil
-			}
-		}
+		// another writer copied (or removed) it, anything else leaves the
+		// copy to the next Append.
+		_ = ib.step(ctx, c, todo, func(s *appendSlot) *nats.Msg {
+			m := pubMsg(s.sj.m, s.data, ttlSeconds(ttl))
+			setCAS(m, s.sj.w, s.headPos)
+			return m
+		}, nil)
 		todo = slices.DeleteFunc(todo, func(s *appendSlot) bool { return !s.retry })
 	}
 	return nil
 }
 
-func (ib *Inbox) pubAsync(c *inboxConn, s *appendSlot, m *nats.Msg) error {
-	f, err := c.js.PublishMsgAsync(m)
-	if err != nil {
-		return err
+// step publishes, for every slot not yet marked for retry, the message
+// build returns (if any), then waits for the acks: stored calls done, a
+// lost compare-and-swap marks the slot for retry (and unassigns its seq),
+// and any other failure is returned (after every ack was collected). With
+// a nil done the outcomes are only waited for.
+func (ib *Inbox) step(ctx context.Context, c *inboxConn, slots []*appendSlot, build func(*appendSlot) *nats.Msg, done func(*appendSlot, *jetstream.PubAck)) error {
+	var first error
+	for _, s := range slots {
+		if s.retry {
+			continue
+		}
+		if m := build(s); m != nil {
+			if s.f, first = c.js.PublishMsgAsync(m); first != nil {
+				break
+			}
+		}
 	}
-	s.f = f
-	return nil
+	for _, s := range slots {
+		if s.f == nil {
+			continue
+		}
+		pa, err := awaitAck(ctx, s.f)
+		s.f = nil
+		switch {
+		case done == nil:
+		case err == nil:
+			done(s, pa)
+		case isConflict(err):
+			s.retry, s.seq = true, 0
+		case first == nil:
+			first = err
+		}
+	}
+	return first
 }
 
 // Ack implements engine.Inbox.
@@ -489,7 +554,12 @@ func (ib *Inbox) Ack(ctx context.Context, app, user string, seq uint64) (bool, e
 	}
 	defer cancel()
 	sj := subjectsOf(app, user)
-	for {
+	for attempt := 0; ; attempt++ {
+		if attempt > 1 {
+			if err := pause(ctx, attempt-2); err != nil {
+				return false, unavailable("ack", err)
+			}
+		}
 		st, err := ib.state(ctx, c, &sj)
 		if err != nil {
 			return false, unavailable("ack", err)
@@ -538,7 +608,12 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 		_, err := c.js.PublishMsg(ctx, m)
 		return err
 	}
-	for {
+	for attempt := 0; ; attempt++ {
+		if attempt > 1 {
+			if err := pause(ctx, attempt-2); err != nil {
+				return false, err
+			}
+		}
 		st, err := ib.state(ctx, c, sj)
 		if err != nil {
 			return false, err
@@ -549,7 +624,7 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 		now := time.Now().UnixNano()
 		if st.head.kind == recMsg && st.head.seq == seq {
 			// The message is the latest: take it out of the head first,
-			// so that no Append copies it into .m again.
+			// so that no Append copies it into .q.m again.
 			if st.head.expires <= now {
 				return false, nil
 			}
@@ -565,7 +640,7 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 				return false, err
 			}
 			if st.lastSeq == seq {
-				if _, err := c.deleteMsg(ctx, st.lastPos); err != nil {
+				if _, err := ib.deleteMsg(ctx, c, sj, st.lastPos); err != nil {
 					return false, err
 				}
 			}
@@ -579,24 +654,49 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 			return false, err
 		}
 		s, found, err := c.getOne(ctx, nextReq(sj.m, pos, 0, false))
-		if err != nil || !found {
-			return false, err
-		}
-		r, err := parseRecord(s.data)
 		if err != nil {
 			return false, err
 		}
-		if r.seq != seq || r.expires <= now {
+		var r record
+		if found {
+			if r, err = parseRecord(s.data); err != nil {
+				return false, err
+			}
+		}
+		if !found || r.seq != seq {
+			// With replicas, a replica behind the leader may have
+			// answered (see Read).
+			if c.replicated && attempt < replicaRetries {
+				continue
+			}
+			return false, nil
+		}
+		if r.expires <= now {
 			return false, nil
 		}
 		if err := tombstone(r.expires); err != nil {
 			return false, err
 		}
-		return c.deleteMsg(ctx, s.pos)
+		return ib.deleteMsg(ctx, c, sj, s.pos)
 	}
 }
 
-// seek returns a stream position from which the messages of .m with seq >
+// deleteMsg deletes the message at pos. With replicas it then writes a
+// marker: a delete does not advance the stream, so without a write after
+// it the leader check of state could pass on a replica that applied the
+// tombstone but not yet the delete.
+func (ib *Inbox) deleteMsg(ctx context.Context, c *inboxConn, sj *inboxSubjects, pos uint64) (bool, error) {
+	found, err := c.deleteMsg(ctx, pos)
+	if err != nil || !c.replicated {
+		return found, err
+	}
+	m := pubMsg(sj.fin, []byte{}, 0)
+	m.Header[hdrRollup] = []string{"sub"}
+	_, err = c.js.PublishMsg(ctx, m)
+	return found, err
+}
+
+// seek returns a stream position from which the messages of .q.m with seq >
 // after start. st.lastSeq must be above after. The stored seqs increase
 // along the stream, so it searches the positions between the first
 // message and st's last one, alternating interpolation (the messages of

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -631,29 +633,13 @@ func TestInboxTooLarge(t *testing.T) {
 	}
 }
 
-// TestInboxLargeReplies: replies larger than the server's max_pending (1
-// MiB here) are split: the head reads of a many-user Append and the pages
-// of a Read.
+// TestInboxLargeReplies: replies larger than maxReplyBytes are split: the
+// head reads of a many-user Append and the pages of a Read.
 func TestInboxLargeReplies(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(),
-		MaxPending: 1 << 20, NoLog: false, Debug: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	if !srv.ReadyForConnections(inboxWait) {
-		t.Fatal("nats server not ready")
-	}
-	ib := startedInbox(t, startedEngine(t, Config{URL: srv.ClientURL(), NodeID: "n"}), InboxConfig{})
+	ib := embeddedInbox(t, t.TempDir(), InboxConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), inboxWait)
 	defer cancel()
-	payload := make([]byte, 64<<10)
+	payload := make([]byte, 64<<10) // 80 heads and messages: 5 MiB
 	users := make([]string, 40)
 	for i := range users {
 		users[i] = "u" + strconv.Itoa(i)
@@ -674,6 +660,23 @@ func TestInboxLargeReplies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Heads and messages each above maxReplyBytes.
+	huge := make([]byte, 3<<20)
+	for round := uint64(1); round <= 3; round++ {
+		seqs, err := ib.Append(ctx, "app", []string{"h1", "h2"}, "huge", huge, time.Hour)
+		if err != nil || seqs[0] != round || seqs[1] != round {
+			t.Fatalf("huge round %d: %v, %v", round, seqs, err)
+		}
+		if ok, err := ib.Ack(ctx, "app", "h1", round); !ok || err != nil {
+			t.Fatalf("Ack(%d) = %v, %v", round, ok, err)
+		}
+		if latest, acked, err := ib.State(ctx, "app", "h1"); latest != round || acked != round || err != nil {
+			t.Fatalf("State = %d, %d, %v; want %d, %d", latest, acked, err, round, round)
+		}
+	}
+	if p, err := ib.Read(ctx, "app", "h2", 0, 0); err != nil || len(p.Msgs) != 3 || !p.Complete || len(p.Msgs[2].Payload) != len(huge) {
+		t.Fatalf("Read of huge messages: %d, %v", len(p.Msgs), err)
+	}
 	for _, c := range []struct {
 		limit, want int
 	}{{0, 40}, {30, 30}} {
@@ -685,4 +688,151 @@ func TestInboxLargeReplies(t *testing.T) {
 			t.Fatalf("Read limit %d: %d messages, complete %v", c.limit, len(p.Msgs), p.Complete)
 		}
 	}
+}
+
+// runJetStreamCluster starts three clustered NATS servers with JetStream on
+// loopback ports and returns their client URLs once JetStream has a meta
+// leader.
+func runJetStreamCluster(t *testing.T) []string {
+	t.Helper()
+	ports := make([]int, 3)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: "127.0.0.1:" + strconv.Itoa(p)})
+	}
+	var urls []string
+	var srvs []*server.Server
+	for i, p := range ports {
+		srv, err := server.NewServer(&server.Options{
+			ServerName: "s" + strconv.Itoa(i),
+			Host:       "127.0.0.1",
+			Port:       server.RANDOM_PORT,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			Cluster:    server.ClusterOpts{Name: "herald", Host: "127.0.0.1", Port: p},
+			Routes:     routes,
+			NoLog:      true,
+			NoSigs:     true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Start()
+		t.Cleanup(func() {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+		})
+		srvs = append(srvs, srv)
+	}
+	for _, srv := range srvs {
+		if !srv.ReadyForConnections(inboxWait) {
+			t.Fatal("nats server not ready")
+		}
+		urls = append(urls, srv.ClientURL())
+	}
+	pollUntil(t, "a JetStream meta leader", func() bool {
+		for _, srv := range srvs {
+			if srv.JetStreamIsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+	return urls
+}
+
+// TestInboxCluster: three nodes on a three-server cluster with the stream
+// replicated three times; the compare-and-swap on the wildcard subject
+// must hold there too (the leader checks in-flight proposals).
+func TestInboxCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-server cluster")
+	}
+	urls := runJetStreamCluster(t)
+	var nodes []*Inbox
+	for i, u := range urls {
+		e := startedEngine(t, Config{URL: u, NodeID: "n" + strconv.Itoa(i)})
+		nodes = append(nodes, startedInbox(t, e, InboxConfig{Replicas: 3}))
+	}
+	const workers, each = 3, 30
+	var mu sync.Mutex
+	seen := map[uint64]string{}
+	errs := make(chan error, len(nodes)*workers)
+	var wg sync.WaitGroup
+	for n, ib := range nodes {
+		for w := range workers {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), inboxWait)
+				defer cancel()
+				for i := range each {
+					id := fmt.Sprintf("n%d-w%d-%d", n, w, i)
+					seqs, err := ib.Append(ctx, "app", []string{"x"}, id, []byte(id), time.Hour)
+					if err != nil {
+						errs <- err
+						return
+					}
+					mu.Lock()
+					if prev, dup := seen[seqs[0]]; dup {
+						errs <- fmt.Errorf("seq %d given to %s and %s", seqs[0], prev, id)
+					}
+					seen[seqs[0]] = id
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	const total = 3 * workers * each
+	ctx, cancel := context.WithTimeout(context.Background(), inboxWait)
+	defer cancel()
+	// A replica may answer a direct get slightly behind the leader.
+	pollUntil(t, "every node reading every message", func() bool {
+		for _, ib := range nodes {
+			p, err := ib.Read(ctx, "app", "x", 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Msgs) != total || !p.Complete {
+				return false
+			}
+			for i, m := range p.Msgs {
+				if m.Seq != uint64(i+1) || m.ID != seen[m.Seq] {
+					t.Fatalf("message %d: seq %d id %q, Append returned it for %q", i, m.Seq, m.ID, seen[m.Seq])
+				}
+			}
+		}
+		return true
+	})
+}
+
+// TestInboxConformanceCluster runs the suite with the stream replicated
+// three times, each subtest's inbox on its own node.
+func TestInboxConformanceCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-server cluster")
+	}
+	urls := runJetStreamCluster(t)
+	var mu sync.Mutex
+	n := 0
+	enginetest.RunInbox(t, func(t *testing.T) engine.Inbox {
+		mu.Lock()
+		n++
+		id, u := "node"+strconv.Itoa(n), urls[n%len(urls)]
+		mu.Unlock()
+		e := startedEngine(t, Config{URL: u, NodeID: id})
+		ib := startedInbox(t, e, InboxConfig{Cap: enginetest.InboxCap, Replicas: 3})
+		return &appScoped{Inbox: ib, scope: id}
+	})
 }

@@ -17,19 +17,41 @@ func (ib *Inbox) Read(ctx context.Context, app, user string, after uint64, limit
 	}
 	defer cancel()
 	sj := subjectsOf(app, user)
-	st, err := ib.state(ctx, c, &sj)
+	for attempt := 0; ; attempt++ {
+		page, err := ib.read(ctx, c, &sj, after, limit)
+		if err != nil {
+			return engine.Page{}, unavailable("read", err)
+		}
+		// With replicas, the direct gets after the (leader-checked)
+		// state may be answered by another replica, one that is behind:
+		// it can only miss messages, which shows as an incomplete page.
+		if page.Complete || !c.replicated || attempt == replicaRetries {
+			return page, nil
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return engine.Page{}, unavailable("read", err)
+		}
+	}
+}
+
+// replicaRetries is how often a read that may have met a replica behind
+// the leader is repeated.
+const replicaRetries = 2
+
+func (ib *Inbox) read(ctx context.Context, c *inboxConn, sj *inboxSubjects, after uint64, limit int) (engine.Page, error) {
+	st, err := ib.state(ctx, c, sj)
 	if err != nil {
-		return engine.Page{}, unavailable("read", err)
+		return engine.Page{}, err
 	}
 	page := engine.Page{Latest: st.latest(), Acked: st.acked, Complete: true}
 	if after >= page.Latest {
 		return page, nil
 	}
 	p := &pageReader{page: &page, after: after, next: after + 1, limit: limit, now: time.Now().UnixNano()}
-	if err := ib.readMessages(ctx, c, &sj, &st, p); err != nil {
-		return engine.Page{}, unavailable("read", err)
+	if err := ib.readMessages(ctx, c, sj, &st, p); err != nil {
+		return engine.Page{}, err
 	}
-	// The head's message, when it is not in .m (yet).
+	// The head's message, when it is not in .q.m (yet).
 	if st.pending(p.now) && st.head.seq >= p.next {
 		switch {
 		case p.cut:
@@ -54,9 +76,9 @@ func (ib *Inbox) Read(ctx context.Context, app, user string, after uint64, limit
 		return page, nil
 	}
 	// Some seqs are missing: complete only if every one was removed.
-	removed, err := ib.tombstones(ctx, c, &sj)
+	removed, err := ib.tombstones(ctx, c, sj)
 	if err != nil {
-		return engine.Page{}, unavailable("read", err)
+		return engine.Page{}, err
 	}
 	for _, g := range p.gaps {
 		if countIn(removed, g[0], g[1]) != g[1]-g[0]+1 {
@@ -70,8 +92,8 @@ func (ib *Inbox) Read(ctx context.Context, app, user string, after uint64, limit
 	return page, nil
 }
 
-// readMessages reads .m from the first message with seq > p.after until
-// the page is full or .m ends.
+// readMessages reads .q.m from the first message with seq > p.after until
+// the page is full or .q.m ends.
 func (ib *Inbox) readMessages(ctx context.Context, c *inboxConn, sj *inboxSubjects, st *userState, p *pageReader) error {
 	if st.lastSeq <= p.after {
 		return nil
@@ -90,7 +112,7 @@ func (ib *Inbox) readMessages(ctx context.Context, c *inboxConn, sj *inboxSubjec
 		// batch ended. (Its pending count is not usable then: the server
 		// does not count down what it sent without headers.)
 		stop := false
-		_, last, err := c.getMany(ctx, nextReq(sj.m, pos, n, true), func(s stored) error {
+		e, err := c.getMany(ctx, nextReq(sj.m, pos, n, true), func(s stored) error {
 			if stop {
 				return nil
 			}
@@ -107,14 +129,14 @@ func (ib *Inbox) readMessages(ctx context.Context, c *inboxConn, sj *inboxSubjec
 		switch {
 		case err != nil:
 			return err
-		case stop || last == 0 || last >= st.lastPos:
-			return nil // .m read up to where st saw it end
+		case stop || e.last == 0 || e.last >= st.lastPos:
+			return nil // .q.m read up to where st saw it end
 		case p.full():
 			p.cut = true
-			p.beyond, err = c.count(ctx, sj.m, last+1)
+			p.beyond, err = c.count(ctx, sj.m, e.last+1)
 			return err
 		}
-		pos = last + 1
+		pos = e.last + 1
 	}
 }
 
@@ -122,7 +144,7 @@ func (ib *Inbox) readMessages(ctx context.Context, c *inboxConn, sj *inboxSubjec
 // pos or later.
 func (c *inboxConn) count(ctx context.Context, subj string, pos uint64) (uint64, error) {
 	var n uint64
-	_, _, err := c.getMany(ctx, nextReq(subj, pos, 1, false), func(s stored) error {
+	_, err := c.getMany(ctx, nextReq(subj, pos, 1, false), func(s stored) error {
 		n = 1 + s.pending
 		return nil
 	})
@@ -138,7 +160,7 @@ func (ib *Inbox) tombstones(ctx context.Context, c *inboxConn, sj *inboxSubjects
 	var pos uint64
 	for {
 		got := 0
-		_, last, err := c.getMany(ctx, nextReq(sj.rm, pos, maxReadBatch, true), func(s stored) error {
+		e, err := c.getMany(ctx, nextReq(sj.rm, pos, maxReadBatch, true), func(s stored) error {
 			got++
 			r, err := parseRecord(s.data)
 			if err != nil {
@@ -150,10 +172,10 @@ func (ib *Inbox) tombstones(ctx context.Context, c *inboxConn, sj *inboxSubjects
 		if err != nil {
 			return nil, err
 		}
-		if got < maxReadBatch || last == 0 {
+		if got < maxReadBatch || e.last == 0 {
 			break // tombstones are far too small to reach the byte limit
 		}
-		pos = last + 1
+		pos = e.last + 1
 	}
 	slices.Sort(seqs)
 	return slices.Compact(seqs), nil

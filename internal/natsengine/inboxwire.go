@@ -23,7 +23,7 @@ import (
 
 // Record kinds. A record is the payload of every message the Inbox stores.
 const (
-	recMsg  = 'm' // a user message: in the .m subject, or the head's pending copy
+	recMsg  = 'm' // a user message: in .q.m, or in the head
 	recHead = 'h' // a head that carries no message (its message was removed)
 	recAck  = 'a' // an acked position
 	recGone = 'x' // a tombstone: the message with this seq was removed
@@ -110,24 +110,24 @@ func parseRecord(b []byte) (record, error) {
 
 // inboxSubjects are the subjects of one user's inbox.
 type inboxSubjects struct {
-	w   string // hrl.inbox.<app>.<user>.*: the head and the messages
-	h   string // hrl.inbox.<app>.<user>.h: the head
-	m   string // hrl.inbox.<app>.<user>.m: the messages
-	ack string // hrl.inack.<app>.<user>: the acked position
-	rm  string // hrl.inrm.<app>.<user>: tombstones of removed messages
+	w   string // hrl.inbox.<app>.<user>.q.*: the head and the messages
+	h   string // hrl.inbox.<app>.<user>.q.h: the head
+	m   string // hrl.inbox.<app>.<user>.q.m: the messages
+	ack string // hrl.inbox.<app>.<user>.ack: the acked position
+	rm  string // hrl.inbox.<app>.<user>.rm: tombstones of removed messages
+	fin string // hrl.inbox.<app>.<user>.fin: marks a finished delete (see Inbox.remove)
+	all string // hrl.inbox.<app>.<user>.>: all of the above
 }
 
-// Stream subject prefixes of the inbox stream.
-const (
-	inboxPrefix   = prefix + "inbox."
-	inboxAckPfx   = prefix + "inack."
-	inboxRemovPfx = prefix + "inrm."
-)
+// inboxPrefix starts every subject of the inbox stream.
+const inboxPrefix = prefix + "inbox."
 
 func subjectsOf(app, user string) inboxSubjects {
-	base := token(app) + "." + token(user)
-	w := inboxPrefix + base + "."
-	return inboxSubjects{w: w + "*", h: w + "h", m: w + "m", ack: inboxAckPfx + base, rm: inboxRemovPfx + base}
+	base := inboxPrefix + token(app) + "." + token(user) + "."
+	return inboxSubjects{
+		w: base + "q.*", h: base + "q.h", m: base + "q.m",
+		ack: base + "ack", rm: base + "rm", fin: base + "fin", all: base + ">",
+	}
 }
 
 // JetStream header names the Inbox sets on its publishes.
@@ -217,9 +217,7 @@ func parseStored(m *nats.Msg) (stored, error) {
 
 // nextReq asks for up to batch messages of subj (batch 0: one, not as a
 // batch) at stream sequence pos or later; noHdr leaves out the messages'
-// headers (the end-of-batch message still has its own). The server ends a
-// batch early once it sent its max_pending bytes (64 MiB by default); the
-// callers then ask again from where it ended.
+// headers (the end-of-batch message still has its own).
 func nextReq(subj string, pos uint64, batch int, noHdr bool) []byte {
 	b := make([]byte, 0, 64+len(subj))
 	b = append(b, `{"seq":`...)
@@ -230,6 +228,8 @@ func nextReq(subj string, pos uint64, batch int, noHdr bool) []byte {
 	if batch > 0 {
 		b = append(b, `,"batch":`...)
 		b = strconv.AppendInt(b, int64(batch), 10)
+		b = append(b, `,"max_bytes":`...)
+		b = strconv.AppendInt(b, maxReplyBytes, 10)
 	}
 	if noHdr {
 		b = append(b, `,"no_hdr":true`...)
@@ -244,7 +244,9 @@ func multiLastReq(subjs []string) []byte {
 		n += len(s) + 3
 	}
 	b := make([]byte, 0, n)
-	b = append(b, `{"multi_last":[`...)
+	b = append(b, `{"max_bytes":`...)
+	b = strconv.AppendInt(b, maxReplyBytes, 10)
+	b = append(b, `,"multi_last":[`...)
 	for i, s := range subjs {
 		if i > 0 {
 			b = append(b, ',')
@@ -255,6 +257,13 @@ func multiLastReq(subjs []string) []byte {
 	}
 	return append(b, `]}`...)
 }
+
+// maxReplyBytes is where the server ends a batch or multi-last reply early
+// (after the message that reaches it); the callers then ask for the rest.
+// Without it the server would send up to its max_pending (64 MiB by
+// default) at once, and a client that does not keep up with that much is
+// disconnected as a slow consumer.
+const maxReplyBytes = 2 << 20
 
 // maxMultiLast is how many results one multi-last get may return (the
 // server refuses more than 1024).
@@ -284,9 +293,44 @@ func unavailable(op string, err error) error {
 // stream's or server's size limit.
 const errCodeMsgTooBig = 10054
 
+// noRespondersRetries is how often a direct get is retried while no
+// server answers it: briefly after the stream was created or moved, or
+// while its replicas elect a leader.
+const noRespondersRetries = 8
+
+// retryNoResponders calls f until it returns anything but
+// nats.ErrNoResponders, at most noRespondersRetries more times, pausing
+// between the calls.
+func retryNoResponders[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	for attempt := 0; ; attempt++ {
+		v, err := f()
+		if !errors.Is(err, nats.ErrNoResponders) || attempt == noRespondersRetries {
+			return v, err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return v, err
+		}
+	}
+}
+
+// pause waits 1ms·2^attempt, at most 50ms, or until ctx ends.
+func pause(ctx context.Context, attempt int) error {
+	d := min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // getOne is a single direct get; found is false when no message matches.
 func (c *inboxConn) getOne(ctx context.Context, req []byte) (s stored, found bool, err error) {
-	m, err := c.nc.RequestWithContext(ctx, directSubject(InboxStream), req)
+	m, err := retryNoResponders(ctx, func() (*nats.Msg, error) {
+		return c.nc.RequestWithContext(ctx, directSubject(InboxStream), req)
+	})
 	if err != nil {
 		return s, false, err
 	}
@@ -301,44 +345,122 @@ func (c *inboxConn) getOne(ctx context.Context, req []byte) (s stored, found boo
 	return s, err == nil, err
 }
 
+// eob is what the end-of-batch message of a batch or multi-last get says.
+type eob struct {
+	pending uint64 // matching messages after the last one sent
+	last    uint64 // stream sequence of the last one sent
+	upTo    uint64 // multi-last: the stream's last sequence the reply reflects
+}
+
 // getMany is a batch or multi-last direct get: it calls each for every
-// message, in order, and returns the end-of-batch message's pending count
-// (matching messages after the last one sent) and last stream sequence
-// (that of the last one sent), both 0 when nothing matched. With no_hdr in
-// req the messages come without headers (each sees only data).
-func (c *inboxConn) getMany(ctx context.Context, req []byte, each func(stored) error) (pending, last uint64, err error) {
+// message, in order, and returns the end-of-batch message (zero when
+// nothing matched). With no_hdr in req the messages come without headers
+// (each sees only data).
+func (c *inboxConn) getMany(ctx context.Context, req []byte, each func(stored) error) (eob, error) {
+	return retryNoResponders(ctx, func() (eob, error) { return c.getManyOnce(ctx, req, each) })
+}
+
+func (c *inboxConn) getManyOnce(ctx context.Context, req []byte, each func(stored) error) (eob, error) {
 	w, reply := c.mux.add()
 	defer c.mux.remove(w)
 	if err := c.nc.PublishRequest(directSubject(InboxStream), reply, req); err != nil {
-		return 0, 0, err
+		return eob{}, err
 	}
 	for {
 		m, err := w.next(ctx)
 		if err != nil {
-			return 0, 0, err
+			return eob{}, err
 		}
 		switch st := m.Header.Get("Status"); st {
 		case "":
 		case statusEOB:
-			pending, _ = strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
-			last, _ = strconv.ParseUint(m.Header.Get(jetstream.LastSequenceHeader), 10, 64)
-			return pending, last, nil
+			var e eob
+			e.pending, _ = strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+			e.last, _ = strconv.ParseUint(m.Header.Get(jetstream.LastSequenceHeader), 10, 64)
+			e.upTo, _ = strconv.ParseUint(m.Header.Get("Nats-UpTo-Sequence"), 10, 64)
+			return e, nil
 		case statusNotFound:
-			return 0, 0, nil
+			return eob{}, nil
 		case statusNoResp:
-			return 0, 0, nats.ErrNoResponders
+			return eob{}, nats.ErrNoResponders
 		default:
-			return 0, 0, fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
+			return eob{}, fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
 		}
 		s := stored{data: m.Data}
 		if m.Header != nil {
 			if s, err = parseStored(m); err != nil {
-				return 0, 0, err
+				return eob{}, err
 			}
 		}
 		if err := each(s); err != nil {
-			return 0, 0, err
+			return eob{}, err
 		}
+	}
+}
+
+// leaderLast asks the stream's leader (not a replica, as direct gets may)
+// for the stream sequence of the last message on subj (0: none).
+func (c *inboxConn) leaderLast(ctx context.Context, subj string) (uint64, error) {
+	req := make([]byte, 0, 48+len(subj))
+	req = append(req, `{"no_hdr":true,"last_by_subj":"`...)
+	req = append(req, subj...)
+	req = append(req, `"}`...)
+	m, err := c.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+InboxStream, req)
+	if err != nil {
+		return 0, err
+	}
+	var resp struct {
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return 0, fmt.Errorf("message get reply: %w", err)
+	}
+	switch {
+	case resp.Message != nil:
+		return resp.Message.Seq, nil
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return 0, nil
+	case resp.Error != nil:
+		return 0, resp.Error
+	default:
+		return 0, errors.New("message get: empty reply")
+	}
+}
+
+// lastOf calls each with the last message of every subject in subjs that
+// has one (literal subjects, at most maxMultiLast), with multi-last gets:
+// one, unless the reply reaches maxReplyBytes, when the subjects still
+// missing are asked for again. It returns the lowest stream sequence the
+// replies reflected (see eob.upTo).
+func (c *inboxConn) lastOf(ctx context.Context, subjs []string, each func(stored) error) (upTo uint64, err error) {
+	got := make(map[string]bool, len(subjs))
+	for round := 0; ; round++ {
+		e, err := c.getMany(ctx, multiLastReq(subjs), func(s stored) error {
+			got[s.subj] = true
+			return each(s)
+		})
+		if err != nil {
+			return 0, err
+		}
+		if round == 0 || e.upTo < upTo {
+			upTo = e.upTo
+		}
+		if e.pending == 0 {
+			return upTo, nil
+		}
+		rest := make([]string, 0, len(subjs))
+		for _, s := range subjs {
+			if !got[s] {
+				rest = append(rest, s)
+			}
+		}
+		if len(rest) == len(subjs) {
+			return 0, errors.New("multi-last get: reply cut short before its first message")
+		}
+		subjs = rest
 	}
 }
 
