@@ -76,8 +76,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 
 	mux.Handle("POST /v1/push", a.wrap(a.push))
 	mux.Handle("POST /v1/push/batch", a.wrap(a.batch))
-	mux.Handle("POST /v1/rooms/{room}/join", a.wrap(a.roomJoin))
-	mux.Handle("POST /v1/rooms/{room}/leave", a.wrap(a.roomLeave))
+	mux.Handle("POST /v1/rooms/{room}/join", a.wrap(a.membership(a.gw.Join)))
+	mux.Handle("POST /v1/rooms/{room}/leave", a.wrap(a.membership(a.gw.Leave)))
 	mux.Handle("GET /v1/rooms/{room}", a.wrap(a.room))
 	mux.Handle("GET /v1/users/{user}", a.wrap(a.user))
 	mux.Handle("DELETE /v1/conns/{id}", a.wrap(a.kickConn))

@@ -149,28 +149,20 @@ func (a *API) roomConns(w http.ResponseWriter, r *http.Request, p principal) (st
 	return app, room, conns, nil
 }
 
-func (a *API) roomJoin(w http.ResponseWriter, r *http.Request, p principal) error {
-	_, room, conns, err := a.roomConns(w, r, p)
-	if err != nil {
-		return err
+// membership returns the handler of room join or leave: op applied to every
+// named user's and connection's local connections.
+func (a *API) membership(op func(*hub.Conn, string) bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p principal) error {
+		_, room, conns, err := a.roomConns(w, r, p)
+		if err != nil {
+			return err
+		}
+		for _, c := range conns {
+			op(c, room)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
-	for _, c := range conns {
-		a.gw.Join(c, room)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (a *API) roomLeave(w http.ResponseWriter, r *http.Request, p principal) error {
-	_, room, conns, err := a.roomConns(w, r, p)
-	if err != nil {
-		return err
-	}
-	for _, c := range conns {
-		a.gw.Leave(c, room)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
 }
 
 const pageSize = 100
