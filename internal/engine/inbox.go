@@ -34,6 +34,14 @@ type Page struct {
 	Complete bool
 }
 
+// Entry is one message for one user's inbox, for Inbox.AppendMany.
+type Entry struct {
+	User    string
+	ID      string
+	Payload []byte
+	TTL     time.Duration
+}
+
 // Inbox stores per-user ordered messages durably. Users are scoped by app:
 // the same user name in two apps names two inboxes. Any app and user string
 // is allowed, including the empty one. An Inbox is safe for concurrent use,
@@ -63,4 +71,11 @@ type Inbox interface {
 	// stored. A removed message never comes back from Read and does not make
 	// a page incomplete.
 	Remove(ctx context.Context, app, user string, seq uint64) (bool, error)
+	// AppendMany stores several messages, each in one user's inbox of app,
+	// as len(entries) Appends made one after another would (so entries of
+	// one user get increasing sequences in entry order), durably before it
+	// returns, but in far fewer round trips. It returns each entry's seq;
+	// errs[i] != nil means entry i was not stored (errs is nil when every
+	// entry was stored).
+	AppendMany(ctx context.Context, app string, entries []Entry) (seqs []uint64, errs []error)
 }

@@ -33,6 +33,8 @@ type MessageRecord struct {
 type Records interface {
 	// PutRecord stores a record (replacing one with the same app and id).
 	PutRecord(ctx context.Context, r MessageRecord) error
+	// PutRecords stores several records in one round trip.
+	PutRecords(ctx context.Context, rs []MessageRecord) error
 	// Record returns the record of app's message id, or ErrNotFound.
 	Record(ctx context.Context, app, id string) (MessageRecord, error)
 	// Recall marks the record recalled and returns it as it was before, or

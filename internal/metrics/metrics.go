@@ -99,8 +99,8 @@ func (m *Metrics) Written(frames int) {
 // ClientError counts an error frame sent to a client.
 func (m *Metrics) ClientError(code int) { m.clientErrors.WithLabelValues(strconv.Itoa(code)).Inc() }
 
-// Pushed counts an accepted push.
-func (m *Metrics) Pushed(origin string) { m.pushes.WithLabelValues(origin).Inc() }
+// Pushed counts n accepted pushes.
+func (m *Metrics) Pushed(origin string, n int) { m.pushes.WithLabelValues(origin).Add(float64(n)) }
 
 // Delivered counts messages handed to connection queues.
 func (m *Metrics) Delivered(n int) { m.deliveries.Add(float64(n)) }

@@ -25,7 +25,8 @@ import (
 //
 //	hrl.inbox.A.U.q.h  the head: one message (each write rolls up the
 //	                   previous one), no TTL. It holds the user's latest
-//	                   seq and, normally, a copy of that latest message.
+//	                   seq and the messages of the last append to the
+//	                   inbox (normally one: the latest).
 //	hrl.inbox.A.U.q.m  the messages, oldest first, each with its TTL; the
 //	                   stream's per-subject limit drops the oldest.
 //	hrl.inbox.A.U.ack  the acked position: one message (rollup), no TTL.
@@ -40,26 +41,46 @@ import (
 //
 // # Sequences
 //
-// An Append writes, per user, first the head with seq L+1 (the new message
-// inside it), then the copy of that message into .q.m. Both writes carry
-// Nats-Expected-Last-Subject-Sequence for the wildcard hrl.inbox.A.U.q.*,
-// i.e. they are accepted only if nothing was written to the user's head or
-// messages since the writer read them. So all writes to one inbox form a
-// single compare-and-swap chain, whichever process makes them: of two
-// concurrent Appends one head write fails and that Append reads again and
-// takes the next seq. The head is never expired, trimmed or deleted (only
-// replaced by a later head), so the latest seq survives the expiry or
-// trimming of every message and a restart, and is never reused.
+// An append of k messages to one inbox (Append: k = 1 per user; AppendMany:
+// a user's entries, k bounded by headBudget bytes) with latest seq L writes
+// first the head with seq L+k carrying the k messages (seqs L+1..L+k), then
+// the copies of those messages into .q.m, in seq order. The head write
+// carries Nats-Expected-Last-Subject-Sequence for the wildcard
+// hrl.inbox.A.U.q.*: it is accepted only if nothing was written to the
+// user's head or messages since the writer read them. Of two concurrent
+// appends one head write fails, and that append reads again and takes the
+// next seqs. The head is never expired, trimmed or deleted (only replaced
+// by a later head), so the latest seq survives the expiry or trimming of
+// every message and a restart, and is never reused.
 //
-// The head carries the message so that the head write alone makes the
-// message durable and assigns its seq atomically. The copy into .q.m is
-// then an optimisation that keeps .q.m in seq order: if a writer dies
-// before making it (or loses the race to make it), the head still holds
-// the message, Read returns it from there, and the next Append copies it
-// into .q.m before it replaces the head (an Append never replaces a head
-// whose unexpired message is not in .q.m). Thus .q.m is always in seq order
-// along the stream, a reader never sees seq n+1 stored while n is still to
-// come, and seqs have no holes besides removals, expiry and the cap.
+// The head carries the messages so that the head write alone makes them
+// durable and assigns their seqs atomically. The copies keep .q.m in seq
+// order: only the head's writer copies its messages, the first copy
+// expecting the head's position on the wildcard (nothing since the head),
+// each later one expecting the previous copy's position on the wildcard
+// or, on a stream without replicas, all of them published at once, the
+// head's position on hrl.inbox.A.U.q.h (the head still this one). A copy
+// thus fails only once another head has replaced this one, and then every
+// later copy fails too (a stream without replicas checks its writes in
+// order; with replicas the leader may refuse a check while another on the
+// same subject is in flight, so there the copies go one at a time). The
+// head's messages above the last seq in .q.m are its pending ones: Read
+// returns them from the head, and the next head carries them on, before
+// its own new ones (that writer then copies them). So if a writer dies
+// between head and copies (or loses the race to make them), nothing is
+// lost: .q.m is always in seq order along the stream, a reader never sees
+// seq n+1 stored while n is still to come, and seqs have no holes besides
+// removals, expiry and the cap.
+//
+// The copies are pipelined across users: an AppendMany reads the inboxes
+// that need it (several multi-last gets at once), publishes all heads,
+// then all copies, awaiting each round's acknowledgements together (see
+// pubMux). A process remembers its own last write to an inbox (see
+// tipCache), so its next append there usually skips the read: the head's
+// compare-and-swap on the remembered position is the check. A batch to
+// distinct users thus takes two round trips (three for inboxes not
+// remembered), and a user's k entries add none (one more per copy with
+// replicas).
 //
 // Why not the alternatives: a per-user counter in a KV bucket is a second
 // stream, so assigning a seq and storing the message would be two
@@ -69,15 +90,16 @@ import (
 // synced file store (3.4 ms per Append measured here, against about 0.15
 // ms for this scheme) and allows only 50 batches in flight per stream.
 //
-// The head keeps a copy of the latest message until the next Append
-// replaces it (or Remove clears it), also past the message's expiry, when
-// it is no longer returned: storage holds at most one such payload per user.
+// The head keeps its messages until the next append replaces it (or
+// Remove takes one out), also past their expiry, when they are no longer
+// returned: storage holds at most one append's messages (normally one,
+// at most about headBudget bytes) per user besides .q.m.
 //
 // Acks are a compare-and-swap on hrl.inbox.A.U.ack that only ever raises the
 // position; they live in the same stream rather than a KV bucket so that
 // State reads them in the same request as the head. Remove first writes a
-// tombstone, then (if the message is the one in the head) replaces the head
-// by one without it, then deletes the stored copy.
+// tombstone, then (if the head carries the message) replaces the head by
+// one without it, then deletes the stored copy.
 //
 // # Reads
 //
@@ -87,7 +109,8 @@ import (
 // searching the stream positions of .q.m with single direct gets (the stored
 // seqs increase along the stream; see seek), then reads the page with
 // batch direct gets. No consumer is created. Complete is computed from the
-// seqs seen: every seq in (after, Latest] must be returned, or be counted
+// seqs seen (those of .q.m, then the head's pending ones): every seq in
+// (after, Latest] must be returned, or be counted
 // among the messages stored beyond a limit-cut page, or have a tombstone.
 // JetStream expires messages a little after their time, so Read itself
 // drops expired ones; beyond a cut page it counts, not reads, so a message
@@ -113,15 +136,27 @@ type Inbox struct {
 	e    *Engine
 	cfg  InboxConfig
 	conn atomic.Pointer[inboxConn]
+	// index is the set of inboxes that may have state, with
+	// InboxConfig.Exclusive (else nil). See userIndex.
+	index *userIndex
 }
 
 type inboxConn struct {
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	mux *replyMux
+	pub *pubMux
+	// tips are hints of this connection's last writes (nil: none kept).
+	tips *tipCache
 	// replicated: the stream has replicas, which may answer direct gets
 	// while behind the leader.
 	replicated bool
+}
+
+// stop ends the connection's subscriptions.
+func (c *inboxConn) stop() error {
+	err := c.mux.sub.Unsubscribe()
+	return errors.Join(err, c.pub.sub.Unsubscribe())
 }
 
 // InboxConfig configures an Inbox.
@@ -133,7 +168,24 @@ type InboxConfig struct {
 	Replicas int
 	// Timeout bounds a call whose context has no deadline (default 10s).
 	Timeout time.Duration
+	// TipCache is how many inboxes this process remembers its own last
+	// write to, so that its next append there can skip reading the inbox
+	// first (a hint, checked by the write's compare-and-swap; about 100
+	// bytes each). 0 means DefaultTipCache, negative none.
+	TipCache int
+	// Exclusive declares that this process is the only writer of the
+	// stream (an embedded, unclustered node): no other process appends,
+	// acks or removes while this Inbox runs. The Inbox then keeps the set
+	// of inboxes that have any state in memory (loaded at Start, about
+	// 100 bytes an inbox) and answers State and Read for any other inbox
+	// without a round trip, and appends to a new inbox skip reading it.
+	// With another writer, State and Read could miss that writer's new
+	// inboxes (appends stay correct).
+	Exclusive bool
 }
+
+// DefaultTipCache is the default InboxConfig.TipCache.
+const DefaultTipCache = 1 << 16
 
 // InboxStream is the name of the JetStream stream holding the inboxes.
 const InboxStream = "HERALD_INBOX"
@@ -157,7 +209,14 @@ func NewInbox(e *Engine, cfg InboxConfig) (*Inbox, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	return &Inbox{e: e, cfg: cfg}, nil
+	if cfg.TipCache == 0 {
+		cfg.TipCache = DefaultTipCache
+	}
+	ib := &Inbox{e: e, cfg: cfg}
+	if cfg.Exclusive {
+		ib.index = newUserIndex()
+	}
+	return ib, nil
 }
 
 // Start creates or updates the stream on the started engine (which must be
@@ -172,9 +231,7 @@ func (ib *Inbox) Start(ctx context.Context) error {
 	}
 	ctx, cancel := ib.deadline(ctx)
 	defer cancel()
-	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(1<<16),
-		jetstream.WithPublishAsyncTimeout(ib.cfg.Timeout))
+	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("natsengine: inbox start: %w", err)
 	}
@@ -192,7 +249,12 @@ func (ib *Inbox) Start(ctx context.Context) error {
 	if err != nil {
 		return unavailable("start", err)
 	}
-	c := &inboxConn{nc: nc, js: js, mux: mux, replicated: replicas > 1}
+	pub, err := startPubMux(nc)
+	if err != nil {
+		_ = mux.sub.Unsubscribe()
+		return unavailable("start", err)
+	}
+	c := &inboxConn{nc: nc, js: js, mux: mux, pub: pub, tips: newTipCache(ib.cfg.TipCache), replicated: replicas > 1}
 	// Wait until the stream answers direct gets (a new stream's replicas
 	// subscribe a moment after it is created).
 	for {
@@ -201,12 +263,18 @@ func (ib *Inbox) Start(ctx context.Context) error {
 			break
 		}
 		if !errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil {
-			_ = mux.sub.Unsubscribe()
+			_ = c.stop()
 			return unavailable("start: stream "+InboxStream, err)
 		}
 	}
+	if ib.index != nil {
+		if err := ib.index.load(ctx, js); err != nil {
+			_ = c.stop()
+			return unavailable("start: loading the inbox index", err)
+		}
+	}
 	if old := ib.conn.Swap(c); old != nil {
-		_ = old.mux.sub.Unsubscribe()
+		_ = old.stop()
 	}
 	return nil
 }
@@ -252,7 +320,7 @@ func sameStream(have, want jetstream.StreamConfig) bool {
 // until started again. Closing the Engine closes the Inbox too.
 func (ib *Inbox) Close() error {
 	if c := ib.conn.Swap(nil); c != nil {
-		if err := c.mux.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		if err := c.stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			return fmt.Errorf("natsengine: inbox close: %w", err)
 		}
 	}
@@ -310,10 +378,16 @@ func (st *userState) latest() uint64 { return max(st.head.seq, st.lastSeq) }
 // tip is the stream position of the last write to the head or messages.
 func (st *userState) tip() uint64 { return max(st.headPos, st.lastPos) }
 
-// pending reports whether the head holds an unexpired message that is not
-// (or no longer) in .q.m.
-func (st *userState) pending(now int64) bool {
-	return st.head.kind == recMsg && st.headPos > st.lastPos && st.head.expires > now
+// pendingMsgs returns the unexpired messages the head carries that are
+// not in .q.m (seq above the last one there), in seq order.
+func (st *userState) pendingMsgs(now int64) []record {
+	var out []record
+	for _, r := range st.head.carried() {
+		if r.seq > st.lastSeq && r.expires > now {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // take records one stored message of the inbox sj.
@@ -362,6 +436,9 @@ func (ib *Inbox) state(ctx context.Context, c *inboxConn, sj *inboxSubjects) (us
 
 // State implements engine.Inbox.
 func (ib *Inbox) State(ctx context.Context, app, user string) (latest, acked uint64, err error) {
+	if ib.stateless(app, user) {
+		return 0, 0, nil
+	}
 	ctx, cancel, c, err := ib.begin(ctx, "state")
 	if err != nil {
 		return 0, 0, err
@@ -375,175 +452,14 @@ func (ib *Inbox) State(ctx context.Context, app, user string) (latest, acked uin
 	return st.latest(), st.acked, nil
 }
 
-// appendSlot is one distinct user of an Append.
-type appendSlot struct {
-	sj      inboxSubjects
-	st      userState
-	seq     uint64 // assigned once the head is stored
-	data    []byte // the message record with seq
-	headPos uint64
-	f       jetstream.PubAckFuture
-	retry   bool
-}
-
-// readStates reads the head and last message of each slot's inbox.
-func readStates(ctx context.Context, c *inboxConn, slots []*appendSlot) error {
-	subjs := make([]string, 0, 2*len(slots))
-	bySubj := make(map[string]*appendSlot, 2*len(slots))
-	for _, s := range slots {
-		subjs = append(subjs, s.sj.h, s.sj.m)
-		bySubj[s.sj.h], bySubj[s.sj.m] = s, s
+// stateless reports, with InboxConfig.Exclusive, that the inbox has no
+// state at all (see userIndex), while the Inbox is started.
+func (ib *Inbox) stateless(app, user string) bool {
+	if ib.index == nil {
+		return false
 	}
-	_, err := c.lastOf(ctx, subjs, func(st stored) error {
-		if s := bySubj[st.subj]; s != nil {
-			return s.st.take(st, &s.sj)
-		}
-		return nil
-	})
-	return err
-}
-
-// appendChunk is how many users one round of an Append handles: each
-// user's head and last message fill two of a multi-last get's results.
-const appendChunk = maxMultiLast / 2
-
-// Append implements engine.Inbox.
-func (ib *Inbox) Append(ctx context.Context, app string, users []string, id string, payload []byte, ttl time.Duration) ([]uint64, error) {
-	if ttl <= 0 {
-		return nil, fmt.Errorf("natsengine: inbox append: ttl %v: %w", ttl, engine.ErrInvalidArgument)
-	}
-	ctx, cancel, c, err := ib.begin(ctx, "append")
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
-	now := time.Now()
-	msg := record{kind: recMsg, created: now.UnixNano(), expires: now.Add(ttl).UnixNano(), id: id, payload: payload}
-	slots := make([]appendSlot, 0, len(users))
-	at := make([]int, len(users))
-	index := make(map[string]int, len(users))
-	for i, u := range users {
-		j, ok := index[u]
-		if !ok {
-			j = len(slots)
-			index[u] = j
-			slots = append(slots, appendSlot{sj: subjectsOf(app, u)})
-		}
-		at[i] = j
-	}
-	for lo := 0; lo < len(slots); lo += appendChunk {
-		if err := ib.appendSome(ctx, c, slots[lo:min(lo+appendChunk, len(slots))], &msg, ttl); err != nil {
-			return nil, unavailable("append", err)
-		}
-	}
-	seqs := make([]uint64, len(users))
-	for i, j := range at {
-		seqs[i] = slots[j].seq
-	}
-	return seqs, nil
-}
-
-// appendSome appends msg to each slot's inbox (at most appendChunk),
-// retrying the users whose compare-and-swap lost to a concurrent writer.
-// The users' writes are pipelined: each step publishes for all of them,
-// then collects the acks.
-func (ib *Inbox) appendSome(ctx context.Context, c *inboxConn, slots []appendSlot, msg *record, ttl time.Duration) error {
-	todo := make([]*appendSlot, len(slots))
-	for i := range slots {
-		todo[i] = &slots[i]
-	}
-	for round := 0; len(todo) > 0; round++ {
-		// Repeated conflicts mean a busy inbox or, with replicas, one
-		// that answered from behind the leader: back off a little.
-		if round > 1 {
-			if err := pause(ctx, round-2); err != nil {
-				return err
-			}
-		}
-		for _, s := range todo {
-			s.st, s.retry, s.f = userState{}, false, nil
-		}
-		if err := readStates(ctx, c, todo); err != nil {
-			return err
-		}
-		// A head whose message an earlier Append did not copy into .q.m
-		// (it died, or is still at it) is copied first, so that .q.m keeps
-		// every message, in seq order.
-		now := time.Now().UnixNano()
-		err := ib.step(ctx, c, todo, func(s *appendSlot) *nats.Msg {
-			if !s.st.pending(now) {
-				return nil
-			}
-			m := pubMsg(s.sj.m, s.st.headRaw, ttlSeconds(time.Duration(s.st.head.expires-now)))
-			setCAS(m, s.sj.w, s.st.headPos)
-			return m
-		}, func(s *appendSlot, pa *jetstream.PubAck) {
-			s.st.lastSeq, s.st.lastPos = s.st.head.seq, pa.Sequence
-		})
-		if err != nil {
-			return err
-		}
-		// The new heads: the compare-and-swap that assigns the seqs.
-		err = ib.step(ctx, c, todo, func(s *appendSlot) *nats.Msg {
-			r := *msg
-			r.seq = s.st.latest() + 1
-			s.seq, s.data = r.seq, appendRecord(nil, &r)
-			m := pubMsg(s.sj.h, s.data, 0)
-			setCAS(m, s.sj.w, s.st.tip())
-			m.Header[hdrRollup] = []string{"sub"}
-			return m
-		}, func(s *appendSlot, pa *jetstream.PubAck) { s.headPos = pa.Sequence })
-		if err != nil {
-			return err
-		}
-		// The copies into .q.m. The messages are durable in their heads
-		// already, so a failure here loses nothing: a conflict means
-		// another writer copied (or removed) it, anything else leaves the
-		// copy to the next Append.
-		_ = ib.step(ctx, c, todo, func(s *appendSlot) *nats.Msg {
-			m := pubMsg(s.sj.m, s.data, ttlSeconds(ttl))
-			setCAS(m, s.sj.w, s.headPos)
-			return m
-		}, nil)
-		todo = slices.DeleteFunc(todo, func(s *appendSlot) bool { return !s.retry })
-	}
-	return nil
-}
-
-// step publishes, for every slot not yet marked for retry, the message
-// build returns (if any), then waits for the acks: stored calls done, a
-// lost compare-and-swap marks the slot for retry (and unassigns its seq),
-// and any other failure is returned (after every ack was collected). With
-// a nil done the outcomes are only waited for.
-func (ib *Inbox) step(ctx context.Context, c *inboxConn, slots []*appendSlot, build func(*appendSlot) *nats.Msg, done func(*appendSlot, *jetstream.PubAck)) error {
-	var first error
-	for _, s := range slots {
-		if s.retry {
-			continue
-		}
-		if m := build(s); m != nil {
-			if s.f, first = c.js.PublishMsgAsync(m); first != nil {
-				break
-			}
-		}
-	}
-	for _, s := range slots {
-		if s.f == nil {
-			continue
-		}
-		pa, err := awaitAck(ctx, s.f)
-		s.f = nil
-		switch {
-		case done == nil:
-		case err == nil:
-			done(s, pa)
-		case isConflict(err):
-			s.retry, s.seq = true, 0
-		case first == nil:
-			first = err
-		}
-	}
-	return first
+	c := ib.conn.Load()
+	return c != nil && !c.nc.IsClosed() && !ib.index.has(userKey(app, user))
 }
 
 // Ack implements engine.Inbox.
@@ -608,6 +524,9 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 		_, err := c.js.PublishMsg(ctx, m)
 		return err
 	}
+	// fromHead: the message was taken out of the head, so it was stored,
+	// whether or not a copy is found in .q.m.
+	fromHead := false
 	for attempt := 0; ; attempt++ {
 		if attempt > 1 {
 			if err := pause(ctx, attempt-2); err != nil {
@@ -619,35 +538,39 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 			return false, err
 		}
 		if seq == 0 || seq > st.latest() {
-			return false, nil
+			return fromHead, nil
 		}
 		now := time.Now().UnixNano()
-		if st.head.kind == recMsg && st.head.seq == seq {
-			// The message is the latest: take it out of the head first,
-			// so that no Append copies it into .q.m again.
-			if st.head.expires <= now {
+		carried := st.head.carried()
+		if i := slices.IndexFunc(carried, func(r record) bool { return r.seq == seq }); i >= 0 {
+			// The head carries the message: take it out of the head
+			// first, so that no Append copies it into .q.m (again).
+			if carried[i].expires <= now {
 				return false, nil
 			}
-			if err := tombstone(st.head.expires); err != nil {
+			if err := tombstone(carried[i].expires); err != nil {
 				return false, err
 			}
-			m := pubMsg(sj.h, appendRecord(nil, &record{kind: recHead, seq: seq}), 0)
+			h := headRecord(st.head.seq, slices.Delete(slices.Clone(carried), i, i+1))
+			m := pubMsg(sj.h, appendRecord(nil, &h), 0)
 			setCAS(m, sj.w, st.tip())
-			m.Header[hdrRollup] = []string{"sub"}
+			m.Header[hdrRollup] = rollupSub
 			if _, err := c.js.PublishMsg(ctx, m); isConflict(err) {
 				continue
 			} else if err != nil {
 				return false, err
 			}
-			if st.lastSeq == seq {
-				if _, err := ib.deleteMsg(ctx, c, sj, st.lastPos); err != nil {
-					return false, err
-				}
+			fromHead = true
+			if st.lastSeq < seq {
+				return true, nil // never copied
 			}
-			return true, nil
+		} else if st.lastSeq < seq {
+			return fromHead, nil
 		}
-		if st.lastSeq < seq {
-			return false, nil
+		// Its copy in .q.m.
+		if fromHead && st.lastSeq == seq {
+			_, err := ib.deleteMsg(ctx, c, sj, st.lastPos)
+			return true, err
 		}
 		pos, err := ib.seek(ctx, c, sj, seq-1, &st)
 		if err != nil {
@@ -669,15 +592,16 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 			if c.replicated && attempt < replicaRetries {
 				continue
 			}
-			return false, nil
+			return fromHead, nil
 		}
 		if r.expires <= now {
-			return false, nil
+			return fromHead, nil
 		}
 		if err := tombstone(r.expires); err != nil {
 			return false, err
 		}
-		return ib.deleteMsg(ctx, c, sj, s.pos)
+		ok, err := ib.deleteMsg(ctx, c, sj, s.pos)
+		return ok || fromHead, err
 	}
 }
 

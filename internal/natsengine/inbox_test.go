@@ -125,6 +125,10 @@ func (a *appScoped) Append(ctx context.Context, app string, users []string, id s
 	return a.Inbox.Append(ctx, a.app(app), users, id, payload, ttl)
 }
 
+func (a *appScoped) AppendMany(ctx context.Context, app string, entries []engine.Entry) ([]uint64, []error) {
+	return a.Inbox.AppendMany(ctx, a.app(app), entries)
+}
+
 func (a *appScoped) Read(ctx context.Context, app, user string, after uint64, limit int) (engine.Page, error) {
 	return a.Inbox.Read(ctx, a.app(app), user, after, limit)
 }
@@ -364,6 +368,12 @@ func TestRecordRoundTrip(t *testing.T) {
 		{kind: recHead, seq: 9},
 		{kind: recAck, seq: 1<<64 - 1},
 		{kind: recGone, seq: 3, expires: 42},
+		{kind: recBatch, seq: 9, msgs: []record{
+			{kind: recMsg, seq: 5, created: 1, expires: 2, id: "a", payload: []byte("x")},
+			{kind: recMsg, seq: 7, created: -3, expires: 1 << 62, id: "", payload: []byte{}},
+			{kind: recMsg, seq: 9, created: 4, expires: 5, id: "ü\x00", payload: []byte("\r\n")},
+		}},
+		{kind: recBatch, seq: 4},
 	} {
 		b := appendRecord(nil, &r)
 		got, err := parseRecord(b)
@@ -371,8 +381,15 @@ func TestRecordRoundTrip(t *testing.T) {
 			t.Fatalf("%+v: %v", r, err)
 		}
 		if got.kind != r.kind || got.seq != r.seq || got.created != r.created || got.expires != r.expires ||
-			got.id != r.id || string(got.payload) != string(r.payload) {
+			got.id != r.id || string(got.payload) != string(r.payload) || len(got.msgs) != len(r.msgs) {
 			t.Fatalf("round trip of %+v = %+v", r, got)
+		}
+		for i, m := range r.msgs {
+			g := got.msgs[i]
+			if g.kind != recMsg || g.seq != m.seq || g.created != m.created || g.expires != m.expires ||
+				g.id != m.id || string(g.payload) != string(m.payload) {
+				t.Fatalf("round trip of %+v: message %d = %+v", r, i, g)
+			}
 		}
 		for i := range b {
 			if r.kind == recMsg && i >= len(b)-len(r.payload) {
@@ -388,6 +405,28 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 	if _, err := parseRecord([]byte{recVersion, 'q', 1}); err == nil {
 		t.Fatal("unknown kind parsed")
+	}
+	// A batch's seqs must increase and not pass its latest.
+	for _, msgs := range [][]record{
+		{{kind: recMsg, seq: 3}, {kind: recMsg, seq: 3}},
+		{{kind: recMsg, seq: 4}, {kind: recMsg, seq: 2}},
+		{{kind: recMsg, seq: 11}},
+	} {
+		b := appendRecord(nil, &record{kind: recBatch, seq: 10, msgs: msgs})
+		if _, err := parseRecord(b); err == nil {
+			t.Fatalf("batch of seqs %v parsed", msgs)
+		}
+	}
+	// Heads: a single latest message is a plain message record.
+	m := record{kind: recMsg, seq: 3}
+	if h := headRecord(3, []record{m}); h.kind != recMsg || h.seq != 3 {
+		t.Fatalf("headRecord of the latest alone = %+v", h)
+	}
+	if h := headRecord(4, []record{m}); h.kind != recBatch || len(h.msgs) != 1 {
+		t.Fatalf("headRecord of an older one alone = %+v", h)
+	}
+	if h := headRecord(4, nil); h.kind != recHead || h.seq != 4 {
+		t.Fatalf("headRecord of none = %+v", h)
 	}
 }
 
@@ -406,9 +445,28 @@ func TestInboxKillChild(t *testing.T) {
 	ctx := context.Background()
 	out := bufio.NewWriterSize(os.Stdout, 0) // unbuffered: one write per line
 	for i := 0; i < 100_000; i++ {
+		if i%7 == 3 {
+			// A batch: several entries for some users (heads carrying
+			// several messages), one each for others.
+			var entries []engine.Entry
+			for k := range 12 {
+				id := "m" + strconv.Itoa(i) + "-" + strconv.Itoa(k)
+				u := []string{"c0", "c1", "c2", "u" + strconv.Itoa((i+k)%20)}[k%4]
+				entries = append(entries, engine.Entry{User: u, ID: id, Payload: []byte("payload-" + id), TTL: time.Hour})
+			}
+			seqs, errs := ib.AppendMany(ctx, "app", entries)
+			if errs != nil {
+				fmt.Fprintf(os.Stderr, "append many %d: %v\n", i, errors.Join(errs...))
+				os.Exit(3)
+			}
+			for k, e := range entries {
+				fmt.Fprintf(out, "ok %s %d %s\n", e.User, seqs[k], e.ID)
+			}
+			continue
+		}
 		users := []string{"u" + strconv.Itoa(i%20)}
 		if i%10 == 0 {
-			users = []string{"b0", "b1", "b2", "b3", "b4"}
+			users = []string{"b0", "b1", "b2", "b3", "b4", "c1"}
 		}
 		id := "m" + strconv.Itoa(i)
 		seqs, err := ib.Append(ctx, "app", users, id, []byte("payload-"+id), time.Hour)
@@ -510,6 +568,30 @@ func BenchmarkInboxAppend(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkInboxAppendMany stores batches of 1,000 100-byte entries, to
+// 1,000 distinct users or 100 entries each to 10 users.
+func BenchmarkInboxAppendMany(b *testing.B) {
+	payload := make([]byte, 100)
+	for _, users := range []int{1000, 10} {
+		b.Run(fmt.Sprintf("entries=1000/users=%d", users), func(b *testing.B) {
+			ib := embeddedInbox(b, b.TempDir(), InboxConfig{})
+			entries := make([]engine.Entry, 1000)
+			for i := range entries {
+				entries[i] = engine.Entry{User: "user" + strconv.Itoa(i%users), ID: "m" + strconv.Itoa(i), Payload: payload, TTL: time.Hour}
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, errs := ib.AppendMany(ctx, "bench", entries); errs != nil {
+					b.Fatal(errors.Join(errs...))
+				}
+			}
+			b.ReportMetric(float64(b.N*len(entries))/b.Elapsed().Seconds(), "msgs/s")
 		})
 	}
 }

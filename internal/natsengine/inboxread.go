@@ -11,6 +11,9 @@ import (
 // Read implements engine.Inbox. See Inbox for how it finds the messages
 // and computes Complete.
 func (ib *Inbox) Read(ctx context.Context, app, user string, after uint64, limit int) (engine.Page, error) {
+	if ib.stateless(app, user) {
+		return engine.Page{Complete: true}, nil
+	}
 	ctx, cancel, c, err := ib.begin(ctx, "read")
 	if err != nil {
 		return engine.Page{}, err
@@ -51,15 +54,18 @@ func (ib *Inbox) read(ctx context.Context, c *inboxConn, sj *inboxSubjects, afte
 	if err := ib.readMessages(ctx, c, sj, &st, p); err != nil {
 		return engine.Page{}, err
 	}
-	// The head's message, when it is not in .q.m (yet).
-	if st.pending(p.now) && st.head.seq >= p.next {
+	// The head's messages that are not in .q.m (yet).
+	for _, r := range st.pendingMsgs(p.now) {
+		if r.seq < p.next {
+			continue
+		}
 		switch {
 		case p.cut:
 			p.beyond++
 		case p.full():
 			p.cut, p.beyond = true, 1
 		default:
-			p.see(st.head)
+			p.see(r)
 		}
 	}
 	var deficit uint64
@@ -111,9 +117,14 @@ func (ib *Inbox) readMessages(ctx context.Context, c *inboxConn, sj *inboxSubjec
 		// seqs are inside) and the end-of-batch message says where the
 		// batch ended. (Its pending count is not usable then: the server
 		// does not count down what it sent without headers.)
+		// With replicas, another replica than the one that answered the
+		// state may answer, one that is behind (and still has a message
+		// deleted since) or ahead: with headers, its messages beyond the
+		// state's last one are not taken.
 		stop := false
-		e, err := c.getMany(ctx, nextReq(sj.m, pos, n, true), func(s stored) error {
-			if stop {
+		e, err := c.getMany(ctx, nextReq(sj.m, pos, n, !c.replicated), func(s stored) error {
+			if stop || c.replicated && s.pos > st.lastPos {
+				stop = true
 				return nil
 			}
 			r, err := parseRecord(s.data)

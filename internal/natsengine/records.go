@@ -23,6 +23,7 @@ type Records struct {
 	ttl time.Duration
 
 	mu       sync.Mutex // guards opening the buckets
+	js       jetstream.JetStream
 	msgs     jetstream.KeyValue
 	delivers jetstream.KeyValue
 }
@@ -58,7 +59,7 @@ func (r *Records) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("natsengine: delivered bucket: %w", errors.Join(engine.ErrUnavailable, err))
 	}
-	r.msgs, r.delivers = msgs, delivers
+	r.js, r.msgs, r.delivers = js, msgs, delivers
 	return nil
 }
 
@@ -90,6 +91,33 @@ func (r *Records) PutRecord(ctx context.Context, rec engine.MessageRecord) error
 	b, _ := json.Marshal(rec)
 	if _, err := r.msgs.Put(ctx, recordKey(rec.App, rec.ID), b); err != nil {
 		return fmt.Errorf("natsengine: storing record %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// PutRecords implements engine.Records: asynchronous publishes to the
+// bucket's subjects, then one wait for all acknowledgements.
+func (r *Records) PutRecords(ctx context.Context, rs []engine.MessageRecord) error {
+	if err := r.open(ctx); err != nil {
+		return err
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(rs))
+	for _, rec := range rs {
+		b, _ := json.Marshal(rec)
+		f, err := r.js.PublishAsync("$KV.HERALD_MSG."+recordKey(rec.App, rec.ID), b)
+		if err != nil {
+			return fmt.Errorf("natsengine: storing records: %w", err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("natsengine: storing records: %w", err)
+		case <-ctx.Done():
+			return fmt.Errorf("natsengine: storing records: %w", ctx.Err())
+		}
 	}
 	return nil
 }

@@ -5,6 +5,10 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"time"
+
+	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/protocol"
 )
 
 // batchLanes is how many pushes of one batch are in flight at once.
@@ -19,6 +23,9 @@ var laneSeed = maphash.MakeSeed()
 // trip per item); pushes to the same single user keep their order, and a
 // batch with a push to several users runs in order, one at a time.
 func (s *Service) PushMany(ctx context.Context, reqs []*Request, errs []error) []string {
+	if s.storable(reqs, errs) {
+		return s.storeMany(ctx, reqs, errs)
+	}
 	ids := make([]string, len(reqs))
 	lanes := batchLanes
 	for i, r := range reqs {
@@ -80,4 +87,86 @@ func (o *orderLocks) lock(app string, keys []string) func() {
 			o[i].Unlock()
 		}
 	}
+}
+
+// storable reports whether every push of a batch still to do is an offline
+// push to one user and nothing else, without an id: such a batch is stored
+// with one pipelined engine call per app (storeMany).
+func (s *Service) storable(reqs []*Request, errs []error) bool {
+	n := 0
+	for i, r := range reqs {
+		if errs[i] != nil {
+			continue
+		}
+		t := &r.To
+		if !r.Offline || r.ID != "" || len(t.Users) != 1 || len(t.Conns)+len(t.Rooms) > 0 || t.App || t.All {
+			return false
+		}
+		n++
+	}
+	return n > 1
+}
+
+// storeMany stores a storable batch: validated, then per app one AppendMany
+// (each user's messages keep their order), one round of records, and each
+// message published live with its seq.
+func (s *Service) storeMany(ctx context.Context, reqs []*Request, errs []error) []string {
+	ids := make([]string, len(reqs))
+	byApp := map[string][]int{}
+	for i, r := range reqs {
+		if errs[i] != nil {
+			continue
+		}
+		if errs[i] = s.validate(r); errs[i] == nil {
+			byApp[r.App] = append(byApp[r.App], i)
+		}
+	}
+	for app, items := range byApp {
+		s.storeApp(ctx, app, reqs, items, ids, errs)
+	}
+	return ids
+}
+
+func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, items []int, ids []string, errs []error) {
+	users := make([]string, len(items))
+	for k, i := range items {
+		users[k] = reqs[i].To.Users[0]
+	}
+	defer s.order.lock(app, users)()
+	now := time.Now()
+	entries := make([]engine.Entry, len(items))
+	for k, i := range items {
+		r := reqs[i]
+		ttl := s.limits.DefaultTTL
+		if r.TTL != nil {
+			ttl = time.Duration(*r.TTL) * time.Second
+		}
+		m := protocol.Message{ID: newID(), Data: r.Data, TS: now.UnixMilli()}
+		entries[k] = engine.Entry{User: users[k], ID: m.ID, Payload: protocol.AppendMessage(nil, &m), TTL: ttl}
+	}
+	seqs, failed := s.inbox.AppendMany(ctx, app, entries)
+	records := make([]engine.MessageRecord, 0, len(items))
+	var buf, msg []byte
+	stored := 0
+	for k, i := range items {
+		if failed != nil && failed[k] != nil {
+			errs[i] = &Error{Code: CodeUnavailable, Message: "the message could not be stored", Err: failed[k]}
+			continue
+		}
+		e := &entries[k]
+		ids[i] = e.ID
+		stored++
+		records = append(records, engine.MessageRecord{ID: e.ID, App: app, Created: now, TTL: e.TTL,
+			Users: []engine.UserSeq{{User: e.User, Seq: seqs[k]}}})
+		msg = protocol.AppendWithSeq(msg[:0], e.Payload, seqs[k])
+		buf = appendEnvelope(buf[:0], &envelope{App: app, Users: []string{e.User}, ID: e.ID, Seq: seqs[k]}, msg)
+		if err := s.broker.Publish(ctx, engine.Topic{Kind: engine.User, App: app, Name: e.User}, buf); err != nil {
+			s.log.Warn("publishing a stored message live", "id", e.ID, "err", err)
+		}
+	}
+	if err := s.records.PutRecords(ctx, records); err != nil {
+		s.log.Error("recording stored messages", "err", err)
+	}
+	s.count(app, stored, 0)
+	s.metrics.Pushed("api", stored)
 }

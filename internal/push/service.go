@@ -262,7 +262,7 @@ func (s *Service) publish(ctx context.Context, r *Request, id string) (string, e
 	} else if err := s.send(ctx, r.App, t, &m, ""); err != nil {
 		return "", err
 	}
-	s.metrics.Pushed("api")
+	s.metrics.Pushed("api", 1)
 	return id, nil
 }
 
@@ -368,7 +368,7 @@ func (s *Service) ClientSend(ctx context.Context, from *hub.Conn, to protocol.Se
 	if err := s.send(ctx, from.App, &t, &m, from.ID); err != nil {
 		return err
 	}
-	s.metrics.Pushed("client")
+	s.metrics.Pushed("client", 1)
 	return nil
 }
 

@@ -1,0 +1,162 @@
+package natsengine
+
+import (
+	"context"
+	"hash/maphash"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// tipCache remembers, for inboxes this process appended to, the stream
+// position of its last write to the inbox's head or messages and the
+// latest seq it left, so that the next append can skip reading the inbox
+// first. It is only a hint: the next head write is a compare-and-swap on
+// that position, which fails if anything was written (or the last message
+// was deleted) since, and the writer then reads the inbox after all. See
+// Inbox.
+//
+// It holds at most max inboxes: two generations of max/2, the older one
+// dropped when the newer one fills up.
+type tipCache struct {
+	half     int
+	mu       sync.Mutex
+	cur, old map[string]tipHint
+}
+
+type tipHint struct {
+	tip    uint64 // stream position of the inbox's last write (its last copy)
+	latest uint64 // the inbox's latest seq, carried by that write
+}
+
+func newTipCache(size int) *tipCache {
+	if size <= 0 {
+		return nil
+	}
+	half := max(size/2, 1)
+	return &tipCache{half: half, cur: make(map[string]tipHint)}
+}
+
+func (c *tipCache) get(key string) (tipHint, bool) {
+	if c == nil {
+		return tipHint{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h, ok := c.cur[key]; ok {
+		return h, true
+	}
+	h, ok := c.old[key]
+	return h, ok
+}
+
+func (c *tipCache) put(key string, h tipHint) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.cur[key]; !ok && len(c.cur) >= c.half {
+		c.old, c.cur = c.cur, make(map[string]tipHint, c.half)
+	}
+	c.cur[key] = h
+	delete(c.old, key)
+}
+
+func (c *tipCache) drop(key string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.cur, key)
+	delete(c.old, key)
+}
+
+// userIndex is the set of inboxes (by userKey) that may have any state,
+// kept when InboxConfig.Exclusive says this process is the stream's only
+// writer. Its invariant: every inbox that has a head in the stream is in
+// the set. An inbox has state (a latest seq, an ack, messages, tombstones)
+// only once it has a head: the head is its first write, and it is never
+// deleted or expired, only replaced. Start adds every inbox that has a
+// head then; every head write of this process adds its inbox before it is
+// published. Nothing is ever removed, so the set may hold inboxes whose
+// head write failed, which only costs those a round trip. With another
+// writer the invariant breaks: that writer's new inboxes would read as
+// empty here.
+type userIndex struct {
+	seed   maphash.Seed
+	shards [64]indexShard
+}
+
+type indexShard struct {
+	mu sync.RWMutex
+	m  map[string]struct{}
+}
+
+func newUserIndex() *userIndex {
+	x := &userIndex{seed: maphash.MakeSeed()}
+	for i := range x.shards {
+		x.shards[i].m = make(map[string]struct{})
+	}
+	return x
+}
+
+func (x *userIndex) shard(key string) *indexShard {
+	return &x.shards[maphash.String(x.seed, key)%uint64(len(x.shards))]
+}
+
+func (x *userIndex) has(key string) bool {
+	s := x.shard(key)
+	s.mu.RLock()
+	_, ok := s.m[key]
+	s.mu.RUnlock()
+	return ok
+}
+
+func (x *userIndex) add(key string) {
+	s := x.shard(key)
+	s.mu.RLock()
+	_, ok := s.m[key]
+	s.mu.RUnlock()
+	if ok {
+		return
+	}
+	s.mu.Lock()
+	s.m[key] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (x *userIndex) len() int {
+	n := 0
+	for i := range x.shards {
+		s := &x.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// load adds every inbox that has a head in the stream, from the stream's
+// subject counts (paged by the server, 100,000 subjects at a time; heads
+// are never deleted, so a page can only repeat a subject, not miss one).
+func (x *userIndex) load(ctx context.Context, js jetstream.JetStream) error {
+	s, err := js.Stream(ctx, InboxStream)
+	if err != nil {
+		return err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(inboxPrefix+"*.*.q.h"))
+	if err != nil {
+		return err
+	}
+	for subj := range info.State.Subjects {
+		if key, ok := strings.CutPrefix(subj, inboxPrefix); ok {
+			if key, ok = strings.CutSuffix(key, ".q.h"); ok {
+				x.add(strings.Clone(key))
+			}
+		}
+	}
+	return nil
+}
