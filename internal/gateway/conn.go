@@ -52,6 +52,10 @@ type conn struct {
 	greet     *greeting              // while the inbox is replayed; guarded by mu
 	sends     []protocol.ClientFrame // client sends not yet published; guarded by mu
 	sending   bool                   // a goroutine publishes sends; guarded by mu
+	ackTo     uint64                 // highest ack not yet stored; guarded by mu
+	sentSeq   uint64                 // highest inbox seq queued to this connection; guarded by mu
+	acking    bool                   // a goroutine stores acks; guarded by mu
+	drained   chan struct{}          // closed when the writer takes the queue; guarded by mu
 
 	authed   atomic.Bool
 	finished atomic.Bool
@@ -83,7 +87,7 @@ func (c *conn) enqueue(frames []*protocol.Outgoing, now bool) {
 		return
 	}
 	if g := c.greet; g != nil && !now {
-		if g.bytes+size <= c.g.cfg.QueueBytes {
+		if g.bytes == 0 || g.bytes+size <= c.g.cfg.QueueBytes {
 			g.held = append(g.held, frames...)
 			g.bytes += size
 			c.mu.Unlock()
@@ -96,7 +100,10 @@ func (c *conn) enqueue(frames []*protocol.Outgoing, now bool) {
 		go c.close(protocol.CloseSlowConsumer, "slow consumer: too much arrived during the replay")
 		return
 	}
-	if c.queued+size > c.g.cfg.QueueBytes {
+	// An empty queue takes any one call (a burst of a room, a replay
+	// chunk); a queue the writer has not emptied may not grow past the
+	// limit.
+	if c.queued > 0 && c.queued+size > c.g.cfg.QueueBytes {
 		c.mu.Unlock()
 		c.g.metrics.SlowConsumer()
 		// Send may run under a hub lock; closing calls the hub.
@@ -105,12 +112,23 @@ func (c *conn) enqueue(frames []*protocol.Outgoing, now bool) {
 	}
 	c.queue = append(c.queue, frames...)
 	c.queued += size
+	for _, f := range frames {
+		if f.Room == "" && f.Seq > c.sentSeq {
+			c.sentSeq = f.Seq
+		}
+	}
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
 	if start {
 		c.g.schedule(c)
 	}
+}
+
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // sendNow queues frames ahead of any held by a replay in progress.
@@ -137,8 +155,57 @@ func (c *conn) take() []*protocol.Outgoing {
 	}
 	c.queue = nil
 	c.queued = 0
+	if c.drained != nil {
+		close(c.drained)
+		c.drained = nil
+	}
 	c.mu.Unlock()
 	return batch
+}
+
+// sendPaced queues replayed frames in chunks of at most half the queue
+// limit, each once the writer has taken what was queued before, so that a
+// long replay never trips the slow-consumer limit of a client that reads.
+// It reports false if the connection closed or did not drain within the
+// write timeout.
+func (c *conn) sendPaced(frames []*protocol.Outgoing) bool {
+	for len(frames) > 0 {
+		n, size := 0, 0
+		for n < len(frames) && (n == 0 || size+len(frames[n].Frame) <= c.g.cfg.QueueBytes/2) {
+			size += len(frames[n].Frame)
+			n++
+		}
+		if !c.waitDrained() {
+			return false
+		}
+		c.sendNow(frames[:n]...)
+		frames = frames[n:]
+	}
+	return true
+}
+
+// waitDrained waits until the writer has taken everything queued.
+func (c *conn) waitDrained() bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if c.queued == 0 {
+		c.mu.Unlock()
+		return true
+	}
+	if c.drained == nil {
+		c.drained = make(chan struct{})
+	}
+	ch := c.drained
+	c.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	case <-time.After(c.g.cfg.WriteTimeout):
+		return false
+	}
 }
 
 // recycle reuses a written batch's array as the queue, unless new frames

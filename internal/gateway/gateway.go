@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -289,8 +290,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(early) > 0 {
 		c.consume(early)
 	}
-	if err := c.poller.add(c); err != nil {
+	if err := c.poller.add(c); err != nil && !c.isClosed() {
 		c.fail()
+	}
+	if g.draining.Load() { // Shutdown may have listed connections before this one
+		c.close(protocol.CloseGoingAway, "server shutting down")
 	}
 }
 
@@ -391,8 +395,16 @@ func (g *Gateway) register(c *conn, id identity, since *uint64) {
 	c.ID = "c_" + g.cfg.NodeID + "_" + strconv.FormatUint(g.next.Add(1), 36)
 	c.Since = time.Now().UnixMilli()
 	c.allow, c.mayAny, c.maySend = id.rooms, id.anyRoom, id.send
-	g.watch(engine.Topic{Kind: engine.User, App: c.App, Name: c.User})
-	g.watch(engine.Topic{Kind: engine.App, App: c.App})
+	user := engine.Topic{Kind: engine.User, App: c.App, Name: c.User}
+	if !g.watch(user) {
+		c.close(protocol.CloseDraining, "engine unavailable; reconnect")
+		return
+	}
+	if !g.watch(engine.Topic{Kind: engine.App, App: c.App}) {
+		g.unwatch(user)
+		c.close(protocol.CloseDraining, "engine unavailable; reconnect")
+		return
+	}
 	c.hold() // live frames wait for the welcome and the replay
 	g.hub.Add(&c.Conn)
 	c.mu.Lock()
@@ -438,10 +450,14 @@ func (g *Gateway) detach(c *conn, code int) {
 	}
 }
 
-func (g *Gateway) watch(t engine.Topic) {
+// watch takes interest in t; on failure it logs and reports false, and the
+// caller must not count on (or later drop) that interest.
+func (g *Gateway) watch(t engine.Topic) bool {
 	if err := g.broker.Watch(t); err != nil {
 		g.log.Warn("watching topic", "err", err)
+		return false
 	}
+	return true
 }
 
 func (g *Gateway) unwatch(t engine.Topic) {
@@ -460,10 +476,14 @@ func (g *Gateway) Join(hc *hub.Conn, room string) bool {
 	return true
 }
 
-// join adds a connection to a room without telling the client.
+// join adds a connection to a room without telling the client. It fails
+// when the connection is gone, already a member, or the engine refuses the
+// room's interest.
 func (g *Gateway) join(hc *hub.Conn, room string) bool {
 	t := engine.Topic{Kind: engine.Room, App: hc.App, Name: room}
-	g.watch(t)
+	if !g.watch(t) {
+		return false
+	}
 	if !g.hub.Join(hc, room) {
 		g.unwatch(t)
 		return false
@@ -558,7 +578,11 @@ func (g *Gateway) clientJoin(c *conn, room string, since *uint64) {
 	}
 	if since == nil {
 		if !g.Join(&c.Conn, room) {
-			c.sendText(protocol.Joined(room)) // already a member
+			if slices.Contains(g.hub.Rooms(&c.Conn), room) {
+				c.sendText(protocol.Joined(room)) // already a member
+			} else {
+				g.errorFrame(c, protocol.ErrCodeInvalidArgument, "could not join room "+strconv.Quote(room)+" now; retry")
+			}
 		}
 		return
 	}

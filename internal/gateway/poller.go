@@ -37,18 +37,33 @@ func newPoller() (*poller, error) {
 	return &poller{epfd: epfd, wake: wake}, nil
 }
 
-// add starts watching c's socket for reads.
+// add starts watching c's socket for reads. A connection that closed in the
+// meantime is not added (or is taken out again): Control keeps the
+// descriptor open during the add, and the closed flag is checked after it,
+// so a closed connection never lingers in the table or in epoll.
 func (p *poller) add(c *conn) error {
+	if c.isClosed() {
+		return nil
+	}
 	p.mu.Lock()
 	for len(p.conns) <= c.fd {
 		p.conns = append(p.conns, make([]*conn, len(p.conns)+1024)...)
 	}
 	p.conns[c.fd] = c
 	p.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+	var err error
+	if cerr := c.rc.Control(func(fd uintptr) {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}
+		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+	}); cerr != nil {
+		err = cerr // closed already
+	}
+	if err != nil {
 		p.forget(c)
 		return fmt.Errorf("gateway: epoll_ctl add: %w", err)
+	}
+	if c.isClosed() {
+		p.remove(c)
 	}
 	return nil
 }

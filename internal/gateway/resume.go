@@ -122,7 +122,9 @@ func (g *Gateway) replay(ctx context.Context, c *conn, since *uint64, latest, ac
 			after = m.Seq
 		}
 		if len(frames) > 0 {
-			c.sendNow(frames...)
+			if !c.sendPaced(frames) {
+				return after // closed, or not reading: it reconnects and resumes
+			}
 			g.delivered(c.App, c.User, after)
 		}
 		if len(page.Msgs) < replayPage {
@@ -137,17 +139,44 @@ func (g *Gateway) replay(ctx context.Context, c *conn, since *uint64, latest, ac
 	return after
 }
 
-// ack records a client's ack off the read loop.
+// ack records a client's ack off the read loop; an ack of a seq never sent
+// to the connection is ignored and counted. Acks that arrive while one
+// is being stored collapse into the highest, so a client acking in a loop
+// costs one engine call at a time.
 func (g *Gateway) ack(c *conn, seq uint64) {
+	c.mu.Lock()
+	if seq > c.sentSeq {
+		c.mu.Unlock()
+		g.metrics.AckIgnored() // never sent to this connection
+		return
+	}
+	c.ackTo = max(c.ackTo, seq)
+	start := !c.acking
+	c.acking = true
+	c.mu.Unlock()
+	if !start {
+		return
+	}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
-		defer cancel()
-		ok, err := g.inbox.Ack(ctx, c.App, c.User, seq)
-		switch {
-		case err != nil:
-			g.log.Warn("storing ack", "err", err)
-		case !ok:
-			g.metrics.AckIgnored()
+		for {
+			c.mu.Lock()
+			seq := c.ackTo
+			c.ackTo = 0
+			if seq == 0 {
+				c.acking = false
+				c.mu.Unlock()
+				return
+			}
+			c.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+			ok, err := g.inbox.Ack(ctx, c.App, c.User, seq)
+			cancel()
+			switch {
+			case err != nil:
+				g.log.Warn("storing ack", "err", err)
+			case !ok:
+				g.metrics.AckIgnored()
+			}
 		}
 	}()
 }
@@ -166,8 +195,9 @@ func (g *Gateway) roomReplay(c *conn, room string, since uint64) {
 	case !ok:
 		g.errorFrame(c, protocol.ErrCodeInvalidArgument, "room "+strconv.Quote(room)+" keeps no history")
 	default:
-		c.sendNow(frames...)
-		c.sendNow(protocol.NewText(resumed))
+		if c.sendPaced(frames) {
+			c.sendNow(protocol.NewText(resumed))
+		}
 	}
 	c.release(room, last)
 }

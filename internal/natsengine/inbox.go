@@ -132,6 +132,20 @@ import (
 // repeated a couple of times, as is a Remove that does not find its
 // message. This costs a leader round trip per call; a node whose own
 // server holds a replica normally has its direct gets answered there.
+// Replicas may also be ahead of the state read: Read then takes no message
+// stored beyond the state's last one.
+//
+// # A single writer
+//
+// With InboxConfig.Exclusive this process declares itself the stream's only
+// writer. It then keeps the set of inboxes that have a head (see userIndex;
+// an inbox has any state only once it has a head, and a head is never
+// deleted): loaded at Start from the stream's subjects, and extended by
+// every head write of this process before it is published. State and Read
+// answer an inbox not in the set at once (latest 0, acked 0, an empty
+// complete page), and an append to such an inbox skips reading it. Should
+// another process write anyway, appends stay correct (the compare-and-swap
+// checks them), but State and Read may report its new inboxes empty.
 type Inbox struct {
 	e    *Engine
 	cfg  InboxConfig
@@ -156,7 +170,7 @@ type inboxConn struct {
 // stop ends the connection's subscriptions.
 func (c *inboxConn) stop() error {
 	err := c.mux.sub.Unsubscribe()
-	return errors.Join(err, c.pub.sub.Unsubscribe())
+	return errors.Join(err, c.pub.stop())
 }
 
 // InboxConfig configures an Inbox.
@@ -176,8 +190,9 @@ type InboxConfig struct {
 	// Exclusive declares that this process is the only writer of the
 	// stream (an embedded, unclustered node): no other process appends,
 	// acks or removes while this Inbox runs. The Inbox then keeps the set
-	// of inboxes that have any state in memory (loaded at Start, about
-	// 100 bytes an inbox) and answers State and Read for any other inbox
+	// of inboxes that have any state in memory (about 100 bytes an inbox;
+	// loaded at Start from the stream's subjects, which took 0.2 s for
+	// 100,000 inboxes here) and answers State and Read for any other inbox
 	// without a round trip, and appends to a new inbox skip reading it.
 	// With another writer, State and Read could miss that writer's new
 	// inboxes (appends stay correct).
@@ -268,7 +283,7 @@ func (ib *Inbox) Start(ctx context.Context) error {
 		}
 	}
 	if ib.index != nil {
-		if err := ib.index.load(ctx, js); err != nil {
+		if err := ib.index.load(ctx, nc); err != nil {
 			_ = c.stop()
 			return unavailable("start: loading the inbox index", err)
 		}

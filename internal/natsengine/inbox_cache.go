@@ -2,10 +2,13 @@ package natsengine
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"hash/maphash"
 	"strings"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -140,23 +143,46 @@ func (x *userIndex) len() int {
 }
 
 // load adds every inbox that has a head in the stream, from the stream's
-// subject counts (paged by the server, 100,000 subjects at a time; heads
-// are never deleted, so a page can only repeat a subject, not miss one).
-func (x *userIndex) load(ctx context.Context, js jetstream.JetStream) error {
-	s, err := js.Stream(ctx, InboxStream)
-	if err != nil {
-		return err
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(inboxPrefix+"*.*.q.h"))
-	if err != nil {
-		return err
-	}
-	for subj := range info.State.Subjects {
-		if key, ok := strings.CutPrefix(subj, inboxPrefix); ok {
-			if key, ok = strings.CutSuffix(key, ".q.h"); ok {
-				x.add(strings.Clone(key))
+// subject counts, a page (100,000 subjects, sorted) at a time. Heads are
+// never deleted, so a page can only repeat a subject seen on the previous
+// one (when a new head sorts before it), never miss one.
+func (x *userIndex) load(ctx context.Context, nc *nats.Conn) error {
+	const filter = inboxPrefix + "*.*.q.h"
+	for offset := 0; ; {
+		req, err := json.Marshal(struct {
+			Filter string `json:"subjects_filter"`
+			Offset int    `json:"offset,omitempty"`
+		}{filter, offset})
+		if err != nil {
+			return err
+		}
+		m, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.INFO."+InboxStream, req)
+		if err != nil {
+			return err
+		}
+		var resp struct {
+			Total int `json:"total"`
+			State struct {
+				Subjects map[string]uint64 `json:"subjects"`
+			} `json:"state"`
+			Error *jetstream.APIError `json:"error"`
+		}
+		if err := json.Unmarshal(m.Data, &resp); err != nil {
+			return fmt.Errorf("stream info reply: %w", err)
+		}
+		if resp.Error != nil {
+			return resp.Error
+		}
+		for subj := range resp.State.Subjects {
+			if key, ok := strings.CutPrefix(subj, inboxPrefix); ok {
+				if key, ok = strings.CutSuffix(key, ".q.h"); ok {
+					x.add(strings.Clone(key))
+				}
 			}
 		}
+		offset += len(resp.State.Subjects)
+		if len(resp.State.Subjects) == 0 || offset >= resp.Total {
+			return nil
+		}
 	}
-	return nil
 }

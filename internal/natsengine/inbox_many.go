@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -194,7 +196,7 @@ func (b *manyBatch) group(app string) {
 	for u, j := range index {
 		s := &b.slots[j]
 		s.key = userKey(app, u)
-		s.sj = subjectsFor(s.key)
+		s.sj = appendSubjects(s.key)
 		switch h, ok := b.c.tips.get(s.key); {
 		case ok:
 			s.latest, s.tip, s.stage = h.latest, h.tip, stageHead
@@ -418,26 +420,23 @@ func (b *manyBatch) write(ctx context.Context, slots []*manySlot) {
 	}
 	set := b.c.pub.newSet(n)
 	now := time.Now().UnixNano()
+	var p publisher
 	k := 0
 	for _, s := range slots {
 		s.first = k
 		if s.stage == stageHead {
-			m := pubMsg(s.sj.h, s.head, 0)
-			setCAS(m, s.sj.w, s.tip)
-			m.Header[hdrRollup] = rollupSub
-			set.publish(k, m)
+			p.publish(set, k, s.sj.h, s.head, 0, s.sj.w, s.tip, true)
 			k++
 			continue
 		}
 		// The copies, in seq order (see Inbox).
 		for j := s.copied; j < s.copied+s.sent; j++ {
-			m := pubMsg(s.sj.m, s.copies[j], ttlSeconds(time.Duration(s.recs[j].expires-now)))
+			ttl := ttlSeconds(time.Duration(s.recs[j].expires - now))
 			if j == s.copied {
-				setCAS(m, s.sj.w, s.expect)
+				p.publish(set, k, s.sj.m, s.copies[j], ttl, s.sj.w, s.expect, false)
 			} else {
-				setCAS(m, s.sj.h, s.headPos)
+				p.publish(set, k, s.sj.m, s.copies[j], ttl, s.sj.h, s.headPos, false)
 			}
-			set.publish(k, m)
 			k++
 		}
 	}
@@ -480,6 +479,10 @@ func (b *manyBatch) headDone(s *manySlot, a pubAck) {
 		s.todo = s.todo[s.n:]
 		s.endGroup()
 		s.next(stageHead)
+	case s.n == 0:
+		// Only carried messages, and they cannot be written again.
+		b.c.tips.drop(s.key)
+		b.failRest(s, unavailable("append", a.err))
 	default:
 		// Refused, or not known whether it was stored: the chain goes on
 		// only from a fresh read.
@@ -526,4 +529,54 @@ func (b *manyBatch) copiesDone(s *manySlot, acks []pubAck) {
 func isTooBig(err error) bool {
 	var ae *jetstream.APIError
 	return errors.Is(err, nats.ErrMaxPayload) || errors.As(err, &ae) && ae.ErrorCode == errCodeMsgTooBig
+}
+
+// appendSubjects returns the subjects of the inbox with the userKey key
+// that an append uses (the wildcard, the head, the messages), in one
+// allocation.
+func appendSubjects(key string) inboxSubjects {
+	n := len(inboxPrefix) + len(key) + len(".q.*")
+	var sb strings.Builder
+	sb.Grow(3 * n)
+	for _, t := range []string{".q.*", ".q.h", ".q.m"} {
+		sb.WriteString(inboxPrefix)
+		sb.WriteString(key)
+		sb.WriteString(t)
+	}
+	all := sb.String()
+	return inboxSubjects{w: all[:n], h: all[n : 2*n], m: all[2*n:]}
+}
+
+// publisher makes an AppendMany's publishes, reusing one message and its
+// header (nats.go encodes them before PublishMsg returns).
+type publisher struct {
+	m                 nats.Msg
+	seq, casSubj, ttl [1]string
+	lastTTL           int64
+}
+
+// publish sends data to subj as publish k of set: with a TTL of ttl
+// seconds (0: none), expecting the last message on casSubj at position
+// expect, rolling up the subject if rollup.
+func (p *publisher) publish(set *pubSet, k int, subj string, data []byte, ttl int64, casSubj string, expect uint64, rollup bool) {
+	if p.m.Header == nil {
+		p.m.Header = make(nats.Header, 4)
+	}
+	h := p.m.Header
+	clear(h)
+	p.seq[0] = strconv.FormatUint(expect, 10)
+	p.casSubj[0] = casSubj
+	h[hdrExpectLastSubjSeq] = p.seq[:]
+	h[hdrExpectLastSubjSeqSubj] = p.casSubj[:]
+	if ttl > 0 {
+		if ttl != p.lastTTL {
+			p.lastTTL, p.ttl[0] = ttl, strconv.FormatInt(ttl, 10)
+		}
+		h[hdrTTL] = p.ttl[:]
+	}
+	if rollup {
+		h[hdrRollup] = rollupSub
+	}
+	p.m.Subject, p.m.Data = subj, data
+	set.publish(k, &p.m)
 }

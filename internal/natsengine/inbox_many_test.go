@@ -292,6 +292,46 @@ func TestInboxAppendManyClosed(t *testing.T) {
 	}
 }
 
+// TestInboxAppendManyEngineClosed: a batch in flight when the engine
+// closes ends soon (not at its deadline), its unconfirmed entries failed.
+func TestInboxAppendManyEngineClosed(t *testing.T) {
+	e, err := New(Config{DataDir: t.TempDir(), NodeID: "n"}, func([][]byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ib := startedInbox(t, e, InboxConfig{Timeout: time.Minute})
+	entries := make([]engine.Entry, 20_000)
+	for i := range entries {
+		entries[i] = engine.Entry{User: "u" + strconv.Itoa(i), ID: "m", TTL: time.Hour}
+	}
+	done := make(chan []error)
+	go func() {
+		_, errs := ib.AppendMany(ctx, "app", entries)
+		done <- errs
+	}()
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case errs := <-done:
+		for i, err := range errs {
+			if err != nil && !errors.Is(err, engine.ErrUnavailable) {
+				t.Fatalf("entry %d: %v", i, err)
+			}
+		}
+		t.Logf("ended %v after the close; %d entries failed", time.Since(start), len(slices.DeleteFunc(errs, func(err error) bool { return err == nil })))
+	case <-time.After(10 * time.Second):
+		t.Fatal("AppendMany still running 10s after the engine closed")
+	}
+}
+
 // TestInboxConformanceExclusive runs the suite with InboxConfig.Exclusive
 // (and with no tip cache, so every append reads or trusts the index).
 func TestInboxConformanceExclusive(t *testing.T) {
@@ -374,6 +414,44 @@ func TestInboxExclusiveRestart(t *testing.T) {
 	}
 	if _, _, err := ib.State(ctx, "app", "nobody"); !errors.Is(err, engine.ErrUnavailable) {
 		t.Fatalf("State after Close = %v", err)
+	}
+}
+
+// TestInboxIndexPaging: the index of an exclusive inbox is loaded in
+// pages of 100,000 inboxes.
+func TestInboxIndexPaging(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stores 100,100 inboxes")
+	}
+	e := startedEngine(t, Config{DataDir: t.TempDir(), NodeID: "inbox"})
+	ib := startedInbox(t, e, InboxConfig{TipCache: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*inboxWait)
+	defer cancel()
+	const users = 100_100
+	entries := make([]engine.Entry, 0, 1000)
+	for lo := 0; lo < users; lo += cap(entries) {
+		entries = entries[:0]
+		for i := lo; i < min(lo+cap(entries), users); i++ {
+			entries = append(entries, engine.Entry{User: "u" + strconv.Itoa(i), TTL: time.Hour})
+		}
+		if _, errs := ib.AppendMany(ctx, "app", entries); errs != nil {
+			t.Fatal(errors.Join(errs...))
+		}
+	}
+	ix, err := NewInbox(e, InboxConfig{Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := ix.index.len(); n != users {
+		t.Fatalf("index of %d inboxes, want %d", n, users)
+	}
+	for _, i := range []int{0, 99_999, 100_000, users - 1} {
+		if latest, _, err := ix.State(ctx, "app", "u"+strconv.Itoa(i)); latest != 1 || err != nil {
+			t.Fatalf("State of u%d = %d, %v", i, latest, err)
+		}
 	}
 }
 
@@ -502,4 +580,35 @@ func BenchmarkInboxIndexLoad(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkInboxAppendManyParallel stores batches of 1,000 100-byte entries
+// to 1,000 users from several goroutines at once (as concurrent batch
+// requests would), each with its own users.
+func BenchmarkInboxAppendManyParallel(b *testing.B) {
+	payload := make([]byte, 100)
+	ib := embeddedInbox(b, b.TempDir(), InboxConfig{})
+	var next sync.Mutex
+	g := 0
+	b.ReportAllocs()
+	b.SetParallelism(2) // 2 per CPU
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		next.Lock()
+		g++
+		me := g
+		next.Unlock()
+		entries := make([]engine.Entry, 1000)
+		for i := range entries {
+			entries[i] = engine.Entry{User: "g" + strconv.Itoa(me) + "-user" + strconv.Itoa(i), ID: "m", Payload: payload, TTL: time.Hour}
+		}
+		ctx := context.Background()
+		for pb.Next() {
+			if _, errs := ib.AppendMany(ctx, "bench", entries); errs != nil {
+				b.Error(errors.Join(errs...))
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "msgs/s")
 }

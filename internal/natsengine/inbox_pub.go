@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,9 +27,10 @@ type pubMux struct {
 	prefix string // the reply subjects' prefix, ending in '.'
 	sub    *nats.Subscription
 
-	mu   sync.Mutex
-	n    uint64
-	sets map[uint64]*pubSet
+	mu     sync.Mutex
+	n      uint64
+	sets   map[uint64]*pubSet
+	closed chan struct{} // closed by stop
 }
 
 // pubSet is a set of publishes awaited together.
@@ -52,7 +55,7 @@ type pubAck struct {
 }
 
 func startPubMux(nc *nats.Conn) (*pubMux, error) {
-	x := &pubMux{nc: nc, prefix: nc.NewInbox() + ".", sets: make(map[uint64]*pubSet)}
+	x := &pubMux{nc: nc, prefix: nc.NewInbox() + ".", sets: make(map[uint64]*pubSet), closed: make(chan struct{})}
 	sub, err := nc.Subscribe(x.prefix+">", x.handle)
 	if err != nil {
 		return nil, err
@@ -64,6 +67,20 @@ func startPubMux(nc *nats.Conn) (*pubMux, error) {
 	}
 	x.sub = sub
 	return x, nil
+}
+
+// stop unsubscribes and ends every wait for acknowledgements at once (the
+// publishes still waited for count as not known to be stored).
+func (x *pubMux) stop() error {
+	err := x.sub.Unsubscribe()
+	x.mu.Lock()
+	select {
+	case <-x.closed:
+	default:
+		close(x.closed)
+	}
+	x.mu.Unlock()
+	return err
 }
 
 // newSet registers a set of n publishes.
@@ -98,8 +115,8 @@ func (s *pubSet) publish(i int, m *nats.Msg) {
 func (s *pubSet) set(i int, pos uint64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i < 0 || i >= len(s.acks) || s.acks[i].got {
-		return
+	if s.left < 0 || i < 0 || i >= len(s.acks) || s.acks[i].got {
+		return // the wait is over, or a stray
 	}
 	s.acks[i] = pubAck{pos: pos, err: err, got: true}
 	if s.left--; s.left == 0 {
@@ -107,19 +124,47 @@ func (s *pubSet) set(i int, pos uint64, err error) {
 	}
 }
 
-// wait waits for every acknowledgement or for ctx to end; then the acks
-// are final (those not got have err set to why).
+// wait waits for every acknowledgement, or until ctx ends or the mux or
+// its connection is closed; then the acks are final (those not got have
+// err set to why).
 func (s *pubSet) wait(ctx context.Context) []pubAck {
-	select {
-	case <-s.done:
-	case <-ctx.Done():
+	why := errors.New("no acknowledgement")
+	var tick *time.Ticker
+wait:
+	for {
+		select {
+		case <-s.done:
+			break wait
+		case <-ctx.Done():
+			why = fmt.Errorf("no acknowledgement: %w", context.Cause(ctx))
+			break wait
+		case <-s.x.closed:
+			why = errors.New("no acknowledgement: inbox closed")
+			break wait
+		default:
+		}
+		if tick == nil {
+			// Checks that the connection is open, now and then.
+			tick = time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+		}
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+		case <-s.x.closed:
+		case <-tick.C:
+			if s.x.nc.IsClosed() {
+				why = fmt.Errorf("no acknowledgement: %w", nats.ErrConnectionClosed)
+				break wait
+			}
+		}
 	}
 	s.end()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.acks {
 		if !s.acks[i].got && s.acks[i].err == nil {
-			s.acks[i].err = fmt.Errorf("no acknowledgement: %w", context.Cause(ctx))
+			s.acks[i].err = why
 		}
 	}
 	s.left = -1 // no more changes
@@ -128,7 +173,7 @@ func (s *pubSet) wait(ctx context.Context) []pubAck {
 
 func (x *pubMux) handle(m *nats.Msg) {
 	rest := m.Subject[len(x.prefix):]
-	dot := bytes.IndexByte([]byte(rest), '.')
+	dot := strings.IndexByte(rest, '.')
 	if dot < 0 {
 		return
 	}

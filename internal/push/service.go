@@ -416,8 +416,14 @@ func (s *Service) fanOut(e *envelope, frames []*protocol.Outgoing) {
 		except = s.hub.Conn(e.Except)
 	}
 	n := s.hub.Send(&hub.Targets{App: e.App, Users: e.Users, Conns: e.Conns, Rooms: e.Rooms, Whole: e.Whole, All: e.All, SkipUsers: e.Skip}, frames, except)
-	if seq := frames[len(frames)-1].Seq; seq > 0 && n > 0 && len(e.Users) == 1 {
-		s.delivered.note(e.App, e.Users[0], seq)
+	if n > 0 && len(e.Users) == 1 {
+		var seq uint64
+		for _, f := range frames {
+			seq = max(seq, f.Seq)
+		}
+		if seq > 0 {
+			s.delivered.note(e.App, e.Users[0], seq)
+		}
 	}
 	s.count(e.App, 0, n*len(frames))
 	s.metrics.Delivered(n * len(frames))

@@ -77,7 +77,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	l := cfg.Limits
-	if s.inbox, err = natsengine.NewInbox(s.engine, natsengine.InboxConfig{Cap: l.InboxCap, Timeout: l.EngineTimeout}); err != nil {
+	// An embedded, unclustered node is the only writer of its inboxes.
+	exclusive := cfg.NATSURL == ""
+	if s.inbox, err = natsengine.NewInbox(s.engine, natsengine.InboxConfig{Cap: l.InboxCap, Timeout: l.EngineTimeout, Exclusive: exclusive}); err != nil {
 		return nil, err
 	}
 	records := s.engine.Records(l.MaxTTL + 24*time.Hour)
