@@ -430,7 +430,7 @@ func (s *inboxSuite) testAckConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if b.ack("app", "racer", n) != true {
+	if !b.ack("app", "racer", n) {
 		t.Fatal("final Ack failed")
 	}
 	if _, acked := b.state("app", "racer"); acked != n {
@@ -625,7 +625,7 @@ func (s *inboxSuite) testConcurrentAppends(t *testing.T) {
 				}
 				seqs, err := b.ib.Append(ctx, "app", users, id, []byte(id), longTTL)
 				if err != nil {
-					errs <- fmt.Errorf("Append %s: %w", id, err)
+					errs <- fmt.Errorf("append %s: %w", id, err)
 					return
 				}
 				mu.Lock()

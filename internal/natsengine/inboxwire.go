@@ -274,18 +274,6 @@ func isConflict(err error) bool {
 		ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
-// awaitAck waits for one asynchronous publish.
-func awaitAck(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
-	select {
-	case pa := <-f.Ok():
-		return pa, nil
-	case err := <-f.Err():
-		return nil, err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // stored is one message returned by a direct get.
 type stored struct {
 	subj    string
