@@ -56,6 +56,7 @@ type Limits struct {
 // Config is the whole server configuration.
 type Config struct {
 	Addr           string   `yaml:"addr"`
+	Advertise      string   `yaml:"advertise"` // host:port clients reach this node at (default: addr)
 	Data           string   `yaml:"data"`
 	NATSURL        string   `yaml:"nats_url"`
 	NodeID         string   `yaml:"node_id"`

@@ -45,26 +45,27 @@ type Config struct {
 
 // API serves the v1 server API.
 type API struct {
-	cfg     Config
-	keys    Keys
-	svc     *push.Service
-	hub     *hub.Hub
-	gw      *gateway.Gateway
-	broker  engine.Broker
-	metrics *metrics.Metrics
-	log     *slog.Logger
-	started time.Time
+	cfg      Config
+	keys     Keys
+	svc      *push.Service
+	hub      *hub.Hub
+	gw       *gateway.Gateway
+	broker   engine.Broker
+	registry engine.Nodes
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+	started  time.Time
 }
 
 // New builds the API.
-func New(cfg Config, keys Keys, svc *push.Service, h *hub.Hub, gw *gateway.Gateway, b engine.Broker, m *metrics.Metrics, log *slog.Logger) (*API, error) {
-	if svc == nil || h == nil || gw == nil || b == nil || m == nil {
+func New(cfg Config, keys Keys, svc *push.Service, h *hub.Hub, gw *gateway.Gateway, b engine.Broker, nodes engine.Nodes, m *metrics.Metrics, log *slog.Logger) (*API, error) {
+	if svc == nil || h == nil || gw == nil || b == nil || nodes == nil || m == nil {
 		return nil, errors.New("httpapi: missing dependency")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{cfg: cfg, keys: keys, svc: svc, hub: h, gw: gw, broker: b, metrics: m, log: log, started: time.Now()}, nil
+	return &API{cfg: cfg, keys: keys, svc: svc, hub: h, gw: gw, broker: b, registry: nodes, metrics: m, log: log, started: time.Now()}, nil
 }
 
 // Routes registers every route on mux, the WebSocket endpoint included.
@@ -86,6 +87,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("DELETE /v1/messages/{id}", a.wrap(a.recall))
 	mux.Handle("GET /v1/stats", a.wrap(a.stats))
 	mux.Handle("GET /v1/nodes", a.wrap(a.nodes))
+	mux.Handle("GET /v1/route", a.wrap(a.route))
 	mux.Handle("/v1/", a.wrap(func(http.ResponseWriter, *http.Request, principal) error {
 		return push.Errorf(push.CodeNotFound, "no such endpoint")
 	}))

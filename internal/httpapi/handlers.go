@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/push"
@@ -257,17 +258,64 @@ func (a *API) stats(w http.ResponseWriter, _ *http.Request, p principal) error {
 	return nil
 }
 
-func (a *API) nodes(w http.ResponseWriter, _ *http.Request, _ principal) error {
+// nodes lists the live nodes from the registry.
+func (a *API) nodes(w http.ResponseWriter, r *http.Request, _ principal) error {
+	ctx, cancel := a.engineCtx(r)
+	defer cancel()
+	list, err := a.liveNodes(ctx)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, map[string]any{"nodes": list})
+	return nil
+}
+
+// liveNodes lists the registry with this node's own entry brought up to
+// date (the registry holds what it last announced).
+func (a *API) liveNodes(ctx context.Context) ([]engine.NodeInfo, error) {
+	list, err := a.registry.List(ctx)
+	if err != nil {
+		return nil, &push.Error{Code: push.CodeUnavailable, Message: "node registry unavailable", Err: err}
+	}
+	self := a.NodeInfo()
+	for i, n := range list {
+		if n.ID == self.ID {
+			self.Addr = n.Addr
+			list[i] = self
+			return list, nil
+		}
+	}
+	return append(list, self), nil // not announced yet
+}
+
+// route answers the WebSocket URL of the least-loaded live node, so that
+// clients or a gateway can spread connections.
+func (a *API) route(w http.ResponseWriter, r *http.Request, _ principal) error {
+	ctx, cancel := a.engineCtx(r)
+	defer cancel()
+	list, err := a.liveNodes(ctx)
+	if err != nil {
+		return err
+	}
+	best := list[0]
+	for _, n := range list[1:] {
+		if n.Load < best.Load {
+			best = n
+		}
+	}
+	writeJSON(w, 200, map[string]any{"node": best.ID, "url": "ws://" + best.Addr + "/v1/ws", "load": best.Load})
+	return nil
+}
+
+// NodeInfo reports this node for the registry.
+func (a *API) NodeInfo() engine.NodeInfo {
 	n := a.hub.Counts()
 	load := 0.0
 	if a.cfg.Node.MaxConn > 0 {
-		load = float64(n.Conns) / float64(a.cfg.Node.MaxConn)
+		load = math.Round(float64(n.Conns)/float64(a.cfg.Node.MaxConn)*1e4) / 1e4
 	}
-	node := map[string]any{"id": a.cfg.Node.ID, "addr": a.cfg.Node.Addr, "conns": n.Conns,
-		"load": math.Round(load*1e4) / 1e4, "version": a.cfg.Node.Version,
-		"heartbeat": time.Now().UTC().Format(time.RFC3339Nano)}
-	writeJSON(w, 200, map[string]any{"nodes": []any{node}})
-	return nil
+	return engine.NodeInfo{ID: a.cfg.Node.ID, Addr: a.cfg.Node.Addr, Conns: n.Conns, Load: load,
+		Version: a.cfg.Node.Version, Heartbeat: time.Now().UTC()}
 }
 
 func (a *API) messageStatus(w http.ResponseWriter, r *http.Request, p principal) error {

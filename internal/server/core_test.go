@@ -358,3 +358,26 @@ func TestDevModeRefusesNothingButNeedsLoopback(t *testing.T) {
 		t.Fatalf("no apps and no dev mode: %v", err)
 	}
 }
+
+func TestNodesAndRoute(t *testing.T) {
+	n := startNode(t, nil)
+	n.dial("user=alice", dialOpt{})
+	status, out := n.call("GET", "/v1/nodes", "", nil)
+	nodes, _ := out["nodes"].([]any)
+	if status != 200 || len(nodes) != 1 {
+		t.Fatalf("nodes: %d %v", status, out)
+	}
+	self := nodes[0].(map[string]any)
+	if self["conns"] != float64(1) || self["version"] != Version || self["id"] == "" {
+		t.Fatalf("node %v", self)
+	}
+	status, out = n.call("GET", "/v1/route", "", nil)
+	if status != 200 || out["node"] != self["id"] || !strings.HasSuffix(out["url"].(string), "/v1/ws") {
+		t.Fatalf("route: %d %v", status, out)
+	}
+	// The registry entry this node announced carries its reachable address.
+	waitFor(t, func() bool {
+		_, out := n.call("GET", "/v1/route", "", nil)
+		return out["url"] == n.ws
+	})
+}

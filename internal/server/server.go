@@ -44,6 +44,8 @@ type Server struct {
 	service *push.Service
 	gateway *gateway.Gateway
 	http    *http.Server
+	api     *httpapi.API
+	nodes   *natsengine.Nodes
 	// Ready is closed once the node listens; Addr is then its address.
 	Ready chan struct{}
 	Addr  string
@@ -106,12 +108,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 			apiKeys.Apps[k] = a.Name
 		}
 	}
+	s.nodes = s.engine.Nodes(3 * announceEvery)
 	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout,
 		Node: httpapi.NodeInfo{ID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: maxConns()}},
-		apiKeys, s.service, s.hub, s.gateway, s.engine, s.metrics, log)
+		apiKeys, s.service, s.hub, s.gateway, s.engine, s.nodes, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
+	s.api = api
 	mux := http.NewServeMux()
 	api.Routes(mux)
 	if cfg.Pprof {
@@ -178,6 +182,8 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	go func() { serveErr <- s.http.Serve(ln) }()
 	s.log.Info("herald serving", "addr", s.Addr, "node", s.cfg.NodeID, "engine", s.engineName(), "version", Version)
 	close(s.Ready)
+	announced := make(chan struct{})
+	go func() { s.announce(flushCtx, advertised(s.cfg.Advertise, s.Addr)); close(announced) }()
 
 	select {
 	case <-ctx.Done():
@@ -190,7 +196,8 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	errs = append(errs, s.http.Shutdown(sctx)) // stop accepting; API calls in flight finish
 	errs = append(errs, s.gateway.Shutdown(sctx, protocol.CloseGoingAway))
 	stopFlush()
-	<-flushed // the last delivered positions are recorded
+	<-announced // and this node left the registry
+	<-flushed   // the last delivered positions are recorded
 	errs = append(errs, s.engine.Close())
 	if err := errors.Join(errs...); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -229,4 +236,52 @@ func maxConns() int {
 		return 0
 	}
 	return int(r.Cur) - 100
+}
+
+// announceEvery is how often a node refreshes its registry entry; an entry
+// not refreshed for three periods disappears.
+const announceEvery = 5 * time.Second
+
+// announce keeps this node in the registry until ctx ends, then removes it.
+func (s *Server) announce(ctx context.Context, addr string) {
+	t := time.NewTicker(announceEvery)
+	defer t.Stop()
+	for {
+		info := s.api.NodeInfo()
+		info.Addr = addr
+		actx, cancel := context.WithTimeout(ctx, s.cfg.Limits.EngineTimeout)
+		if err := s.nodes.Announce(actx, info); err != nil && ctx.Err() == nil {
+			s.log.Warn("announcing this node", "err", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			lctx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.EngineTimeout)
+			if err := s.nodes.Leave(lctx, s.cfg.NodeID); err != nil {
+				s.log.Warn("leaving the node registry", "err", err)
+			}
+			cancel()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// advertised is the host:port other nodes and clients should use: the
+// configured one, or the bound address with an unspecified host replaced
+// by this machine's name.
+func advertised(configured, bound string) string {
+	if configured != "" {
+		return configured
+	}
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if name, err := os.Hostname(); err == nil {
+			host = name
+		}
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -1,0 +1,28 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// NodeInfo is one live node as the registry shows it.
+type NodeInfo struct {
+	ID        string    `json:"id"`
+	Addr      string    `json:"addr"` // host:port that clients and the API reach
+	Conns     int       `json:"conns"`
+	Load      float64   `json:"load"` // connections / the node's connection capacity
+	Version   string    `json:"version"`
+	Heartbeat time.Time `json:"heartbeat"`
+}
+
+// Nodes is the registry of live nodes. Each node announces itself
+// periodically; an entry not announced again within the registry's TTL
+// disappears by itself.
+type Nodes interface {
+	// Announce records (or refreshes) a node.
+	Announce(ctx context.Context, n NodeInfo) error
+	// Leave removes a node at once.
+	Leave(ctx context.Context, id string) error
+	// List returns the live nodes, sorted by id.
+	List(ctx context.Context) ([]NodeInfo, error)
+}
