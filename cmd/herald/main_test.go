@@ -764,3 +764,75 @@ func TestSIGKILLLosesNoAcknowledgedMessage(t *testing.T) {
 		t.Fatalf("after the replay: %v", f)
 	}
 }
+
+// freePort returns a loopback port nothing listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestEmbeddedClusterOfThreeNodes: three herald processes cluster their
+// embedded NATS servers; a push taken by one node reaches a client of
+// another, a stored message is replayed by a third, and every node lists
+// all three.
+func TestEmbeddedClusterOfThreeNodes(t *testing.T) {
+	var routes [3]string
+	for i := range routes {
+		routes[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	}
+	var procs [3]*proc
+	for i := range procs {
+		var peers []string
+		for j, r := range routes {
+			if j != i {
+				peers = append(peers, "nats://"+r)
+			}
+		}
+		procs[i] = start(t, nil, "serve", "--dev", "--addr", "127.0.0.1:0", "--data", t.TempDir(),
+			"--node-id", fmt.Sprintf("node%d", i+1), "--cluster-name", "herald-test",
+			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(peers, ","))
+	}
+	var addrs [3]string
+	for i, p := range procs {
+		m := servingRE.FindStringSubmatch(p.waitLine(`msg="herald serving"`))
+		if m == nil {
+			t.Fatalf("node %d: no address", i+1)
+		}
+		addrs[i] = m[1]
+	}
+
+	bob := dialWS(t, addrs[2], "?user=bob")
+	bob.welcome("bob")
+	if r := run(t, nil, "push", "--url", "http://"+addrs[0], "--user", "bob", "--data", `{"n":1}`); r.code != 0 {
+		t.Fatalf("push on node 1: %v", r)
+	}
+	bob.awaitPush(map[string]any{"n": float64(1)})
+
+	if r := run(t, nil, "push", "--url", "http://"+addrs[0], "--user", "carol", "--offline", "--data", "7"); r.code != 0 {
+		t.Fatalf("offline push on node 1: %v", r)
+	}
+	carol := dialWS(t, addrs[1], "?user=carol")
+	if w := carol.welcome("carol"); w["seq"] != float64(1) {
+		t.Fatalf("welcome on node 2: %v", w)
+	}
+	if m := carol.awaitPush(float64(7)); m["seq"] != float64(1) {
+		t.Fatalf("replayed on node 2: %v", m)
+	}
+
+	deadlineAt := time.Now().Add(deadline)
+	for {
+		_, body := get(t, addrs[1], "/v1/nodes")
+		if strings.Count(body, `"id":"node`) == 3 {
+			break
+		}
+		if time.Now().After(deadlineAt) {
+			t.Fatalf("nodes never listed all three: %s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -55,10 +55,15 @@ type Limits struct {
 
 // Config is the whole server configuration.
 type Config struct {
-	Addr           string   `yaml:"addr"`
-	Advertise      string   `yaml:"advertise"` // host:port clients reach this node at (default: addr)
-	Data           string   `yaml:"data"`
-	NATSURL        string   `yaml:"nats_url"`
+	Addr      string `yaml:"addr"`
+	Advertise string `yaml:"advertise"` // host:port clients reach this node at (default: addr)
+	Data      string `yaml:"data"`
+	NATSURL   string `yaml:"nats_url"`
+	// ClusterName, ClusterListen and ClusterPeers cluster the embedded NATS
+	// servers of several Herald nodes (no external NATS needed).
+	ClusterName    string   `yaml:"cluster_name"`
+	ClusterListen  string   `yaml:"cluster_listen"`
+	ClusterPeers   []string `yaml:"cluster_peers"`
 	NodeID         string   `yaml:"node_id"`
 	Dev            bool     `yaml:"dev"`
 	AdminKeys      []string `yaml:"admin_keys"`
@@ -130,6 +135,10 @@ func (c *Config) Validate() error {
 	}
 	if c.NATSURL == "" && c.Data == "" {
 		errs = append(errs, errors.New("data directory is empty"))
+	}
+	if (c.ClusterName != "" || c.ClusterListen != "" || len(c.ClusterPeers) > 0) &&
+		(c.ClusterName == "" || c.ClusterListen == "" || len(c.ClusterPeers) == 0 || c.NATSURL != "") {
+		errs = append(errs, errors.New("cluster_name, cluster_listen and cluster_peers go together, and not with nats_url"))
 	}
 	if !c.Dev && len(c.Apps) == 0 {
 		errs = append(errs, errors.New("no apps configured: use --app/--api-key/--token-secret, a config file, or --dev"))

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +32,10 @@ type Config struct {
 	// QueueLen is each dispatcher's channel capacity (default 65536).
 	QueueLen int
 	Logger   *slog.Logger
+	// Cluster, when set, makes the embedded server route to its peers: the
+	// Herald nodes then form one NATS cluster, with JetStream data kept in
+	// three replicas.
+	Cluster *Cluster
 	// Broad subscribes once to every topic at Start and makes Watch and
 	// Unwatch free: right for a node that is the whole cluster (the
 	// embedded default), where per-topic interest would cost memory per
@@ -37,6 +44,13 @@ type Config struct {
 	// OnDrop is called when a subscription starts dropping pushes because
 	// a dispatcher queue is full: once per episode, not per push (may be nil).
 	OnDrop func()
+}
+
+// Cluster is how an embedded server joins the other nodes' servers.
+type Cluster struct {
+	Name   string   // the cluster's name, the same on every node
+	Listen string   // host:port this server accepts routes on
+	Peers  []string // nats://host:port of the other nodes' route listeners
 }
 
 // Engine is the NATS-backed engine.Broker.
@@ -113,7 +127,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	url := e.cfg.URL
 	if url == "" {
-		srv, err := server.NewServer(&server.Options{
+		sopts := &server.Options{
 			ServerName: e.cfg.NodeID,
 			DontListen: true,
 			JetStream:  true,
@@ -121,7 +135,22 @@ func (e *Engine) Start(ctx context.Context) error {
 			NoSigs:     true,
 			NoLog:      true,
 			MaxPayload: 8 << 20,
-		})
+		}
+		if c := e.cfg.Cluster; c != nil {
+			host, port, err := net.SplitHostPort(c.Listen)
+			if err != nil {
+				return fmt.Errorf("natsengine: cluster listen address: %w", err)
+			}
+			sopts.Cluster.Name, sopts.Cluster.Host = c.Name, host
+			if sopts.Cluster.Port, err = strconv.Atoi(port); err != nil {
+				return fmt.Errorf("natsengine: cluster listen port: %w", err)
+			}
+			sopts.Routes = server.RoutesFromStr(strings.Join(c.Peers, ","))
+			// Routes start only once the client listener does; clients
+			// connect in-process, so it takes a random loopback port.
+			sopts.DontListen, sopts.Host, sopts.Port = false, "127.0.0.1", server.RANDOM_PORT
+		}
+		srv, err := server.NewServer(sopts)
 		if err != nil {
 			return fmt.Errorf("natsengine: embedded server: %w", err)
 		}

@@ -45,7 +45,7 @@ func (n *Nodes) open(ctx context.Context) (jetstream.KeyValue, error) {
 		return nil, err
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "HERALD_NODES", TTL: n.ttl,
-		Storage: jetstream.MemoryStorage, Replicas: n.e.replicas()})
+		Storage: jetstream.MemoryStorage, Replicas: n.e.Replicas()})
 	if err != nil {
 		return nil, fmt.Errorf("natsengine: nodes bucket: %w", errors.Join(engine.ErrUnavailable, err))
 	}

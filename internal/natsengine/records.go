@@ -50,12 +50,12 @@ func (r *Records) open(ctx context.Context) error {
 		return err
 	}
 	msgs, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "HERALD_MSG", TTL: r.ttl,
-		Storage: jetstream.FileStorage, Replicas: r.e.replicas()})
+		Storage: jetstream.FileStorage, Replicas: r.e.Replicas()})
 	if err != nil {
 		return fmt.Errorf("natsengine: records bucket: %w", errors.Join(engine.ErrUnavailable, err))
 	}
 	delivers, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "HERALD_DLV",
-		Storage: jetstream.FileStorage, Replicas: r.e.replicas()})
+		Storage: jetstream.FileStorage, Replicas: r.e.Replicas()})
 	if err != nil {
 		return fmt.Errorf("natsengine: delivered bucket: %w", errors.Join(engine.ErrUnavailable, err))
 	}
@@ -63,9 +63,16 @@ func (r *Records) open(ctx context.Context) error {
 	return nil
 }
 
-// replicas is how many copies JetStream keeps of Herald's state: one until
-// clustering sets more.
-func (e *Engine) replicas() int { return 1 }
+// Replicas is how many copies JetStream keeps of Herald's state: three
+// when Herald nodes cluster their embedded servers, else one (an external
+// cluster's operator sets its own defaults; one keeps a single server
+// working).
+func (e *Engine) Replicas() int {
+	if e.cfg.Cluster != nil {
+		return 3
+	}
+	return 1
+}
 
 // kvToken makes a name safe inside a key-value key: plain names as they
 // are, others base64url behind '=' (a character plain names never hold).

@@ -21,6 +21,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/gateway"
 	"github.com/heraldpush/herald/internal/httpapi"
 	"github.com/heraldpush/herald/internal/hub"
@@ -70,18 +71,24 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		n := s.hub.Counts()
 		return n.Conns, n.Users, n.Rooms
 	})
+	// An embedded, unclustered node is the whole cluster: it takes every
+	// topic at once and is the only writer of its inboxes.
+	alone := cfg.NATSURL == "" && cfg.ClusterName == ""
+	var cluster *natsengine.Cluster
+	if cfg.ClusterName != "" {
+		cluster = &natsengine.Cluster{Name: cfg.ClusterName, Listen: cfg.ClusterListen, Peers: cfg.ClusterPeers}
+	}
 	s.engine, err = natsengine.New(natsengine.Config{
-		URL: cfg.NATSURL, DataDir: cfg.Data, NodeID: cfg.NodeID, Logger: log,
-		Broad:  cfg.NATSURL == "", // an embedded, unclustered node is the whole cluster
+		URL: cfg.NATSURL, DataDir: cfg.Data, NodeID: cfg.NodeID, Logger: log, Cluster: cluster,
+		Broad:  alone,
 		OnDrop: s.metrics.EngineDropped,
 	}, func(p [][]byte) { s.service.Deliver(p) })
 	if err != nil {
 		return nil, err
 	}
 	l := cfg.Limits
-	// An embedded, unclustered node is the only writer of its inboxes.
-	exclusive := cfg.NATSURL == ""
-	if s.inbox, err = natsengine.NewInbox(s.engine, natsengine.InboxConfig{Cap: l.InboxCap, Timeout: l.EngineTimeout, Exclusive: exclusive}); err != nil {
+	if s.inbox, err = natsengine.NewInbox(s.engine, natsengine.InboxConfig{Cap: l.InboxCap, Timeout: l.EngineTimeout,
+		Exclusive: alone, Replicas: s.engine.Replicas()}); err != nil {
 		return nil, err
 	}
 	records := s.engine.Records(l.MaxTTL + 24*time.Hour)
@@ -163,7 +170,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		ln.Close()
 		return err
 	}
-	if err := s.inbox.Start(ctx); err != nil {
+	if err := s.startInbox(ctx); err != nil {
 		ln.Close()
 		s.engine.Close()
 		return err
@@ -284,4 +291,22 @@ func advertised(configured, bound string) string {
 		}
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// startInbox starts the inbox, waiting (until ctx ends) while the engine is
+// not ready yet: a clustered node's JetStream needs its peers and a meta
+// leader before it can create or bind the streams.
+func (s *Server) startInbox(ctx context.Context) error {
+	for {
+		err := s.inbox.Start(ctx)
+		if err == nil || !errors.Is(err, engine.ErrUnavailable) {
+			return err
+		}
+		s.log.Warn("waiting for the engine (JetStream) to be ready", "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
 }
