@@ -110,9 +110,11 @@ func (g *Gateway) replay(ctx context.Context, c *conn, since *uint64, latest, ac
 	for {
 		page, err := g.inbox.Read(ctx, c.App, c.User, after, replayPage)
 		if err != nil {
+			// Not a loss: the messages are stored, only unreadable now.
+			// The client reconnects (4000) and resumes from what it has.
 			g.log.Warn("replaying inbox", "err", err)
-			complete = false
-			break
+			c.close(protocol.CloseDraining, "inbox unavailable; reconnect and resume")
+			return after
 		}
 		complete = complete && page.Complete
 		frames := make([]*protocol.Outgoing, len(page.Msgs))
