@@ -850,14 +850,16 @@ func TestEmbeddedClusterOfThreeNodes(t *testing.T) {
 	// During the failover a push that cannot be stored gets a clear 503;
 	// the backend retries it with the same id (idempotent).
 	for i := 1; i <= 3; i++ {
-		for attempt := 1; ; attempt++ {
+		giveUp := time.Now().Add(deadline)
+		for {
 			r := run(t, nil, "push", "--url", "http://"+addrs[0], "--user", "bob", "--offline", "--id", "bob-"+strconv.Itoa(i), "--data", strconv.Itoa(i))
 			if r.code == 0 {
 				break
 			}
-			if !strings.Contains(r.stdout, "unavailable") || attempt == 40 {
+			if !strings.Contains(r.stdout, "unavailable") || time.Now().After(giveUp) {
 				t.Fatalf("offline push %d with a node down: %v", i, r)
 			}
+			time.Sleep(100 * time.Millisecond) // a retry interval, not a synchronisation
 		}
 	}
 	if r := run(t, nil, "push", "--url", "http://"+addrs[0], "--user", "carol", "--data", `"still here"`); r.code != 0 {
@@ -867,16 +869,18 @@ func TestEmbeddedClusterOfThreeNodes(t *testing.T) {
 	// While JetStream moves the stream's leadership away from the dead node
 	// a replay may be refused with 4000 (reconnect), never answered with a
 	// loss: reconnect until the replay comes.
-	for attempt := 1; ; attempt++ {
+	giveUp := time.Now().Add(deadline)
+	for {
 		bob = dialWS(t, addrs[1], "?user=bob&since=0")
 		if w := bob.welcome("bob"); w["seq"] != float64(3) {
 			t.Fatalf("bob's welcome on node 2: %v", w)
 		}
 		f := bob.nextOrClose()
 		if f == nil || f["type"] != "push" {
-			if attempt == 20 {
-				t.Fatalf("no replay after %d attempts; last frame %v", attempt, f)
+			if time.Now().After(giveUp) {
+				t.Fatalf("no replay within %v; last frame %v", deadline, f)
 			}
+			time.Sleep(100 * time.Millisecond) // a retry interval, not a synchronisation
 			continue
 		}
 		var got []any
