@@ -2,7 +2,6 @@ package natsengine
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,17 +75,7 @@ func (e *Engine) Replicas() int {
 
 // kvToken makes a name safe inside a key-value key: plain names as they
 // are, others base64url behind '=' (a character plain names never hold).
-func kvToken(s string) string {
-	plain := s != ""
-	for i := 0; plain && i < len(s); i++ {
-		c := s[i]
-		plain = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
-	}
-	if plain {
-		return s
-	}
-	return "=" + base64.RawURLEncoding.EncodeToString([]byte(s))
-}
+func kvToken(s string) string { return escape(s, '=') }
 
 func recordKey(app, id string) string { return kvToken(app) + "." + kvToken(id) }
 

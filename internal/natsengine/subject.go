@@ -25,8 +25,13 @@ func Subject(t engine.Topic) string {
 	}
 }
 
-func token(s string) string {
-	plain := s != "" && s[0] != '~'
+func token(s string) string { return escape(s, '~') }
+
+// escape keeps a name made only of A–Z a–z 0–9 _ - as it is and turns any
+// other (and one starting with mark) into mark + base64url, so it can never
+// split or wildcard a subject or key.
+func escape(s string, mark byte) string {
+	plain := s != "" && s[0] != mark
 	for i := 0; plain && i < len(s); i++ {
 		c := s[i]
 		plain = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
@@ -34,5 +39,5 @@ func token(s string) string {
 	if plain {
 		return s
 	}
-	return "~" + base64.RawURLEncoding.EncodeToString([]byte(s))
+	return string(mark) + base64.RawURLEncoding.EncodeToString([]byte(s))
 }
