@@ -133,20 +133,11 @@ func parseRecord(b []byte) (record, error) {
 			return r, errBadRecord
 		}
 	case recMsg:
-		if r.created, n = binary.Varint(b); n <= 0 {
-			return r, errBadRecord
+		rest, err := parseMsgFields(b, &r)
+		if err != nil {
+			return r, err
 		}
-		b = b[n:]
-		if r.expires, n = binary.Varint(b); n <= 0 {
-			return r, errBadRecord
-		}
-		b = b[n:]
-		l, n := binary.Uvarint(b)
-		if n <= 0 || l > uint64(len(b)-n) {
-			return r, errBadRecord
-		}
-		r.id = string(b[n : n+int(l)])
-		r.payload = b[n+int(l):]
+		r.payload = rest
 	case recBatch:
 		count, n := binary.Uvarint(b)
 		if n <= 0 || count > uint64(len(b)) {
@@ -174,14 +165,10 @@ func parseRecord(b []byte) (record, error) {
 	return r, nil
 }
 
-// parseBatched decodes one message of a recBatch into m and returns the
-// rest of b.
-func parseBatched(b []byte, m *record) ([]byte, error) {
+// parseMsgFields decodes a message's created and expiry times and its id
+// into m and returns the rest of b.
+func parseMsgFields(b []byte, m *record) ([]byte, error) {
 	var n int
-	if m.seq, n = binary.Uvarint(b); n <= 0 {
-		return nil, errBadRecord
-	}
-	b = b[n:]
 	if m.created, n = binary.Varint(b); n <= 0 {
 		return nil, errBadRecord
 	}
@@ -195,8 +182,22 @@ func parseBatched(b []byte, m *record) ([]byte, error) {
 		return nil, errBadRecord
 	}
 	m.id = string(b[n : n+int(l)])
-	b = b[n+int(l):]
-	if l, n = binary.Uvarint(b); n <= 0 || l > uint64(len(b)-n) {
+	return b[n+int(l):], nil
+}
+
+// parseBatched decodes one message of a recBatch into m and returns the
+// rest of b.
+func parseBatched(b []byte, m *record) ([]byte, error) {
+	var n int
+	if m.seq, n = binary.Uvarint(b); n <= 0 {
+		return nil, errBadRecord
+	}
+	b, err := parseMsgFields(b[n:], m)
+	if err != nil {
+		return nil, err
+	}
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > uint64(len(b)-n) {
 		return nil, errBadRecord
 	}
 	m.payload = b[n : n+int(l) : n+int(l)]
