@@ -30,7 +30,11 @@ type Page struct {
 	Acked uint64
 	// Complete is false when a message with seq in (after, Latest] was lost
 	// to expiry or to the per-user cap. A message removed by Remove does not
-	// make a page incomplete, nor does limit cutting the page short.
+	// make a page incomplete, nor does limit cutting the page short. A page
+	// cut short by limit may count a message beyond it that has expired
+	// but is still stored as present: the page that would hold it reports
+	// it, so a reader going through every page and ANDing Complete learns
+	// of every loss.
 	Complete bool
 }
 

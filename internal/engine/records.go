@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -33,8 +35,10 @@ type MessageRecord struct {
 type Records interface {
 	// PutRecord stores a record (replacing one with the same app and id).
 	PutRecord(ctx context.Context, r MessageRecord) error
-	// PutRecords stores several records in one round trip.
-	PutRecords(ctx context.Context, rs []MessageRecord) error
+	// PutBatch stores the records of one batch of messages together, in
+	// one write: each record's id is BatchID(batch, i) for some i. Record
+	// and Recall find them as they find the others.
+	PutBatch(ctx context.Context, app, batch string, rs []MessageRecord) error
 	// Record returns the record of app's message id, or ErrNotFound.
 	Record(ctx context.Context, app, id string) (MessageRecord, error)
 	// Recall marks the record recalled and returns it as it was before, or
@@ -45,4 +49,20 @@ type Records interface {
 	Delivered(ctx context.Context, app, user string, seq uint64) error
 	// DeliveredSeq returns the user's delivered position (0 if none).
 	DeliveredSeq(ctx context.Context, app, user string) (uint64, error)
+}
+
+// BatchID is the id of message i of the batch of records stored together
+// under batch (see Records.PutBatch).
+func BatchID(batch string, i int) string { return batch + "-" + strconv.Itoa(i) }
+
+// SplitBatchID returns the batch of an id made by BatchID.
+func SplitBatchID(id string) (batch string, ok bool) {
+	i := strings.LastIndexByte(id, '-')
+	if i <= 0 || i == len(id)-1 {
+		return "", false
+	}
+	if _, err := strconv.Atoi(id[i+1:]); err != nil {
+		return "", false
+	}
+	return id[:i], true
 }

@@ -153,6 +153,8 @@ type Inbox struct {
 	// index is the set of inboxes that may have state, with
 	// InboxConfig.Exclusive (else nil). See userIndex.
 	index *userIndex
+	// heads writes an exclusive writer's heads (see appendSolo).
+	heads *headFlusher
 }
 
 type inboxConn struct {
@@ -197,6 +199,9 @@ type InboxConfig struct {
 	// With another writer, State and Read could miss that writer's new
 	// inboxes (appends stay correct).
 	Exclusive bool
+	// HeadDelay is how long, with Exclusive, an inbox's head may lag
+	// behind its messages (default 10s; see appendSolo).
+	HeadDelay time.Duration
 }
 
 // DefaultTipCache is the default InboxConfig.TipCache.
@@ -227,9 +232,13 @@ func NewInbox(e *Engine, cfg InboxConfig) (*Inbox, error) {
 	if cfg.TipCache == 0 {
 		cfg.TipCache = DefaultTipCache
 	}
+	if cfg.HeadDelay <= 0 {
+		cfg.HeadDelay = 10 * time.Second
+	}
 	ib := &Inbox{e: e, cfg: cfg}
 	if cfg.Exclusive {
 		ib.index = newUserIndex()
+		ib.heads = newHeadFlusher(ib)
 	}
 	return ib, nil
 }
@@ -287,6 +296,10 @@ func (ib *Inbox) Start(ctx context.Context) error {
 			_ = c.stop()
 			return unavailable("start: loading the inbox index", err)
 		}
+		if err := ib.openSolo(ctx, c); err != nil {
+			_ = c.stop()
+			return unavailable("start", err)
+		}
 	}
 	if old := ib.conn.Swap(c); old != nil {
 		_ = old.stop()
@@ -335,7 +348,11 @@ func sameStream(have, want jetstream.StreamConfig) bool {
 // until started again. Closing the Engine closes the Inbox too.
 func (ib *Inbox) Close() error {
 	if c := ib.conn.Swap(nil); c != nil {
-		if err := c.stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		var flushErr error
+		if ib.heads != nil {
+			flushErr = ib.closeSolo(c)
+		}
+		if err := errors.Join(flushErr, c.stop()); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			return fmt.Errorf("natsengine: inbox close: %w", err)
 		}
 	}
@@ -581,6 +598,19 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 			}
 		} else if st.lastSeq < seq {
 			return fromHead, nil
+		}
+		if st.head.seq < st.lastSeq {
+			// The head is behind (an exclusive writer writes it lazily):
+			// bring it up first, so that deleting the last message
+			// cannot lower the latest seq.
+			h := record{kind: recHead, seq: st.lastSeq}
+			m := pubMsg(sj.h, appendRecord(nil, &h), 0)
+			setCAS(m, sj.w, st.tip())
+			m.Header[hdrRollup] = rollupSub
+			if _, err := c.js.PublishMsg(ctx, m); err != nil && !isConflict(err) {
+				return false, err
+			}
+			continue
 		}
 		// Its copy in .q.m.
 		if fromHead && st.lastSeq == seq {

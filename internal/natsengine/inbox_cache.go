@@ -79,15 +79,15 @@ func (c *tipCache) drop(key string) {
 
 // userIndex is the set of inboxes (by userKey) that may have any state,
 // kept when InboxConfig.Exclusive says this process is the stream's only
-// writer. Its invariant: every inbox that has a head in the stream is in
+// writer, with each inbox's latest seq once this process knows it. Its
+// invariant: every inbox that has a head or a message in the stream is in
 // the set. An inbox has state (a latest seq, an ack, messages, tombstones)
-// only once it has a head: the head is its first write, and it is never
-// deleted or expired, only replaced. Start adds every inbox that has a
-// head then; every head write of this process adds its inbox before it is
-// published. Nothing is ever removed, so the set may hold inboxes whose
-// head write failed, which only costs those a round trip. With another
-// writer the invariant breaks: that writer's new inboxes would read as
-// empty here.
+// only once it has a head or a message, and the head is never deleted or
+// expired, only replaced. Start adds every inbox that has either then;
+// every append of this process adds its inbox before it publishes.
+// Nothing is ever removed, so the set may hold inboxes whose first write
+// failed, which only costs those a round trip. With another writer the
+// invariant breaks: that writer's new inboxes would read as empty here.
 type userIndex struct {
 	seed   maphash.Seed
 	shards [64]indexShard
@@ -95,13 +95,14 @@ type userIndex struct {
 
 type indexShard struct {
 	mu sync.RWMutex
-	m  map[string]struct{}
+	// m maps an inbox to its latest seq + 1, or 0 while not known.
+	m map[string]uint64
 }
 
 func newUserIndex() *userIndex {
 	x := &userIndex{seed: maphash.MakeSeed()}
 	for i := range x.shards {
-		x.shards[i].m = make(map[string]struct{})
+		x.shards[i].m = make(map[string]uint64)
 	}
 	return x
 }
@@ -127,7 +128,43 @@ func (x *userIndex) add(key string) {
 		return
 	}
 	s.mu.Lock()
-	s.m[key] = struct{}{}
+	if _, ok := s.m[key]; !ok {
+		s.m[key] = 0
+	}
+	s.mu.Unlock()
+}
+
+// known adds the inbox if it is not in the set (a new inbox: its latest
+// seq is 0) and reports whether its latest seq is known.
+func (x *userIndex) known(key string) bool {
+	s := x.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[key]
+	if !ok {
+		s.m[key] = 1
+		return true
+	}
+	return v > 0
+}
+
+// latest returns the inbox's latest seq, if known.
+func (x *userIndex) latest(key string) (uint64, bool) {
+	s := x.shard(key)
+	s.mu.RLock()
+	v := s.m[key]
+	s.mu.RUnlock()
+	return v - 1, v > 0
+}
+
+// learn records a latest seq read from the stream, unless one is known
+// already (this process's own appends keep it from then on).
+func (x *userIndex) learn(key string, latest uint64) {
+	s := x.shard(key)
+	s.mu.Lock()
+	if s.m[key] == 0 {
+		s.m[key] = latest + 1
+	}
 	s.mu.Unlock()
 }
 
@@ -142,12 +179,25 @@ func (x *userIndex) len() int {
 	return n
 }
 
-// load adds every inbox that has a head in the stream, from the stream's
-// subject counts, a page (100,000 subjects, sorted) at a time. Heads are
-// never deleted, so a page can only repeat a subject seen on the previous
-// one (when a new head sorts before it), never miss one.
+// keys returns every inbox in the set.
+func (x *userIndex) keys() []string {
+	var out []string
+	for i := range x.shards {
+		s := &x.shards[i]
+		s.mu.RLock()
+		for k := range s.m {
+			out = append(out, k)
+		}
+		s.mu.RUnlock()
+	}
+	return out
+}
+
+// load adds every inbox that has a head or a message in the stream, from
+// the stream's subject counts, a page (100,000 subjects, sorted) at a time.
+// Nothing else writes while it runs, so the pages see one state.
 func (x *userIndex) load(ctx context.Context, nc *nats.Conn) error {
-	const filter = inboxPrefix + "*.*.q.h"
+	const filter = inboxPrefix + "*.*.q.*"
 	for offset := 0; ; {
 		req, err := json.Marshal(struct {
 			Filter string `json:"subjects_filter"`
@@ -175,8 +225,10 @@ func (x *userIndex) load(ctx context.Context, nc *nats.Conn) error {
 		}
 		for subj := range resp.State.Subjects {
 			if key, ok := strings.CutPrefix(subj, inboxPrefix); ok {
-				if key, ok = strings.CutSuffix(key, ".q.h"); ok {
-					x.add(strings.Clone(key))
+				if k, ok := strings.CutSuffix(key, ".q.h"); ok {
+					x.add(strings.Clone(k))
+				} else if k, ok := strings.CutSuffix(key, ".q.m"); ok {
+					x.add(strings.Clone(k))
 				}
 			}
 		}

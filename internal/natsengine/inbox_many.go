@@ -76,6 +76,10 @@ func (ib *Inbox) AppendMany(ctx context.Context, app string, entries []engine.En
 		return seqs, b.errs
 	}
 	defer cancel()
+	if ib.index != nil {
+		ib.appendSolo(ctx, c, app, b)
+		return seqs, b.errs
+	}
 	b.c = c
 	b.now = time.Now().UnixNano()
 	b.budget = min(headBudget, int(c.nc.MaxPayload())/2)
@@ -557,17 +561,19 @@ type publisher struct {
 
 // publish sends data to subj as publish k of set: with a TTL of ttl
 // seconds (0: none), expecting the last message on casSubj at position
-// expect, rolling up the subject if rollup.
+// expect (casSubj "": unconditionally), rolling up the subject if rollup.
 func (p *publisher) publish(set *pubSet, k int, subj string, data []byte, ttl int64, casSubj string, expect uint64, rollup bool) {
 	if p.m.Header == nil {
 		p.m.Header = make(nats.Header, 4)
 	}
 	h := p.m.Header
 	clear(h)
-	p.seq[0] = strconv.FormatUint(expect, 10)
-	p.casSubj[0] = casSubj
-	h[hdrExpectLastSubjSeq] = p.seq[:]
-	h[hdrExpectLastSubjSeqSubj] = p.casSubj[:]
+	if casSubj != "" {
+		p.seq[0] = strconv.FormatUint(expect, 10)
+		p.casSubj[0] = casSubj
+		h[hdrExpectLastSubjSeq] = p.seq[:]
+		h[hdrExpectLastSubjSeqSubj] = p.casSubj[:]
+	}
 	if ttl > 0 {
 		if ttl != p.lastTTL {
 			p.lastTTL, p.ttl[0] = ttl, strconv.FormatInt(ttl, 10)

@@ -612,3 +612,83 @@ func BenchmarkInboxAppendManyParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// headOf returns the seq the inbox's head holds (0: no head).
+func headOf(t *testing.T, ib *Inbox, app, user string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), inboxWait)
+	defer cancel()
+	var seq uint64
+	sj := subjectsOf(app, user)
+	if _, err := ib.conn.Load().lastOf(ctx, []string{sj.h}, func(s stored) error {
+		r, err := parseRecord(s.data)
+		seq = r.seq
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return seq
+}
+
+// TestInboxExclusiveHeads: an exclusive writer's heads lag behind its
+// messages until they are flushed, at the latest when the Inbox closes; a
+// writer that stopped without closing has its heads repaired by the next
+// Start; either way every head ends at its inbox's latest seq.
+func TestInboxExclusiveHeads(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), inboxWait)
+	defer cancel()
+	users := []string{"a", "b", "c"}
+	appendAll := func(ib *Inbox, n int) {
+		t.Helper()
+		var entries []engine.Entry
+		for range n {
+			for _, u := range users {
+				entries = append(entries, engine.Entry{User: u, ID: "m", TTL: time.Hour})
+			}
+		}
+		if _, errs := ib.AppendMany(ctx, "app", entries); errs != nil {
+			t.Fatal(errors.Join(errs...))
+		}
+	}
+	for _, clean := range []bool{true, false} {
+		t.Run(map[bool]string{true: "Close", false: "Crash"}[clean], func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := InboxConfig{Exclusive: true, HeadDelay: time.Hour}
+			func() {
+				e, err := New(Config{DataDir: dir, NodeID: "inbox"}, func([][]byte) {})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := e.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+				defer e.Close()
+				ib := startedInbox(t, e, cfg)
+				appendAll(ib, 3)
+				for _, u := range users {
+					if h := headOf(t, ib, "app", u); h != 0 {
+						t.Fatalf("head of %q is %d before any flush, want none", u, h)
+					}
+					if latest, _, err := ib.State(ctx, "app", u); err != nil || latest != 3 {
+						t.Fatalf("State(%q) = %d, %v before the heads are written", u, latest, err)
+					}
+				}
+				if clean {
+					if err := ib.Close(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}()
+			ib := embeddedInbox(t, dir, cfg)
+			for _, u := range users {
+				if h := headOf(t, ib, "app", u); h != 3 {
+					t.Fatalf("head of %q is %d after restart, want 3", u, h)
+				}
+			}
+			appendAll(ib, 1)
+			if latest, _, err := ib.State(ctx, "app", "b"); err != nil || latest != 4 {
+				t.Fatalf("State = %d, %v after restart and one more append", latest, err)
+			}
+		})
+	}
+}

@@ -604,3 +604,44 @@ func TestBroadInterest(t *testing.T) {
 		t.Fatalf("Unwatch on a broad engine: %v", err)
 	}
 }
+
+// TestRecordsBatch: the records of a batch, stored in one write, are found
+// one by one; recalling one recalls only it.
+func TestRecordsBatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	e := start(t, newEngine(t, natsengine.Config{DataDir: t.TempDir(), NodeID: "records"}, func([][]byte) {}))
+	r := e.Records(time.Hour)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var rs []engine.MessageRecord
+	for i := range 3 {
+		rs = append(rs, engine.MessageRecord{ID: engine.BatchID("m_b1", i), App: "app", Created: now, TTL: time.Minute,
+			Users: []engine.UserSeq{{User: "u" + strconv.Itoa(i), Seq: uint64(i + 1)}}})
+	}
+	if err := r.PutBatch(ctx, "app", "m_b1", rs); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range rs {
+		got, err := r.Record(ctx, "app", want.ID)
+		if err != nil || got.ID != want.ID || got.Users[0] != want.Users[0] || !got.Created.Equal(now) || got.Recalled {
+			t.Fatalf("Record(%s) = %+v, %v", want.ID, got, err)
+		}
+	}
+	for _, k := range [][2]string{{"app", "m_b1-7"}, {"other", rs[0].ID}, {"app", "m_b1"}, {"app", "m_b2-0"}} {
+		if _, err := r.Record(ctx, k[0], k[1]); !errors.Is(err, engine.ErrNotFound) {
+			t.Fatalf("Record(%q, %q) = %v, want not found", k[0], k[1], err)
+		}
+	}
+	was, err := r.Recall(ctx, "app", rs[1].ID)
+	if err != nil || was.Recalled || was.ID != rs[1].ID {
+		t.Fatalf("Recall = %+v, %v", was, err)
+	}
+	if was, err := r.Recall(ctx, "app", rs[1].ID); err != nil || !was.Recalled {
+		t.Fatalf("second Recall = %+v, %v; want it reported recalled", was, err)
+	}
+	for i, want := range []bool{false, true, false} {
+		if got, err := r.Record(ctx, "app", rs[i].ID); err != nil || got.Recalled != want || got.Users[0] != rs[i].Users[0] {
+			t.Fatalf("Record(%s) after the recall = %+v, %v", rs[i].ID, got, err)
+		}
+	}
+}

@@ -91,32 +91,21 @@ func (r *Records) PutRecord(ctx context.Context, rec engine.MessageRecord) error
 	return nil
 }
 
-// PutRecords implements engine.Records: asynchronous publishes to the
-// bucket's subjects, then one wait for all acknowledgements.
-func (r *Records) PutRecords(ctx context.Context, rs []engine.MessageRecord) error {
+// PutBatch implements engine.Records: the records as one JSON array under
+// the key <app>.=b.<batch> (record keys have two tokens, so it never meets
+// one).
+func (r *Records) PutBatch(ctx context.Context, app, batch string, rs []engine.MessageRecord) error {
 	if err := r.open(ctx); err != nil {
 		return err
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(rs))
-	for _, rec := range rs {
-		b, _ := json.Marshal(rec)
-		f, err := r.js.PublishAsync("$KV.HERALD_MSG."+recordKey(rec.App, rec.ID), b)
-		if err != nil {
-			return fmt.Errorf("natsengine: storing records: %w", err)
-		}
-		futures = append(futures, f)
-	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("natsengine: storing records: %w", err)
-		case <-ctx.Done():
-			return fmt.Errorf("natsengine: storing records: %w", ctx.Err())
-		}
+	b, _ := json.Marshal(rs)
+	if _, err := r.msgs.Put(ctx, batchKey(app, batch), b); err != nil {
+		return fmt.Errorf("natsengine: storing the records of batch %s: %w", batch, err)
 	}
 	return nil
 }
+
+func batchKey(app, batch string) string { return kvToken(app) + ".=b." + kvToken(batch) }
 
 // Record implements engine.Records.
 func (r *Records) Record(ctx context.Context, app, id string) (engine.MessageRecord, error) {
@@ -131,7 +120,7 @@ func (r *Records) get(ctx context.Context, app, id string) (engine.MessageRecord
 	}
 	e, err := r.msgs.Get(ctx, recordKey(app, id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return rec, 0, engine.ErrNotFound
+		return r.batchMember(ctx, app, id)
 	}
 	if err != nil {
 		return rec, 0, fmt.Errorf("natsengine: reading record %s: %w", id, err)
@@ -140,6 +129,32 @@ func (r *Records) get(ctx context.Context, app, id string) (engine.MessageRecord
 		return rec, 0, fmt.Errorf("natsengine: record %s: %w", id, err)
 	}
 	return rec, e.Revision(), nil
+}
+
+// batchMember finds the record of id in its batch's records (revision 0:
+// it has no key of its own).
+func (r *Records) batchMember(ctx context.Context, app, id string) (engine.MessageRecord, uint64, error) {
+	batch, ok := engine.SplitBatchID(id)
+	if !ok {
+		return engine.MessageRecord{}, 0, engine.ErrNotFound
+	}
+	e, err := r.msgs.Get(ctx, batchKey(app, batch))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return engine.MessageRecord{}, 0, engine.ErrNotFound
+	}
+	if err != nil {
+		return engine.MessageRecord{}, 0, fmt.Errorf("natsengine: reading record %s: %w", id, err)
+	}
+	var rs []engine.MessageRecord
+	if err := json.Unmarshal(e.Value(), &rs); err != nil {
+		return engine.MessageRecord{}, 0, fmt.Errorf("natsengine: records of batch %s: %w", batch, err)
+	}
+	for _, rec := range rs {
+		if rec.ID == id {
+			return rec, 0, nil
+		}
+	}
+	return engine.MessageRecord{}, 0, engine.ErrNotFound
 }
 
 // Recall implements engine.Records.
@@ -152,7 +167,12 @@ func (r *Records) Recall(ctx context.Context, app, id string) (engine.MessageRec
 		was := rec
 		rec.Recalled = true
 		b, _ := json.Marshal(rec)
-		_, err = r.msgs.Update(ctx, recordKey(app, id), b, rev)
+		if rev == 0 {
+			// A batch member gets a key of its own, recalled.
+			_, err = r.msgs.Create(ctx, recordKey(app, id), b)
+		} else {
+			_, err = r.msgs.Update(ctx, recordKey(app, id), b, rev)
+		}
 		if err == nil {
 			return was, nil
 		}

@@ -132,8 +132,9 @@ func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, ite
 	for k, i := range items {
 		users[k] = reqs[i].To.Users[0]
 	}
-	defer s.order.lock(app, users)()
+	unlock := s.order.lock(app, users)
 	now := time.Now()
+	batch := newID()
 	entries := make([]engine.Entry, len(items))
 	for k, i := range items {
 		r := reqs[i]
@@ -141,7 +142,7 @@ func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, ite
 		if r.TTL != nil {
 			ttl = time.Duration(*r.TTL) * time.Second
 		}
-		m := protocol.Message{ID: newID(), Data: r.Data, TS: now.UnixMilli()}
+		m := protocol.Message{ID: engine.BatchID(batch, k), Data: r.Data, TS: now.UnixMilli()}
 		entries[k] = engine.Entry{User: users[k], ID: m.ID, Payload: protocol.AppendMessage(nil, &m), TTL: ttl}
 	}
 	seqs, failed := s.inbox.AppendMany(ctx, app, entries)
@@ -164,7 +165,8 @@ func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, ite
 			s.log.Warn("publishing a stored message live", "id", e.ID, "err", err)
 		}
 	}
-	if err := s.records.PutRecords(ctx, records); err != nil {
+	unlock() // the records need no order
+	if err := s.records.PutBatch(ctx, app, batch, records); err != nil {
 		s.log.Error("recording stored messages", "err", err)
 	}
 	s.count(app, stored, 0)
