@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"math"
 	"net/http"
 	"sort"
@@ -65,25 +67,43 @@ type batchResult struct {
 }
 
 func (a *API) batch(w http.ResponseWriter, r *http.Request, p principal) error {
-	var b struct {
+	limit := int64(a.cfg.MaxBatch) * (int64(a.cfg.MaxPayload) + 4<<10)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return decodeError(err)
+	}
+	// Most batches are valid: one pass decodes them. A batch with a bad
+	// item is decoded again item by item, so that only that item fails.
+	var fast struct {
+		Items []pushBody `json:"items"`
+	}
+	var slow struct {
 		Items []json.RawMessage `json:"items"`
 	}
-	limit := int64(a.cfg.MaxBatch) * (int64(a.cfg.MaxPayload) + 4<<10)
-	if err := decode(w, r, limit, &b); err != nil {
+	n := 0
+	if strictUnmarshal(body, &fast) == nil {
+		n = len(fast.Items)
+	} else if err := strictUnmarshal(body, &slow); err != nil {
 		return err
+	} else {
+		n = len(slow.Items)
 	}
-	if len(b.Items) > a.cfg.MaxBatch {
-		return push.Errorf(push.CodeInvalidArgument, "batch has %d items; the limit is %d", len(b.Items), a.cfg.MaxBatch)
+	if n > a.cfg.MaxBatch {
+		return push.Errorf(push.CodeInvalidArgument, "batch has %d items; the limit is %d", n, a.cfg.MaxBatch)
 	}
 	ctx, cancel := a.engineCtx(r)
 	defer cancel()
-	reqs := make([]*push.Request, len(b.Items))
-	errs := make([]error, len(b.Items))
-	for i, raw := range b.Items {
-		reqs[i], errs[i] = a.batchItem(p, raw)
+	reqs := make([]*push.Request, n)
+	errs := make([]error, n)
+	for i := range n {
+		if slow.Items == nil {
+			reqs[i], errs[i] = a.request(p, &fast.Items[i])
+		} else {
+			reqs[i], errs[i] = a.batchItem(p, slow.Items[i])
+		}
 	}
 	ids := a.svc.PushMany(ctx, reqs, errs)
-	out := make([]batchResult, len(b.Items))
+	out := make([]batchResult, n)
 	for i, err := range errs {
 		if err != nil {
 			pe, ok := err.(*push.Error)
@@ -107,10 +127,14 @@ func (a *API) batchItem(p principal, raw json.RawMessage) (*push.Request, error)
 	return a.request(p, &b)
 }
 
-func strictUnmarshal(raw json.RawMessage, v any) error {
+func strictUnmarshal(raw []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	return decodeError(dec.Decode(v))
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON body")
+	}
+	return decodeError(err)
 }
 
 // members is the body of room join and leave.
