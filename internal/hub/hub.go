@@ -231,6 +231,16 @@ func (h *Hub) UserConns(app, user string) []*Conn {
 	return out
 }
 
+// Online reports whether the user has a connection on this node.
+func (h *Hub) Online(app, user string) bool {
+	k := Key{app, user}
+	s := h.shardOfKey(k)
+	s.mu.RLock()
+	n := len(s.users[k])
+	s.mu.RUnlock()
+	return n > 0
+}
+
 // RoomMembers returns a snapshot of the room's members on this node, sorted
 // by connection id.
 func (h *Hub) RoomMembers(app, room string) []*Conn {

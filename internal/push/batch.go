@@ -159,6 +159,11 @@ func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, ite
 		stored++
 		records = append(records, engine.MessageRecord{ID: e.ID, App: app, Created: now, TTL: e.TTL,
 			Users: []engine.UserSeq{{User: e.User, Seq: seqs[k]}}})
+		if s.limits.Alone && !s.hub.Online(app, e.User) {
+			// A connection registers before it reads its inbox, so
+			// one that registers from now on replays this message.
+			continue
+		}
 		msg = protocol.AppendWithSeq(msg[:0], e.Payload, seqs[k])
 		buf = appendEnvelope(buf[:0], &envelope{App: app, Users: []string{e.User}, ID: e.ID, Seq: seqs[k]}, msg)
 		if err := s.broker.Publish(ctx, engine.Topic{Kind: engine.User, App: app, Name: e.User}, buf); err != nil {

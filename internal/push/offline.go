@@ -33,6 +33,9 @@ func (s *Service) store(ctx context.Context, r *Request, m *protocol.Message, tt
 	var buf, msg []byte
 	var errs []error
 	for i, u := range users {
+		if s.limits.Alone && !s.hub.Online(r.App, u) {
+			continue // see storeApp
+		}
 		msg = protocol.AppendWithSeq(msg[:0], stored, seqs[i])
 		buf = appendEnvelope(buf[:0], &envelope{App: r.App, Users: []string{u}, ID: m.ID, Seq: seqs[i]}, msg)
 		errs = append(errs, s.broker.Publish(ctx, engine.Topic{Kind: engine.User, App: r.App, Name: u}, buf))

@@ -28,6 +28,10 @@ type Limits struct {
 	MaxTTL         time.Duration
 	IdempotencyTTL time.Duration // how long a push id is remembered
 	RoomHistory    []RoomHistory // rooms that keep their recent messages
+	// Alone says this node is the whole cluster: a user with no connection
+	// in its hub has none anywhere, so a stored message for that user is
+	// not published live (the user's next connect replays it).
+	Alone bool
 }
 
 // Target lists a push's recipients.
