@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,14 +33,15 @@ func benchCmd(args []string) error {
 	}
 	fs := newFlags("bench SCENARIO", benchSummary)
 	var o bench.Options
-	fs.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "server base URL")
+	fs.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "server base URL (the API; clients too unless --connect)")
+	connect := fs.String("connect", "", "comma-separated base URLs of the nodes clients connect to, spread by worker (default: --url)")
 	fs.IntVar(&o.Conns, "conns", 10000, "client connections")
 	fs.IntVar(&o.Workers, "workers", 0, "worker processes (0: one per 10,000 connections)")
 	fs.IntVar(&o.Sources, "sources", 0, "distinct 127.0.0.x source addresses (0: one per worker)")
 	fs.IntVar(&o.ServerPID, "server-pid", 0, "server process id, to read RSS and CPU from /proc")
 	fs.IntVar(&o.Size, "size", 100, "payload bytes")
 	fs.IntVar(&o.Pushes, "pushes", 200, "pushes (broadcast)")
-	fs.IntVar(&o.Rate, "rate", 0, "pushes per second (latency; broadcast: 0 = back to back)")
+	fs.IntVar(&o.Rate, "rate", 0, "pushes per second (latency; broadcast and unicast: 0 = as fast as they go)")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to push (latency, unicast) or settle (idle)")
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "concurrent HTTP publishers (unicast)")
 	fs.IntVar(&o.Batch, "batch", 0, "pushes per batch request (unicast; 0: single pushes)")
@@ -63,6 +65,9 @@ func benchCmd(args []string) error {
 			return nil
 		}
 		return err
+	}
+	if *connect != "" {
+		o.Connect = strings.Split(*connect, ",")
 	}
 	exe, err := os.Executable()
 	if err != nil {

@@ -22,7 +22,10 @@ import (
 // Options configure one benchmark run.
 type Options struct {
 	Scenario    string // idle, broadcast, latency, unicast, churn
-	URL         string // http://host:port of the server
+	URL         string // http://host:port of the server (the API; clients too unless Connect)
+	// Connect lists the http://host:port of the nodes clients connect to,
+	// worker w to Connect[w % len(Connect)] (empty: URL).
+	Connect []string
 	Conns       int
 	Workers     int
 	Sources     int // distinct 127.0.0.x source addresses
@@ -137,7 +140,10 @@ func (c *coordinator) runOnce(ctx context.Context, fn func(*coordinator, context
 
 // start launches the workers; clients are spread evenly.
 func (c *coordinator) start() error {
-	wsURL := "ws" + strings.TrimPrefix(c.opts.URL, "http") + "/v1/ws"
+	nodes := c.opts.Connect
+	if len(nodes) == 0 {
+		nodes = []string{c.opts.URL}
+	}
 	per := (c.opts.Conns + c.opts.Workers - 1) / c.opts.Workers
 	users := 0
 	room := ""
@@ -151,6 +157,7 @@ func (c *coordinator) start() error {
 		if count <= 0 {
 			break
 		}
+		wsURL := "ws" + strings.TrimPrefix(nodes[w%len(nodes)], "http") + "/v1/ws"
 		args := []string{"bench", "worker", "--url", wsURL, "--source", c.subnet + strconv.Itoa(2+w%c.opts.Sources),
 			"--first", strconv.Itoa(first), "--count", strconv.Itoa(count), "--users", strconv.Itoa(users), "--room", room,
 			"--app", c.opts.App, "--prefix", c.prefix}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -110,7 +111,8 @@ func (c *coordinator) latency(ctx context.Context) (Result, error) {
 }
 
 // unicast pushes to random single users from Concurrency publishers for
-// Duration (Batch > 0: Batch pushes per batch request).
+// Duration (Batch > 0: Batch pushes per batch request; Rate > 0: that many
+// pushes per second in all, evenly paced).
 func (c *coordinator) unicast(ctx context.Context) (Result, error) {
 	if _, err := c.connect(); err != nil {
 		return Result{}, err
@@ -125,6 +127,7 @@ func (c *coordinator) unicast(ctx context.Context) (Result, error) {
 	var firstErr error
 	deadline := time.Now().Add(c.opts.Duration)
 	start := time.Now()
+	var sent atomic.Int64 // requests started, for pacing
 	var wg sync.WaitGroup
 	for range conc {
 		wg.Add(1)
@@ -134,6 +137,11 @@ func (c *coordinator) unicast(ctx context.Context) (Result, error) {
 			n := 0
 			var err error
 			for time.Now().Before(deadline) && ctx.Err() == nil {
+				if c.opts.Rate > 0 {
+					per := max(1, c.opts.Batch)
+					due := start.Add(time.Duration(sent.Add(1)-1) * time.Duration(per) * time.Second / time.Duration(c.opts.Rate))
+					time.Sleep(time.Until(due))
+				}
 				t0 := time.Now()
 				if c.opts.Batch > 0 {
 					err = c.postBatch()
@@ -157,7 +165,7 @@ func (c *coordinator) unicast(ctx context.Context) (Result, error) {
 		}()
 	}
 	wg.Wait()
-	sent := time.Since(start)
+	pushed := time.Since(start)
 	if firstErr != nil {
 		return Result{}, firstErr
 	}
@@ -165,10 +173,10 @@ func (c *coordinator) unicast(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	elapsed := max(sent, time.Unix(0, r.LastNS).Sub(start))
-	return Result{Pushes: pushes, PushesPerSec: float64(pushes) / sent.Seconds(), Deliveries: r.Received,
+	elapsed := max(pushed, time.Unix(0, r.LastNS).Sub(start))
+	return Result{Pushes: pushes, PushesPerSec: float64(pushes) / pushed.Seconds(), Deliveries: r.Received,
 		Expected: uint64(pushes), Lost: int64(pushes) - int64(r.Received), Dups: r.Dups,
-		DeliveriesPerS: float64(r.Received) / elapsed.Seconds(), Seconds: sent.Seconds(),
+		DeliveriesPerS: float64(r.Received) / elapsed.Seconds(), Seconds: pushed.Seconds(),
 		APIP50ms: ms(api.Quantile(.5)), APIP99ms: ms(api.Quantile(.99)),
 		P50ms: ms(r.Hist.Quantile(.5)), P99ms: ms(r.Hist.Quantile(.99)), Maxms: ms(r.Hist.Quantile(1))}, nil
 }
