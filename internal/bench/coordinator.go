@@ -21,11 +21,11 @@ import (
 
 // Options configure one benchmark run.
 type Options struct {
-	Scenario    string // idle, broadcast, latency, unicast, churn
-	URL         string // http://host:port of the server (the API; clients too unless Connect)
+	Scenario string // idle, broadcast, latency, unicast, churn
+	URL      string // http://host:port of the server (the API; clients too unless Connect)
 	// Connect lists the http://host:port of the nodes clients connect to,
 	// worker w to Connect[w % len(Connect)] (empty: URL).
-	Connect []string
+	Connect     []string
 	Conns       int
 	Workers     int
 	Sources     int // distinct 127.0.0.x source addresses
