@@ -27,6 +27,7 @@ import (
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/natsengine"
+	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/push"
 )
@@ -46,6 +47,7 @@ type Server struct {
 	gateway *gateway.Gateway
 	http    *http.Server
 	api     *httpapi.API
+	ops     *ops.Ops
 	nodes   *natsengine.Nodes
 	// Ready is closed once the node listens; Addr is then its address.
 	Ready chan struct{}
@@ -116,9 +118,13 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	s.nodes = s.engine.Nodes(3 * announceEvery)
-	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout,
-		Node: httpapi.NodeInfo{ID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: maxConns()}},
-		apiKeys, s.service, s.hub, s.gateway, s.engine, s.nodes, s.metrics, log)
+	s.ops, err = ops.New(ops.Config{NodeID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: maxConns()},
+		s.hub, s.gateway, s.service, s.nodes)
+	if err != nil {
+		return nil, err
+	}
+	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout},
+		apiKeys, s.service, s.ops, s.gateway, s.engine, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +260,7 @@ func (s *Server) announce(ctx context.Context, addr string) {
 	t := time.NewTicker(announceEvery)
 	defer t.Stop()
 	for {
-		info := s.api.NodeInfo()
+		info := s.ops.Self()
 		info.Addr = addr
 		actx, cancel := context.WithTimeout(ctx, s.cfg.Limits.EngineTimeout)
 		if err := s.nodes.Announce(actx, info); err != nil && ctx.Err() == nil {
