@@ -392,7 +392,7 @@ func (g *Gateway) adopt(nc net.Conn) (*conn, error) {
 // register makes an authenticated connection addressable and greets it.
 func (g *Gateway) register(c *conn, id identity, since *uint64) {
 	c.App, c.User, c.Device = id.app, id.user, id.device
-	c.ID = "c_" + g.cfg.NodeID + "_" + strconv.FormatUint(g.next.Add(1), 36)
+	c.ID = protocol.ConnID(g.cfg.NodeID, g.next.Add(1))
 	c.Since = time.Now().UnixMilli()
 	c.allow, c.mayAny, c.maySend = id.rooms, id.anyRoom, id.send
 	user := engine.Topic{Kind: engine.User, App: c.App, Name: c.User}

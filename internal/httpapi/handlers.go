@@ -253,7 +253,7 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, map[string]any{"conns": n.Conns, "users": n.Users, "rooms": n.Rooms, "pushes": n.Pushes, "deliveries": n.Deliveries})
+	writeJSON(w, 200, map[string]any{"nodes": n.Nodes, "conns": n.Conns, "users": n.Users, "rooms": n.Rooms, "pushes": n.Pushes, "deliveries": n.Deliveries})
 	return nil
 }
 

@@ -2,8 +2,11 @@ package ops
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -20,6 +23,10 @@ type Config struct {
 	Addr    string // host:port clients reach this node at (until announced otherwise)
 	Version string
 	MaxConn int // connections this process can hold (open-file limit); 0: unknown
+	// Alone says this node is the whole cluster (an embedded, unclustered
+	// engine): operations then answer from this node without asking the
+	// registry who else there is.
+	Alone bool
 }
 
 // Ops runs the server API's operations on the whole cluster.
@@ -29,18 +36,28 @@ type Ops struct {
 	gw       *gateway.Gateway
 	svc      *push.Service
 	registry engine.Nodes
+	ctl      engine.Control
 }
 
-// New builds the operations over this node's hub, gateway and push service
-// and the cluster's node registry.
-func New(cfg Config, h *hub.Hub, gw *gateway.Gateway, svc *push.Service, registry engine.Nodes) (*Ops, error) {
-	if h == nil || gw == nil || svc == nil || registry == nil {
+// New builds the operations over this node's hub, gateway and push service,
+// the cluster's node registry and the engine's control requests, which
+// carry operations to the other nodes.
+func New(cfg Config, h *hub.Hub, gw *gateway.Gateway, svc *push.Service, registry engine.Nodes, ctl engine.Control) (*Ops, error) {
+	if h == nil || gw == nil || svc == nil || registry == nil || ctl == nil {
 		return nil, errors.New("ops: missing dependency")
 	}
 	if cfg.NodeID == "" {
 		return nil, errors.New("ops: empty node id")
 	}
-	return &Ops{cfg: cfg, hub: h, gw: gw, svc: svc, registry: registry}, nil
+	return &Ops{cfg: cfg, hub: h, gw: gw, svc: svc, registry: registry, ctl: ctl}, nil
+}
+
+// Start answers the other nodes' requests until the engine closes.
+func (o *Ops) Start(ctx context.Context) error {
+	if err := o.ctl.Serve(ctx, o.serve); err != nil {
+		return fmt.Errorf("ops: %w", err)
+	}
+	return nil
 }
 
 // PageSize is how many members one RoomPage holds at most.
@@ -72,7 +89,7 @@ type ConnInfo struct {
 	Rooms                  []string // sorted
 }
 
-// Stats are the counts of live nodes summed.
+// Stats are the counts of the live nodes, summed.
 type Stats struct {
 	Nodes               int
 	Conns, Users, Rooms int
@@ -86,106 +103,148 @@ type Route struct {
 	Load float64
 }
 
-// Join puts the named users' connections and the named connections into
-// room; each connection that joins gets a joined frame. Unknown users and
-// connections are skipped.
+// Join puts the named users' connections (all of them, on every node) and
+// the named connections into room; each connection that joins gets a
+// joined frame. Unknown users and connections are skipped.
 func (o *Ops) Join(ctx context.Context, app, room string, users, conns []string) error {
-	return o.membership(app, room, users, conns, o.gw.Join)
+	return o.membership(ctx, opJoin, app, room, users, conns)
 }
 
-// Leave takes the named users' connections and the named connections out of
-// room; each connection that leaves gets a left frame.
+// Leave takes the named users' connections (on every node) and the named
+// connections out of room; each connection that leaves gets a left frame.
 func (o *Ops) Leave(ctx context.Context, app, room string, users, conns []string) error {
-	return o.membership(app, room, users, conns, o.gw.Leave)
+	return o.membership(ctx, opLeave, app, room, users, conns)
 }
 
-func (o *Ops) membership(app, room string, users, conns []string, op func(*hub.Conn, string) bool) error {
+func (o *Ops) membership(ctx context.Context, op, app, room string, users, conns []string) error {
 	if err := protocol.ValidName("room", room); err != nil {
 		return push.Errorf(push.CodeInvalidArgument, "%v", err)
 	}
 	if len(users)+len(conns) == 0 {
 		return push.Errorf(push.CodeInvalidTarget, "name users or conns")
 	}
-	for _, c := range o.conns(app, users, conns) {
-		op(c, room)
-	}
-	return nil
-}
-
-// conns resolves users and connection ids to this node's connections of app.
-func (o *Ops) conns(app string, users, ids []string) []*hub.Conn {
-	var out []*hub.Conn
-	for _, u := range users {
-		out = append(out, o.hub.UserConns(app, u)...)
-	}
-	for _, id := range ids {
-		if c := o.hub.Conn(id); c != nil && c.App == app {
-			out = append(out, c)
+	nodes := connNodes(conns)
+	if len(users) > 0 {
+		all, err := o.everyone(ctx)
+		if err != nil {
+			return err
 		}
+		for _, n := range nodes { // a draining node is no longer listed
+			if !slices.Contains(all, n) {
+				all = append(all, n)
+			}
+		}
+		nodes = all
 	}
-	return out
+	_, err := o.ask(ctx, nodes, &request{Op: op, App: app, Name: room, Users: users, Conns: conns})
+	return err
 }
 
-// Room returns one page of the room's members, after cursor, and its counts.
+// Room returns one page (at most PageSize members, ordered by connection
+// id, after cursor) of the room's members on every node, and the
+// cluster-wide counts.
 func (o *Ops) Room(ctx context.Context, app, room, cursor string) (RoomPage, error) {
-	all := o.hub.RoomMembers(app, room)
-	conns, users := o.hub.RoomCount(app, room)
-	start := sort.Search(len(all), func(i int) bool { return all[i].ID > cursor })
-	page := all[start:min(len(all), start+PageSize)]
-	p := RoomPage{Room: room, Conns: conns, Users: users, Members: make([]Member, len(page))}
-	for i, c := range page {
-		p.Members[i] = Member{Conn: c.ID, User: c.User, Node: o.cfg.NodeID}
+	answers, err := o.askAll(ctx, &request{Op: opRoom, App: app, Name: room, Cursor: cursor})
+	if err != nil {
+		return RoomPage{}, err
 	}
-	if start+PageSize < len(all) {
-		p.Next = page[len(page)-1].ID
+	p := RoomPage{Room: room, Members: []Member{}}
+	users := map[uint64]bool{}
+	more := false
+	for _, a := range answers {
+		p.Conns += a.N
+		for b := a.Users; len(b) >= 8; b = b[8:] {
+			users[binary.LittleEndian.Uint64(b)] = true
+		}
+		p.Members = append(p.Members, a.Members...)
+		more = more || a.More
+	}
+	p.Users = len(users)
+	sort.Slice(p.Members, func(i, j int) bool { return p.Members[i].Conn < p.Members[j].Conn })
+	if len(p.Members) > PageSize {
+		p.Members, more = p.Members[:PageSize], true
+	}
+	if more {
+		p.Next = p.Members[len(p.Members)-1].Conn
 	}
 	return p, nil
 }
 
-// User returns the user's connections.
+// User returns the user's connections on every node.
 func (o *Ops) User(ctx context.Context, app, user string) (UserInfo, error) {
-	conns := o.hub.UserConns(app, user)
-	sort.Slice(conns, func(i, j int) bool { return conns[i].ID < conns[j].ID })
-	info := UserInfo{User: user, Online: len(conns) > 0, Conns: make([]ConnInfo, len(conns))}
-	for i, c := range conns {
-		info.Conns[i] = ConnInfo{ID: c.ID, Node: o.cfg.NodeID, Device: c.Device, Addr: c.Addr,
-			Since: time.UnixMilli(c.Since).UTC(), Rooms: o.hub.Rooms(c)}
+	answers, err := o.askAll(ctx, &request{Op: opUser, App: app, Name: user})
+	if err != nil {
+		return UserInfo{}, err
 	}
+	info := UserInfo{User: user, Conns: []ConnInfo{}}
+	for _, a := range answers {
+		info.Conns = append(info.Conns, a.Conns...)
+	}
+	sort.Slice(info.Conns, func(i, j int) bool { return info.Conns[i].ID < info.Conns[j].ID })
+	info.Online = len(info.Conns) > 0
 	return info, nil
 }
 
-// KickConn closes one connection with the kicked code (push.CodeNotFound
-// when no node has it in app).
+// KickConn closes one connection, wherever it is, with the kicked code
+// (push.CodeNotFound when no node has it in app).
 func (o *Ops) KickConn(ctx context.Context, app, id string) error {
-	c := o.hub.Conn(id)
-	if c == nil || c.App != app {
+	node, ok := protocol.ConnNode(id)
+	if !ok {
 		return push.Errorf(push.CodeNotFound, "no such connection")
 	}
-	o.gw.Kick(c)
+	answers, err := o.ask(ctx, []string{node}, &request{Op: opKick, App: app, Conns: []string{id}})
+	if err != nil {
+		return err
+	}
+	if answers[0].N == 0 {
+		return push.Errorf(push.CodeNotFound, "no such connection")
+	}
 	return nil
 }
 
-// KickUser closes every connection of the user with the kicked code
-// (push.CodeNotFound when there is none); it returns how many it closed.
+// KickUser closes every connection of the user on every node with the
+// kicked code (push.CodeNotFound when there is none); it returns how many
+// it closed.
 func (o *Ops) KickUser(ctx context.Context, app, user string) (int, error) {
-	conns := o.hub.UserConns(app, user)
-	if len(conns) == 0 {
+	answers, err := o.askAll(ctx, &request{Op: opKick, App: app, Users: []string{user}})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, a := range answers {
+		n += a.N
+	}
+	if n == 0 {
 		return 0, push.Errorf(push.CodeNotFound, "user has no connection")
 	}
-	for _, c := range conns {
-		o.gw.Kick(c)
-	}
-	return len(conns), nil
+	return n, nil
 }
 
-// Stats returns the counts of one app, or of every app when app is "".
+// Stats sums the counts of every live node for one app, or for every app
+// when app is "". A user or room present on several nodes counts on each.
 func (o *Ops) Stats(ctx context.Context, app string) (Stats, error) {
-	n := o.hub.Counts()
-	if app != "" {
-		n = o.hub.AppCounts(app)
+	answers, err := o.askAll(ctx, &request{Op: opStats, App: app})
+	if err != nil {
+		return Stats{}, err
 	}
-	pushes, deliveries := o.svc.Counters(app)
-	return Stats{Nodes: 1, Conns: n.Conns, Users: n.Users, Rooms: n.Rooms, Pushes: pushes, Deliveries: deliveries}, nil
+	var s Stats
+	for _, a := range answers {
+		if n := a.Stats; n != nil {
+			s.Nodes++
+			s.Conns, s.Users, s.Rooms = s.Conns+n.Conns, s.Users+n.Users, s.Rooms+n.Rooms
+			s.Pushes, s.Deliveries = s.Pushes+n.Pushes, s.Deliveries+n.Deliveries
+		}
+	}
+	return s, nil
+}
+
+// askAll runs r on every node.
+func (o *Ops) askAll(ctx context.Context, r *request) ([]answer, error) {
+	nodes, err := o.everyone(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return o.ask(ctx, nodes, r)
 }
 
 // Nodes lists the live nodes from the registry, with this node's own entry

@@ -118,8 +118,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	s.nodes = s.engine.Nodes(3 * announceEvery)
-	s.ops, err = ops.New(ops.Config{NodeID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: maxConns()},
-		s.hub, s.gateway, s.service, s.nodes)
+	s.ops, err = ops.New(ops.Config{NodeID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: maxConns(), Alone: alone},
+		s.hub, s.gateway, s.service, s.nodes, s.engine)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +181,11 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		s.engine.Close()
 		return err
 	}
-
+	if err := s.startOps(ctx); err != nil {
+		ln.Close()
+		s.engine.Close()
+		return err
+	}
 	if err := s.gateway.Start(); err != nil {
 		ln.Close()
 		s.engine.Close()
@@ -297,6 +301,13 @@ func advertised(configured, bound string) string {
 		}
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// startOps makes this node answer the other nodes' operations.
+func (s *Server) startOps(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Limits.EngineTimeout)
+	defer cancel()
+	return s.ops.Start(ctx)
 }
 
 // startInbox starts the inbox, waiting (until ctx ends) while the engine is
