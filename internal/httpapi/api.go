@@ -78,12 +78,17 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/stats", a.wrap(a.stats))
 	mux.Handle("GET /v1/nodes", a.wrap(a.nodes))
 	mux.Handle("GET /v1/route", a.wrap(a.route))
+	mux.Handle("POST /v1/admin/drain", a.wrap(a.drain))
 	mux.Handle("/v1/", a.wrap(func(http.ResponseWriter, *http.Request, principal) error {
 		return push.Errorf(push.CodeNotFound, "no such endpoint")
 	}))
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	if a.ops.Draining() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "node is draining"})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.EngineTimeout)
 	defer cancel()
 	if err := a.broker.Ready(ctx); err != nil {

@@ -310,3 +310,41 @@ func (a *API) recall(w http.ResponseWriter, r *http.Request, p principal) error 
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// drain starts draining this node (admin keys only): the body may name the
+// drain time, {"drain_time":"10s"}; empty, the configured one.
+func (a *API) drain(w http.ResponseWriter, r *http.Request, p principal) error {
+	if !p.admin {
+		return push.Errorf(push.CodeForbidden, "draining a node needs an admin key")
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
+	if err != nil {
+		return decodeError(err)
+	}
+	var b struct {
+		DrainTime *string `json:"drain_time"`
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := strictUnmarshal(raw, &b); err != nil {
+			return err
+		}
+	}
+	var over *time.Duration
+	if b.DrainTime != nil {
+		d, err := time.ParseDuration(*b.DrainTime)
+		if err != nil {
+			return push.Errorf(push.CodeInvalidArgument, "drain_time must be a duration such as \"30s\": %v", err)
+		}
+		over = &d
+	}
+	d, err := a.ops.Drain(over)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"node": d.Node, "conns": d.Conns, "drain_time": d.Time.String()}
+	if d.Already {
+		body = map[string]any{"node": d.Node, "conns": d.Conns, "already": true}
+	}
+	writeJSON(w, http.StatusAccepted, body)
+	return nil
+}

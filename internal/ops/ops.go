@@ -5,9 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
+	"log/slog"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldpush/herald/internal/engine"
@@ -27,6 +28,12 @@ type Config struct {
 	// engine): operations then answer from this node without asking the
 	// registry who else there is.
 	Alone bool
+	// DrainTime is how long a drain spreads closing this node's clients
+	// over when the call names no time.
+	DrainTime time.Duration
+	// EngineTimeout bounds one registry write.
+	EngineTimeout time.Duration
+	Log           *slog.Logger
 }
 
 // Ops runs the server API's operations on the whole cluster.
@@ -37,6 +44,10 @@ type Ops struct {
 	svc      *push.Service
 	registry engine.Nodes
 	ctl      engine.Control
+
+	draining atomic.Bool
+	drains   chan time.Duration // the one drain's time, for the server
+	wake     chan struct{}      // announce now
 }
 
 // New builds the operations over this node's hub, gateway and push service,
@@ -49,7 +60,14 @@ func New(cfg Config, h *hub.Hub, gw *gateway.Gateway, svc *push.Service, registr
 	if cfg.NodeID == "" {
 		return nil, errors.New("ops: empty node id")
 	}
-	return &Ops{cfg: cfg, hub: h, gw: gw, svc: svc, registry: registry, ctl: ctl}, nil
+	if cfg.EngineTimeout <= 0 || cfg.DrainTime < 0 || cfg.DrainTime > MaxDrainTime {
+		return nil, errors.New("ops: engine timeout must be positive, drain time from 0 to 24h")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Ops{cfg: cfg, hub: h, gw: gw, svc: svc, registry: registry, ctl: ctl,
+		drains: make(chan time.Duration, 1), wake: make(chan struct{}, 1)}, nil
 }
 
 // Start answers the other nodes' requests until the engine closes.
@@ -94,13 +112,6 @@ type Stats struct {
 	Nodes               int
 	Conns, Users, Rooms int
 	Pushes, Deliveries  uint64
-}
-
-// Route names a node for a new connection.
-type Route struct {
-	Node string
-	URL  string // ws://host:port/v1/ws
-	Load float64
 }
 
 // Join puts the named users' connections (all of them, on every node) and
@@ -245,48 +256,4 @@ func (o *Ops) askAll(ctx context.Context, r *request) ([]answer, error) {
 		return nil, err
 	}
 	return o.ask(ctx, nodes, r)
-}
-
-// Nodes lists the live nodes from the registry, with this node's own entry
-// brought up to date (the registry holds what it last announced).
-func (o *Ops) Nodes(ctx context.Context) ([]engine.NodeInfo, error) {
-	list, err := o.registry.List(ctx)
-	if err != nil {
-		return nil, &push.Error{Code: push.CodeUnavailable, Message: "node registry unavailable", Err: err}
-	}
-	self := o.Self()
-	for i, n := range list {
-		if n.ID == self.ID {
-			self.Addr = n.Addr
-			list[i] = self
-			return list, nil
-		}
-	}
-	return append(list, self), nil // not announced yet
-}
-
-// Route names the least-loaded live node and its WebSocket URL.
-func (o *Ops) Route(ctx context.Context) (Route, error) {
-	list, err := o.Nodes(ctx)
-	if err != nil {
-		return Route{}, err
-	}
-	best := list[0]
-	for _, n := range list[1:] {
-		if n.Load < best.Load {
-			best = n
-		}
-	}
-	return Route{Node: best.ID, URL: "ws://" + best.Addr + "/v1/ws", Load: best.Load}, nil
-}
-
-// Self reports this node as the registry should show it now.
-func (o *Ops) Self() engine.NodeInfo {
-	n := o.hub.Counts()
-	load := 0.0
-	if o.cfg.MaxConn > 0 {
-		load = math.Round(float64(n.Conns)/float64(o.cfg.MaxConn)*1e4) / 1e4
-	}
-	return engine.NodeInfo{ID: o.cfg.NodeID, Addr: o.cfg.Addr, Conns: n.Conns, Load: load,
-		Version: o.cfg.Version, Heartbeat: time.Now().UTC()}
 }

@@ -118,7 +118,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	s.nodes = s.engine.Nodes(3 * announceEvery)
-	s.ops, err = ops.New(ops.Config{NodeID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: maxConns(), Alone: alone},
+	s.ops, err = ops.New(ops.Config{NodeID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: maxConns(), Alone: alone,
+		DrainTime: cfg.DrainTime, EngineTimeout: l.EngineTimeout, Log: log},
 		s.hub, s.gateway, s.service, s.nodes, s.engine)
 	if err != nil {
 		return nil, err
@@ -200,11 +201,13 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	s.log.Info("herald serving", "addr", s.Addr, "node", s.cfg.NodeID, "engine", s.engineName(), "version", Version)
 	close(s.Ready)
 	announced := make(chan struct{})
-	go func() { s.announce(flushCtx, advertised(s.cfg.Advertise, s.Addr)); close(announced) }()
+	go func() { s.ops.Announce(flushCtx, advertised(s.cfg.Advertise, s.Addr), announceEvery); close(announced) }()
 
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
+	case over := <-s.ops.Drains():
+		s.drain(ctx, over)
 	}
 	s.log.Info("herald shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -259,28 +262,12 @@ func maxConns() int {
 // not refreshed for three periods disappears.
 const announceEvery = 5 * time.Second
 
-// announce keeps this node in the registry until ctx ends, then removes it.
-func (s *Server) announce(ctx context.Context, addr string) {
-	t := time.NewTicker(announceEvery)
-	defer t.Stop()
-	for {
-		info := s.ops.Self()
-		info.Addr = addr
-		actx, cancel := context.WithTimeout(ctx, s.cfg.Limits.EngineTimeout)
-		if err := s.nodes.Announce(actx, info); err != nil && ctx.Err() == nil {
-			s.log.Warn("announcing this node", "err", err)
-		}
-		cancel()
-		select {
-		case <-ctx.Done():
-			lctx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.EngineTimeout)
-			if err := s.nodes.Leave(lctx, s.cfg.NodeID); err != nil {
-				s.log.Warn("leaving the node registry", "err", err)
-			}
-			cancel()
-			return
-		case <-t.C:
-		}
+// drain closes the clients with the reconnect code spread over the given
+// time (a SIGTERM meanwhile cuts it short), before the node shuts down.
+func (s *Server) drain(ctx context.Context, over time.Duration) {
+	s.log.Info("herald draining: no new connections; moving clients away", "conns", s.hub.Counts().Conns, "over", over)
+	if err := s.gateway.Drain(ctx, over); err != nil {
+		s.log.Warn("drain cut short", "err", err)
 	}
 }
 
