@@ -211,7 +211,7 @@ func (a *API) user(w http.ResponseWriter, r *http.Request, p principal) error {
 	list := make([]connInfo, len(info.Conns))
 	for i, c := range info.Conns {
 		list[i] = connInfo{ID: c.ID, Node: c.Node, Device: c.Device, Addr: c.Addr,
-			Since: c.Since.Format(time.RFC3339Nano), Rooms: c.Rooms}
+			Since: c.Since.Format(time.RFC3339Nano), Rooms: append([]string{}, c.Rooms...)}
 	}
 	writeJSON(w, 200, map[string]any{"user": info.User, "online": info.Online, "conns": list})
 	return nil
