@@ -1,5 +1,5 @@
 // Command herald is the Herald push server and its tools: serve, push,
-// token, bench and version. This file holds only the command line: flags,
+// token, drain, bench and version. This file holds only the command line: flags,
 // environment variables, signals.
 package main
 
@@ -14,6 +14,7 @@ Usage:
   herald serve [flags]    run a node (herald serve --help)
   herald push [flags]     push a message through a node's API
   herald token [flags]    mint a client token for an app and user
+  herald drain [flags]    move a node's clients away, then stop it
   herald bench SCENARIO   load-test a node (herald bench --help)
   herald version          print the version
 
@@ -30,6 +31,7 @@ func main() {
 		"serve":   serve,
 		"push":    pushCmd,
 		"token":   tokenCmd,
+		"drain":   drainCmd,
 		"bench":   benchCmd,
 		"version": func([]string) error { fmt.Println("herald", version()); return nil },
 	}

@@ -646,6 +646,7 @@ func TestHelpDocumentsFlags(t *testing.T) {
 		{"serve", "serve", []string{"dev", "addr", "data", "config", "nats-url", "app", "api-key", "token-secret", "admin-key", "auth-timeout"}},
 		{"push", "pushCmd", []string{"url", "key", "user", "room", "data"}},
 		{"token", "tokenCmd", []string{"app", "user", "token-secret", "rooms"}},
+		{"drain", "drainCmd", []string{"url", "key", "drain-time", "wait"}},
 		{"bench", "benchCmd", []string{"url", "conns", "workers", "key"}},
 	}
 	var fns []string

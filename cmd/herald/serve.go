@@ -47,6 +47,7 @@ func serve(args []string) error {
 		logLevel      = fs.String("log-level", def.LogLevel, "debug, info, warn or error")
 		logFormat     = fs.String("log-format", def.LogFormat, "text or json")
 		grace         = fs.Duration("grace", 10*time.Second, "graceful shutdown limit")
+		drainTime     = fs.Duration("drain-time", def.DrainTime, "a drain (herald drain) spreads closing the clients over this time")
 		pprof         = fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ (admin key required outside --dev)")
 		gcPercent     = fs.Int("gc-percent", def.GCPercent, "garbage collector target, as GOGC (the GOGC variable wins)")
 		origins       listFlag
@@ -92,6 +93,7 @@ func serve(args []string) error {
 	over("allowed-origins", func() { cfg.AllowedOrigins = origins })
 	over("pprof", func() { cfg.Pprof = *pprof })
 	over("gc-percent", func() { cfg.GCPercent = *gcPercent })
+	over("drain-time", func() { cfg.DrainTime = *drainTime })
 	if *app != "" || *apiKey != "" || *secret != "" {
 		if *app == "" || *apiKey == "" || *secret == "" {
 			return errors.New("--app, --api-key and --token-secret go together")

@@ -65,26 +65,35 @@ func pushCmd(args []string) error {
 	if *offline {
 		body["offline"] = true
 	}
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequest("POST", strings.TrimRight(*url, "/")+"/v1/push", bytes.NewReader(b))
+	status, out, err := post(*url, "/v1/push", *key, body)
 	if err != nil {
 		return err
 	}
+	fmt.Print(string(out))
+	if status != 200 {
+		return fmt.Errorf("push refused: %d %s", status, http.StatusText(status))
+	}
+	return nil
+}
+
+// post sends body as JSON to a node's API path and returns the answer.
+func post(base, path, key string, body any) (int, []byte, error) {
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequest("POST", strings.TrimRight(base, "/")+path, bytes.NewReader(b))
+	if err != nil {
+		return 0, nil, err
+	}
 	req.Header.Set("Content-Type", "application/json")
-	if *key != "" {
-		req.Header.Set("Authorization", "Bearer "+*key)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	fmt.Print(string(out))
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("push refused: %s", resp.Status)
-	}
-	return nil
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
 }
 
 func tokenCmd(args []string) error {

@@ -61,16 +61,19 @@ type Config struct {
 	NATSURL   string `yaml:"nats_url"`
 	// ClusterName, ClusterListen and ClusterPeers cluster the embedded NATS
 	// servers of several Herald nodes (no external NATS needed).
-	ClusterName    string   `yaml:"cluster_name"`
-	ClusterListen  string   `yaml:"cluster_listen"`
-	ClusterPeers   []string `yaml:"cluster_peers"`
-	NodeID         string   `yaml:"node_id"`
-	Dev            bool     `yaml:"dev"`
-	AdminKeys      []string `yaml:"admin_keys"`
-	AllowedOrigins []string `yaml:"allowed_origins"`
-	LogLevel       string   `yaml:"log_level"`  // debug, info, warn, error
-	LogFormat      string   `yaml:"log_format"` // text or json
-	Pprof          bool     `yaml:"pprof"`      // serve /debug/pprof/ (admin key required)
+	ClusterName   string   `yaml:"cluster_name"`
+	ClusterListen string   `yaml:"cluster_listen"`
+	ClusterPeers  []string `yaml:"cluster_peers"`
+	NodeID        string   `yaml:"node_id"`
+	// DrainTime is how long a drain (herald drain, POST /v1/admin/drain)
+	// spreads closing the node's clients over, unless the call names one.
+	DrainTime      time.Duration `yaml:"drain_time"`
+	Dev            bool          `yaml:"dev"`
+	AdminKeys      []string      `yaml:"admin_keys"`
+	AllowedOrigins []string      `yaml:"allowed_origins"`
+	LogLevel       string        `yaml:"log_level"`  // debug, info, warn, error
+	LogFormat      string        `yaml:"log_format"` // text or json
+	Pprof          bool          `yaml:"pprof"`      // serve /debug/pprof/ (admin key required)
 	// GCPercent is the Go garbage collector's target (GOGC), unless the
 	// GOGC environment variable is set. Connection state is long-lived, so
 	// a lower target than Go's 100 trades a little CPU for a lot of memory.
@@ -90,6 +93,7 @@ func Default() Config {
 		LogLevel:  "info",
 		LogFormat: "text",
 		GCPercent: 50,
+		DrainTime: 30 * time.Second,
 		Limits: Limits{
 			MaxFrame:       64 << 10,
 			MaxPayload:     64 << 10,
@@ -188,6 +192,9 @@ func (c *Config) Validate() error {
 		if h.Rooms == "" || h.Size < 1 || h.Size > l.InboxCap || h.TTL < time.Second || h.TTL > l.MaxTTL {
 			errs = append(errs, fmt.Errorf("room_history[%d]: needs rooms, a size from 1 to inbox_cap and a ttl from 1s to max_ttl", i))
 		}
+	}
+	if c.DrainTime < 0 || c.DrainTime > 24*time.Hour {
+		errs = append(errs, errors.New("drain_time must be from 0 to 24h"))
 	}
 	if c.GCPercent < 10 {
 		errs = append(errs, errors.New("gc_percent must be at least 10"))

@@ -13,6 +13,10 @@ type NodeInfo struct {
 	Load      float64   `json:"load"` // connections / the node's connection capacity
 	Version   string    `json:"version"`
 	Heartbeat time.Time `json:"heartbeat"`
+	// Draining: the node takes no new connections and is moving its
+	// clients away; it is not offered to clients, but still holds
+	// connections until it exits.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // Nodes is the registry of live nodes. Each node announces itself

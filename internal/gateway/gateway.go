@@ -62,14 +62,14 @@ type Gateway struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 
-	pollers  []*poller
-	ready    chan *conn // connections with frames to write, for the writer pool
-	writers  sync.WaitGroup
-	next     atomic.Uint64 // round robin over pollers, and connection ids
-	draining atomic.Bool
-	live     sync.WaitGroup // sockets not yet closed
-	stop     chan struct{}
-	sweeper  sync.WaitGroup
+	pollers []*poller
+	ready   chan *conn // connections with frames to write, for the writer pool
+	writers sync.WaitGroup
+	next    atomic.Uint64  // round robin over pollers, and connection ids
+	closing atomic.Int32   // 0 while accepting; then the close code for late upgrades
+	live    sync.WaitGroup // sockets not yet closed
+	stop    chan struct{}
+	sweeper sync.WaitGroup
 }
 
 // New validates cfg; it opens nothing and starts nothing.
@@ -164,11 +164,10 @@ func (g *Gateway) stopPollers() {
 	}
 }
 
-// Shutdown stops accepting, closes every connection with code (1001 when
-// shutting down, 4000 when draining) after what is queued, and waits for
-// the sockets to close or ctx to end.
+// Shutdown stops accepting, closes every connection with code (1001)
+// after what is queued, and waits for the sockets to close or ctx to end.
 func (g *Gateway) Shutdown(ctx context.Context, code int) error {
-	g.draining.Store(true)
+	g.closing.Store(int32(code))
 	g.each(func(c *conn) { c.close(code, "server shutting down") })
 	done := make(chan struct{})
 	go func() { g.live.Wait(); close(done) }()
@@ -237,8 +236,8 @@ func (g *Gateway) now() int64 { return time.Now().UnixMilli() }
 
 // ServeHTTP upgrades GET /v1/ws.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if g.draining.Load() {
-		httpError(w, http.StatusServiceUnavailable, "unavailable", "node is draining; reconnect elsewhere")
+	if !g.Accepting() {
+		httpError(w, http.StatusServiceUnavailable, "unavailable", "node is draining or shutting down; connect to another node")
 		return
 	}
 	if !g.originAllowed(r.Header.Get("Origin")) {
@@ -293,8 +292,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := c.poller.add(c); err != nil && !c.isClosed() {
 		c.fail()
 	}
-	if g.draining.Load() { // Shutdown may have listed connections before this one
-		c.close(protocol.CloseGoingAway, "server shutting down")
+	if code := g.closing.Load(); code != 0 { // Shutdown or Drain may have listed connections before this one
+		c.close(int(code), "server shutting down")
 	}
 }
 
@@ -392,7 +391,7 @@ func (g *Gateway) adopt(nc net.Conn) (*conn, error) {
 // register makes an authenticated connection addressable and greets it.
 func (g *Gateway) register(c *conn, id identity, since *uint64) {
 	c.App, c.User, c.Device = id.app, id.user, id.device
-	c.ID = "c_" + g.cfg.NodeID + "_" + strconv.FormatUint(g.next.Add(1), 36)
+	c.ID = protocol.ConnID(g.cfg.NodeID, g.next.Add(1))
 	c.Since = time.Now().UnixMilli()
 	c.allow, c.mayAny, c.maySend = id.rooms, id.anyRoom, id.send
 	user := engine.Topic{Kind: engine.User, App: c.App, Name: c.User}

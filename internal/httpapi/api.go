@@ -14,8 +14,8 @@ import (
 
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/gateway"
-	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/push"
 )
 
@@ -27,45 +27,35 @@ type Keys struct {
 	Dev bool
 }
 
-// NodeInfo describes this node for /v1/nodes.
-type NodeInfo struct {
-	ID      string
-	Addr    string
-	Version string
-	MaxConn int // connections this process can hold (open-file limit)
-}
-
 // Config holds the API's limits.
 type Config struct {
 	MaxPayload    int
 	MaxBatch      int
 	EngineTimeout time.Duration
-	Node          NodeInfo
 }
 
 // API serves the v1 server API.
 type API struct {
-	cfg      Config
-	keys     Keys
-	svc      *push.Service
-	hub      *hub.Hub
-	gw       *gateway.Gateway
-	broker   engine.Broker
-	registry engine.Nodes
-	metrics  *metrics.Metrics
-	log      *slog.Logger
-	started  time.Time
+	cfg     Config
+	keys    Keys
+	svc     *push.Service
+	ops     *ops.Ops
+	gw      *gateway.Gateway
+	broker  engine.Broker
+	metrics *metrics.Metrics
+	log     *slog.Logger
 }
 
-// New builds the API.
-func New(cfg Config, keys Keys, svc *push.Service, h *hub.Hub, gw *gateway.Gateway, b engine.Broker, nodes engine.Nodes, m *metrics.Metrics, log *slog.Logger) (*API, error) {
-	if svc == nil || h == nil || gw == nil || b == nil || nodes == nil || m == nil {
+// New builds the API over the push service and the operations; gw serves
+// the WebSocket endpoint and b answers /readyz.
+func New(cfg Config, keys Keys, svc *push.Service, o *ops.Ops, gw *gateway.Gateway, b engine.Broker, m *metrics.Metrics, log *slog.Logger) (*API, error) {
+	if svc == nil || o == nil || gw == nil || b == nil || m == nil {
 		return nil, errors.New("httpapi: missing dependency")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{cfg: cfg, keys: keys, svc: svc, hub: h, gw: gw, broker: b, registry: nodes, metrics: m, log: log, started: time.Now()}, nil
+	return &API{cfg: cfg, keys: keys, svc: svc, ops: o, gw: gw, broker: b, metrics: m, log: log}, nil
 }
 
 // Routes registers every route on mux, the WebSocket endpoint included.
@@ -77,8 +67,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 
 	mux.Handle("POST /v1/push", a.wrap(a.push))
 	mux.Handle("POST /v1/push/batch", a.wrap(a.batch))
-	mux.Handle("POST /v1/rooms/{room}/join", a.wrap(a.membership(a.gw.Join)))
-	mux.Handle("POST /v1/rooms/{room}/leave", a.wrap(a.membership(a.gw.Leave)))
+	mux.Handle("POST /v1/rooms/{room}/join", a.wrap(a.membership(a.ops.Join)))
+	mux.Handle("POST /v1/rooms/{room}/leave", a.wrap(a.membership(a.ops.Leave)))
 	mux.Handle("GET /v1/rooms/{room}", a.wrap(a.room))
 	mux.Handle("GET /v1/users/{user}", a.wrap(a.user))
 	mux.Handle("DELETE /v1/conns/{id}", a.wrap(a.kickConn))
@@ -88,12 +78,17 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/stats", a.wrap(a.stats))
 	mux.Handle("GET /v1/nodes", a.wrap(a.nodes))
 	mux.Handle("GET /v1/route", a.wrap(a.route))
+	mux.Handle("POST /v1/admin/drain", a.wrap(a.drain))
 	mux.Handle("/v1/", a.wrap(func(http.ResponseWriter, *http.Request, principal) error {
 		return push.Errorf(push.CodeNotFound, "no such endpoint")
 	}))
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	if a.ops.Draining() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "node is draining"})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.EngineTimeout)
 	defer cancel()
 	if err := a.broker.Ready(ctx); err != nil {

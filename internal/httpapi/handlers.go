@@ -6,14 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
 	"net/http"
-	"sort"
 	"time"
 
-	"github.com/heraldpush/herald/internal/engine"
-	"github.com/heraldpush/herald/internal/hub"
-	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/push"
 )
 
@@ -144,72 +139,50 @@ type members struct {
 	Conns []string `json:"conns"`
 }
 
-// roomConns resolves a room call's users and connections to local
-// connections of the app.
-func (a *API) roomConns(w http.ResponseWriter, r *http.Request, p principal) (string, string, []*hub.Conn, error) {
-	room := r.PathValue("room")
-	if err := protocol.ValidName("room", room); err != nil {
-		return "", "", nil, push.Errorf(push.CodeInvalidArgument, "%v", err)
-	}
-	var b members
-	if err := decode(w, r, 1<<20, &b); err != nil {
-		return "", "", nil, err
-	}
-	app, err := a.appFor(p, b.App)
-	if err != nil {
-		return "", "", nil, err
-	}
-	if len(b.Users)+len(b.Conns) == 0 {
-		return "", "", nil, push.Errorf(push.CodeInvalidTarget, "name users or conns")
-	}
-	var conns []*hub.Conn
-	for _, u := range b.Users {
-		conns = append(conns, a.hub.UserConns(app, u)...)
-	}
-	for _, id := range b.Conns {
-		if c := a.hub.Conn(id); c != nil && c.App == app {
-			conns = append(conns, c)
-		}
-	}
-	return app, room, conns, nil
-}
-
-// membership returns the handler of room join or leave: op applied to every
-// named user's and connection's local connections.
-func (a *API) membership(op func(*hub.Conn, string) bool) handlerFunc {
+// membership returns the handler of room join or leave.
+func (a *API) membership(op func(ctx context.Context, app, room string, users, conns []string) error) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p principal) error {
-		_, room, conns, err := a.roomConns(w, r, p)
+		var b members
+		if err := decode(w, r, 1<<20, &b); err != nil {
+			return err
+		}
+		app, err := a.appFor(p, b.App)
 		if err != nil {
 			return err
 		}
-		for _, c := range conns {
-			op(c, room)
+		ctx, cancel := a.engineCtx(r)
+		defer cancel()
+		if err := op(ctx, app, r.PathValue("room"), b.Users, b.Conns); err != nil {
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
 }
 
-const pageSize = 100
+type member struct {
+	Conn string `json:"conn"`
+	User string `json:"user"`
+}
 
 func (a *API) room(w http.ResponseWriter, r *http.Request, p principal) error {
 	app, err := a.appFor(p, r.URL.Query().Get("app"))
 	if err != nil {
 		return err
 	}
-	room := r.PathValue("room")
-	all := a.hub.RoomMembers(app, room)
-	conns, users := a.hub.RoomCount(app, room)
-	cursor := r.URL.Query().Get("cursor")
-	start := sort.Search(len(all), func(i int) bool { return all[i].ID > cursor })
-	page := all[start:min(len(all), start+pageSize)]
-	list := make([]map[string]string, len(page))
-	for i, c := range page {
-		list[i] = map[string]string{"conn": c.ID, "user": c.User}
+	ctx, cancel := a.engineCtx(r)
+	defer cancel()
+	page, err := a.ops.Room(ctx, app, r.PathValue("room"), r.URL.Query().Get("cursor"))
+	if err != nil {
+		return err
 	}
-	body := map[string]any{"room": room, "conns": conns, "users": users, "members": list}
-	if start+pageSize < len(all) {
-		body["next"] = page[len(page)-1].ID
+	list := make([]member, len(page.Members))
+	for i, m := range page.Members {
+		list[i] = member{Conn: m.Conn, User: m.User}
+	}
+	body := map[string]any{"room": page.Room, "conns": page.Conns, "users": page.Users, "members": list}
+	if page.Next != "" {
+		body["next"] = page.Next
 	}
 	writeJSON(w, 200, body)
 	return nil
@@ -229,15 +202,18 @@ func (a *API) user(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err != nil {
 		return err
 	}
-	user := r.PathValue("user")
-	conns := a.hub.UserConns(app, user)
-	sort.Slice(conns, func(i, j int) bool { return conns[i].ID < conns[j].ID })
-	list := make([]connInfo, len(conns))
-	for i, c := range conns {
-		list[i] = connInfo{ID: c.ID, Node: a.cfg.Node.ID, Device: c.Device, Addr: c.Addr,
-			Since: time.UnixMilli(c.Since).UTC().Format(time.RFC3339Nano), Rooms: a.hub.Rooms(c)}
+	ctx, cancel := a.engineCtx(r)
+	defer cancel()
+	info, err := a.ops.User(ctx, app, r.PathValue("user"))
+	if err != nil {
+		return err
 	}
-	writeJSON(w, 200, map[string]any{"user": user, "online": len(list) > 0, "conns": list})
+	list := make([]connInfo, len(info.Conns))
+	for i, c := range info.Conns {
+		list[i] = connInfo{ID: c.ID, Node: c.Node, Device: c.Device, Addr: c.Addr,
+			Since: c.Since.Format(time.RFC3339Nano), Rooms: append([]string{}, c.Rooms...)}
+	}
+	writeJSON(w, 200, map[string]any{"user": info.User, "online": info.Online, "conns": list})
 	return nil
 }
 
@@ -246,11 +222,11 @@ func (a *API) kickConn(w http.ResponseWriter, r *http.Request, p principal) erro
 	if err != nil {
 		return err
 	}
-	c := a.hub.Conn(r.PathValue("id"))
-	if c == nil || c.App != app {
-		return push.Errorf(push.CodeNotFound, "no such connection")
+	ctx, cancel := a.engineCtx(r)
+	defer cancel()
+	if err := a.ops.KickConn(ctx, app, r.PathValue("id")); err != nil {
+		return err
 	}
-	a.gw.Kick(c)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -260,33 +236,32 @@ func (a *API) kickUser(w http.ResponseWriter, r *http.Request, p principal) erro
 	if err != nil {
 		return err
 	}
-	conns := a.hub.UserConns(app, r.PathValue("user"))
-	if len(conns) == 0 {
-		return push.Errorf(push.CodeNotFound, "user has no connection")
-	}
-	for _, c := range conns {
-		a.gw.Kick(c)
+	ctx, cancel := a.engineCtx(r)
+	defer cancel()
+	if _, err := a.ops.KickUser(ctx, app, r.PathValue("user")); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// stats reports the node's counts; an app key sees its own app's only.
-func (a *API) stats(w http.ResponseWriter, _ *http.Request, p principal) error {
-	n := a.hub.Counts()
-	if !p.admin {
-		n = a.hub.AppCounts(p.app)
+// stats reports the counts; an app key sees its own app's only.
+func (a *API) stats(w http.ResponseWriter, r *http.Request, p principal) error {
+	ctx, cancel := a.engineCtx(r)
+	defer cancel()
+	n, err := a.ops.Stats(ctx, p.app)
+	if err != nil {
+		return err
 	}
-	pushes, deliveries := a.svc.Counters(p.app)
-	writeJSON(w, 200, map[string]any{"conns": n.Conns, "users": n.Users, "rooms": n.Rooms, "pushes": pushes, "deliveries": deliveries})
+	writeJSON(w, 200, map[string]any{"nodes": n.Nodes, "conns": n.Conns, "users": n.Users, "rooms": n.Rooms, "pushes": n.Pushes, "deliveries": n.Deliveries})
 	return nil
 }
 
-// nodes lists the live nodes from the registry.
+// nodes lists the live nodes.
 func (a *API) nodes(w http.ResponseWriter, r *http.Request, _ principal) error {
 	ctx, cancel := a.engineCtx(r)
 	defer cancel()
-	list, err := a.liveNodes(ctx)
+	list, err := a.ops.Nodes(ctx)
 	if err != nil {
 		return err
 	}
@@ -294,52 +269,17 @@ func (a *API) nodes(w http.ResponseWriter, r *http.Request, _ principal) error {
 	return nil
 }
 
-// liveNodes lists the registry with this node's own entry brought up to
-// date (the registry holds what it last announced).
-func (a *API) liveNodes(ctx context.Context) ([]engine.NodeInfo, error) {
-	list, err := a.registry.List(ctx)
-	if err != nil {
-		return nil, &push.Error{Code: push.CodeUnavailable, Message: "node registry unavailable", Err: err}
-	}
-	self := a.NodeInfo()
-	for i, n := range list {
-		if n.ID == self.ID {
-			self.Addr = n.Addr
-			list[i] = self
-			return list, nil
-		}
-	}
-	return append(list, self), nil // not announced yet
-}
-
 // route answers the WebSocket URL of the least-loaded live node, so that
 // clients or a gateway can spread connections.
 func (a *API) route(w http.ResponseWriter, r *http.Request, _ principal) error {
 	ctx, cancel := a.engineCtx(r)
 	defer cancel()
-	list, err := a.liveNodes(ctx)
+	rt, err := a.ops.Route(ctx)
 	if err != nil {
 		return err
 	}
-	best := list[0]
-	for _, n := range list[1:] {
-		if n.Load < best.Load {
-			best = n
-		}
-	}
-	writeJSON(w, 200, map[string]any{"node": best.ID, "url": "ws://" + best.Addr + "/v1/ws", "load": best.Load})
+	writeJSON(w, 200, map[string]any{"node": rt.Node, "url": rt.URL, "load": rt.Load})
 	return nil
-}
-
-// NodeInfo reports this node for the registry.
-func (a *API) NodeInfo() engine.NodeInfo {
-	n := a.hub.Counts()
-	load := 0.0
-	if a.cfg.Node.MaxConn > 0 {
-		load = math.Round(float64(n.Conns)/float64(a.cfg.Node.MaxConn)*1e4) / 1e4
-	}
-	return engine.NodeInfo{ID: a.cfg.Node.ID, Addr: a.cfg.Node.Addr, Conns: n.Conns, Load: load,
-		Version: a.cfg.Node.Version, Heartbeat: time.Now().UTC()}
 }
 
 func (a *API) messageStatus(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -368,5 +308,43 @@ func (a *API) recall(w http.ResponseWriter, r *http.Request, p principal) error 
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// drain starts draining this node (admin keys only): the body may name the
+// drain time, {"drain_time":"10s"}; empty, the configured one.
+func (a *API) drain(w http.ResponseWriter, r *http.Request, p principal) error {
+	if !p.admin {
+		return push.Errorf(push.CodeForbidden, "draining a node needs an admin key")
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
+	if err != nil {
+		return decodeError(err)
+	}
+	var b struct {
+		DrainTime *string `json:"drain_time"`
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := strictUnmarshal(raw, &b); err != nil {
+			return err
+		}
+	}
+	var over *time.Duration
+	if b.DrainTime != nil {
+		d, err := time.ParseDuration(*b.DrainTime)
+		if err != nil {
+			return push.Errorf(push.CodeInvalidArgument, "drain_time must be a duration such as \"30s\": %v", err)
+		}
+		over = &d
+	}
+	d, err := a.ops.Drain(over)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"node": d.Node, "conns": d.Conns, "drain_time": d.Time.String()}
+	if d.Already {
+		body = map[string]any{"node": d.Node, "conns": d.Conns, "already": true}
+	}
+	writeJSON(w, http.StatusAccepted, body)
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -195,7 +194,7 @@ func (s *Service) validate(r *Request) error {
 		}
 	}
 	for _, c := range t.Conns {
-		if _, ok := nodeOf(c); !ok {
+		if _, ok := protocol.ConnNode(c); !ok {
 			return Errorf(CodeInvalidTarget, "conn %q is not a connection id", c)
 		}
 	}
@@ -223,19 +222,6 @@ func (s *Service) validate(r *Request) error {
 		}
 	}
 	return nil
-}
-
-// nodeOf returns the node part of a connection id "c_<node>_<n>".
-func nodeOf(conn string) (string, bool) {
-	rest, ok := strings.CutPrefix(conn, "c_")
-	if !ok {
-		return "", false
-	}
-	i := strings.LastIndexByte(rest, '_')
-	if i <= 0 || i == len(rest)-1 {
-		return "", false
-	}
-	return rest[:i], true
 }
 
 // publish encodes the message once and publishes it to every target topic.
@@ -349,7 +335,7 @@ func groupByNode(conns []string) map[string][]string {
 	}
 	g := make(map[string][]string)
 	for _, c := range conns {
-		n, _ := nodeOf(c)
+		n, _ := protocol.ConnNode(c)
 		g[n] = append(g[n], c)
 	}
 	return g

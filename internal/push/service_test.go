@@ -261,15 +261,6 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	}
 }
 
-func TestNodeOf(t *testing.T) {
-	for id, want := range map[string]string{"c_n1_1": "n1", "c_node-a_zz": "node-a", "c_": "", "x_n_1": "", "c_n_": "", "c__1": ""} {
-		got, ok := nodeOf(id)
-		if got != want || ok != (want != "") {
-			t.Errorf("nodeOf(%q) = %q, %v", id, got, ok)
-		}
-	}
-}
-
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)

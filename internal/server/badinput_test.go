@@ -154,6 +154,9 @@ func TestAPIBadInput(t *testing.T) {
 		{"kick offline user", "DELETE", "/v1/users/ghost/conns", shopKey, nil, 404, "not_found"},
 		{"unknown endpoint", "GET", "/v1/teleport", shopKey, nil, 404, "not_found"},
 		{"join without members", "POST", "/v1/rooms/r/join", shopKey, map[string]any{}, 400, "invalid_target"},
+		{"drain with an app key", "POST", "/v1/admin/drain", shopKey, nil, 403, "forbidden"},
+		{"drain, bad time", "POST", "/v1/admin/drain", adminKey, map[string]any{"drain_time": "soon"}, 400, "invalid_argument"},
+		{"drain, unknown field", "POST", "/v1/admin/drain", adminKey, map[string]any{"over": "1s"}, 400, "invalid_argument"},
 	}
 	for _, tc := range cases {
 		status, out := n.call(tc.method, tc.path, tc.key, tc.body)

@@ -28,6 +28,9 @@ type node struct {
 	base string // http://host:port
 	ws   string // ws://host:port/v1/ws
 	stop func() error
+	// exited waits for the node to stop by itself (after a drain) and
+	// returns what Run returned.
+	exited func() error
 }
 
 // startNode runs a node on a free loopback port until the test ends.
@@ -57,12 +60,9 @@ func startNode(t *testing.T, edit func(*config.Config)) *node {
 	}
 	n := &node{t: t, base: "http://" + srv.Addr, ws: "ws://" + srv.Addr + "/v1/ws"}
 	stopped := false
-	n.stop = func() error {
-		if stopped {
-			return nil
-		}
+	result := func() error {
 		stopped = true
-		cancel()
+		defer cancel()
 		select {
 		case err := <-done:
 			return err
@@ -70,6 +70,14 @@ func startNode(t *testing.T, edit func(*config.Config)) *node {
 			return errors.New("server did not stop in time")
 		}
 	}
+	n.stop = func() error {
+		if stopped {
+			return nil
+		}
+		cancel()
+		return result()
+	}
+	n.exited = result
 	t.Cleanup(func() {
 		if err := n.stop(); err != nil {
 			t.Errorf("stopping server: %v", err)

@@ -27,6 +27,7 @@ import (
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/natsengine"
+	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/push"
 )
@@ -46,6 +47,7 @@ type Server struct {
 	gateway *gateway.Gateway
 	http    *http.Server
 	api     *httpapi.API
+	ops     *ops.Ops
 	nodes   *natsengine.Nodes
 	// Ready is closed once the node listens; Addr is then its address.
 	Ready chan struct{}
@@ -116,9 +118,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	s.nodes = s.engine.Nodes(3 * announceEvery)
-	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout,
-		Node: httpapi.NodeInfo{ID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: maxConns()}},
-		apiKeys, s.service, s.hub, s.gateway, s.engine, s.nodes, s.metrics, log)
+	s.ops, err = ops.New(ops.Config{NodeID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: maxConns(), Alone: alone,
+		DrainTime: cfg.DrainTime, EngineTimeout: l.EngineTimeout, Log: log},
+		s.hub, s.gateway, s.service, s.nodes, s.engine)
+	if err != nil {
+		return nil, err
+	}
+	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout},
+		apiKeys, s.service, s.ops, s.gateway, s.engine, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +182,11 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		s.engine.Close()
 		return err
 	}
-
+	if err := s.startOps(ctx); err != nil {
+		ln.Close()
+		s.engine.Close()
+		return err
+	}
 	if err := s.gateway.Start(); err != nil {
 		ln.Close()
 		s.engine.Close()
@@ -190,11 +201,13 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	s.log.Info("herald serving", "addr", s.Addr, "node", s.cfg.NodeID, "engine", s.engineName(), "version", Version)
 	close(s.Ready)
 	announced := make(chan struct{})
-	go func() { s.announce(flushCtx, advertised(s.cfg.Advertise, s.Addr)); close(announced) }()
+	go func() { s.ops.Announce(flushCtx, advertised(s.cfg.Advertise, s.Addr), announceEvery); close(announced) }()
 
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
+	case over := <-s.ops.Drains():
+		s.drain(ctx, over)
 	}
 	s.log.Info("herald shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -249,28 +262,12 @@ func maxConns() int {
 // not refreshed for three periods disappears.
 const announceEvery = 5 * time.Second
 
-// announce keeps this node in the registry until ctx ends, then removes it.
-func (s *Server) announce(ctx context.Context, addr string) {
-	t := time.NewTicker(announceEvery)
-	defer t.Stop()
-	for {
-		info := s.api.NodeInfo()
-		info.Addr = addr
-		actx, cancel := context.WithTimeout(ctx, s.cfg.Limits.EngineTimeout)
-		if err := s.nodes.Announce(actx, info); err != nil && ctx.Err() == nil {
-			s.log.Warn("announcing this node", "err", err)
-		}
-		cancel()
-		select {
-		case <-ctx.Done():
-			lctx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.EngineTimeout)
-			if err := s.nodes.Leave(lctx, s.cfg.NodeID); err != nil {
-				s.log.Warn("leaving the node registry", "err", err)
-			}
-			cancel()
-			return
-		case <-t.C:
-		}
+// drain closes the clients with the reconnect code spread over the given
+// time (a SIGTERM meanwhile cuts it short), before the node shuts down.
+func (s *Server) drain(ctx context.Context, over time.Duration) {
+	s.log.Info("herald draining: no new connections; moving clients away", "conns", s.hub.Counts().Conns, "over", over)
+	if err := s.gateway.Drain(ctx, over); err != nil {
+		s.log.Warn("drain cut short", "err", err)
 	}
 }
 
@@ -291,6 +288,13 @@ func advertised(configured, bound string) string {
 		}
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// startOps makes this node answer the other nodes' operations.
+func (s *Server) startOps(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Limits.EngineTimeout)
+	defer cancel()
+	return s.ops.Start(ctx)
 }
 
 // startInbox starts the inbox, waiting (until ctx ends) while the engine is

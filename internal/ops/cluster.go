@@ -1,0 +1,236 @@
+package ops
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/protocol"
+	"github.com/heraldpush/herald/internal/push"
+)
+
+// The operations one node runs on its own connections for a request from
+// any node (itself included).
+const (
+	opRoom  = "room"  // a page of the room's members, its size and users
+	opUser  = "user"  // the user's connections
+	opKick  = "kick"  // close the named users' and connections' connections
+	opJoin  = "join"  // put them into the room
+	opLeave = "leave" // take them out of the room
+	opStats = "stats" // the node's counts
+)
+
+// request is what one node asks another to do with its connections.
+type request struct {
+	Op     string   `json:"op"`
+	App    string   `json:"app"`
+	Name   string   `json:"name,omitempty"` // the room or user
+	Cursor string   `json:"cursor,omitempty"`
+	Users  []string `json:"users,omitempty"`
+	Conns  []string `json:"conns,omitempty"`
+}
+
+// answer is one node's part of an operation's result.
+type answer struct {
+	Err     string     `json:"err,omitempty"`     // a request the node did not understand
+	N       int        `json:"n,omitempty"`       // connections touched, or in the room
+	Users   []byte     `json:"users,omitempty"`   // the room's users, as 8-byte hashes
+	Members []Member   `json:"members,omitempty"` // the room's first members after the cursor
+	More    bool       `json:"more,omitempty"`    // members beyond those
+	Conns   []ConnInfo `json:"conns,omitempty"`
+	Stats   *Stats     `json:"stats,omitempty"`
+}
+
+// serve answers a request from another node.
+func (o *Ops) serve(raw []byte) []byte {
+	var r request
+	var a answer
+	if err := json.Unmarshal(raw, &r); err != nil {
+		a.Err = fmt.Sprintf("bad request: %v", err)
+	} else {
+		a = o.local(&r)
+	}
+	out, _ := json.Marshal(a)
+	return out
+}
+
+// local runs r on this node's connections.
+func (o *Ops) local(r *request) answer {
+	switch r.Op {
+	case opRoom:
+		return o.localRoom(r.App, r.Name, r.Cursor)
+	case opUser:
+		return answer{Conns: o.localUser(r.App, r.Name)}
+	case opKick:
+		conns := o.conns(r.App, r.Users, r.Conns)
+		for _, c := range conns {
+			o.gw.Kick(c)
+		}
+		return answer{N: len(conns)}
+	case opJoin, opLeave:
+		op := o.gw.Join
+		if r.Op == opLeave {
+			op = o.gw.Leave
+		}
+		n := 0
+		for _, c := range o.conns(r.App, r.Users, r.Conns) {
+			if op(c, r.Name) {
+				n++
+			}
+		}
+		return answer{N: n}
+	case opStats:
+		s := o.localStats(r.App)
+		return answer{Stats: &s}
+	}
+	return answer{Err: "unknown operation " + r.Op}
+}
+
+// conns resolves users and connection ids to this node's connections of app.
+func (o *Ops) conns(app string, users, ids []string) []*hub.Conn {
+	var out []*hub.Conn
+	for _, u := range users {
+		out = append(out, o.hub.UserConns(app, u)...)
+	}
+	for _, id := range ids {
+		if c := o.hub.Conn(id); c != nil && c.App == app {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (o *Ops) localRoom(app, room, cursor string) answer {
+	all := o.hub.RoomMembers(app, room)
+	start := sort.Search(len(all), func(i int) bool { return all[i].ID > cursor })
+	page := all[start:min(len(all), start+PageSize)]
+	a := answer{N: len(all), More: start+PageSize < len(all), Members: make([]Member, len(page))}
+	for i, c := range page {
+		a.Members[i] = Member{Conn: c.ID, User: c.User, Node: o.cfg.NodeID}
+	}
+	seen := make(map[uint64]bool, len(all))
+	for _, c := range all {
+		if h := userHash(c.User); !seen[h] {
+			seen[h] = true
+			a.Users = binary.LittleEndian.AppendUint64(a.Users, h)
+		}
+	}
+	return a
+}
+
+// userHash stands for a user in a room's cluster-wide user count: 8 bytes
+// whatever the name's length, and collisions are negligible at room sizes.
+func userHash(user string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(user))
+	return h.Sum64()
+}
+
+func (o *Ops) localUser(app, user string) []ConnInfo {
+	conns := o.hub.UserConns(app, user)
+	out := make([]ConnInfo, len(conns))
+	for i, c := range conns {
+		out[i] = ConnInfo{ID: c.ID, Node: o.cfg.NodeID, Device: c.Device, Addr: c.Addr,
+			Since: time.UnixMilli(c.Since).UTC(), Rooms: o.hub.Rooms(c)}
+	}
+	return out
+}
+
+func (o *Ops) localStats(app string) Stats {
+	n := o.hub.Counts()
+	if app != "" {
+		n = o.hub.AppCounts(app)
+	}
+	pushes, deliveries := o.svc.Counters(app)
+	return Stats{Nodes: 1, Conns: n.Conns, Users: n.Users, Rooms: n.Rooms, Pushes: pushes, Deliveries: deliveries}
+}
+
+// everyone returns the ids of the nodes in the registry, this one included.
+func (o *Ops) everyone(ctx context.Context) ([]string, error) {
+	if o.cfg.Alone {
+		return []string{o.cfg.NodeID}, nil
+	}
+	list, err := o.registry.List(ctx)
+	if err != nil {
+		return nil, &push.Error{Code: push.CodeUnavailable, Message: "node registry unavailable", Err: err}
+	}
+	ids := []string{o.cfg.NodeID}
+	for _, n := range list {
+		if n.ID != o.cfg.NodeID {
+			ids = append(ids, n.ID)
+		}
+	}
+	return ids, nil
+}
+
+// connNodes returns the nodes holding the connection ids (unique, in the
+// order first named), skipping ids that name no node.
+func connNodes(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if n, ok := protocol.ConnNode(id); ok && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ask runs r on every node of nodes at once (this one directly, the others
+// through the engine's control requests) and returns their answers. A node
+// that is gone holds nothing and answers nothing; one that is there but
+// does not answer by ctx's deadline fails the call with CodeUnavailable, as
+// its part of the result would be missing.
+func (o *Ops) ask(ctx context.Context, nodes []string, r *request) ([]answer, error) {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("ops: encoding a request: %w", err)
+	}
+	answers := make([]answer, len(nodes))
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	self := -1
+	for i, node := range nodes {
+		if node == o.cfg.NodeID {
+			self = i
+			continue
+		}
+		wg.Go(func() {
+			out, err := o.ctl.Ask(ctx, node, raw)
+			switch {
+			case errors.Is(err, engine.ErrNoNode):
+				return
+			case err == nil:
+				err = json.Unmarshal(out, &answers[i])
+			}
+			if err == nil && answers[i].Err != "" {
+				err = errors.New(answers[i].Err)
+			}
+			errs[i] = err
+		})
+	}
+	if self >= 0 {
+		answers[self] = o.local(r)
+	}
+	wg.Wait()
+	var missing []string
+	for i, err := range errs {
+		if err != nil {
+			missing = append(missing, nodes[i])
+		}
+	}
+	if len(missing) > 0 {
+		return nil, &push.Error{Code: push.CodeUnavailable, Err: errors.Join(errs...),
+			Message: fmt.Sprintf("node %s did not answer in time; retry", strings.Join(missing, ", "))}
+	}
+	return answers, nil
+}

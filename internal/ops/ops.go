@@ -1,0 +1,259 @@
+package ops
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/gateway"
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/protocol"
+	"github.com/heraldpush/herald/internal/push"
+)
+
+// Config describes this node.
+type Config struct {
+	NodeID  string
+	Addr    string // host:port clients reach this node at (until announced otherwise)
+	Version string
+	MaxConn int // connections this process can hold (open-file limit); 0: unknown
+	// Alone says this node is the whole cluster (an embedded, unclustered
+	// engine): operations then answer from this node without asking the
+	// registry who else there is.
+	Alone bool
+	// DrainTime is how long a drain spreads closing this node's clients
+	// over when the call names no time.
+	DrainTime time.Duration
+	// EngineTimeout bounds one registry write.
+	EngineTimeout time.Duration
+	Log           *slog.Logger
+}
+
+// Ops runs the server API's operations on the whole cluster.
+type Ops struct {
+	cfg      Config
+	hub      *hub.Hub
+	gw       *gateway.Gateway
+	svc      *push.Service
+	registry engine.Nodes
+	ctl      engine.Control
+
+	draining atomic.Bool
+	drains   chan time.Duration // the one drain's time, for the server
+	wake     chan struct{}      // announce now
+}
+
+// New builds the operations over this node's hub, gateway and push service,
+// the cluster's node registry and the engine's control requests, which
+// carry operations to the other nodes.
+func New(cfg Config, h *hub.Hub, gw *gateway.Gateway, svc *push.Service, registry engine.Nodes, ctl engine.Control) (*Ops, error) {
+	if h == nil || gw == nil || svc == nil || registry == nil || ctl == nil {
+		return nil, errors.New("ops: missing dependency")
+	}
+	if cfg.NodeID == "" {
+		return nil, errors.New("ops: empty node id")
+	}
+	if cfg.EngineTimeout <= 0 || cfg.DrainTime < 0 || cfg.DrainTime > MaxDrainTime {
+		return nil, errors.New("ops: engine timeout must be positive, drain time from 0 to 24h")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Ops{cfg: cfg, hub: h, gw: gw, svc: svc, registry: registry, ctl: ctl,
+		drains: make(chan time.Duration, 1), wake: make(chan struct{}, 1)}, nil
+}
+
+// Start answers the other nodes' requests until the engine closes.
+func (o *Ops) Start(ctx context.Context) error {
+	if err := o.ctl.Serve(ctx, o.serve); err != nil {
+		return fmt.Errorf("ops: %w", err)
+	}
+	return nil
+}
+
+// PageSize is how many members one RoomPage holds at most.
+const PageSize = 100
+
+// RoomPage is one page of a room's members and the room's counts.
+type RoomPage struct {
+	Room    string
+	Conns   int      // connections in the room, cluster-wide
+	Users   int      // distinct users in the room, cluster-wide
+	Members []Member // this page, ordered by connection id
+	Next    string   // cursor of the next page; "" when this is the last
+}
+
+// Member is one connection in a room.
+type Member struct{ Conn, User, Node string }
+
+// UserInfo is a user's connections.
+type UserInfo struct {
+	User   string
+	Online bool
+	Conns  []ConnInfo // ordered by ID
+}
+
+// ConnInfo describes one connection.
+type ConnInfo struct {
+	ID, Node, Device, Addr string
+	Since                  time.Time
+	Rooms                  []string // sorted
+}
+
+// Stats are the counts of the live nodes, summed.
+type Stats struct {
+	Nodes               int
+	Conns, Users, Rooms int
+	Pushes, Deliveries  uint64
+}
+
+// Join puts the named users' connections (all of them, on every node) and
+// the named connections into room; each connection that joins gets a
+// joined frame. Unknown users and connections are skipped.
+func (o *Ops) Join(ctx context.Context, app, room string, users, conns []string) error {
+	return o.membership(ctx, opJoin, app, room, users, conns)
+}
+
+// Leave takes the named users' connections (on every node) and the named
+// connections out of room; each connection that leaves gets a left frame.
+func (o *Ops) Leave(ctx context.Context, app, room string, users, conns []string) error {
+	return o.membership(ctx, opLeave, app, room, users, conns)
+}
+
+func (o *Ops) membership(ctx context.Context, op, app, room string, users, conns []string) error {
+	if err := protocol.ValidName("room", room); err != nil {
+		return push.Errorf(push.CodeInvalidArgument, "%v", err)
+	}
+	if len(users)+len(conns) == 0 {
+		return push.Errorf(push.CodeInvalidTarget, "name users or conns")
+	}
+	nodes := connNodes(conns)
+	if len(users) > 0 {
+		all, err := o.everyone(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes { // a draining node is no longer listed
+			if !slices.Contains(all, n) {
+				all = append(all, n)
+			}
+		}
+		nodes = all
+	}
+	_, err := o.ask(ctx, nodes, &request{Op: op, App: app, Name: room, Users: users, Conns: conns})
+	return err
+}
+
+// Room returns one page (at most PageSize members, ordered by connection
+// id, after cursor) of the room's members on every node, and the
+// cluster-wide counts.
+func (o *Ops) Room(ctx context.Context, app, room, cursor string) (RoomPage, error) {
+	answers, err := o.askAll(ctx, &request{Op: opRoom, App: app, Name: room, Cursor: cursor})
+	if err != nil {
+		return RoomPage{}, err
+	}
+	p := RoomPage{Room: room, Members: []Member{}}
+	users := map[uint64]bool{}
+	more := false
+	for _, a := range answers {
+		p.Conns += a.N
+		for b := a.Users; len(b) >= 8; b = b[8:] {
+			users[binary.LittleEndian.Uint64(b)] = true
+		}
+		p.Members = append(p.Members, a.Members...)
+		more = more || a.More
+	}
+	p.Users = len(users)
+	sort.Slice(p.Members, func(i, j int) bool { return p.Members[i].Conn < p.Members[j].Conn })
+	if len(p.Members) > PageSize {
+		p.Members, more = p.Members[:PageSize], true
+	}
+	if more {
+		p.Next = p.Members[len(p.Members)-1].Conn
+	}
+	return p, nil
+}
+
+// User returns the user's connections on every node.
+func (o *Ops) User(ctx context.Context, app, user string) (UserInfo, error) {
+	answers, err := o.askAll(ctx, &request{Op: opUser, App: app, Name: user})
+	if err != nil {
+		return UserInfo{}, err
+	}
+	info := UserInfo{User: user, Conns: []ConnInfo{}}
+	for _, a := range answers {
+		info.Conns = append(info.Conns, a.Conns...)
+	}
+	sort.Slice(info.Conns, func(i, j int) bool { return info.Conns[i].ID < info.Conns[j].ID })
+	info.Online = len(info.Conns) > 0
+	return info, nil
+}
+
+// KickConn closes one connection, wherever it is, with the kicked code
+// (push.CodeNotFound when no node has it in app).
+func (o *Ops) KickConn(ctx context.Context, app, id string) error {
+	node, ok := protocol.ConnNode(id)
+	if !ok {
+		return push.Errorf(push.CodeNotFound, "no such connection")
+	}
+	answers, err := o.ask(ctx, []string{node}, &request{Op: opKick, App: app, Conns: []string{id}})
+	if err != nil {
+		return err
+	}
+	if answers[0].N == 0 {
+		return push.Errorf(push.CodeNotFound, "no such connection")
+	}
+	return nil
+}
+
+// KickUser closes every connection of the user on every node with the
+// kicked code (push.CodeNotFound when there is none); it returns how many
+// it closed.
+func (o *Ops) KickUser(ctx context.Context, app, user string) (int, error) {
+	answers, err := o.askAll(ctx, &request{Op: opKick, App: app, Users: []string{user}})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, a := range answers {
+		n += a.N
+	}
+	if n == 0 {
+		return 0, push.Errorf(push.CodeNotFound, "user has no connection")
+	}
+	return n, nil
+}
+
+// Stats sums the counts of every live node for one app, or for every app
+// when app is "". A user or room present on several nodes counts on each.
+func (o *Ops) Stats(ctx context.Context, app string) (Stats, error) {
+	answers, err := o.askAll(ctx, &request{Op: opStats, App: app})
+	if err != nil {
+		return Stats{}, err
+	}
+	var s Stats
+	for _, a := range answers {
+		if n := a.Stats; n != nil {
+			s.Nodes++
+			s.Conns, s.Users, s.Rooms = s.Conns+n.Conns, s.Users+n.Users, s.Rooms+n.Rooms
+			s.Pushes, s.Deliveries = s.Pushes+n.Pushes, s.Deliveries+n.Deliveries
+		}
+	}
+	return s, nil
+}
+
+// askAll runs r on every node.
+func (o *Ops) askAll(ctx context.Context, r *request) ([]answer, error) {
+	nodes, err := o.everyone(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return o.ask(ctx, nodes, r)
+}
