@@ -253,6 +253,7 @@ func (ib *Inbox) Start(ctx context.Context) error {
 	if nc == nil {
 		return fmt.Errorf("natsengine: inbox start: engine not started: %w", engine.ErrUnavailable)
 	}
+	parent := ctx
 	ctx, cancel := ib.deadline(ctx)
 	defer cancel()
 	js, err := jetstream.New(nc)
@@ -296,7 +297,7 @@ func (ib *Inbox) Start(ctx context.Context) error {
 			_ = c.stop()
 			return unavailable("start: loading the inbox index", err)
 		}
-		if err := ib.openSolo(ctx, c); err != nil {
+		if err := ib.openSolo(parent, c); err != nil {
 			_ = c.stop()
 			return unavailable("start", err)
 		}
