@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,20 +11,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldpush/herald/internal/apikey"
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/gateway"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/push"
 )
-
-// Keys maps API keys to apps.
-type Keys struct {
-	Apps  map[string]string // api key → app
-	Admin []string          // admin keys
-	// Dev accepts calls without a key, as an admin of app "demo".
-	Dev bool
-}
 
 // Config holds the API's limits.
 type Config struct {
@@ -37,7 +29,7 @@ type Config struct {
 // API serves the v1 server API.
 type API struct {
 	cfg     Config
-	keys    Keys
+	keys    *apikey.Keys
 	svc     *push.Service
 	ops     *ops.Ops
 	gw      *gateway.Gateway
@@ -48,8 +40,8 @@ type API struct {
 
 // New builds the API over the push service and the operations; gw serves
 // the WebSocket endpoint and b answers /readyz.
-func New(cfg Config, keys Keys, svc *push.Service, o *ops.Ops, gw *gateway.Gateway, b engine.Broker, m *metrics.Metrics, log *slog.Logger) (*API, error) {
-	if svc == nil || o == nil || gw == nil || b == nil || m == nil {
+func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *ops.Ops, gw *gateway.Gateway, b engine.Broker, m *metrics.Metrics, log *slog.Logger) (*API, error) {
+	if keys == nil || svc == nil || o == nil || gw == nil || b == nil || m == nil {
 		return nil, errors.New("httpapi: missing dependency")
 	}
 	if log == nil {
@@ -99,10 +91,7 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // principal is who is calling.
-type principal struct {
-	app   string // the key's app; empty for admins
-	admin bool
-}
+type principal = apikey.Caller
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal) error
 
@@ -112,7 +101,7 @@ func (a *API) wrap(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: 200}
-		p, err := a.authenticate(r)
+		p, err := a.keys.Authenticate(r.Header.Get("Authorization"))
 		if err == nil {
 			err = h(rec, r, p)
 		}
@@ -123,49 +112,8 @@ func (a *API) wrap(h handlerFunc) http.Handler {
 	})
 }
 
-func (a *API) authenticate(r *http.Request) (principal, error) {
-	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || key == "" {
-		if a.keys.Dev {
-			return principal{admin: true}, nil
-		}
-		return principal{}, push.Errorf(push.CodeUnauthorized, "missing API key: send Authorization: Bearer <key>")
-	}
-	for _, k := range a.keys.Admin {
-		if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
-			return principal{admin: true}, nil
-		}
-	}
-	if app, ok := a.keys.Apps[key]; ok {
-		return principal{app: app}, nil
-	}
-	return principal{}, push.Errorf(push.CodeUnauthorized, "invalid API key")
-}
-
-// appFor resolves the app a call acts on: the key's app, or for admins the
-// named one (the only configured one, or "demo" in dev mode, by default).
-func (a *API) appFor(p principal, named string) (string, error) {
-	switch {
-	case !p.admin && named != "" && named != p.app:
-		return "", push.Errorf(push.CodeForbidden, "an app key cannot act on another app")
-	case !p.admin:
-		return p.app, nil
-	case named != "":
-		return named, nil
-	case a.keys.Dev:
-		return "demo", nil
-	}
-	apps := map[string]bool{}
-	for _, app := range a.keys.Apps {
-		apps[app] = true
-	}
-	if len(apps) == 1 {
-		for app := range apps {
-			return app, nil
-		}
-	}
-	return "", push.Errorf(push.CodeInvalidArgument, "an admin call must name its app")
-}
+// appFor resolves the app a call acts on.
+func (a *API) appFor(p principal, named string) (string, error) { return a.keys.AppFor(p, named) }
 
 var statusOf = map[string]int{
 	push.CodeInvalidJSON:     400,
@@ -249,7 +197,7 @@ func (s *statusRecorder) WriteHeader(code int) {
 func (a *API) Pprof(mux *http.ServeMux) {
 	admin := func(h http.HandlerFunc) http.Handler {
 		return a.wrap(func(w http.ResponseWriter, r *http.Request, p principal) error {
-			if !p.admin {
+			if !p.Admin {
 				return push.Errorf(push.CodeForbidden, "profiles need an admin key")
 			}
 			h(w, r)

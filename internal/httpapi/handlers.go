@@ -23,14 +23,11 @@ type pushBody struct {
 }
 
 func (a *API) request(p principal, b *pushBody) (*push.Request, error) {
-	if p.admin && b.To.All && b.App == "" {
-		b.App = "*" // a push to everyone belongs to no one app
-	}
-	app, err := a.appFor(p, b.App)
+	app, err := a.keys.PushApp(p, b.App, b.To.All)
 	if err != nil {
 		return nil, err
 	}
-	return &push.Request{App: app, Admin: p.admin, To: b.To, Data: b.Data, TTL: b.TTL, Offline: b.Offline, ID: b.ID}, nil
+	return &push.Request{App: app, Admin: p.Admin, To: b.To, Data: b.Data, TTL: b.TTL, Offline: b.Offline, ID: b.ID}, nil
 }
 
 func (a *API) engineCtx(r *http.Request) (context.Context, context.CancelFunc) {
@@ -249,7 +246,7 @@ func (a *API) kickUser(w http.ResponseWriter, r *http.Request, p principal) erro
 func (a *API) stats(w http.ResponseWriter, r *http.Request, p principal) error {
 	ctx, cancel := a.engineCtx(r)
 	defer cancel()
-	n, err := a.ops.Stats(ctx, p.app)
+	n, err := a.ops.Stats(ctx, p.App)
 	if err != nil {
 		return err
 	}
@@ -314,7 +311,7 @@ func (a *API) recall(w http.ResponseWriter, r *http.Request, p principal) error 
 // drain starts draining this node (admin keys only): the body may name the
 // drain time, {"drain_time":"10s"}; empty, the configured one.
 func (a *API) drain(w http.ResponseWriter, r *http.Request, p principal) error {
-	if !p.admin {
+	if !p.Admin {
 		return push.Errorf(push.CodeForbidden, "draining a node needs an admin key")
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))

@@ -19,10 +19,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/heraldpush/herald/internal/apikey"
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/gateway"
+	"github.com/heraldpush/herald/internal/grpcapi"
 	"github.com/heraldpush/herald/internal/httpapi"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
@@ -111,7 +113,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	apiKeys := httpapi.Keys{Apps: map[string]string{}, Admin: cfg.AdminKeys, Dev: cfg.Dev}
+	apiKeys := &apikey.Keys{Apps: map[string]string{}, Admin: cfg.AdminKeys, Dev: cfg.Dev}
 	for _, a := range cfg.Apps {
 		for _, k := range a.APIKeys {
 			apiKeys.Apps[k] = a.Name
@@ -130,13 +132,21 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.api = api
+	grpc, err := grpcapi.New(grpcapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout},
+		apiKeys, s.service, log)
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	api.Routes(mux)
+	grpc.Routes(mux)
 	if cfg.Pprof {
 		api.Pprof(mux)
 	}
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug), Protocols: new(http.Protocols)}
+	s.http.Protocols.SetHTTP1(true)
+	s.http.Protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c, prior knowledge)
 	return s, nil
 }
 

@@ -1,0 +1,153 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpcreflect"
+
+	heraldv1 "github.com/heraldpush/herald/api/herald/v1"
+	"github.com/heraldpush/herald/api/herald/v1/heraldv1connect"
+	"github.com/heraldpush/herald/internal/apikey"
+	"github.com/heraldpush/herald/internal/push"
+)
+
+// Config holds the API's limits, the same as the HTTP API's.
+type Config struct {
+	MaxPayload    int // bytes of one push's data
+	MaxBatch      int // items in one batch
+	EngineTimeout time.Duration
+}
+
+// API serves herald.v1.HeraldService.
+type API struct {
+	heraldv1connect.UnimplementedHeraldServiceHandler
+
+	cfg  Config
+	keys *apikey.Keys
+	svc  *push.Service
+	log  *slog.Logger
+}
+
+var _ heraldv1connect.HeraldServiceHandler = (*API)(nil)
+
+// New builds the API.
+func New(cfg Config, keys *apikey.Keys, svc *push.Service, log *slog.Logger) (*API, error) {
+	if keys == nil || svc == nil {
+		return nil, errors.New("grpcapi: missing dependency")
+	}
+	if cfg.MaxPayload <= 0 || cfg.MaxBatch <= 0 || cfg.EngineTimeout <= 0 {
+		return nil, errors.New("grpcapi: limits must be positive")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &API{cfg: cfg, keys: keys, svc: svc, log: log}, nil
+}
+
+// Routes registers the service and gRPC server reflection (v1 and
+// v1alpha, so grpcurl needs no .proto file) on mux.
+func (a *API) Routes(mux *http.ServeMux) {
+	mux.Handle(heraldv1connect.NewHeraldServiceHandler(a,
+		connect.WithRequestGate(a.authenticate),
+		connect.WithInterceptors(connect.UnaryInterceptorFunc(a.mapErrors)),
+		connect.WithConditionalHandlerOptions(func(s connect.Spec) []connect.HandlerOption {
+			return []connect.HandlerOption{connect.WithReadMaxBytes(a.readLimit(s.Procedure))}
+		}),
+	))
+	reflector := grpcreflect.NewStaticReflector(heraldv1connect.HeraldServiceName)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+}
+
+// readLimit is the largest request message of a procedure: the HTTP API's
+// body limits. A larger one is refused with ResourceExhausted before it is
+// read whole.
+func (a *API) readLimit(procedure string) int {
+	switch procedure {
+	case heraldv1connect.HeraldServicePushProcedure:
+		return a.cfg.MaxPayload + 64<<10
+	case heraldv1connect.HeraldServicePushBatchProcedure:
+		return a.cfg.MaxBatch * (a.cfg.MaxPayload + 4<<10)
+	}
+	return 1 << 20 // room join/leave, as over HTTP; the other requests are small
+}
+
+type callerKey struct{}
+
+// authenticate checks the call's API key (authorization metadata) before
+// its request message is read, and puts the caller in the context.
+func (a *API) authenticate(ctx context.Context, spec connect.Spec, _ connect.Peer, h http.Header) (context.Context, error) {
+	c, err := a.keys.Authenticate(h.Get("Authorization"))
+	if err != nil {
+		return nil, a.status(spec.Procedure, err)
+	}
+	return context.WithValue(ctx, callerKey{}, c), nil
+}
+
+// callerOf returns the caller authenticate put in ctx.
+func callerOf(ctx context.Context) apikey.Caller {
+	c, _ := ctx.Value(callerKey{}).(apikey.Caller)
+	return c
+}
+
+// mapErrors turns a handler's error into a gRPC status.
+func (a *API) mapErrors(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		resp, err := next(ctx, req)
+		if err != nil {
+			return nil, a.status(req.Spec().Procedure, err)
+		}
+		return resp, nil
+	}
+}
+
+// codeOf maps the catalogue's error codes to gRPC status codes.
+var codeOf = map[string]connect.Code{
+	push.CodeInvalidJSON:     connect.CodeInvalidArgument,
+	push.CodeInvalidTarget:   connect.CodeInvalidArgument,
+	push.CodeInvalidArgument: connect.CodeInvalidArgument,
+	push.CodeUnauthorized:    connect.CodeUnauthenticated,
+	push.CodeForbidden:       connect.CodePermissionDenied,
+	push.CodeNotFound:        connect.CodeNotFound,
+	push.CodeTooLarge:        connect.CodeResourceExhausted,
+	push.CodeRateLimited:     connect.CodeResourceExhausted,
+	push.CodeUnavailable:     connect.CodeUnavailable,
+	push.CodeInternal:        connect.CodeInternal,
+}
+
+// status turns err into a gRPC status whose detail is an ErrorInfo with
+// the stable code, and logs it as the HTTP API does.
+func (a *API) status(procedure string, err error) *connect.Error {
+	info := errorInfo(err)
+	code := codeOf[info.Code]
+	if code == connect.CodeInternal || code == connect.CodeUnavailable {
+		a.log.Error("grpc request failed", "procedure", procedure, "code", info.Code, "err", err)
+	} else {
+		a.log.Debug("grpc request refused", "procedure", procedure, "code", info.Code, "msg", info.Message)
+	}
+	ce := connect.NewError(code, errors.New(info.Message))
+	if d, err := connect.NewErrorDetail(info); err == nil {
+		ce.AddDetail(d)
+	}
+	return ce
+}
+
+// errorInfo is the code and message of err; an error from outside the
+// catalogue is internal.
+func errorInfo(err error) *heraldv1.ErrorInfo {
+	var pe *push.Error
+	if !errors.As(err, &pe) {
+		return &heraldv1.ErrorInfo{Code: push.CodeInternal, Message: "internal error"}
+	}
+	return &heraldv1.ErrorInfo{Code: pe.Code, Message: pe.Message}
+}
+
+// engineCtx bounds the engine work of one call.
+func (a *API) engineCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, a.cfg.EngineTimeout)
+}
