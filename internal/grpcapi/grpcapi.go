@@ -13,6 +13,7 @@ import (
 	heraldv1 "github.com/heraldpush/herald/api/herald/v1"
 	"github.com/heraldpush/herald/api/herald/v1/heraldv1connect"
 	"github.com/heraldpush/herald/internal/apikey"
+	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/push"
 )
 
@@ -25,19 +26,19 @@ type Config struct {
 
 // API serves herald.v1.HeraldService.
 type API struct {
-	heraldv1connect.UnimplementedHeraldServiceHandler
-
 	cfg  Config
 	keys *apikey.Keys
 	svc  *push.Service
+	ops  *ops.Ops
 	log  *slog.Logger
 }
 
 var _ heraldv1connect.HeraldServiceHandler = (*API)(nil)
 
-// New builds the API.
-func New(cfg Config, keys *apikey.Keys, svc *push.Service, log *slog.Logger) (*API, error) {
-	if keys == nil || svc == nil {
+// New builds the API over the push service (pushes, batches, message
+// status and recall) and the cluster operations (everything else).
+func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *ops.Ops, log *slog.Logger) (*API, error) {
+	if keys == nil || svc == nil || o == nil {
 		return nil, errors.New("grpcapi: missing dependency")
 	}
 	if cfg.MaxPayload <= 0 || cfg.MaxBatch <= 0 || cfg.EngineTimeout <= 0 {
@@ -46,7 +47,7 @@ func New(cfg Config, keys *apikey.Keys, svc *push.Service, log *slog.Logger) (*A
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{cfg: cfg, keys: keys, svc: svc, log: log}, nil
+	return &API{cfg: cfg, keys: keys, svc: svc, ops: o, log: log}, nil
 }
 
 // Routes registers the service and gRPC server reflection (v1 and
@@ -145,6 +146,17 @@ func errorInfo(err error) *heraldv1.ErrorInfo {
 		return &heraldv1.ErrorInfo{Code: push.CodeInternal, Message: "internal error"}
 	}
 	return &heraldv1.ErrorInfo{Code: pe.Code, Message: pe.Message}
+}
+
+// scoped resolves the app a call acts on (named, for admins) and bounds
+// the call's engine work; the caller must call cancel unless err is set.
+func (a *API) scoped(ctx context.Context, named string) (context.Context, context.CancelFunc, string, error) {
+	app, err := a.keys.AppFor(callerOf(ctx), named)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	ctx, cancel := a.engineCtx(ctx)
+	return ctx, cancel, app, nil
 }
 
 // engineCtx bounds the engine work of one call.

@@ -74,11 +74,10 @@ func (a *API) PushBatch(ctx context.Context, req *connect.Request[heraldv1.PushB
 
 // GetMessage reports a stored message's status.
 func (a *API) GetMessage(ctx context.Context, req *connect.Request[heraldv1.GetMessageRequest]) (*connect.Response[heraldv1.GetMessageResponse], error) {
-	app, err := a.keys.AppFor(callerOf(ctx), req.Msg.GetApp())
+	ctx, cancel, app, err := a.scoped(ctx, req.Msg.GetApp())
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := a.engineCtx(ctx)
 	defer cancel()
 	st, err := a.svc.Status(ctx, app, req.Msg.GetId())
 	if err != nil {
@@ -97,11 +96,10 @@ func (a *API) GetMessage(ctx context.Context, req *connect.Request[heraldv1.GetM
 
 // RecallMessage withdraws a stored message.
 func (a *API) RecallMessage(ctx context.Context, req *connect.Request[heraldv1.RecallMessageRequest]) (*connect.Response[heraldv1.RecallMessageResponse], error) {
-	app, err := a.keys.AppFor(callerOf(ctx), req.Msg.GetApp())
+	ctx, cancel, app, err := a.scoped(ctx, req.Msg.GetApp())
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := a.engineCtx(ctx)
 	defer cancel()
 	if err := a.svc.Recall(ctx, app, req.Msg.GetId()); err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ import (
 	heraldv1 "github.com/heraldpush/herald/api/herald/v1"
 	"github.com/heraldpush/herald/api/herald/v1/heraldv1connect"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/protocol"
 )
 
 // The gRPC API is exercised through two independent clients:
@@ -491,5 +492,198 @@ func TestGRPCCancelledCallLeavesNoGoroutine(t *testing.T) {
 	}
 	if err := goleak.Find(before); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGRPCRoomsUsersAndKicksMatchHTTP runs the membership, query and kick
+// calls against one node of two, for connections on both.
+func TestGRPCRoomsUsersAndKicksMatchHTTP(t *testing.T) {
+	_, nodes := startCluster(t, 2, nil)
+	n, other := nodes[1], nodes[0]
+	phone := other.dial("user=alice&device=phone", dialOpt{})
+	laptop := n.dial("user=alice&device=laptop", dialOpt{})
+	bob := other.dial("user=bob", dialOpt{})
+	clients := n.rpcClients()
+	g, c := clients[0], clients[1]
+
+	if _, err := call[heraldv1.JoinRoomRequest, heraldv1.JoinRoomResponse](g, "", heraldv1connect.HeraldServiceJoinRoomProcedure,
+		&heraldv1.JoinRoomRequest{Room: "lobby", Users: []string{"alice"}}); err != nil {
+		t.Fatalf("join users: %v", err)
+	}
+	if _, err := call[heraldv1.JoinRoomRequest, heraldv1.JoinRoomResponse](c, "", heraldv1connect.HeraldServiceJoinRoomProcedure,
+		&heraldv1.JoinRoomRequest{Room: "lobby", Conns: []string{bob.id}}); err != nil {
+		t.Fatalf("join conns: %v", err)
+	}
+	for _, cl := range []*client{phone, laptop, bob} {
+		if j := cl.expect("joined"); j["room"] != "lobby" {
+			t.Fatalf("joined %v", j)
+		}
+	}
+
+	_, room := n.call("GET", "/v1/rooms/lobby", "", nil)
+	_, user := n.call("GET", "/v1/users/alice", "", nil)
+	for _, cl := range clients {
+		r, err := call[heraldv1.GetRoomRequest, heraldv1.GetRoomResponse](cl, "", heraldv1connect.HeraldServiceGetRoomProcedure,
+			&heraldv1.GetRoomRequest{Room: "lobby"})
+		if err != nil {
+			t.Fatalf("%s room: %v", cl.name, err)
+		}
+		members := []any{}
+		for _, m := range r.Members {
+			if m.Node == "" {
+				t.Fatalf("%s room member without node: %v", cl.name, m)
+			}
+			members = append(members, map[string]any{"conn": m.Conn, "user": m.User})
+		}
+		got := map[string]any{"room": r.Room, "conns": float64(r.Conns), "users": float64(r.Users), "members": members}
+		if mustJSON(got) != mustJSON(room) || r.Conns != 3 || r.Users != 2 || r.Next != "" {
+			t.Fatalf("%s room %s, HTTP says %s", cl.name, mustJSON(got), mustJSON(room))
+		}
+
+		u, err := call[heraldv1.GetUserRequest, heraldv1.GetUserResponse](cl, "", heraldv1connect.HeraldServiceGetUserProcedure,
+			&heraldv1.GetUserRequest{User: "alice"})
+		if err != nil {
+			t.Fatalf("%s user: %v", cl.name, err)
+		}
+		conns := []any{}
+		for _, c := range u.Conns {
+			conns = append(conns, map[string]any{"id": c.Id, "node": c.Node, "device": c.Device, "addr": c.Addr,
+				"since": c.Since.AsTime().Format(time.RFC3339Nano), "rooms": c.Rooms})
+		}
+		got = map[string]any{"user": u.User, "online": u.Online, "conns": conns}
+		if mustJSON(got) != mustJSON(user) || len(u.Conns) != 2 || u.Conns[0].Node == u.Conns[1].Node {
+			t.Fatalf("%s user %s, HTTP says %s", cl.name, mustJSON(got), mustJSON(user))
+		}
+	}
+
+	if _, err := call[heraldv1.LeaveRoomRequest, heraldv1.LeaveRoomResponse](c, "", heraldv1connect.HeraldServiceLeaveRoomProcedure,
+		&heraldv1.LeaveRoomRequest{Room: "lobby", Users: []string{"alice"}}); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	phone.expect("left")
+	laptop.expect("left")
+	r, err := call[heraldv1.GetRoomRequest, heraldv1.GetRoomResponse](g, "", heraldv1connect.HeraldServiceGetRoomProcedure,
+		&heraldv1.GetRoomRequest{Room: "lobby"})
+	if err != nil || r.Conns != 1 || r.Members[0].Conn != bob.id {
+		t.Fatalf("room after leave: %v %v", r, err)
+	}
+
+	// Bad membership calls fail as over HTTP.
+	for _, tc := range []struct {
+		req  *heraldv1.JoinRoomRequest
+		path string
+	}{
+		{&heraldv1.JoinRoomRequest{Room: "lobby"}, "/v1/rooms/lobby/join"},
+		{&heraldv1.JoinRoomRequest{Room: "a\x01", Users: []string{"alice"}}, "/v1/rooms/a%01/join"},
+	} {
+		_, out := n.call("POST", tc.path, "", `{"users":`+mustJSON(tc.req.Users)+`}`)
+		for _, cl := range clients {
+			_, err := call[heraldv1.JoinRoomRequest, heraldv1.JoinRoomResponse](cl, "", heraldv1connect.HeraldServiceJoinRoomProcedure, tc.req)
+			if code, detail := errCodes(t, err); code != connect.CodeInvalidArgument || detail != errCode(out) || detail == "" {
+				t.Fatalf("%s join %v: %v %q; HTTP says %v", cl.name, tc.req, code, detail, out)
+			}
+		}
+	}
+
+	// Kicks reach the connections on either node; a second kick finds none.
+	if _, err := call[heraldv1.KickConnRequest, heraldv1.KickConnResponse](c, "", heraldv1connect.HeraldServiceKickConnProcedure,
+		&heraldv1.KickConnRequest{Id: bob.id}); err != nil {
+		t.Fatalf("kick conn: %v", err)
+	}
+	if code := bob.expectClose(); code != protocol.CloseKicked {
+		t.Fatalf("kicked conn closed with %d", code)
+	}
+	k, err := call[heraldv1.KickUserRequest, heraldv1.KickUserResponse](g, "", heraldv1connect.HeraldServiceKickUserProcedure,
+		&heraldv1.KickUserRequest{User: "alice"})
+	if err != nil || k.Kicked != 2 {
+		t.Fatalf("kick user: %v %v", k, err)
+	}
+	for _, cl := range []*client{phone, laptop} {
+		if code := cl.expectClose(); code != protocol.CloseKicked {
+			t.Fatalf("kicked user's conn closed with %d", code)
+		}
+	}
+	for _, cl := range clients {
+		_, err := call[heraldv1.KickConnRequest, heraldv1.KickConnResponse](cl, "", heraldv1connect.HeraldServiceKickConnProcedure,
+			&heraldv1.KickConnRequest{Id: bob.id})
+		if code, detail := errCodes(t, err); code != connect.CodeNotFound || detail != "not_found" {
+			t.Fatalf("%s second kick of a conn: %v %q", cl.name, code, detail)
+		}
+		_, err = call[heraldv1.KickUserRequest, heraldv1.KickUserResponse](cl, "", heraldv1connect.HeraldServiceKickUserProcedure,
+			&heraldv1.KickUserRequest{User: "alice"})
+		if code, detail := errCodes(t, err); code != connect.CodeNotFound || detail != "not_found" {
+			t.Fatalf("%s second kick of a user: %v %q", cl.name, code, detail)
+		}
+		u, err := call[heraldv1.GetUserRequest, heraldv1.GetUserResponse](cl, "", heraldv1connect.HeraldServiceGetUserProcedure,
+			&heraldv1.GetUserRequest{User: "alice"})
+		if err != nil || u.Online || len(u.Conns) != 0 {
+			t.Fatalf("%s kicked user: %v %v", cl.name, u, err)
+		}
+	}
+}
+
+// TestGRPCStatsNodesAndRouteMatchHTTP uses the generated Connect client
+// speaking gRPC, as docs/api.md shows it.
+func TestGRPCStatsNodesAndRouteMatchHTTP(t *testing.T) {
+	n := startNode(t, twoApps)
+	alice := n.dial("token="+token(t, "shop", shopSecret, "alice", nil), dialOpt{})
+	n.push(shopKey, map[string]any{"to": map[string]any{"users": []string{"alice"}}, "data": 1})
+	alice.expectData(1)
+
+	h2c := &http.Client{Transport: &http.Transport{Protocols: new(http.Protocols)}}
+	h2c.Transport.(*http.Transport).Protocols.SetUnencryptedHTTP2(true)
+	defer h2c.CloseIdleConnections()
+	client := heraldv1connect.NewHeraldServiceClient(h2c, n.base, connect.WithGRPC())
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	keyed := func(req connect.AnyRequest, key string) {
+		req.Header().Set("Authorization", "Bearer "+key)
+	}
+
+	for _, key := range []string{shopKey, adminKey} {
+		req := connect.NewRequest(&heraldv1.GetStatsRequest{})
+		keyed(req, key)
+		s, err := client.GetStats(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, want := n.call("GET", "/v1/stats", key, nil)
+		got := map[string]any{"nodes": float64(s.Msg.Nodes), "conns": float64(s.Msg.Conns), "users": float64(s.Msg.Users),
+			"rooms": float64(s.Msg.Rooms), "pushes": float64(s.Msg.Pushes), "deliveries": float64(s.Msg.Deliveries)}
+		if mustJSON(got) != mustJSON(want) || s.Msg.Conns != 1 || s.Msg.Pushes != 1 {
+			t.Fatalf("stats %s, HTTP says %s", mustJSON(got), mustJSON(want))
+		}
+	}
+
+	req := connect.NewRequest(&heraldv1.ListNodesRequest{})
+	keyed(req, shopKey)
+	nodes, err := client.ListNodes(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want := n.call("GET", "/v1/nodes", shopKey, nil)
+	wantNodes := want["nodes"].([]any)
+	if len(nodes.Msg.Nodes) != 1 || len(wantNodes) != 1 {
+		t.Fatalf("nodes %v, HTTP says %v", nodes.Msg, want)
+	}
+	got, w := nodes.Msg.Nodes[0], wantNodes[0].(map[string]any)
+	if got.Id != w["id"] || got.Addr != w["addr"] || float64(got.Conns) != w["conns"] || got.Version != w["version"] || got.Heartbeat == nil {
+		t.Fatalf("node %v, HTTP says %v", got, w)
+	}
+
+	rreq := connect.NewRequest(&heraldv1.GetRouteRequest{})
+	keyed(rreq, shopKey)
+	route, err := client.GetRoute(ctx, rreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want = n.call("GET", "/v1/route", shopKey, nil)
+	if route.Msg.Node != want["node"] || route.Msg.Url != want["url"] || route.Msg.Load != want["load"] {
+		t.Fatalf("route %v, HTTP says %v", route.Msg, want)
+	}
+
+	_, err = client.GetStats(ctx, connect.NewRequest(&heraldv1.GetStatsRequest{}))
+	if code, detail := errCodes(t, err); code != connect.CodeUnauthenticated || detail != "unauthorized" {
+		t.Fatalf("stats without a key: %v %q", code, detail)
 	}
 }

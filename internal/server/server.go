@@ -133,7 +133,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.api = api
 	grpc, err := grpcapi.New(grpcapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout},
-		apiKeys, s.service, log)
+		apiKeys, s.service, s.ops, log)
 	if err != nil {
 		return nil, err
 	}
