@@ -132,14 +132,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.api = api
-	grpc, err := grpcapi.New(grpcapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout},
+	rpc, err := grpcapi.New(grpcapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout},
 		apiKeys, s.service, s.ops, log)
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
 	api.Routes(mux)
-	grpc.Routes(mux)
+	rpc.Routes(mux)
 	if cfg.Pprof {
 		api.Pprof(mux)
 	}
