@@ -2,11 +2,14 @@ package grpcapi
 
 import (
 	"context"
+	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	heraldv1 "github.com/heraldpush/herald/api/herald/v1"
+	"github.com/heraldpush/herald/internal/push"
 )
 
 // JoinRoom puts connections into a room.
@@ -146,4 +149,28 @@ func (a *API) GetRoute(ctx context.Context, _ *connect.Request[heraldv1.GetRoute
 		return nil, err
 	}
 	return connect.NewResponse(&heraldv1.GetRouteResponse{Node: r.Node, Url: r.URL, Load: r.Load}), nil
+}
+
+// Drain drains this node (admin keys only).
+func (a *API) Drain(ctx context.Context, req *connect.Request[heraldv1.DrainRequest]) (*connect.Response[heraldv1.DrainResponse], error) {
+	if !callerOf(ctx).Admin {
+		return nil, push.Errorf(push.CodeForbidden, "draining a node needs an admin key")
+	}
+	var over *time.Duration
+	if d := req.Msg.DrainTime; d != nil {
+		if err := d.CheckValid(); err != nil {
+			return nil, push.Errorf(push.CodeInvalidArgument, "drain_time: %v", err)
+		}
+		t := d.AsDuration()
+		over = &t
+	}
+	d, err := a.ops.Drain(over)
+	if err != nil {
+		return nil, err
+	}
+	resp := &heraldv1.DrainResponse{Node: d.Node, Conns: int32(d.Conns), Already: d.Already}
+	if !d.Already {
+		resp.DrainTime = durationpb.New(d.Time)
+	}
+	return connect.NewResponse(resp), nil
 }

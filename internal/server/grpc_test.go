@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	heraldv1 "github.com/heraldpush/herald/api/herald/v1"
 	"github.com/heraldpush/herald/api/herald/v1/heraldv1connect"
@@ -685,5 +686,52 @@ func TestGRPCStatsNodesAndRouteMatchHTTP(t *testing.T) {
 	_, err = client.GetStats(ctx, connect.NewRequest(&heraldv1.GetStatsRequest{}))
 	if code, detail := errCodes(t, err); code != connect.CodeUnauthenticated || detail != "unauthorized" {
 		t.Fatalf("stats without a key: %v %q", code, detail)
+	}
+}
+
+// TestGRPCDrainMatchesHTTP drains a node over gRPC: refused to app keys
+// and for a bad time, as over HTTP; then the node moves its clients away
+// and exits.
+func TestGRPCDrainMatchesHTTP(t *testing.T) {
+	n := startNode(t, twoApps)
+	phone := n.dial("token="+token(t, "shop", shopSecret, "alice", nil), dialOpt{})
+	laptop := n.dial("token="+token(t, "shop", shopSecret, "alice", nil), dialOpt{})
+	id := nodeOfConn(phone.id)
+	clients := n.rpcClients()
+	for _, tc := range []struct {
+		key, http string
+		req       *heraldv1.DrainRequest
+		code      connect.Code
+	}{
+		{shopKey, `{}`, &heraldv1.DrainRequest{}, connect.CodePermissionDenied},
+		{adminKey, `{"drain_time":"-1s"}`, &heraldv1.DrainRequest{DrainTime: durationpb.New(-time.Second)}, connect.CodeInvalidArgument},
+	} {
+		_, out := n.call("POST", "/v1/admin/drain", tc.key, tc.http)
+		for _, cl := range clients {
+			_, err := call[heraldv1.DrainRequest, heraldv1.DrainResponse](cl, tc.key, heraldv1connect.HeraldServiceDrainProcedure, tc.req)
+			if code, detail := errCodes(t, err); code != tc.code || detail != errCode(out) || detail == "" {
+				t.Fatalf("%s drain %v: %v %q; HTTP says %v", cl.name, tc.req, code, detail, out)
+			}
+		}
+	}
+	// Two clients over 2 s: the second closes a second after the first, so
+	// the node still answers the second drain call.
+	d, err := call[heraldv1.DrainRequest, heraldv1.DrainResponse](clients[0], adminKey, heraldv1connect.HeraldServiceDrainProcedure,
+		&heraldv1.DrainRequest{DrainTime: durationpb.New(2 * time.Second)})
+	if err != nil || d.Node != id || d.Conns != 2 || d.DrainTime.AsDuration() != 2*time.Second || d.Already {
+		t.Fatalf("drain: %v %v", d, err)
+	}
+	d, err = call[heraldv1.DrainRequest, heraldv1.DrainResponse](clients[1], adminKey, heraldv1connect.HeraldServiceDrainProcedure,
+		&heraldv1.DrainRequest{})
+	if err != nil || !d.Already || d.Node != id {
+		t.Fatalf("second drain: %v %v", d, err)
+	}
+	for _, c := range []*client{phone, laptop} {
+		if code := c.expectClose(); code != protocol.CloseDraining {
+			t.Fatalf("drained client closed with %d, want %d", code, protocol.CloseDraining)
+		}
+	}
+	if err := n.exited(); err != nil {
+		t.Fatalf("drained node exited with %v", err)
 	}
 }

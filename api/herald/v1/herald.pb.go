@@ -17,6 +17,7 @@ package heraldv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -2074,11 +2075,132 @@ func (x *GetRouteResponse) GetLoad() float64 {
 	return 0
 }
 
+// DrainRequest asks the node to drain.
+type DrainRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// drain_time spreads the closing of the clients (0 to 24h); unset: the
+	// node's configured drain_time.
+	DrainTime     *durationpb.Duration `protobuf:"bytes,1,opt,name=drain_time,proto3,oneof" json:"drain_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainRequest) Reset() {
+	*x = DrainRequest{}
+	mi := &file_herald_v1_herald_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainRequest) ProtoMessage() {}
+
+func (x *DrainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
+func (*DrainRequest) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DrainRequest) GetDrainTime() *durationpb.Duration {
+	if x != nil {
+		return x.DrainTime
+	}
+	return nil
+}
+
+// DrainResponse answers a drain.
+type DrainResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node is the draining node's id.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// conns counts the connections it is about to move.
+	Conns int32 `protobuf:"varint,2,opt,name=conns,proto3" json:"conns,omitempty"`
+	// drain_time is the time over which they are closed (unset when already).
+	DrainTime *durationpb.Duration `protobuf:"bytes,3,opt,name=drain_time,proto3" json:"drain_time,omitempty"`
+	// already is true when the node was draining before this call, which
+	// then changed nothing.
+	Already       bool `protobuf:"varint,4,opt,name=already,proto3" json:"already,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainResponse) Reset() {
+	*x = DrainResponse{}
+	mi := &file_herald_v1_herald_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainResponse) ProtoMessage() {}
+
+func (x *DrainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
+func (*DrainResponse) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DrainResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *DrainResponse) GetConns() int32 {
+	if x != nil {
+		return x.Conns
+	}
+	return 0
+}
+
+func (x *DrainResponse) GetDrainTime() *durationpb.Duration {
+	if x != nil {
+		return x.DrainTime
+	}
+	return nil
+}
+
+func (x *DrainResponse) GetAlready() bool {
+	if x != nil {
+		return x.Already
+	}
+	return false
+}
+
 var File_herald_v1_herald_proto protoreflect.FileDescriptor
 
 const file_herald_v1_herald_proto_rawDesc = "" +
 	"\n" +
-	"\x16herald/v1/herald.proto\x12\therald.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"9\n" +
+	"\x16herald/v1/herald.proto\x12\therald.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"9\n" +
 	"\tErrorInfo\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"n\n" +
@@ -2206,7 +2328,19 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\x10GetRouteResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x12\n" +
-	"\x04load\x18\x03 \x01(\x01R\x04load2\xc9\a\n" +
+	"\x04load\x18\x03 \x01(\x01R\x04load\"]\n" +
+	"\fDrainRequest\x12>\n" +
+	"\n" +
+	"drain_time\x18\x01 \x01(\v2\x19.google.protobuf.DurationH\x00R\n" +
+	"drain_time\x88\x01\x01B\r\n" +
+	"\v_drain_time\"\x8e\x01\n" +
+	"\rDrainResponse\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
+	"\x05conns\x18\x02 \x01(\x05R\x05conns\x129\n" +
+	"\n" +
+	"drain_time\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"drain_time\x12\x18\n" +
+	"\aalready\x18\x04 \x01(\bR\aalready2\x8a\b\n" +
 	"\rHeraldService\x127\n" +
 	"\x04Push\x12\x16.herald.v1.PushRequest\x1a\x17.herald.v1.PushResponse\x12F\n" +
 	"\tPushBatch\x12\x1b.herald.v1.PushBatchRequest\x1a\x1c.herald.v1.PushBatchResponse\x12N\n" +
@@ -2221,7 +2355,8 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\bKickUser\x12\x1a.herald.v1.KickUserRequest\x1a\x1b.herald.v1.KickUserResponse\x12H\n" +
 	"\bGetStats\x12\x1a.herald.v1.GetStatsRequest\x1a\x1b.herald.v1.GetStatsResponse\"\x03\x90\x02\x01\x12K\n" +
 	"\tListNodes\x12\x1b.herald.v1.ListNodesRequest\x1a\x1c.herald.v1.ListNodesResponse\"\x03\x90\x02\x01\x12H\n" +
-	"\bGetRoute\x12\x1a.herald.v1.GetRouteRequest\x1a\x1b.herald.v1.GetRouteResponse\"\x03\x90\x02\x01B5Z3github.com/heraldpush/herald/api/herald/v1;heraldv1b\x06proto3"
+	"\bGetRoute\x12\x1a.herald.v1.GetRouteRequest\x1a\x1b.herald.v1.GetRouteResponse\"\x03\x90\x02\x01\x12?\n" +
+	"\x05Drain\x12\x17.herald.v1.DrainRequest\x1a\x18.herald.v1.DrainResponse\"\x03\x90\x02\x02B5Z3github.com/heraldpush/herald/api/herald/v1;heraldv1b\x06proto3"
 
 var (
 	file_herald_v1_herald_proto_rawDescOnce sync.Once
@@ -2235,7 +2370,7 @@ func file_herald_v1_herald_proto_rawDescGZIP() []byte {
 	return file_herald_v1_herald_proto_rawDescData
 }
 
-var file_herald_v1_herald_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_herald_v1_herald_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_herald_v1_herald_proto_goTypes = []any{
 	(*ErrorInfo)(nil),             // 0: herald.v1.ErrorInfo
 	(*Target)(nil),                // 1: herald.v1.Target
@@ -2270,51 +2405,58 @@ var file_herald_v1_herald_proto_goTypes = []any{
 	(*Node)(nil),                  // 30: herald.v1.Node
 	(*GetRouteRequest)(nil),       // 31: herald.v1.GetRouteRequest
 	(*GetRouteResponse)(nil),      // 32: herald.v1.GetRouteResponse
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(*DrainRequest)(nil),          // 33: herald.v1.DrainRequest
+	(*DrainResponse)(nil),         // 34: herald.v1.DrainResponse
+	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 36: google.protobuf.Duration
 }
 var file_herald_v1_herald_proto_depIdxs = []int32{
 	1,  // 0: herald.v1.PushRequest.to:type_name -> herald.v1.Target
 	2,  // 1: herald.v1.PushBatchRequest.items:type_name -> herald.v1.PushRequest
 	6,  // 2: herald.v1.PushBatchResponse.results:type_name -> herald.v1.PushResult
 	0,  // 3: herald.v1.PushResult.error:type_name -> herald.v1.ErrorInfo
-	33, // 4: herald.v1.GetMessageResponse.created:type_name -> google.protobuf.Timestamp
+	35, // 4: herald.v1.GetMessageResponse.created:type_name -> google.protobuf.Timestamp
 	9,  // 5: herald.v1.GetMessageResponse.users:type_name -> herald.v1.UserStatus
 	18, // 6: herald.v1.GetRoomResponse.members:type_name -> herald.v1.RoomMember
 	21, // 7: herald.v1.GetUserResponse.conns:type_name -> herald.v1.Conn
-	33, // 8: herald.v1.Conn.since:type_name -> google.protobuf.Timestamp
+	35, // 8: herald.v1.Conn.since:type_name -> google.protobuf.Timestamp
 	30, // 9: herald.v1.ListNodesResponse.nodes:type_name -> herald.v1.Node
-	33, // 10: herald.v1.Node.heartbeat:type_name -> google.protobuf.Timestamp
-	2,  // 11: herald.v1.HeraldService.Push:input_type -> herald.v1.PushRequest
-	4,  // 12: herald.v1.HeraldService.PushBatch:input_type -> herald.v1.PushBatchRequest
-	7,  // 13: herald.v1.HeraldService.GetMessage:input_type -> herald.v1.GetMessageRequest
-	10, // 14: herald.v1.HeraldService.RecallMessage:input_type -> herald.v1.RecallMessageRequest
-	12, // 15: herald.v1.HeraldService.JoinRoom:input_type -> herald.v1.JoinRoomRequest
-	14, // 16: herald.v1.HeraldService.LeaveRoom:input_type -> herald.v1.LeaveRoomRequest
-	16, // 17: herald.v1.HeraldService.GetRoom:input_type -> herald.v1.GetRoomRequest
-	19, // 18: herald.v1.HeraldService.GetUser:input_type -> herald.v1.GetUserRequest
-	22, // 19: herald.v1.HeraldService.KickConn:input_type -> herald.v1.KickConnRequest
-	24, // 20: herald.v1.HeraldService.KickUser:input_type -> herald.v1.KickUserRequest
-	26, // 21: herald.v1.HeraldService.GetStats:input_type -> herald.v1.GetStatsRequest
-	28, // 22: herald.v1.HeraldService.ListNodes:input_type -> herald.v1.ListNodesRequest
-	31, // 23: herald.v1.HeraldService.GetRoute:input_type -> herald.v1.GetRouteRequest
-	3,  // 24: herald.v1.HeraldService.Push:output_type -> herald.v1.PushResponse
-	5,  // 25: herald.v1.HeraldService.PushBatch:output_type -> herald.v1.PushBatchResponse
-	8,  // 26: herald.v1.HeraldService.GetMessage:output_type -> herald.v1.GetMessageResponse
-	11, // 27: herald.v1.HeraldService.RecallMessage:output_type -> herald.v1.RecallMessageResponse
-	13, // 28: herald.v1.HeraldService.JoinRoom:output_type -> herald.v1.JoinRoomResponse
-	15, // 29: herald.v1.HeraldService.LeaveRoom:output_type -> herald.v1.LeaveRoomResponse
-	17, // 30: herald.v1.HeraldService.GetRoom:output_type -> herald.v1.GetRoomResponse
-	20, // 31: herald.v1.HeraldService.GetUser:output_type -> herald.v1.GetUserResponse
-	23, // 32: herald.v1.HeraldService.KickConn:output_type -> herald.v1.KickConnResponse
-	25, // 33: herald.v1.HeraldService.KickUser:output_type -> herald.v1.KickUserResponse
-	27, // 34: herald.v1.HeraldService.GetStats:output_type -> herald.v1.GetStatsResponse
-	29, // 35: herald.v1.HeraldService.ListNodes:output_type -> herald.v1.ListNodesResponse
-	32, // 36: herald.v1.HeraldService.GetRoute:output_type -> herald.v1.GetRouteResponse
-	24, // [24:37] is the sub-list for method output_type
-	11, // [11:24] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	35, // 10: herald.v1.Node.heartbeat:type_name -> google.protobuf.Timestamp
+	36, // 11: herald.v1.DrainRequest.drain_time:type_name -> google.protobuf.Duration
+	36, // 12: herald.v1.DrainResponse.drain_time:type_name -> google.protobuf.Duration
+	2,  // 13: herald.v1.HeraldService.Push:input_type -> herald.v1.PushRequest
+	4,  // 14: herald.v1.HeraldService.PushBatch:input_type -> herald.v1.PushBatchRequest
+	7,  // 15: herald.v1.HeraldService.GetMessage:input_type -> herald.v1.GetMessageRequest
+	10, // 16: herald.v1.HeraldService.RecallMessage:input_type -> herald.v1.RecallMessageRequest
+	12, // 17: herald.v1.HeraldService.JoinRoom:input_type -> herald.v1.JoinRoomRequest
+	14, // 18: herald.v1.HeraldService.LeaveRoom:input_type -> herald.v1.LeaveRoomRequest
+	16, // 19: herald.v1.HeraldService.GetRoom:input_type -> herald.v1.GetRoomRequest
+	19, // 20: herald.v1.HeraldService.GetUser:input_type -> herald.v1.GetUserRequest
+	22, // 21: herald.v1.HeraldService.KickConn:input_type -> herald.v1.KickConnRequest
+	24, // 22: herald.v1.HeraldService.KickUser:input_type -> herald.v1.KickUserRequest
+	26, // 23: herald.v1.HeraldService.GetStats:input_type -> herald.v1.GetStatsRequest
+	28, // 24: herald.v1.HeraldService.ListNodes:input_type -> herald.v1.ListNodesRequest
+	31, // 25: herald.v1.HeraldService.GetRoute:input_type -> herald.v1.GetRouteRequest
+	33, // 26: herald.v1.HeraldService.Drain:input_type -> herald.v1.DrainRequest
+	3,  // 27: herald.v1.HeraldService.Push:output_type -> herald.v1.PushResponse
+	5,  // 28: herald.v1.HeraldService.PushBatch:output_type -> herald.v1.PushBatchResponse
+	8,  // 29: herald.v1.HeraldService.GetMessage:output_type -> herald.v1.GetMessageResponse
+	11, // 30: herald.v1.HeraldService.RecallMessage:output_type -> herald.v1.RecallMessageResponse
+	13, // 31: herald.v1.HeraldService.JoinRoom:output_type -> herald.v1.JoinRoomResponse
+	15, // 32: herald.v1.HeraldService.LeaveRoom:output_type -> herald.v1.LeaveRoomResponse
+	17, // 33: herald.v1.HeraldService.GetRoom:output_type -> herald.v1.GetRoomResponse
+	20, // 34: herald.v1.HeraldService.GetUser:output_type -> herald.v1.GetUserResponse
+	23, // 35: herald.v1.HeraldService.KickConn:output_type -> herald.v1.KickConnResponse
+	25, // 36: herald.v1.HeraldService.KickUser:output_type -> herald.v1.KickUserResponse
+	27, // 37: herald.v1.HeraldService.GetStats:output_type -> herald.v1.GetStatsResponse
+	29, // 38: herald.v1.HeraldService.ListNodes:output_type -> herald.v1.ListNodesResponse
+	32, // 39: herald.v1.HeraldService.GetRoute:output_type -> herald.v1.GetRouteResponse
+	34, // 40: herald.v1.HeraldService.Drain:output_type -> herald.v1.DrainResponse
+	27, // [27:41] is the sub-list for method output_type
+	13, // [13:27] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_herald_v1_herald_proto_init() }
@@ -2327,13 +2469,14 @@ func file_herald_v1_herald_proto_init() {
 		(*PushResult_Id)(nil),
 		(*PushResult_Error)(nil),
 	}
+	file_herald_v1_herald_proto_msgTypes[33].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_v1_herald_proto_rawDesc), len(file_herald_v1_herald_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

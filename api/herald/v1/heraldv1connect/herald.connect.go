@@ -69,6 +69,8 @@ const (
 	HeraldServiceListNodesProcedure = "/herald.v1.HeraldService/ListNodes"
 	// HeraldServiceGetRouteProcedure is the fully-qualified name of the HeraldService's GetRoute RPC.
 	HeraldServiceGetRouteProcedure = "/herald.v1.HeraldService/GetRoute"
+	// HeraldServiceDrainProcedure is the fully-qualified name of the HeraldService's Drain RPC.
+	HeraldServiceDrainProcedure = "/herald.v1.HeraldService/Drain"
 )
 
 // HeraldServiceClient is a client for the herald.v1.HeraldService service.
@@ -106,6 +108,9 @@ type HeraldServiceClient interface {
 	ListNodes(context.Context, *connect.Request[v1.ListNodesRequest]) (*connect.Response[v1.ListNodesResponse], error)
 	// GetRoute names the least-loaded live node (GET /v1/route).
 	GetRoute(context.Context, *connect.Request[v1.GetRouteRequest]) (*connect.Response[v1.GetRouteResponse], error)
+	// Drain drains the node that takes the call: it moves its clients to
+	// other nodes and exits (POST /v1/admin/drain; admin keys only).
+	Drain(context.Context, *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error)
 }
 
 // NewHeraldServiceClient constructs a client for the herald.v1.HeraldService service. By default,
@@ -206,6 +211,13 @@ func NewHeraldServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		drain: connect.NewClient[v1.DrainRequest, v1.DrainResponse](
+			httpClient,
+			baseURL+HeraldServiceDrainProcedure,
+			connect.WithSchema(heraldServiceMethods.ByName("Drain")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -224,6 +236,7 @@ type heraldServiceClient struct {
 	getStats      *connect.Client[v1.GetStatsRequest, v1.GetStatsResponse]
 	listNodes     *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
 	getRoute      *connect.Client[v1.GetRouteRequest, v1.GetRouteResponse]
+	drain         *connect.Client[v1.DrainRequest, v1.DrainResponse]
 }
 
 // Push calls herald.v1.HeraldService.Push.
@@ -291,6 +304,11 @@ func (c *heraldServiceClient) GetRoute(ctx context.Context, req *connect.Request
 	return c.getRoute.CallUnary(ctx, req)
 }
 
+// Drain calls herald.v1.HeraldService.Drain.
+func (c *heraldServiceClient) Drain(ctx context.Context, req *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error) {
+	return c.drain.CallUnary(ctx, req)
+}
+
 // HeraldServiceHandler is an implementation of the herald.v1.HeraldService service.
 type HeraldServiceHandler interface {
 	// Push pushes one message (POST /v1/push).
@@ -326,6 +344,9 @@ type HeraldServiceHandler interface {
 	ListNodes(context.Context, *connect.Request[v1.ListNodesRequest]) (*connect.Response[v1.ListNodesResponse], error)
 	// GetRoute names the least-loaded live node (GET /v1/route).
 	GetRoute(context.Context, *connect.Request[v1.GetRouteRequest]) (*connect.Response[v1.GetRouteResponse], error)
+	// Drain drains the node that takes the call: it moves its clients to
+	// other nodes and exits (POST /v1/admin/drain; admin keys only).
+	Drain(context.Context, *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error)
 }
 
 // NewHeraldServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -422,6 +443,13 @@ func NewHeraldServiceHandler(svc HeraldServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	heraldServiceDrainHandler := connect.NewUnaryHandler(
+		HeraldServiceDrainProcedure,
+		svc.Drain,
+		connect.WithSchema(heraldServiceMethods.ByName("Drain")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/herald.v1.HeraldService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case HeraldServicePushProcedure:
@@ -450,6 +478,8 @@ func NewHeraldServiceHandler(svc HeraldServiceHandler, opts ...connect.HandlerOp
 			heraldServiceListNodesHandler.ServeHTTP(w, r)
 		case HeraldServiceGetRouteProcedure:
 			heraldServiceGetRouteHandler.ServeHTTP(w, r)
+		case HeraldServiceDrainProcedure:
+			heraldServiceDrainHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -509,4 +539,8 @@ func (UnimplementedHeraldServiceHandler) ListNodes(context.Context, *connect.Req
 
 func (UnimplementedHeraldServiceHandler) GetRoute(context.Context, *connect.Request[v1.GetRouteRequest]) (*connect.Response[v1.GetRouteResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.GetRoute is not implemented"))
+}
+
+func (UnimplementedHeraldServiceHandler) Drain(context.Context, *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.Drain is not implemented"))
 }
