@@ -35,9 +35,10 @@ type MessageRecord struct {
 type Records interface {
 	// PutRecord stores a record (replacing one with the same app and id).
 	PutRecord(ctx context.Context, r MessageRecord) error
-	// PutBatch stores the records of one batch of messages together, in
-	// one write: each record's id is BatchID(batch, i) for some i. Record
-	// and Recall find them as they find the others.
+	// PutBatch stores the records of one batch of messages: those whose id
+	// is BatchID(batch, i) for some i together, in one write, any others
+	// as PutRecord would (in the same round trip). Record and Recall find
+	// them all as they find the others.
 	PutBatch(ctx context.Context, app, batch string, rs []MessageRecord) error
 	// Record returns the record of app's message id, or ErrNotFound.
 	Record(ctx context.Context, app, id string) (MessageRecord, error)

@@ -605,8 +605,9 @@ func TestBroadInterest(t *testing.T) {
 	}
 }
 
-// TestRecordsBatch: the records of a batch, stored in one write, are found
-// one by one; recalling one recalls only it.
+// TestRecordsBatch: the records of a batch, stored in one write (a record
+// with an id of its own beside them), are found one by one; recalling one
+// recalls only it.
 func TestRecordsBatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -618,10 +619,11 @@ func TestRecordsBatch(t *testing.T) {
 		rs = append(rs, engine.MessageRecord{ID: engine.BatchID("m_b1", i), App: "app", Created: now, TTL: time.Minute,
 			Users: []engine.UserSeq{{User: "u" + strconv.Itoa(i), Seq: uint64(i + 1)}}})
 	}
-	if err := r.PutBatch(ctx, "app", "m_b1", rs); err != nil {
+	own := engine.MessageRecord{ID: "order-7", App: "app", Created: now, TTL: time.Minute, Users: []engine.UserSeq{{User: "v", Seq: 9}}}
+	if err := r.PutBatch(ctx, "app", "m_b1", append(rs, own)); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range rs {
+	for _, want := range append(rs, own) {
 		got, err := r.Record(ctx, "app", want.ID)
 		if err != nil || got.ID != want.ID || got.Users[0] != want.Users[0] || !got.Created.Equal(now) || got.Recalled {
 			t.Fatalf("Record(%s) = %+v, %v", want.ID, got, err)

@@ -91,16 +91,42 @@ func (r *Records) PutRecord(ctx context.Context, rec engine.MessageRecord) error
 	return nil
 }
 
-// PutBatch implements engine.Records: the records as one JSON array under
-// the key <app>.=b.<batch> (record keys have two tokens, so it never meets
-// one).
+// PutBatch implements engine.Records: the batch's members as one JSON
+// array under the key <app>.=b.<batch> (record keys have two tokens, so it
+// never meets one), the others under their own keys; all published at
+// once, then one wait for the acknowledgements.
 func (r *Records) PutBatch(ctx context.Context, app, batch string, rs []engine.MessageRecord) error {
 	if err := r.open(ctx); err != nil {
 		return err
 	}
-	b, _ := json.Marshal(rs)
-	if _, err := r.msgs.Put(ctx, batchKey(app, batch), b); err != nil {
-		return fmt.Errorf("natsengine: storing the records of batch %s: %w", batch, err)
+	var members []engine.MessageRecord
+	var futures []jetstream.PubAckFuture
+	put := func(key string, v any) error {
+		b, _ := json.Marshal(v)
+		f, err := r.js.PublishAsync("$KV.HERALD_MSG."+key, b)
+		futures = append(futures, f)
+		return err
+	}
+	for _, rec := range rs {
+		if b, ok := engine.SplitBatchID(rec.ID); ok && b == batch {
+			members = append(members, rec)
+		} else if err := put(recordKey(app, rec.ID), rec); err != nil {
+			return fmt.Errorf("natsengine: storing records: %w", err)
+		}
+	}
+	if len(members) > 0 {
+		if err := put(batchKey(app, batch), members); err != nil {
+			return fmt.Errorf("natsengine: storing records: %w", err)
+		}
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("natsengine: storing records: %w", err)
+		case <-ctx.Done():
+			return fmt.Errorf("natsengine: storing records: %w", ctx.Err())
+		}
 	}
 	return nil
 }

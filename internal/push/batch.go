@@ -90,8 +90,8 @@ func (o *orderLocks) lock(app string, keys []string) func() {
 }
 
 // storable reports whether every push of a batch still to do is an offline
-// push to one user and nothing else, without an id: such a batch is stored
-// with one pipelined engine call per app (storeMany).
+// push to one user and nothing else: such a batch is stored with one
+// pipelined engine call per app (storeMany).
 func (s *Service) storable(reqs []*Request, errs []error) bool {
 	n := 0
 	for i, r := range reqs {
@@ -99,7 +99,7 @@ func (s *Service) storable(reqs []*Request, errs []error) bool {
 			continue
 		}
 		t := &r.To
-		if !r.Offline || r.ID != "" || len(t.Users) != 1 || len(t.Conns)+len(t.Rooms) > 0 || t.App || t.All {
+		if !r.Offline || len(t.Users) != 1 || len(t.Conns)+len(t.Rooms) > 0 || t.App || t.All {
 			return false
 		}
 		n++
@@ -109,20 +109,39 @@ func (s *Service) storable(reqs []*Request, errs []error) bool {
 
 // storeMany stores a storable batch: validated, then per app one AppendMany
 // (each user's messages keep their order), one round of records, and each
-// message published live with its seq.
+// message published live with its seq. A push with an id seen within the
+// idempotency window is not stored again: it gets the first one's answer.
 func (s *Service) storeMany(ctx context.Context, reqs []*Request, errs []error) []string {
 	ids := make([]string, len(reqs))
 	byApp := map[string][]int{}
+	owned := map[int]*idemEntry{}
+	repeats := map[int]*idemEntry{}
 	for i, r := range reqs {
 		if errs[i] != nil {
 			continue
 		}
-		if errs[i] = s.validate(r); errs[i] == nil {
-			byApp[r.App] = append(byApp[r.App], i)
+		if errs[i] = s.validate(r); errs[i] != nil {
+			continue
 		}
+		if r.ID != "" {
+			e, own := s.claim(r.App + "\x00" + r.ID)
+			if !own {
+				repeats[i] = e
+				continue
+			}
+			owned[i] = e
+		}
+		byApp[r.App] = append(byApp[r.App], i)
 	}
 	for app, items := range byApp {
 		s.storeApp(ctx, app, reqs, items, ids, errs)
+	}
+	for i, e := range owned {
+		s.settle(reqs[i].App+"\x00"+reqs[i].ID, e, ids[i], errs[i])
+	}
+	for i, e := range repeats {
+		<-e.done
+		ids[i], errs[i] = e.id, e.err
 	}
 	return ids
 }
@@ -142,7 +161,11 @@ func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, ite
 		if r.TTL != nil {
 			ttl = time.Duration(*r.TTL) * time.Second
 		}
-		m := protocol.Message{ID: engine.BatchID(batch, k), Data: r.Data, TS: now.UnixMilli()}
+		id := r.ID
+		if id == "" {
+			id = engine.BatchID(batch, k)
+		}
+		m := protocol.Message{ID: id, Data: r.Data, TS: now.UnixMilli()}
 		entries[k] = engine.Entry{User: users[k], ID: m.ID, Payload: protocol.AppendMessage(nil, &m), TTL: ttl}
 	}
 	seqs, failed := s.inbox.AppendMany(ctx, app, entries)

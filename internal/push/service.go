@@ -137,15 +137,30 @@ func (s *Service) Push(ctx context.Context, r *Request) (string, error) {
 // idempotent runs fn once per key within the idempotency window; repeats
 // get the first answer. A failed attempt is forgotten.
 func (s *Service) idempotent(key string, fn func() (string, error)) (string, error) {
+	for {
+		e, own := s.claim(key)
+		if !own {
+			<-e.done
+			if e.err != nil {
+				continue
+			}
+			return e.id, nil
+		}
+		id, err := fn()
+		s.settle(key, e, id, err)
+		return id, err
+	}
+}
+
+// claim returns the key's entry within the idempotency window and whether
+// the caller made it (and so must settle it); otherwise the entry's done
+// closes once its owner settled it.
+func (s *Service) claim(key string) (*idemEntry, bool) {
 	now := time.Now()
 	s.idemMu.Lock()
+	defer s.idemMu.Unlock()
 	if e := s.idem[key]; e != nil && now.Before(e.expires) {
-		s.idemMu.Unlock()
-		<-e.done
-		if e.err != nil {
-			return s.idempotent(key, fn)
-		}
-		return e.id, nil
+		return e, false
 	}
 	e := &idemEntry{done: make(chan struct{}), expires: now.Add(s.limits.IdempotencyTTL)}
 	s.idem[key] = e
@@ -156,16 +171,18 @@ func (s *Service) idempotent(key string, fn func() (string, error)) (string, err
 			}
 		}
 	}
-	s.idemMu.Unlock()
+	return e, true
+}
 
-	e.id, e.err = fn()
-	if e.err != nil {
+// settle records the outcome of a claimed key; a failure is forgotten.
+func (s *Service) settle(key string, e *idemEntry, id string, err error) {
+	e.id, e.err = id, err
+	if err != nil {
 		s.idemMu.Lock()
 		delete(s.idem, key)
 		s.idemMu.Unlock()
 	}
 	close(e.done)
-	return e.id, e.err
 }
 
 func (s *Service) validate(r *Request) error {

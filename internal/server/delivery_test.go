@@ -247,6 +247,41 @@ func TestOfflineIdempotentPushIsStoredOnce(t *testing.T) {
 	c.expectResumed(0, 1, true)
 }
 
+// TestOfflineIdempotentBatchIsStoredOnce: a stored batch sent again (and
+// an id repeated within it) stores each id once; the repeats answer the
+// first ids, and status finds a message by its own id.
+func TestOfflineIdempotentBatchIsStoredOnce(t *testing.T) {
+	n := startNode(t, nil)
+	items := []any{
+		map[string]any{"id": "b-1", "to": map[string]any{"users": []string{"kim"}}, "data": 1, "offline": true},
+		map[string]any{"to": map[string]any{"users": []string{"kim"}}, "data": 2, "offline": true},
+		map[string]any{"id": "b-1", "to": map[string]any{"users": []string{"kim"}}, "data": "again", "offline": true},
+		map[string]any{"id": "b-3", "to": map[string]any{"users": []string{"kim"}}, "data": 3, "offline": true},
+	}
+	for round := range 2 {
+		status, out := n.call("POST", "/v1/push/batch", "", map[string]any{"items": items})
+		if status != 200 {
+			t.Fatalf("batch: %d %v", status, out)
+		}
+		res := out["results"].([]any)
+		for i, want := range []string{"b-1", "", "b-1", "b-3"} {
+			got, _ := res[i].(map[string]any)["id"].(string)
+			if got == "" || want != "" && got != want {
+				t.Fatalf("round %d, item %d: %v", round, i, res[i])
+			}
+		}
+	}
+	c, w := n.dialFresh("user=kim")
+	if w["seq"] != float64(4) { // b-1, two unnamed pushes, b-3
+		t.Fatalf("welcome %v: want 4 stored", w)
+	}
+	c.expectStored(1, 1, 2, 3, 2)
+	c.expectResumed(0, 4, true)
+	if _, st := n.call("GET", "/v1/messages/b-3", "", nil); st["targeted"] != float64(1) {
+		t.Fatalf("status of b-3: %v", st)
+	}
+}
+
 func TestOfflineNeedsUsers(t *testing.T) {
 	n := startNode(t, nil)
 	status, out := n.call("POST", "/v1/push", "", map[string]any{"to": map[string]any{"rooms": []string{"r"}}, "data": 1, "offline": true})
