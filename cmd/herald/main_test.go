@@ -128,7 +128,13 @@ type proc struct {
 // waited for when the test ends, if it is still running then.
 func start(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(heraldBin, args...)
+	return startBin(t, heraldBin, env, args...)
+}
+
+// startBin is start for any binary.
+func startBin(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = childEnv(env...)
 	cmd.Dir = t.TempDir() // registered before the cleanup below, so removed after the kill
 	stderr, err := cmd.StderrPipe()
@@ -136,9 +142,9 @@ func start(t *testing.T, env []string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting herald: %v", err)
+		t.Fatalf("starting %s: %v", filepath.Base(bin), err)
 	}
-	p := &proc{t: t, name: "herald " + strings.Join(args, " "), cmd: cmd,
+	p := &proc{t: t, name: filepath.Base(bin) + " " + strings.Join(args, " "), cmd: cmd,
 		more: make(chan struct{}, 1), done: make(chan struct{})}
 	go p.collect(stderr)
 	t.Cleanup(func() {
@@ -291,17 +297,30 @@ type wsClient struct {
 	frames chan map[string]any // text frames, decoded
 	closed chan int            // the server's close code; 1006 when the socket ended without a close frame
 	quit   chan struct{}
+
+	closeOnce sync.Once
 }
 
 // dialWS connects to ws://addr/v1/ws with the query (with its leading
-// "?", or empty).
+// "?", or empty). The connection is closed when the test ends.
 func dialWS(t *testing.T, addr, query string) *wsClient {
 	t.Helper()
+	c, err := tryDialWS(t, addr, query)
+	if err != nil {
+		t.Fatalf("dial /v1/ws%s: %v", query, err)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
+// tryDialWS is dialWS for any goroutine: it reports a failed dial, and the
+// caller closes the connection.
+func tryDialWS(t *testing.T, addr, query string) (*wsClient, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	conn, br, _, err := ws.Dialer{Timeout: deadline}.Dial(ctx, "ws://"+addr+"/v1/ws"+query)
 	if err != nil {
-		t.Fatalf("dial /v1/ws%s: %v", query, err)
+		return nil, err
 	}
 	var in io.Reader = conn
 	if br != nil {
@@ -312,11 +331,15 @@ func dialWS(t *testing.T, addr, query string) *wsClient {
 	c := &wsClient{t: t, conn: conn, frames: make(chan map[string]any, 64), closed: make(chan int, 1),
 		quit: make(chan struct{})}
 	go c.read(in)
-	t.Cleanup(func() {
+	return c, nil
+}
+
+// close ends the connection and its reader (once; later calls do nothing).
+func (c *wsClient) close() {
+	c.closeOnce.Do(func() {
 		close(c.quit)
-		_ = conn.Close()
+		_ = c.conn.Close()
 	})
-	return c
 }
 
 func (c *wsClient) read(in io.Reader) {
@@ -764,160 +787,4 @@ func TestSIGKILLLosesNoAcknowledgedMessage(t *testing.T) {
 	if f := c.next(); f["type"] != "resumed" || f["complete"] != true || f["to"] != float64(n) {
 		t.Fatalf("after the replay: %v", f)
 	}
-}
-
-// freePort returns a loopback port nothing listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// TestEmbeddedClusterOfThreeNodes: three herald processes cluster their
-// embedded NATS servers; a push taken by one node reaches a client of
-// another, a stored message is replayed by a third, every node lists all
-// three, and a node killed with SIGKILL loses nothing acknowledged.
-func TestEmbeddedClusterOfThreeNodes(t *testing.T) {
-	var routes [3]string
-	for i := range routes {
-		routes[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	}
-	var procs [3]*proc
-	for i := range procs {
-		var peers []string
-		for j, r := range routes {
-			if j != i {
-				peers = append(peers, "nats://"+r)
-			}
-		}
-		procs[i] = start(t, nil, "serve", "--dev", "--addr", "127.0.0.1:0", "--data", t.TempDir(),
-			"--node-id", fmt.Sprintf("node%d", i+1), "--cluster-name", "herald-test",
-			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(peers, ","))
-	}
-	var addrs [3]string
-	for i, p := range procs {
-		m := servingRE.FindStringSubmatch(p.waitLine(`msg="herald serving"`))
-		if m == nil {
-			t.Fatalf("node %d: no address", i+1)
-		}
-		addrs[i] = m[1]
-	}
-
-	bob := dialWS(t, addrs[2], "?user=bob")
-	bob.welcome("bob")
-	if r := run(t, nil, "push", "--url", "http://"+addrs[0], "--user", "bob", "--data", `{"n":1}`); r.code != 0 {
-		t.Fatalf("push on node 1: %v", r)
-	}
-	bob.awaitPush(map[string]any{"n": float64(1)})
-
-	if r := run(t, nil, "push", "--url", "http://"+addrs[0], "--user", "carol", "--offline", "--data", "7"); r.code != 0 {
-		t.Fatalf("offline push on node 1: %v", r)
-	}
-	carol := dialWS(t, addrs[1], "?user=carol")
-	if w := carol.welcome("carol"); w["seq"] != float64(1) {
-		t.Fatalf("welcome on node 2: %v", w)
-	}
-	if m := carol.awaitPush(float64(7)); m["seq"] != float64(1) {
-		t.Fatalf("replayed on node 2: %v", m)
-	}
-
-	deadlineAt := time.Now().Add(deadline)
-	for {
-		_, body := get(t, addrs[1], "/v1/nodes")
-		if strings.Count(body, `"id":"node`) == 3 {
-			break
-		}
-		if time.Now().After(deadlineAt) {
-			t.Fatalf("nodes never listed all three: %s", body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-
-	// SIGKILL node 3 (bob's): its client is cut off; stored pushes taken by
-	// node 1 meanwhile are not lost (JetStream keeps 3 replicas, 2 remain);
-	// bob reconnects to node 2 and resumes by sequence; carol, on node 2,
-	// keeps receiving.
-	if err := procs[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	procs[2].waitExit()
-	if code := bob.closeCode(); code != 1006 {
-		t.Fatalf("bob's connection to the killed node ended with %d", code)
-	}
-	// During the failover a push that cannot be stored gets a clear 503;
-	// the backend retries it with the same id (idempotent).
-	for i := 1; i <= 3; i++ {
-		giveUp := time.Now().Add(deadline)
-		for {
-			r := run(t, nil, "push", "--url", "http://"+addrs[0], "--user", "bob", "--offline", "--id", "bob-"+strconv.Itoa(i), "--data", strconv.Itoa(i))
-			if r.code == 0 {
-				break
-			}
-			if !strings.Contains(r.stdout, "unavailable") || time.Now().After(giveUp) {
-				t.Fatalf("offline push %d with a node down: %v", i, r)
-			}
-			time.Sleep(100 * time.Millisecond) // a retry interval, not a synchronisation
-		}
-	}
-	if r := run(t, nil, "push", "--url", "http://"+addrs[0], "--user", "carol", "--data", `"still here"`); r.code != 0 {
-		t.Fatalf("push to carol with a node down: %v", r)
-	}
-	carol.awaitPush("still here")
-	// While JetStream moves the stream's leadership away from the dead node
-	// a replay may be refused with 4000 (reconnect), never answered with a
-	// loss: reconnect until the replay comes.
-	giveUp := time.Now().Add(deadline)
-	for {
-		bob = dialWS(t, addrs[1], "?user=bob&since=0")
-		var f map[string]any
-		if w := bob.nextOrClose(); w != nil {
-			if w["type"] != "welcome" || w["seq"] != float64(3) {
-				t.Fatalf("bob's welcome on node 2: %v", w)
-			}
-			f = bob.nextOrClose()
-		}
-		if f == nil || f["type"] != "push" {
-			if time.Now().After(giveUp) {
-				t.Fatalf("no replay within %v; last frame %v", deadline, f)
-			}
-			time.Sleep(100 * time.Millisecond) // a retry interval, not a synchronisation
-			continue
-		}
-		var got []any
-		for len(got) < 3 {
-			for _, m := range f["msgs"].([]any) {
-				got = append(got, m.(map[string]any)["seq"])
-			}
-			if len(got) < 3 {
-				f = bob.next()
-			}
-		}
-		if fmt.Sprint(got) != "[1 2 3]" {
-			t.Fatalf("bob's replay on node 2: seqs %v", got)
-		}
-		if r := bob.next(); r["type"] != "resumed" || r["complete"] != true {
-			t.Fatalf("after bob's replay: %v", r)
-		}
-		break
-	}
-}
-
-// nextOrClose is next, but returns nil when the server closed the
-// connection instead.
-func (c *wsClient) nextOrClose() map[string]any {
-	c.t.Helper()
-	select {
-	case m := <-c.frames:
-		return m
-	case code := <-c.closed:
-		c.closed <- code
-		return nil
-	case <-time.After(deadline):
-		c.t.Fatalf("no frame within %v", deadline)
-	}
-	return nil
 }

@@ -32,6 +32,7 @@ func serve(args []string) error {
 		clusterName   = fs.String("cluster-name", "", "cluster the embedded NATS servers of several nodes under this name (with --cluster-listen and --cluster-peers)")
 		clusterListen = fs.String("cluster-listen", "", "host:port this node accepts cluster routes on")
 		clusterPeers  listFlag
+		replicas      = fs.Int("replicas", 0, "copies JetStream keeps of Herald's data (0: 3 with --cluster-*, else 1); set 3 with --nats-url of a NATS cluster")
 		advertise     = fs.String("advertise", "", "host:port clients reach this node at, for /v1/nodes and /v1/route (default: the listen address)")
 		nodeID        = fs.String("node-id", "", "node id (a-z, 0-9, '-'); random when empty")
 		app           = fs.String("app", "", "define one app with this name")
@@ -80,6 +81,7 @@ func serve(args []string) error {
 	over("cluster-name", func() { cfg.ClusterName = *clusterName })
 	over("cluster-listen", func() { cfg.ClusterListen = *clusterListen })
 	over("cluster-peers", func() { cfg.ClusterPeers = clusterPeers })
+	over("replicas", func() { cfg.Replicas = *replicas })
 	over("node-id", func() { cfg.NodeID = *nodeID })
 	over("admin-key", func() { cfg.AdminKeys = append(cfg.AdminKeys, *adminKey) })
 	over("auth-timeout", func() { cfg.Limits.AuthTimeout = *authWait })

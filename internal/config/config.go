@@ -64,7 +64,11 @@ type Config struct {
 	ClusterName   string   `yaml:"cluster_name"`
 	ClusterListen string   `yaml:"cluster_listen"`
 	ClusterPeers  []string `yaml:"cluster_peers"`
-	NodeID        string   `yaml:"node_id"`
+	// Replicas is how many copies JetStream keeps of Herald's streams and
+	// buckets; 0 means 3 with the cluster_* settings, else 1. Set it to 3
+	// with a nats_url of a NATS cluster.
+	Replicas int    `yaml:"replicas"`
+	NodeID   string `yaml:"node_id"`
 	// DrainTime is how long a drain (herald drain, POST /v1/admin/drain)
 	// spreads closing the node's clients over, unless the call names one.
 	DrainTime      time.Duration `yaml:"drain_time"`
@@ -143,6 +147,12 @@ func (c *Config) Validate() error {
 	if (c.ClusterName != "" || c.ClusterListen != "" || len(c.ClusterPeers) > 0) &&
 		(c.ClusterName == "" || c.ClusterListen == "" || len(c.ClusterPeers) == 0 || c.NATSURL != "") {
 		errs = append(errs, errors.New("cluster_name, cluster_listen and cluster_peers go together, and not with nats_url"))
+	}
+	switch {
+	case c.Replicas < 0 || c.Replicas > 5:
+		errs = append(errs, fmt.Errorf("replicas must be from 1 to 5 (0: automatic), not %d", c.Replicas))
+	case c.Replicas > 1 && c.NATSURL == "" && c.ClusterName == "":
+		errs = append(errs, errors.New("replicas above 1 need a NATS cluster (nats_url or cluster_*)"))
 	}
 	if !c.Dev && len(c.Apps) == 0 {
 		errs = append(errs, errors.New("no apps configured: use --app/--api-key/--token-secret, a config file, or --dev"))

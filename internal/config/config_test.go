@@ -64,6 +64,9 @@ func TestValidate(t *testing.T) {
 		{"no addr", func(c *Config) { c.Dev = true; c.Addr = "" }, "addr"},
 		{"embedded without data", func(c *Config) { c.Dev = true; c.Data = "" }, "data directory"},
 		{"external needs no data", func(c *Config) { c.Dev = true; c.Data = ""; c.NATSURL = "nats://127.0.0.1:4222" }, ""},
+		{"replicas on an external cluster", func(c *Config) { c.Dev = true; c.NATSURL = "nats://127.0.0.1:4222"; c.Replicas = 3 }, ""},
+		{"replicas on one embedded server", func(c *Config) { c.Dev = true; c.Replicas = 3 }, "need a NATS cluster"},
+		{"too many replicas", func(c *Config) { c.Dev = true; c.NATSURL = "nats://127.0.0.1:4222"; c.Replicas = 7 }, "from 1 to 5"},
 	}
 	for _, tc := range cases {
 		cfg := Default()

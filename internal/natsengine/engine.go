@@ -36,6 +36,9 @@ type Config struct {
 	// Herald nodes then form one NATS cluster, with JetStream data kept in
 	// three replicas.
 	Cluster *Cluster
+	// Replicas is how many copies JetStream keeps of Herald's streams and
+	// buckets; 0 means 3 with Cluster, else 1.
+	Replicas int
 	// Broad subscribes once to every topic at Start and makes Watch and
 	// Unwatch free: right for a node that is the whole cluster (the
 	// embedded default), where per-topic interest would cost memory per

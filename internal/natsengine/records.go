@@ -62,11 +62,14 @@ func (r *Records) open(ctx context.Context) error {
 	return nil
 }
 
-// Replicas is how many copies JetStream keeps of Herald's state: three
-// when Herald nodes cluster their embedded servers, else one (an external
-// cluster's operator sets its own defaults; one keeps a single server
-// working).
+// Replicas is how many copies JetStream keeps of Herald's state: the
+// configured number, else three when Herald nodes cluster their embedded
+// servers and one otherwise (a single server has no room for more; an
+// external cluster needs Config.Replicas set).
 func (e *Engine) Replicas() int {
+	if e.cfg.Replicas > 0 {
+		return e.cfg.Replicas
+	}
 	if e.cfg.Cluster != nil {
 		return 3
 	}

@@ -83,7 +83,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		cluster = &natsengine.Cluster{Name: cfg.ClusterName, Listen: cfg.ClusterListen, Peers: cfg.ClusterPeers}
 	}
 	s.engine, err = natsengine.New(natsengine.Config{
-		URL: cfg.NATSURL, DataDir: cfg.Data, NodeID: cfg.NodeID, Logger: log, Cluster: cluster,
+		URL: cfg.NATSURL, DataDir: cfg.Data, NodeID: cfg.NodeID, Logger: log, Cluster: cluster, Replicas: cfg.Replicas,
 		Broad:  alone,
 		OnDrop: s.metrics.EngineDropped,
 	}, func(p [][]byte) { s.service.Deliver(p) })
