@@ -804,12 +804,15 @@ func TestExternalNATSClusterSurvivesSIGKILLOfAServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	stream, err := js.Stream(ctx, "HERALD_INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// JetStream API calls are retried, each with a short deadline: a
+	// request may go unanswered while the cluster settles or elects.
+	var stream jetstream.Stream
+	eventually(t, "the inbox stream's info", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		stream, err = js.Stream(ctx, "HERALD_INBOX")
+		return err == nil
+	})
 	if r := stream.CachedInfo().Config.Replicas; r != 3 {
 		t.Fatalf("the inbox stream has %d replicas; want 3", r)
 	}
@@ -817,8 +820,10 @@ func TestExternalNATSClusterSurvivesSIGKILLOfAServer(t *testing.T) {
 	// death makes node 3 reconnect and JetStream elect a leader.
 	victim := connectedTo(t, servers, "ext3")
 	eventually(t, "the inbox stream led by "+victim.name, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		info, err := stream.Info(ctx)
-		if err != nil || info.Cluster == nil {
+		if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
 			return false
 		}
 		if info.Cluster.Leader != victim.name {
@@ -829,11 +834,14 @@ func TestExternalNATSClusterSurvivesSIGKILLOfAServer(t *testing.T) {
 		return true
 	})
 
+	// A client whose node lost its NATS server may be closed with 4000
+	// (its node could not read the inbox while JetStream elected a leader):
+	// it reconnects, to the same node, and resumes.
 	p := startPusher(t, []string{"x1", "x2", "x3", "x4"}, func(int) string { return c.addr(0) })
 	node := func(i int) func(string) string { return func(string) string { return c.addr(i) } }
 	l := &load{t: t, pusher: p, followers: []*follower{
-		startFollower(t, "x1", false, node(2)), startFollower(t, "x2", false, node(2)),
-		startFollower(t, "x3", false, node(1)), startFollower(t, "x4", false, node(0)),
+		startFollower(t, "x1", true, node(2)), startFollower(t, "x2", true, node(2)),
+		startFollower(t, "x3", true, node(1)), startFollower(t, "x4", true, node(0)),
 	}}
 	l.progress("messages received before the kill", 20)
 	sendSignal(t, victim.proc, syscall.SIGKILL)

@@ -54,6 +54,7 @@ type conn struct {
 	sending   bool                   // a goroutine publishes sends; guarded by mu
 	ackTo     uint64                 // highest ack not yet stored; guarded by mu
 	sentSeq   uint64                 // highest inbox seq queued to this connection; guarded by mu
+	pos       uint64                 // inbox seq this connection has every stored message up to (sent, or before where it started); guarded by mu
 	acking    bool                   // a goroutine stores acks; guarded by mu
 	drained   chan struct{}          // closed when the writer takes the queue; guarded by mu
 
@@ -99,6 +100,18 @@ func (c *conn) enqueue(frames []*protocol.Outgoing, now bool) {
 		c.g.metrics.SlowConsumer()
 		go c.close(protocol.CloseSlowConsumer, "slow consumer: too much arrived during the replay")
 		return
+	}
+	if !now {
+		if kept := c.inOrder(frames); len(kept) < len(frames) {
+			if frames = kept; len(frames) == 0 {
+				c.mu.Unlock()
+				return
+			}
+			size = 0
+			for _, f := range frames {
+				size += len(f.Frame)
+			}
+		}
 	}
 	// An empty queue takes any one call (a burst of a room, a replay
 	// chunk); a queue the writer has not emptied may not grow past the

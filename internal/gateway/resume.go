@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	"github.com/heraldpush/herald/internal/protocol"
@@ -31,25 +32,44 @@ func (c *conn) hold() bool {
 
 // release ends a replay: held frames go to the queue after it, except stored
 // messages the replay already sent: those of room ("" for the user's inbox)
-// up to position replayed.
+// up to position replayed. After an inbox replay, held inbox messages pass
+// without a gap check (what the inbox did not return is gone); after a room
+// replay they are checked (see inOrder).
 func (c *conn) release(room string, replayed uint64) {
 	c.mu.Lock()
 	g := c.greet
 	c.greet = nil
+	if room == "" {
+		c.pos = max(c.pos, replayed)
+	}
 	if g == nil || c.closed {
 		c.mu.Unlock()
 		return
 	}
-	start := false
+	out := make([]*protocol.Outgoing, 0, len(g.held))
 	for _, f := range g.held {
 		if f.Seq > 0 && f.Room == room && f.Seq <= replayed {
 			continue // the replay sent it
 		}
+		if room == "" && f.Room == "" && f.Seq > 0 {
+			if f.Seq <= c.pos {
+				continue
+			}
+			c.pos = f.Seq
+		}
+		out = append(out, f)
+	}
+	if room != "" {
+		out = c.inOrder(out)
+	}
+	for _, f := range out {
 		c.queue = append(c.queue, f)
 		c.queued += len(f.Frame)
-		start = true
+		if f.Room == "" && f.Seq > c.sentSeq {
+			c.sentSeq = f.Seq
+		}
 	}
-	start = start && !c.writing
+	start := len(out) > 0 && !c.writing
 	if start {
 		c.writing = true
 	}
@@ -58,6 +78,80 @@ func (c *conn) release(room string, replayed uint64) {
 		c.g.schedule(c)
 	}
 }
+
+// inOrder passes live frames on in the order of the user's inbox: it drops
+// stored messages the connection already has (a replay sent them before
+// their live copies arrived), and at a stored message that skips one (its
+// live copy was lost, e.g. while this node's engine connection was down)
+// it holds that frame and those after it, and fills the gap from the
+// inbox. It returns the frames to queue now. Caller holds c.mu, with no
+// replay running.
+func (c *conn) inOrder(frames []*protocol.Outgoing) []*protocol.Outgoing {
+	keep := frames
+	for i, f := range frames {
+		stored := f.Room == "" && f.Seq > 0
+		switch {
+		case stored && f.Seq > c.pos+1:
+			held := slices.Clone(frames[i:])
+			c.greet = &greeting{held: held}
+			for _, h := range held {
+				c.greet.bytes += len(h.Frame)
+			}
+			go c.g.fill(c, c.pos)
+			if len(keep) == len(frames) {
+				return frames[:i]
+			}
+			return keep
+		case stored && f.Seq <= c.pos:
+			if len(keep) == len(frames) {
+				keep = slices.Clone(frames[:i]) // frames may be shared with other connections
+			}
+			continue
+		case stored:
+			c.pos = f.Seq
+		}
+		if len(keep) < len(frames) {
+			keep = append(keep, f)
+		}
+	}
+	return keep
+}
+
+// fill sends what the inbox holds after pos, then the frames held since
+// (the caller started holding them).
+func (g *Gateway) fill(c *conn, pos uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+	defer cancel()
+	last, _ := g.sendStored(ctx, c, pos)
+	c.release("", last)
+}
+
+// CatchUp makes every connection fetch from its inbox what it may have
+// missed: call it when the engine connection is back after a break, as
+// the live copies published meanwhile reached no one here. A connection
+// with a replay running is left to it. At most catchUpParallel inbox
+// reads run at once; CatchUp returns at once.
+func (g *Gateway) CatchUp() {
+	go func() {
+		sem := make(chan struct{}, catchUpParallel)
+		g.each(func(c *conn) {
+			c.mu.Lock()
+			start := c.hubbed && !c.closed && c.greet == nil
+			pos := c.pos
+			if start {
+				c.greet = &greeting{}
+			}
+			c.mu.Unlock()
+			if start {
+				sem <- struct{}{}
+				go func() { g.fill(c, pos); <-sem }()
+			}
+		})
+	}()
+}
+
+// catchUpParallel bounds the inbox reads of CatchUp.
+const catchUpParallel = 32
 
 // greet welcomes a registered connection with its inbox's latest sequence,
 // replays what it missed, and then lets live frames through.
@@ -95,18 +189,36 @@ func (g *Gateway) resume(c *conn, since uint64) {
 
 // replay sends the stored messages after max(since, acked), then the
 // resumed frame (or error 4007 for a since beyond latest). It returns the
-// last sequence it sent.
+// position the connection is complete up to: the last seq sent, or latest
+// if that is higher (messages up to latest that the inbox did not return
+// are gone).
 func (g *Gateway) replay(ctx context.Context, c *conn, since *uint64, latest, acked uint64) uint64 {
 	from := acked
 	if since != nil {
 		if *since > latest {
 			g.errorFrame(c, protocol.ErrCodeInvalidArgument, "since "+strconv.FormatUint(*since, 10)+
 				" is beyond the latest seq "+strconv.FormatUint(latest, 10))
-			return 0
+			return latest
 		}
 		from = max(from, *since)
 	}
-	after, complete := from, true
+	after, complete := g.sendStored(ctx, c, from)
+	if c.isClosed() {
+		return after
+	}
+	to := max(after, latest)
+	if after > from {
+		to = after
+	}
+	c.sendNow(protocol.NewText(protocol.Resumed(from, to, complete)))
+	return max(after, latest)
+}
+
+// sendStored sends the user's stored messages after `after`, page by page,
+// and returns the last seq sent (after, if none) and whether none was
+// missing. An inbox it cannot read closes the connection with 4000.
+func (g *Gateway) sendStored(ctx context.Context, c *conn, after uint64) (uint64, bool) {
+	complete := true
 	for {
 		page, err := g.inbox.Read(ctx, c.App, c.User, after, replayPage)
 		if err != nil {
@@ -114,7 +226,7 @@ func (g *Gateway) replay(ctx context.Context, c *conn, since *uint64, latest, ac
 			// The client reconnects (4000) and resumes from what it has.
 			g.log.Warn("replaying inbox", "err", err)
 			c.close(protocol.CloseDraining, "inbox unavailable; reconnect and resume")
-			return after
+			return after, false
 		}
 		complete = complete && page.Complete
 		frames := make([]*protocol.Outgoing, len(page.Msgs))
@@ -125,20 +237,14 @@ func (g *Gateway) replay(ctx context.Context, c *conn, since *uint64, latest, ac
 		}
 		if len(frames) > 0 {
 			if !c.sendPaced(frames) {
-				return after // closed, or not reading: it reconnects and resumes
+				return after, complete // closed, or not reading: it reconnects and resumes
 			}
 			g.delivered(c.App, c.User, after)
 		}
 		if len(page.Msgs) < replayPage {
-			break
+			return after, complete
 		}
 	}
-	to := max(after, latest)
-	if after > from {
-		to = after
-	}
-	c.sendNow(protocol.NewText(protocol.Resumed(from, to, complete)))
-	return after
 }
 
 // ack records a client's ack off the read loop; an ack of a seq never sent

@@ -47,6 +47,10 @@ type Config struct {
 	// OnDrop is called when a subscription starts dropping pushes because
 	// a dispatcher queue is full: once per episode, not per push (may be nil).
 	OnDrop func()
+	// OnReconnect is called when the connection to an external NATS is
+	// back after a break, its subscriptions renewed (may be nil). Pushes
+	// published during the break did not reach this node.
+	OnReconnect func()
 }
 
 // Cluster is how an embedded server joins the other nodes' servers.
@@ -126,6 +130,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			e.cfg.Logger.Info("nats reconnected", "url", nc.ConnectedUrl())
+			if e.cfg.OnReconnect != nil {
+				e.cfg.OnReconnect()
+			}
 		}),
 	}
 	url := e.cfg.URL

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"context"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/natsengine"
+	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -63,4 +67,61 @@ func TestNATSOutage(t *testing.T) {
 			break
 		}
 	}
+}
+
+// TestLostLiveCopiesAreFilledFromTheInbox: a stored message whose live copy
+// never reached the node (here: written to the inbox by another writer,
+// which publishes nothing) is still delivered to the user's connection, in
+// seq order: before the next stored message that does arrive live (a gap
+// in seqs), or, with no next message, once the node's engine connection
+// is back after a break (while it was down, live copies went nowhere).
+func TestLostLiveCopiesAreFilledFromTheInbox(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	ns := runNATS(t, port, dir)
+	n := startNode(t, func(c *config.Config) { c.NATSURL = ns.ClientURL() })
+	c := n.dial("user=gil", dialOpt{})
+
+	// The other writer: the same inbox stream, through its own connection.
+	e, err := natsengine.New(natsengine.Config{URL: ns.ClientURL(), NodeID: "writer"}, func([][]byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	ib, err := natsengine.NewInbox(e, natsengine.InboxConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ib.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	silent := func(data string) {
+		t.Helper()
+		m := &protocol.Message{ID: "m_" + data, Data: []byte(`"` + data + `"`), TS: time.Now().UnixMilli()}
+		if _, err := ib.Append(ctx, "demo", []string{"gil"}, m.ID, protocol.AppendMessage(nil, m), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	silent("lost 1")
+	n.offline("", "live 2", "gil")
+	c.expectStored(1, "lost 1", "live 2")
+
+	silent("lost 3")
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	runNATS(t, port, dir)
+	c.expectStored(3, "lost 3")
+	n.offline("", "live 4", "gil")
+	c.expectStored(4, "live 4")
 }

@@ -86,6 +86,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		URL: cfg.NATSURL, DataDir: cfg.Data, NodeID: cfg.NodeID, Logger: log, Cluster: cluster, Replicas: cfg.Replicas,
 		Broad:  alone,
 		OnDrop: s.metrics.EngineDropped,
+		// Stored messages published while the connection was down are
+		// fetched from the inboxes.
+		OnReconnect: func() { s.gateway.CatchUp() },
 	}, func(p [][]byte) { s.service.Deliver(p) })
 	if err != nil {
 		return nil, err
