@@ -219,7 +219,7 @@ func sendSignal(t *testing.T, p *proc, sig syscall.Signal) int {
 type pusher struct {
 	users []string
 	via   func(n int) string
-	max   int // pushes per user, below the inbox cap
+	max   int // pushes per user, below the inbox cap of 1,000
 	quit  chan struct{}
 	done  chan struct{}
 
@@ -230,7 +230,7 @@ type pusher struct {
 }
 
 func startPusher(t *testing.T, users []string, via func(n int) string) *pusher {
-	p := &pusher{users: users, via: via, max: 800, quit: make(chan struct{}), done: make(chan struct{}),
+	p := &pusher{users: users, via: via, max: 900, quit: make(chan struct{}), done: make(chan struct{}),
 		acked: map[string][]string{}}
 	go p.run()
 	t.Cleanup(func() { p.stop() })
@@ -239,9 +239,9 @@ func startPusher(t *testing.T, users []string, via func(n int) string) *pusher {
 
 func (p *pusher) run() {
 	defer close(p.done)
-	// Paced, so that the inboxes stay below their cap of 1,000 for as long
-	// as a test runs; a test waits on what was received, never on time.
-	tick := time.NewTicker(5 * time.Millisecond)
+	// Paced (100 pushes a second), so that p.max lasts longer than a test
+	// needs; a test waits on what was received, never on time.
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	client := &http.Client{Timeout: deadline}
 	for n := 0; n < p.max*len(p.users); n++ {
@@ -262,6 +262,9 @@ func (p *pusher) run() {
 		p.acked[user] = append(p.acked[user], id)
 		p.mu.Unlock()
 	}
+	p.mu.Lock()
+	p.err = fmt.Errorf("the pusher ran out: %d pushes per user is the most it makes", p.max)
+	p.mu.Unlock()
 }
 
 // push sends one push until it is accepted. It never gives up on quit: a
@@ -308,13 +311,6 @@ func (p *pusher) stop() map[string][]string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.acked
-}
-
-// count is how many pushes to user were acknowledged so far.
-func (p *pusher) count(user string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.acked[user])
 }
 
 // retried is how many attempts were answered 503 or not at all.

@@ -122,30 +122,34 @@ func (c *conn) inOrder(frames []*protocol.Outgoing) []*protocol.Outgoing {
 func (g *Gateway) fill(c *conn, pos uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
 	defer cancel()
-	last, _ := g.sendStored(ctx, c, pos)
+	last, _, _ := g.sendStored(ctx, c, pos)
 	c.release("", last)
 }
 
 // CatchUp makes every connection fetch from its inbox what it may have
 // missed: call it when the engine connection is back after a break, as
 // the live copies published meanwhile reached no one here. A connection
-// with a replay running is left to it. At most catchUpParallel inbox
-// reads run at once; CatchUp returns at once.
+// with a replay running is left to it. At most catchUpParallel
+// connections catch up at once (each holding its live frames meanwhile);
+// CatchUp returns at once, its goroutine ends when the last has caught up.
 func (g *Gateway) CatchUp() {
 	go func() {
 		sem := make(chan struct{}, catchUpParallel)
 		g.each(func(c *conn) {
-			c.mu.Lock()
-			start := c.hubbed && !c.closed && c.greet == nil
-			pos := c.pos
-			if start {
-				c.greet = &greeting{}
-			}
-			c.mu.Unlock()
-			if start {
-				sem <- struct{}{}
-				go func() { g.fill(c, pos); <-sem }()
-			}
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem }()
+				c.mu.Lock()
+				start := c.hubbed && !c.closed && c.greet == nil
+				pos := c.pos
+				if start {
+					c.greet = &greeting{}
+				}
+				c.mu.Unlock()
+				if start {
+					g.fill(c, pos)
+				}
+			}()
 		})
 	}()
 }
@@ -202,8 +206,8 @@ func (g *Gateway) replay(ctx context.Context, c *conn, since *uint64, latest, ac
 		}
 		from = max(from, *since)
 	}
-	after, complete := g.sendStored(ctx, c, from)
-	if c.isClosed() {
+	after, complete, ok := g.sendStored(ctx, c, from)
+	if !ok {
 		return after
 	}
 	to := max(after, latest)
@@ -215,10 +219,12 @@ func (g *Gateway) replay(ctx context.Context, c *conn, since *uint64, latest, ac
 }
 
 // sendStored sends the user's stored messages after `after`, page by page,
-// and returns the last seq sent (after, if none) and whether none was
-// missing. An inbox it cannot read closes the connection with 4000.
-func (g *Gateway) sendStored(ctx context.Context, c *conn, after uint64) (uint64, bool) {
-	complete := true
+// and returns the last seq sent (after, if none), whether none was missing,
+// and false if it stopped early: an inbox it cannot read closes the
+// connection with 4000, and a connection that is closed or not reading
+// gets no more.
+func (g *Gateway) sendStored(ctx context.Context, c *conn, after uint64) (last uint64, complete, ok bool) {
+	complete = true
 	for {
 		page, err := g.inbox.Read(ctx, c.App, c.User, after, replayPage)
 		if err != nil {
@@ -226,7 +232,7 @@ func (g *Gateway) sendStored(ctx context.Context, c *conn, after uint64) (uint64
 			// The client reconnects (4000) and resumes from what it has.
 			g.log.Warn("replaying inbox", "err", err)
 			c.close(protocol.CloseDraining, "inbox unavailable; reconnect and resume")
-			return after, false
+			return after, false, false
 		}
 		complete = complete && page.Complete
 		frames := make([]*protocol.Outgoing, len(page.Msgs))
@@ -237,12 +243,12 @@ func (g *Gateway) sendStored(ctx context.Context, c *conn, after uint64) (uint64
 		}
 		if len(frames) > 0 {
 			if !c.sendPaced(frames) {
-				return after, complete // closed, or not reading: it reconnects and resumes
+				return after, complete, false // closed, or not reading: it reconnects and resumes
 			}
 			g.delivered(c.App, c.User, after)
 		}
 		if len(page.Msgs) < replayPage {
-			return after, complete
+			return after, complete, true
 		}
 	}
 }
