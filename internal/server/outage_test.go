@@ -27,11 +27,11 @@ func runNATS(t *testing.T, port int, dir string) *server.Server {
 	return ns
 }
 
-// TestNATSOutage: with an external NATS that goes away, /readyz turns
-// not-ready and pushes get a clear 503 (never a silent 200); when NATS comes
-// back the node recovers by itself (reconnect, resubscribe) and delivers
-// again.
-func TestNATSOutage(t *testing.T) {
+// natsOnFreePort runs a NATS server with JetStream on a free loopback port;
+// again starts another on the same port and store, once the first is shut
+// down (the same server restarted).
+func natsOnFreePort(t *testing.T) (ns *server.Server, again func() *server.Server) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,15 @@ func TestNATSOutage(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	dir := t.TempDir()
-	ns := runNATS(t, port, dir)
+	return runNATS(t, port, dir), func() *server.Server { return runNATS(t, port, dir) }
+}
+
+// TestNATSOutage: with an external NATS that goes away, /readyz turns
+// not-ready and pushes get a clear 503 (never a silent 200); when NATS comes
+// back the node recovers by itself (reconnect, resubscribe) and delivers
+// again.
+func TestNATSOutage(t *testing.T) {
+	ns, again := natsOnFreePort(t)
 	n := startNode(t, func(c *config.Config) { c.NATSURL = ns.ClientURL() })
 	c := n.dial("user=olga", dialOpt{})
 	n.push("", map[string]any{"to": map[string]any{"users": []string{"olga"}}, "data": "before"})
@@ -55,7 +63,7 @@ func TestNATSOutage(t *testing.T) {
 		}
 	}
 
-	runNATS(t, port, dir)
+	again()
 	waitFor(t, func() bool { status, _ := n.call("GET", "/readyz", "", nil); return status == 200 })
 	// The connection's interest was resubscribed: a push reaches it again.
 	waitFor(t, func() bool {
@@ -76,14 +84,7 @@ func TestNATSOutage(t *testing.T) {
 // in seqs), or, with no next message, once the node's engine connection
 // is back after a break (while it was down, live copies went nowhere).
 func TestLostLiveCopiesAreFilledFromTheInbox(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir := t.TempDir()
-	ns := runNATS(t, port, dir)
+	ns, again := natsOnFreePort(t)
 	n := startNode(t, func(c *config.Config) { c.NATSURL = ns.ClientURL() })
 	c := n.dial("user=gil", dialOpt{})
 
@@ -120,7 +121,7 @@ func TestLostLiveCopiesAreFilledFromTheInbox(t *testing.T) {
 	silent("lost 3")
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	runNATS(t, port, dir)
+	again()
 	c.expectStored(3, "lost 3")
 	n.offline("", "live 4", "gil")
 	c.expectStored(4, "live 4")
