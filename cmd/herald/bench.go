@@ -46,6 +46,7 @@ func benchCmd(args []string) error {
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "concurrent HTTP publishers (unicast)")
 	fs.IntVar(&o.Batch, "batch", 0, "pushes per batch request (unicast; 0: single pushes)")
 	fs.BoolVar(&o.Offline, "offline", false, "unicast: offline pushes, stored in each user's inbox")
+	fs.IntVar(&o.Away, "away", 0, "unicast: also push to this many users who have no connection (with --offline: stored only)")
 	fs.IntVar(&o.Runs, "runs", 1, "repetitions (the table adds the median)")
 	fs.IntVar(&o.Rounds, "rounds", 3, "connect/disconnect rounds (churn)")
 	fs.StringVar(&o.Key, "key", "", "API key (none with a --dev server)")

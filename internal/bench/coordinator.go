@@ -37,6 +37,7 @@ type Options struct {
 	Concurrency int  // HTTP publishers (unicast)
 	Batch       int  // items per batch request (unicast; 0: single pushes)
 	Offline     bool // unicast: store every push in the user's inbox
+	Away        int  // unicast: users without a connection pushed to as well (with Offline: stored only)
 	Runs        int  // repetitions; results are reported per run and as the median
 	Rounds      int  // churn rounds
 	Key         string
@@ -121,6 +122,7 @@ type coordinator struct {
 	http    *http.Client
 	workers []*workerProc
 	index   atomic.Int64 // message index, increasing over the whole run
+	live    atomic.Int64 // unicast pushes to connected users
 }
 
 type workerProc struct {
@@ -367,8 +369,17 @@ func procSample(pid int) (int64, time.Duration, error) {
 	return rss, time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
 
-// randUser names one of this run's n users at random.
-func (c *coordinator) randUser(n int) string { return c.prefix + strconv.Itoa(rand.IntN(n)) }
+// target names a random user of the unicast scenario: one of the Conns
+// connected ones (counted in live) or one of the Away ones that have no
+// connection.
+func (c *coordinator) target() string {
+	i := rand.IntN(c.opts.Conns + c.opts.Away)
+	if i >= c.opts.Conns {
+		return c.prefix + "away" + strconv.Itoa(i)
+	}
+	c.live.Add(1)
+	return c.prefix + strconv.Itoa(i)
+}
 
 func (c *coordinator) newGet(path string) (*http.Request, error) {
 	req, err := http.NewRequest("GET", c.opts.URL+path, nil)

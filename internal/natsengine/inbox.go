@@ -199,8 +199,8 @@ type InboxConfig struct {
 	// With another writer, State and Read could miss that writer's new
 	// inboxes (appends stay correct).
 	Exclusive bool
-	// HeadDelay is how long, with Exclusive, an inbox's head may lag
-	// behind its messages (default 10s; see appendSolo).
+	// HeadDelay is how often, with Exclusive, the heads whose deadline
+	// has passed are written (default 10s; see appendSolo).
 	HeadDelay time.Duration
 }
 
@@ -238,7 +238,7 @@ func NewInbox(e *Engine, cfg InboxConfig) (*Inbox, error) {
 	ib := &Inbox{e: e, cfg: cfg}
 	if cfg.Exclusive {
 		ib.index = newUserIndex()
-		ib.heads = newHeadFlusher(ib)
+		ib.heads = &headFlusher{ib: ib}
 	}
 	return ib, nil
 }

@@ -79,15 +79,16 @@ func (c *tipCache) drop(key string) {
 
 // userIndex is the set of inboxes (by userKey) that may have any state,
 // kept when InboxConfig.Exclusive says this process is the stream's only
-// writer, with each inbox's latest seq once this process knows it. Its
-// invariant: every inbox that has a head or a message in the stream is in
-// the set. An inbox has state (a latest seq, an ack, messages, tombstones)
-// only once it has a head or a message, and the head is never deleted or
-// expired, only replaced. Start adds every inbox that has either then;
-// every append of this process adds its inbox before it publishes.
-// Nothing is ever removed, so the set may hold inboxes whose first write
-// failed, which only costs those a round trip. With another writer the
-// invariant breaks: that writer's new inboxes would read as empty here.
+// writer, with each inbox's latest seq once this process knows it and when
+// its head must be written next (see appendSolo). Its invariant: every
+// inbox that has a head or a message in the stream is in the set. An inbox
+// has state (a latest seq, an ack, messages, tombstones) only once it has
+// a head or a message, and the head is never deleted or expired, only
+// replaced. Start adds every inbox that has either then; every append of
+// this process adds its inbox before it publishes. Nothing is ever
+// removed, so the set may hold inboxes whose first write failed, which
+// only costs those a round trip. With another writer the invariant breaks:
+// that writer's new inboxes would read as empty here.
 type userIndex struct {
 	seed   maphash.Seed
 	shards [64]indexShard
@@ -95,14 +96,19 @@ type userIndex struct {
 
 type indexShard struct {
 	mu sync.RWMutex
-	// m maps an inbox to its latest seq + 1, or 0 while not known.
-	m map[string]uint64
+	m  map[string]inboxMem
+}
+
+// inboxMem is what the index keeps of one inbox.
+type inboxMem struct {
+	next    uint64 // the latest seq + 1; 0 while not known
+	headDue int64  // unix nanoseconds by which the head must hold the latest seq; 0: it does
 }
 
 func newUserIndex() *userIndex {
 	x := &userIndex{seed: maphash.MakeSeed()}
 	for i := range x.shards {
-		x.shards[i].m = make(map[string]uint64)
+		x.shards[i].m = make(map[string]inboxMem)
 	}
 	return x
 }
@@ -129,7 +135,7 @@ func (x *userIndex) add(key string) {
 	}
 	s.mu.Lock()
 	if _, ok := s.m[key]; !ok {
-		s.m[key] = 0
+		s.m[key] = inboxMem{}
 	}
 	s.mu.Unlock()
 }
@@ -142,28 +148,48 @@ func (x *userIndex) known(key string) bool {
 	defer s.mu.Unlock()
 	v, ok := s.m[key]
 	if !ok {
-		s.m[key] = 1
+		s.m[key] = inboxMem{next: 1}
 		return true
 	}
-	return v > 0
-}
-
-// latest returns the inbox's latest seq, if known.
-func (x *userIndex) latest(key string) (uint64, bool) {
-	s := x.shard(key)
-	s.mu.RLock()
-	v := s.m[key]
-	s.mu.RUnlock()
-	return v - 1, v > 0
+	return v.next > 0
 }
 
 // learn records a latest seq read from the stream, unless one is known
-// already (this process's own appends keep it from then on).
-func (x *userIndex) learn(key string, latest uint64) {
+// already (this process's own appends keep it from then on); headDue > 0
+// says the head is behind and must be written by then.
+func (x *userIndex) learn(key string, latest uint64, headDue int64) {
 	s := x.shard(key)
 	s.mu.Lock()
-	if s.m[key] == 0 {
-		s.m[key] = latest + 1
+	if v := s.m[key]; v.next == 0 {
+		s.m[key] = inboxMem{next: latest + 1, headDue: headDue}
+	}
+	s.mu.Unlock()
+}
+
+// dueHeads returns the inboxes whose head must be written by now (every
+// head not written, with all), with their latest seqs and deadlines.
+func (x *userIndex) dueHeads(now int64, all bool) (keys []string, latest []uint64, due []int64) {
+	for i := range x.shards {
+		s := &x.shards[i]
+		s.mu.RLock()
+		for k, v := range s.m {
+			if v.headDue != 0 && (all || v.headDue <= now) {
+				keys, latest, due = append(keys, k), append(latest, v.next-1), append(due, v.headDue)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return keys, latest, due
+}
+
+// headWritten notes that the inbox's head was written as of deadline due
+// (an append since then set a new one, which stays).
+func (x *userIndex) headWritten(key string, due int64) {
+	s := x.shard(key)
+	s.mu.Lock()
+	if v := s.m[key]; v.headDue == due {
+		v.headDue = 0
+		s.m[key] = v
 	}
 	s.mu.Unlock()
 }

@@ -3,7 +3,6 @@ package natsengine
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/heraldpush/herald/internal/engine"
@@ -20,15 +19,19 @@ import (
 // Each message is thus one write, with no read and no compare-and-swap.
 //
 // The head no longer makes a message durable; it only keeps the latest seq
-// once every message has expired. headFlusher writes it lazily: the heads
-// of the inboxes appended to are rewritten (latest only, no messages) every
-// InboxConfig.HeadDelay and when the Inbox closes. Until then a reader takes the
-// latest seq from the last message, as always (userState.latest). Should
-// the process die before a head is written, Start repairs it: it finds an
-// unclean stop from the writer marker and rewrites every head that is
-// behind its inbox's last message. JetStream keeps each message soloGrace
-// beyond its expiry (expiry itself is the record's, checked by every read)
-// so that the repair still finds it after a stop of up to that long.
+// once every message has left the stream. It is written lazily: an append
+// sets the inbox's head deadline in the index to the time its message
+// expires plus half of soloGrace (JetStream keeps each message soloGrace
+// beyond its expiry; the expiry itself is the record's, checked by every
+// read), and headFlusher writes the heads whose deadline has passed, every
+// InboxConfig.HeadDelay, and every pending head when the Inbox closes. An
+// inbox that keeps getting messages never needs its head written; until
+// it is, a reader takes the latest seq from the last message, as always
+// (userState.latest). Should the process die with heads pending, Start
+// repairs them: it finds an unclean stop from the writer marker and
+// rewrites every head that is behind its inbox's last message (the
+// messages are still there unless the process stayed down for longer than
+// their TTL plus soloGrace).
 //
 // A publish that fails after taking its seq leaves a tombstone for the seq
 // (best effort), so that readers do not count it as lost: the append
@@ -82,7 +85,7 @@ func (ib *Inbox) appendSolo(ctx context.Context, c *inboxConn, app string, b *ma
 		readMany(ctx, c, unknown)
 		for _, s := range unknown {
 			if s.err == nil {
-				ib.index.learn(s.key, s.latest)
+				ib.index.learn(s.key, s.latest, 0)
 			}
 		}
 	}
@@ -124,9 +127,10 @@ func (ib *Inbox) appendSolo(ctx context.Context, c *inboxConn, app string, b *ma
 			out = append(out, sent{slot: j, entry: -1, seq: r.seq, exp: r.expires})
 		}
 		s.carry = nil
-		seq := sh.m[s.key] // the latest seq + 1
-		sh.m[s.key] = seq + 1
+		mem := sh.m[s.key]
+		seq := mem.next
 		r := record{kind: recMsg, seq: seq, created: b.now, expires: b.now + int64(e.TTL), id: e.ID, payload: e.Payload}
+		sh.m[s.key] = inboxMem{next: seq + 1, headDue: r.expires + int64(soloGrace/2)}
 		p.publish(set, len(out), s.sj.m, appendRecord(b.alloc(recordMax(len(r.id), len(r.payload))), &r),
 			ttlSeconds(e.TTL+soloGrace), "", 0, false)
 		sh.mu.Unlock()
@@ -136,8 +140,6 @@ func (ib *Inbox) appendSolo(ctx context.Context, c *inboxConn, app string, b *ma
 	acks := set.wait(ctx)
 	var lost []sent
 	for k, o := range out {
-		s := &b.slots[o.slot]
-		ib.heads.mark(s.key)
 		if a := acks[k]; a.err != nil {
 			lost = append(lost, o)
 			if o.entry >= 0 {
@@ -168,25 +170,12 @@ func carried(slots []*manySlot) int {
 	return n
 }
 
-// headFlusher writes the heads of an exclusive writer's inboxes lazily (see
-// appendSolo).
+// headFlusher writes the heads of an exclusive writer's inboxes whose
+// deadline has passed (see appendSolo).
 type headFlusher struct {
-	ib    *Inbox
-	mu    sync.Mutex
-	dirty map[string]struct{}
-	stop  chan struct{}
-	done  chan struct{}
-}
-
-func newHeadFlusher(ib *Inbox) *headFlusher {
-	return &headFlusher{ib: ib, dirty: make(map[string]struct{})}
-}
-
-// mark notes that the inbox's head is behind.
-func (f *headFlusher) mark(key string) {
-	f.mu.Lock()
-	f.dirty[key] = struct{}{}
-	f.mu.Unlock()
+	ib   *Inbox
+	stop chan struct{}
+	done chan struct{}
 }
 
 // run flushes every InboxConfig.HeadDelay until stopped.
@@ -207,7 +196,7 @@ func (f *headFlusher) run(c *inboxConn) {
 					return
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), f.ib.cfg.Timeout)
-				_ = f.flush(ctx, c)
+				_ = f.flush(ctx, c, false)
 				cancel()
 			}
 		}
@@ -223,33 +212,25 @@ func (f *headFlusher) halt() {
 	}
 }
 
-// flush writes the head of every marked inbox with its latest seq; a head
-// that fails stays marked.
-func (f *headFlusher) flush(ctx context.Context, c *inboxConn) error {
-	f.mu.Lock()
-	dirty := f.dirty
-	f.dirty = make(map[string]struct{}, len(dirty))
-	f.mu.Unlock()
-	keys := make([]string, 0, len(dirty))
-	for k := range dirty {
-		keys = append(keys, k)
-	}
+// flush writes the head of every inbox whose deadline has passed (every
+// pending one, with all) with its latest seq; a head that fails stays
+// pending.
+func (f *headFlusher) flush(ctx context.Context, c *inboxConn, all bool) error {
+	keys, latest, due := f.ib.index.dueHeads(time.Now().UnixNano(), all)
 	var first error
 	for lo := 0; lo < len(keys); lo += manyWindow {
-		part := keys[lo:min(lo+manyWindow, len(keys))]
-		set := c.pub.newSet(len(part))
+		hi := min(lo+manyWindow, len(keys))
+		set := c.pub.newSet(hi - lo)
 		var p publisher
-		for k, key := range part {
-			latest, _ := f.ib.index.latest(key)
-			h := record{kind: recHead, seq: latest}
-			p.publish(set, k, subjectsFor(key).h, appendRecord(nil, &h), 0, "", 0, true)
+		for k := lo; k < hi; k++ {
+			h := record{kind: recHead, seq: latest[k]}
+			p.publish(set, k-lo, subjectsFor(keys[k]).h, appendRecord(nil, &h), 0, "", 0, true)
 		}
 		for k, a := range set.wait(ctx) {
-			if a.err != nil {
-				f.mark(part[k])
-				if first == nil {
-					first = a.err
-				}
+			if a.err == nil {
+				f.ib.index.headWritten(keys[lo+k], due[lo+k])
+			} else if first == nil {
+				first = a.err
 			}
 		}
 	}
@@ -295,7 +276,7 @@ func (ib *Inbox) closeSolo(c *inboxConn) error {
 	ib.heads.halt()
 	ctx, cancel := context.WithTimeout(context.Background(), ib.cfg.Timeout)
 	defer cancel()
-	if err := ib.heads.flush(ctx, c); err != nil {
+	if err := ib.heads.flush(ctx, c, true); err != nil {
 		return err
 	}
 	return writeMarker(ctx, c, "clean")
@@ -326,11 +307,12 @@ func (ib *Inbox) repairHeads(ctx context.Context, c *inboxConn) error {
 			if s.err != nil {
 				return s.err
 			}
-			ib.index.learn(s.key, s.latest)
+			due := int64(0)
 			if s.st.lastSeq > s.st.head.seq {
-				ib.heads.mark(s.key)
+				due = 1 // now
 			}
+			ib.index.learn(s.key, s.latest, due)
 		}
 	}
-	return ib.heads.flush(ctx, c)
+	return ib.heads.flush(ctx, c, false)
 }
