@@ -1,0 +1,338 @@
+package herald
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// Target names a push's recipients; set at least one.
+type Target struct {
+	Users []string `json:"users,omitempty"` // every connection of these users
+	Conns []string `json:"conns,omitempty"` // these connections
+	Rooms []string `json:"rooms,omitempty"` // every connection in these rooms
+	App   bool     `json:"app,omitempty"`   // every connection of the app
+	All   bool     `json:"all,omitempty"`   // every connection of every app (admin keys)
+}
+
+// PushRequest is one push (docs/api.md#post-v1push).
+type PushRequest struct {
+	To Target
+	// Data is the payload: any value encoding/json encodes; a
+	// json.RawMessage is sent as it is.
+	Data any
+	// Offline stores the message in the inbox of each of To.Users, with
+	// the user's next sequence number, before the push is answered.
+	Offline bool
+	// TTL is how long a stored message lives, in whole seconds (a fraction
+	// counts as a second); 0 means the app default.
+	TTL time.Duration
+	// ID is the message id and idempotency key. Empty: the Client makes
+	// one (see WithAutoID), or else the server does.
+	ID string
+	// App is the app to push to, for admin keys; empty: the Client's
+	// (WithApp).
+	App string
+}
+
+// pushBody is a push on the wire.
+type pushBody struct {
+	App     string          `json:"app,omitempty"`
+	To      Target          `json:"to"`
+	Data    json.RawMessage `json:"data"`
+	TTL     int64           `json:"ttl,omitempty"`
+	Offline bool            `json:"offline,omitempty"`
+	ID      string          `json:"id,omitempty"`
+}
+
+func (c *Client) pushBody(p *PushRequest) (*pushBody, error) {
+	data, ok := p.Data.(json.RawMessage)
+	if !ok {
+		var err error
+		if data, err = json.Marshal(p.Data); err != nil {
+			return nil, fmt.Errorf("herald: encoding push data: %w", err)
+		}
+	}
+	b := &pushBody{App: p.App, To: p.To, Data: data, Offline: p.Offline, ID: p.ID}
+	if b.App == "" {
+		b.App = c.app
+	}
+	if b.ID == "" && c.autoID {
+		b.ID = newID()
+	}
+	if p.TTL > 0 {
+		b.TTL = int64((p.TTL + time.Second - 1) / time.Second)
+	} else if p.TTL < 0 {
+		b.TTL = min(-1, int64(p.TTL/time.Second)) // refused by the server, as it should be
+	}
+	return b, nil
+}
+
+// Push pushes one message and returns its id. A push with an id (the
+// Client gives one by default) is retried on network errors and 503.
+func (c *Client) Push(ctx context.Context, p PushRequest) (string, error) {
+	b, err := c.pushBody(&p)
+	if err != nil {
+		return "", err
+	}
+	var out struct {
+		ID string `json:"id"`
+	}
+	err = c.call(ctx, &request{op: opPush, method: "POST", path: "/v1/push", in: b, out: &out, idempotent: b.ID != ""})
+	return out.ID, err
+}
+
+// BatchResult is the outcome of one item of a batch: its id, or why it
+// was refused (an *Error with Status 0).
+type BatchResult struct {
+	ID  string
+	Err *Error
+}
+
+// Batch pushes up to the server's max_batch (1,000) items in one request
+// and returns one result per item, in order. The error is for the request
+// as a whole. A batch whose items all carry ids is retried like a push.
+func (c *Client) Batch(ctx context.Context, items []PushRequest) ([]BatchResult, error) {
+	in := struct {
+		Items []*pushBody `json:"items"`
+	}{Items: make([]*pushBody, len(items))}
+	idempotent := true
+	for i := range items {
+		b, err := c.pushBody(&items[i])
+		if err != nil {
+			return nil, fmt.Errorf("item %d: %w", i, err)
+		}
+		in.Items[i] = b
+		idempotent = idempotent && b.ID != ""
+	}
+	var out struct {
+		Results []struct {
+			ID    string     `json:"id"`
+			Error *errorItem `json:"error"`
+		} `json:"results"`
+	}
+	if err := c.call(ctx, &request{op: opBatch, method: "POST", path: "/v1/push/batch", in: &in, out: &out, idempotent: idempotent}); err != nil {
+		return nil, err
+	}
+	if len(out.Results) != len(items) {
+		return nil, fmt.Errorf("herald: batch of %d items answered with %d results", len(items), len(out.Results))
+	}
+	res := make([]BatchResult, len(items))
+	for i, r := range out.Results {
+		res[i].ID = r.ID
+		if r.Error != nil {
+			res[i].Err = &Error{Code: r.Error.Code, Message: r.Error.Message}
+		}
+	}
+	return res, nil
+}
+
+type errorItem struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Members names the connections a room call acts on: every connection of
+// Users, and Conns.
+type Members struct {
+	Users []string
+	Conns []string
+}
+
+// JoinRoom puts connections in a room; each one that was not in it gets a
+// joined frame. Unknown users and connections are skipped.
+func (c *Client) JoinRoom(ctx context.Context, room string, m Members) error {
+	return c.membership(ctx, opJoinRoom, room, "/join", m)
+}
+
+// LeaveRoom takes connections out of a room; each one that was in it gets
+// a left frame.
+func (c *Client) LeaveRoom(ctx context.Context, room string, m Members) error {
+	return c.membership(ctx, opLeaveRoom, room, "/leave", m)
+}
+
+func (c *Client) membership(ctx context.Context, op, room, verb string, m Members) error {
+	in := struct {
+		App   string   `json:"app,omitempty"`
+		Users []string `json:"users,omitempty"`
+		Conns []string `json:"conns,omitempty"`
+	}{c.app, m.Users, m.Conns}
+	return c.call(ctx, &request{op: op, method: "POST", path: "/v1/rooms/" + url.PathEscape(room) + verb, in: &in, idempotent: true})
+}
+
+// RoomInfo is one page of a room's members, with the room's totals.
+type RoomInfo struct {
+	Room    string   `json:"room"`
+	Conns   int      `json:"conns"`
+	Users   int      `json:"users"`
+	Members []Member `json:"members"`
+	// Next is the cursor of the next page; empty on the last.
+	Next string `json:"next"`
+}
+
+// Member is one connection in a room.
+type Member struct {
+	Conn string `json:"conn"`
+	User string `json:"user"`
+}
+
+// Room returns a room's totals and the page of its members after cursor
+// ("" for the first page; pass RoomInfo.Next for the next). An unknown room
+// is an empty one.
+func (c *Client) Room(ctx context.Context, room, cursor string) (*RoomInfo, error) {
+	q := c.query()
+	if cursor != "" {
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("cursor", cursor)
+	}
+	return get[RoomInfo](ctx, c, opRoom, "/v1/rooms/"+url.PathEscape(room), q)
+}
+
+// UserInfo is a user's live connections on the node that answered.
+type UserInfo struct {
+	User   string     `json:"user"`
+	Online bool       `json:"online"`
+	Conns  []ConnInfo `json:"conns"`
+}
+
+// ConnInfo is one live connection.
+type ConnInfo struct {
+	ID     string    `json:"id"`
+	Node   string    `json:"node"`
+	Device string    `json:"device"`
+	Addr   string    `json:"addr"`
+	Since  time.Time `json:"since"`
+	Rooms  []string  `json:"rooms"`
+}
+
+// User returns a user's connections; an unknown or offline user is not an
+// error (Online is false).
+func (c *Client) User(ctx context.Context, user string) (*UserInfo, error) {
+	return get[UserInfo](ctx, c, opUser, "/v1/users/"+url.PathEscape(user), c.query())
+}
+
+// KickConn closes one connection (the client gets close code 4002). An
+// unknown connection is an *Error with code not_found. Kicks are not
+// retried: a repeat would answer not_found.
+func (c *Client) KickConn(ctx context.Context, id string) error {
+	return c.call(ctx, &request{op: opKickConn, method: "DELETE", path: "/v1/conns/" + url.PathEscape(id), query: c.query()})
+}
+
+// KickUser closes every connection of a user; a user with none is an
+// *Error with code not_found.
+func (c *Client) KickUser(ctx context.Context, user string) error {
+	return c.call(ctx, &request{op: opKickUser, method: "DELETE", path: "/v1/users/" + url.PathEscape(user) + "/conns", query: c.query()})
+}
+
+// MessageStatus is where a stored push is (docs/api.md#get-v1messagesid).
+type MessageStatus struct {
+	ID        string
+	Created   time.Time
+	TTL       time.Duration
+	Targeted  int  // users it was stored for
+	Delivered int  // users whose live connection got it
+	Acked     int  // users who acked it
+	Expired   int  // users who had not acked it when it expired
+	Dropped   int  // users whose inbox dropped it unacked (the per-user cap)
+	Recalled  bool // recalled with Recall
+	// Users is the per-user detail, for up to 100 targeted users.
+	Users []UserStatus
+}
+
+// UserStatus is one targeted user's view of a stored message.
+type UserStatus struct {
+	User      string `json:"user"`
+	Seq       uint64 `json:"seq"`
+	Delivered bool   `json:"delivered"`
+	Acked     bool   `json:"acked"`
+}
+
+// MessageStatus returns the status of a stored (offline) push. An unknown
+// id, or a live push, is an *Error with code not_found.
+func (c *Client) MessageStatus(ctx context.Context, id string) (*MessageStatus, error) {
+	w, err := get[struct {
+		ID        string       `json:"id"`
+		Created   time.Time    `json:"created"`
+		TTL       int64        `json:"ttl"`
+		Targeted  int          `json:"targeted"`
+		Delivered int          `json:"delivered"`
+		Acked     int          `json:"acked"`
+		Expired   int          `json:"expired"`
+		Dropped   int          `json:"dropped"`
+		Recalled  bool         `json:"recalled"`
+		Users     []UserStatus `json:"users"`
+	}](ctx, c, opMessageStatus, "/v1/messages/"+url.PathEscape(id), c.query())
+	if err != nil {
+		return nil, err
+	}
+	return &MessageStatus{ID: w.ID, Created: w.Created, TTL: time.Duration(w.TTL) * time.Second, Targeted: w.Targeted,
+		Delivered: w.Delivered, Acked: w.Acked, Expired: w.Expired, Dropped: w.Dropped, Recalled: w.Recalled, Users: w.Users}, nil
+}
+
+// Recall withdraws a stored message from every inbox it is in; online
+// connections of its users get a recall frame. Recalling again is allowed,
+// so Recall is retried like a query.
+func (c *Client) Recall(ctx context.Context, id string) error {
+	return c.call(ctx, &request{op: opRecall, method: "DELETE", path: "/v1/messages/" + url.PathEscape(id), query: c.query(), idempotent: true})
+}
+
+// Stats are a node's live counts and its counters since start: the app's
+// for an app key, the whole node's for an admin key.
+type Stats struct {
+	Conns      int   `json:"conns"`
+	Users      int   `json:"users"`
+	Rooms      int   `json:"rooms"`
+	Pushes     int64 `json:"pushes"`
+	Deliveries int64 `json:"deliveries"`
+}
+
+// Stats returns the answering node's counts.
+func (c *Client) Stats(ctx context.Context) (*Stats, error) {
+	return get[Stats](ctx, c, opStats, "/v1/stats", nil)
+}
+
+// Node is one live node of the cluster.
+type Node struct {
+	ID        string    `json:"id"`
+	Addr      string    `json:"addr"`
+	Conns     int       `json:"conns"`
+	Load      float64   `json:"load"` // connections ÷ the connections it can hold
+	Version   string    `json:"version"`
+	Heartbeat time.Time `json:"heartbeat"`
+}
+
+// Nodes lists the live nodes.
+func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
+	out, err := get[struct {
+		Nodes []Node `json:"nodes"`
+	}](ctx, c, opNodes, "/v1/nodes", nil)
+	if err != nil {
+		return nil, err
+	}
+	return out.Nodes, nil
+}
+
+// Route is where a client should connect: the least-loaded live node.
+type Route struct {
+	Node string  `json:"node"`
+	URL  string  `json:"url"` // its WebSocket URL
+	Load float64 `json:"load"`
+}
+
+// Route returns the least-loaded live node's WebSocket URL.
+func (c *Client) Route(ctx context.Context) (*Route, error) {
+	return get[Route](ctx, c, opRoute, "/v1/route", nil)
+}
+
+// get runs a query and decodes its answer into a new T.
+func get[T any](ctx context.Context, c *Client, op, path string, q url.Values) (*T, error) {
+	var out T
+	if err := c.call(ctx, &request{op: op, method: "GET", path: path, query: q, out: &out, idempotent: true}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

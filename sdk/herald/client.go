@@ -1,0 +1,130 @@
+package herald
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client calls a Herald node's server API. It is safe for concurrent use.
+type Client struct {
+	t        transport
+	app      string
+	autoID   bool
+	attempts int
+	backoff  backoff
+}
+
+// Option configures a Client.
+type Option func(*clientConfig)
+
+type clientConfig struct {
+	http     *http.Client
+	app      string
+	autoID   bool
+	attempts int
+	backoff  backoff
+}
+
+// WithHTTPClient makes the Client send its requests with hc (by default
+// an http.Client with a 30-second timeout per attempt).
+func WithHTTPClient(hc *http.Client) Option { return func(c *clientConfig) { c.http = hc } }
+
+// WithApp names the app every call acts on, for admin keys (an app key
+// acts on its own app; naming another is refused with 403). A push's own
+// PushRequest.App wins over it.
+func WithApp(app string) Option { return func(c *clientConfig) { c.app = app } }
+
+// WithAutoID sets whether a push without an ID gets one from the Client
+// (default true). The id is the push's idempotency key: a push retried
+// after a lost answer is then accepted once. Without it such pushes are
+// never retried; a stored batch without ids is the fastest to store
+// (docs/api.md#post-v1pushbatch).
+func WithAutoID(on bool) Option { return func(c *clientConfig) { c.autoID = on } }
+
+// WithMaxAttempts bounds how often an idempotent call is tried (default 4;
+// 1 turns retries off). The call's context bounds it too.
+func WithMaxAttempts(n int) Option { return func(c *clientConfig) { c.attempts = n } }
+
+// WithRetryBackoff sets the exponential backoff between attempts: the wait
+// before retry n is random in [0, min(max, base·2ⁿ)] (default 100 ms, 2 s).
+func WithRetryBackoff(base, max time.Duration) Option {
+	return func(c *clientConfig) { c.backoff = backoff{base, max} }
+}
+
+// NewClient returns a Client of the node at baseURL (such as
+// "http://127.0.0.1:8080") with apiKey ("" for a --dev node). It checks
+// its arguments and does no I/O.
+func NewClient(baseURL, apiKey string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("herald: base URL %q is not an http(s)://host URL", baseURL)
+	}
+	cfg := clientConfig{autoID: true, attempts: 4, backoff: backoff{100 * time.Millisecond, 2 * time.Second}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.attempts < 1 {
+		return nil, errors.New("herald: WithMaxAttempts needs at least 1")
+	}
+	if cfg.http == nil {
+		cfg.http = &http.Client{Timeout: 30 * time.Second}
+	}
+	t := &httpTransport{hc: cfg.http, base: strings.TrimRight(baseURL, "/"), key: apiKey}
+	return &Client{t: t, app: cfg.app, autoID: cfg.autoID, attempts: cfg.attempts, backoff: cfg.backoff}, nil
+}
+
+// call runs one operation, retrying an idempotent one on network errors
+// and unavailable answers until it succeeds, attempts run out or ctx ends.
+func (c *Client) call(ctx context.Context, r *request) error {
+	for n := 0; ; n++ {
+		err := c.t.do(ctx, r)
+		if err == nil || !r.idempotent || n+1 >= c.attempts || !retryable(ctx, err) {
+			return err
+		}
+		if cerr := sleep(ctx, c.backoff.delay(n)); cerr != nil {
+			return fmt.Errorf("%w (giving up: %w)", err, cerr)
+		}
+	}
+}
+
+// retryable reports whether a failed attempt may succeed when tried again:
+// a network error, or the server (or a proxy before it) unavailable.
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status == http.StatusBadGateway || e.Status == http.StatusServiceUnavailable || e.Status == http.StatusGatewayTimeout
+	}
+	return true
+}
+
+// query returns the ?app= of a call by an admin client.
+func (c *Client) query() url.Values {
+	if c.app == "" {
+		return nil
+	}
+	return url.Values{"app": {c.app}}
+}
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// newID returns a fresh push id in the server's own style: "m_" and a
+// time-ordered random string (48 bits of milliseconds, 80 random bits).
+func newID() string {
+	var b [16]byte
+	ms := time.Now().UnixMilli()
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	_, _ = rand.Read(b[6:])
+	return "m_" + idEncoding.EncodeToString(b[:])
+}
