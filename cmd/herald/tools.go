@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/auth"
+	"github.com/heraldpush/herald/sdk/herald"
 )
 
 func pushCmd(args []string) error {
@@ -50,30 +52,28 @@ func pushCmd(args []string) error {
 	if !json.Valid(payload) {
 		return errors.New("--data is not valid JSON")
 	}
-	body := map[string]any{
-		"to":   map[string]any{"users": users, "rooms": rooms, "conns": conns, "app": *whole, "all": *all},
-		"data": json.RawMessage(payload),
-	}
-	for k, v := range map[string]any{"app": *app, "id": *id} {
-		if v != "" {
-			body[k] = v
-		}
-	}
-	if *ttl != 0 {
-		body["ttl"] = *ttl
-	}
-	if *offline {
-		body["offline"] = true
-	}
-	status, out, err := post(*url, "/v1/push", *key, body)
+	client, err := herald.NewClient(*url, *key, herald.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}), herald.WithMaxAttempts(3))
 	if err != nil {
 		return err
 	}
-	fmt.Print(string(out))
-	if status != 200 {
-		return fmt.Errorf("push refused: %d %s", status, http.StatusText(status))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Without --id the client makes one, so that a retried push is taken
+	// once.
+	msgID, err := client.Push(ctx, herald.PushRequest{
+		To:   herald.Target{Users: users, Rooms: rooms, Conns: conns, App: *whole, All: *all},
+		Data: json.RawMessage(payload), TTL: time.Duration(*ttl) * time.Second, Offline: *offline, ID: *id, App: *app,
+	})
+	var refused *herald.Error
+	switch {
+	case errors.As(err, &refused):
+		// Print the server's answer as it came: the error object.
+		_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"error": map[string]string{"code": refused.Code, "message": refused.Message}})
+		return fmt.Errorf("push refused: %d %s", refused.Status, http.StatusText(refused.Status))
+	case err != nil:
+		return err
 	}
-	return nil
+	return json.NewEncoder(os.Stdout).Encode(map[string]string{"id": msgID})
 }
 
 // post sends body as JSON to a node's API path and returns the answer.
