@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/heraldpush/herald/sdk/herald"
 )
 
 // Options configure one benchmark run.
@@ -96,14 +98,10 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	}
 	var out []Result
 	for run := 1; run <= opts.Runs; run++ {
-		// A fresh 127.x.y.0/24 each run, so that ports left in TIME_WAIT by an
-		// earlier run never collide with this one's.
-		subnet := fmt.Sprintf("127.%d.%d.", 1+rand.IntN(250), rand.IntN(256))
-		local := &net.TCPAddr{IP: net.ParseIP(subnet + "1")}
-		c := &coordinator{opts: opts, subnet: subnet, prefix: fmt.Sprintf("r%d-", rand.IntN(1e9)), http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			MaxIdleConnsPerHost: max(16, opts.Concurrency*2),
-			DialContext:         (&net.Dialer{LocalAddr: local}).DialContext,
-		}}}
+		c, err := newCoordinator(opts)
+		if err != nil {
+			return out, err
+		}
 		fmt.Fprintf(opts.Progress, "run %d/%d: %s with %d connections over %d workers\n", run, opts.Runs, opts.Scenario, opts.Conns, opts.Workers)
 		res, err := c.runOnce(ctx, fn)
 		if err != nil {
@@ -115,11 +113,31 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	return out, nil
 }
 
+// newCoordinator prepares one run. A fresh 127.x.y.0/24 each run, so that
+// ports left in TIME_WAIT by an earlier run never collide with this one's.
+func newCoordinator(opts Options) (*coordinator, error) {
+	subnet := fmt.Sprintf("127.%d.%d.", 1+rand.IntN(250), rand.IntN(256))
+	local := &net.TCPAddr{IP: net.ParseIP(subnet + "1")}
+	c := &coordinator{opts: opts, subnet: subnet, prefix: fmt.Sprintf("r%d-", rand.IntN(1e9)), http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConnsPerHost: max(16, opts.Concurrency*2),
+		DialContext:         (&net.Dialer{LocalAddr: local}).DialContext,
+	}}}
+	// No retries and no client-made ids: a failed push fails the run, and
+	// pushes without ids take the server's fastest paths.
+	api, err := herald.NewClient(opts.URL, opts.Key, herald.WithHTTPClient(c.http), herald.WithMaxAttempts(1), herald.WithAutoID(false))
+	if err != nil {
+		return nil, err
+	}
+	c.api = api
+	return c, nil
+}
+
 type coordinator struct {
 	opts    Options
-	subnet  string // "127.x.y.": this run's source addresses
-	prefix  string // this run's user name prefix
-	http    *http.Client
+	subnet  string         // "127.x.y.": this run's source addresses
+	prefix  string         // this run's user name prefix
+	http    *http.Client   // /metrics
+	api     *herald.Client // the server API
 	workers []*workerProc
 	index   atomic.Int64 // message index, increasing over the whole run
 	live    atomic.Int64 // unicast pushes to connected users
@@ -282,36 +300,29 @@ func (c *coordinator) payload(i int64) []byte {
 	return append(b, `"}`...)
 }
 
-// post sends one API request and fails on any status but 200.
-func (c *coordinator) post(path string, body []byte) error {
-	req, _ := http.NewRequest("POST", c.opts.URL+path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if c.opts.Key != "" {
-		req.Header.Set("Authorization", "Bearer "+c.opts.Key)
-	}
-	resp, err := c.http.Do(req)
+// pushRoom pushes bench message i to the room every client is in.
+func (c *coordinator) pushRoom(ctx context.Context, i int64) error {
+	_, err := c.api.Push(ctx, herald.PushRequest{To: herald.Target{Rooms: []string{"bench"}}, Data: json.RawMessage(c.payload(i))})
+	return err
+}
+
+// userPush is bench message i for user (stored with --offline).
+func (c *coordinator) userPush(user string, i int64) herald.PushRequest {
+	return herald.PushRequest{To: herald.Target{Users: []string{user}}, Data: json.RawMessage(c.payload(i)), Offline: c.opts.Offline}
+}
+
+// pushBatch pushes items in one batch request and fails if any is refused.
+func (c *coordinator) pushBatch(ctx context.Context, items []herald.PushRequest) error {
+	res, err := c.api.Batch(ctx, items)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || bytes.Contains(answer, []byte(`"error"`)) {
-		return fmt.Errorf("bench: %s: %s %s", path, resp.Status, answer)
+	for _, r := range res {
+		if r.Err != nil {
+			return fmt.Errorf("bench: batch item refused: %w", r.Err)
+		}
 	}
 	return nil
-}
-
-func (c *coordinator) pushRoom(i int64) error {
-	body := append([]byte(`{"to":{"rooms":["bench"]},"data":`), c.payload(i)...)
-	return c.post("/v1/push", append(body, '}'))
-}
-
-func (c *coordinator) pushUser(user string, i int64) []byte {
-	b := append([]byte(`{"to":{"users":["`+user+`"]},"data":`), c.payload(i)...)
-	if c.opts.Offline {
-		b = append(b, `,"offline":true`...)
-	}
-	return append(b, '}')
 }
 
 // serverSample reads the server's RSS (bytes) and CPU time.
@@ -380,13 +391,3 @@ func (c *coordinator) target() string {
 	c.live.Add(1)
 	return c.prefix + strconv.Itoa(i)
 }
-
-func (c *coordinator) newGet(path string) (*http.Request, error) {
-	req, err := http.NewRequest("GET", c.opts.URL+path, nil)
-	if err == nil && c.opts.Key != "" {
-		req.Header.Set("Authorization", "Bearer "+c.opts.Key)
-	}
-	return req, err
-}
-
-func decodeJSON(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

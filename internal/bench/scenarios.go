@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/heraldpush/herald/internal/auth"
+	"github.com/heraldpush/herald/sdk/herald"
 )
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -65,7 +67,7 @@ func (c *coordinator) broadcast(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	start := time.Now()
-	if err := c.pace(ctx, c.opts.Pushes, c.opts.Rate, func() error { return c.pushRoom(c.index.Add(1)) }); err != nil {
+	if err := c.pace(ctx, c.opts.Pushes, c.opts.Rate, func() error { return c.pushRoom(ctx, c.index.Add(1)) }); err != nil {
 		return Result{}, err
 	}
 	want := uint64(c.opts.Pushes) * uint64(conns)
@@ -95,7 +97,7 @@ func (c *coordinator) latency(ctx context.Context) (Result, error) {
 	}
 	n := int(c.opts.Duration.Seconds() * float64(c.opts.Rate))
 	start := time.Now()
-	if err := c.pace(ctx, n, c.opts.Rate, func() error { return c.pushRoom(c.index.Add(1)) }); err != nil {
+	if err := c.pace(ctx, n, c.opts.Rate, func() error { return c.pushRoom(ctx, c.index.Add(1)) }); err != nil {
 		return Result{}, err
 	}
 	sent := time.Since(start)
@@ -145,10 +147,10 @@ func (c *coordinator) unicast(ctx context.Context) (Result, error) {
 				}
 				t0 := time.Now()
 				if c.opts.Batch > 0 {
-					err = c.postBatch()
+					err = c.postBatch(ctx)
 					n += c.opts.Batch
 				} else {
-					err = c.post("/v1/push", c.pushUser(c.target(), 1<<40+c.index.Add(1)))
+					_, err = c.api.Push(ctx, c.userPush(c.target(), 1<<40+c.index.Add(1)))
 					n++
 				}
 				if err != nil {
@@ -183,15 +185,12 @@ func (c *coordinator) unicast(ctx context.Context) (Result, error) {
 		P50ms: ms(r.Hist.Quantile(.5)), P99ms: ms(r.Hist.Quantile(.99)), Maxms: ms(r.Hist.Quantile(1))}, nil
 }
 
-func (c *coordinator) postBatch() error {
-	b := []byte(`{"items":[`)
-	for i := range c.opts.Batch {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, c.pushUser(c.target(), 1<<40+c.index.Add(1))...)
+func (c *coordinator) postBatch(ctx context.Context) error {
+	items := make([]herald.PushRequest, c.opts.Batch)
+	for i := range items {
+		items[i] = c.userPush(c.target(), 1<<40+c.index.Add(1))
 	}
-	return c.post("/v1/push/batch", append(b, "]}"...))
+	return c.pushBatch(ctx, items)
 }
 
 // churn connects every client and drops them all at once, Rounds times,
@@ -211,15 +210,15 @@ func (c *coordinator) churn(ctx context.Context) (Result, error) {
 			return res, err
 		}
 		for {
-			n, err := c.serverConns()
+			st, err := c.api.Stats(ctx)
 			if err != nil {
 				return res, err
 			}
-			if n == 0 {
+			if st.Conns == 0 {
 				break
 			}
 			if time.Since(start) > time.Minute {
-				return res, fmt.Errorf("bench: server still holds %d connections a minute after the mass disconnect", n)
+				return res, fmt.Errorf("bench: server still holds %d connections a minute after the mass disconnect", st.Conns)
 			}
 			if ctx.Err() != nil {
 				return res, ctx.Err()
@@ -231,21 +230,6 @@ func (c *coordinator) churn(ctx context.Context) (Result, error) {
 		fmt.Fprintf(c.opts.Progress, "  round %d: all %d gone in %.2fs\n", round, c.opts.Conns, d)
 	}
 	return res, nil
-}
-
-// serverConns reads the server's live connection count.
-func (c *coordinator) serverConns() (int, error) {
-	req, _ := c.newGet("/v1/stats")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var s struct{ Conns int }
-	if err := decodeJSON(resp.Body, &s); err != nil {
-		return 0, err
-	}
-	return s.Conns, nil
 }
 
 // pace calls fn n times, back to back (rate 0) or rate times per second,
@@ -283,16 +267,11 @@ func (c *coordinator) resume(ctx context.Context) (Result, error) {
 	start := time.Now()
 	for sent := 0; sent < n; {
 		k := min(1000, n-sent)
-		b := []byte(`{"items":[`)
-		for i := range k {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"to":{"users":["`+user+`"]},"offline":true,"data":`...)
-			b = append(b, c.payload(int64(sent+i+1))...)
-			b = append(b, '}')
+		items := make([]herald.PushRequest, k)
+		for i := range items {
+			items[i] = herald.PushRequest{To: herald.Target{Users: []string{user}}, Offline: true, Data: json.RawMessage(c.payload(int64(sent + i + 1)))}
 		}
-		if err := c.post("/v1/push/batch", append(b, "]}"...)); err != nil {
+		if err := c.pushBatch(ctx, items); err != nil {
 			return Result{}, err
 		}
 		sent += k
