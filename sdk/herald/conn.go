@@ -62,6 +62,7 @@ type DialOption func(*dialConfig)
 
 type dialConfig struct {
 	token     func(context.Context) (string, error)
+	fresh     bool // token can give a fresh token
 	authFrame bool
 	since     *uint64
 	autoAck   bool
@@ -72,14 +73,16 @@ type dialConfig struct {
 // WithToken authenticates with a client token (docs/protocol.md#client-tokens).
 // Without one the connection is anonymous, which only --dev servers allow.
 func WithToken(token string) DialOption {
-	return WithTokenFunc(func(context.Context) (string, error) { return token, nil })
+	return func(c *dialConfig) {
+		c.token, c.fresh = func(context.Context) (string, error) { return token, nil }, false
+	}
 }
 
 // WithTokenFunc calls f for a token before every connection attempt, so
 // that an expired token is replaced. After a refused token the Conn tries
 // one fresh token, then stops.
 func WithTokenFunc(f func(ctx context.Context) (string, error)) DialOption {
-	return func(c *dialConfig) { c.token = f }
+	return func(c *dialConfig) { c.token, c.fresh = f, true }
 }
 
 // WithAuthFrame sends the token in the first frame rather than in the
@@ -308,7 +311,7 @@ func (c *Conn) refusedToken() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.authFails++
-	return c.authFails < 2 && c.cfg.token != nil
+	return c.authFails < 2 && c.cfg.fresh
 }
 
 // run is the Conn's run loop: it serves each session and reconnects after

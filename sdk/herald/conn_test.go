@@ -305,6 +305,20 @@ func TestConnRefusals(t *testing.T) {
 		t.Fatalf("no token: %v", err)
 	}
 
+	// A token function gets one more try with a fresh token.
+	var calls atomic.Int32
+	c, err := herald.Dial(ctx(t), "ws://"+n.addr, herald.WithReconnectBackoff(time.Millisecond, 10*time.Millisecond),
+		herald.WithTokenFunc(func(context.Context) (string, error) {
+			if calls.Add(1) == 1 {
+				return bad, nil
+			}
+			return token(t, "eve", nil), nil
+		}))
+	if err != nil || calls.Load() != 2 {
+		t.Fatalf("a fresh token after a refused one: %v after %d tokens", err, calls.Load())
+	}
+	c.Close()
+
 	c, hello := n.dial("eve", herald.WithToken(token(t, "eve", func(c *auth.Claims) { c.Rooms = []string{"news-*"} })), herald.WithAuthFrame())
 	if hello.User != "eve" || hello.Conn == "" {
 		t.Fatalf("welcome after first-frame auth: %+v", hello)
@@ -324,6 +338,25 @@ func TestConnRefusals(t *testing.T) {
 	}
 	if err := c.Join("bad\x00name"); err == nil {
 		t.Fatal("a room name with a control character was taken")
+	}
+}
+
+// TestHeartbeatsKeepAQuietConnection: the server closes connections it
+// hears nothing from; a Conn answers its pings, so it stays while nothing
+// else happens.
+func TestHeartbeatsKeepAQuietConnection(t *testing.T) {
+	n := startNode(t, func(c *config.Config) {
+		c.Limits.Heartbeat, c.Limits.HeartbeatLimit = 50*time.Millisecond, 200*time.Millisecond
+	})
+	cl := n.client(apiKey)
+	c, _ := n.dial("ike")
+	next[*herald.Resumed](t, c)
+	for i := range 3 {
+		time.Sleep(400 * time.Millisecond) // quiet for twice the server's limit: this is what is tested
+		pushOffline(t, cl, "ike", i+1, i+1)
+		if m := next[*herald.Message](t, c); m.Seq != uint64(i+1) {
+			t.Fatalf("after a quiet spell got %+v", m)
+		}
 	}
 }
 
