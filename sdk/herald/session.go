@@ -194,8 +194,12 @@ func (s *session) next() (*serverFrame, error) {
 		case ws.OpPong:
 			continue
 		case ws.OpClose:
-			code, reason := ws.ParseCloseFrameData(p)
-			_ = s.write(ws.NewCloseFrame(ws.NewCloseFrameBody(code, "")))
+			code, reason := ws.ParseCloseFrameData(p) // no code: 1005
+			var echo []byte
+			if len(p) >= 2 {
+				echo = ws.NewCloseFrameBody(code, "")
+			}
+			_ = s.write(ws.NewCloseFrame(echo))
 			return nil, &CloseError{Code: int(code), Reason: reason}
 		case ws.OpText, ws.OpBinary:
 			op = h.OpCode
