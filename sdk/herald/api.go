@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"time"
 )
 
@@ -77,11 +76,15 @@ func (c *Client) Push(ctx context.Context, p PushRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var out struct {
-		ID string `json:"id"`
+	out, err := call[pushAnswer](ctx, c, &request{op: opPush, push: b, idempotent: b.ID != ""})
+	if err != nil {
+		return "", err
 	}
-	err = c.call(ctx, &request{op: opPush, method: "POST", path: "/v1/push", in: b, out: &out, idempotent: b.ID != ""})
-	return out.ID, err
+	return out.ID, nil
+}
+
+type pushAnswer struct {
+	ID string `json:"id"`
 }
 
 // BatchResult is the outcome of one item of a batch: its id, or why it
@@ -95,25 +98,17 @@ type BatchResult struct {
 // and returns one result per item, in order. The error is for the request
 // as a whole. A batch whose items all carry ids is retried like a push.
 func (c *Client) Batch(ctx context.Context, items []PushRequest) ([]BatchResult, error) {
-	in := struct {
-		Items []*pushBody `json:"items"`
-	}{Items: make([]*pushBody, len(items))}
-	idempotent := true
+	r := &request{op: opBatch, batch: make([]*pushBody, len(items)), idempotent: true}
 	for i := range items {
 		b, err := c.pushBody(&items[i])
 		if err != nil {
 			return nil, fmt.Errorf("item %d: %w", i, err)
 		}
-		in.Items[i] = b
-		idempotent = idempotent && b.ID != ""
+		r.batch[i] = b
+		r.idempotent = r.idempotent && b.ID != ""
 	}
-	var out struct {
-		Results []struct {
-			ID    string     `json:"id"`
-			Error *errorItem `json:"error"`
-		} `json:"results"`
-	}
-	if err := c.call(ctx, &request{op: opBatch, method: "POST", path: "/v1/push/batch", in: &in, out: &out, idempotent: idempotent}); err != nil {
+	out, err := call[batchAnswer](ctx, c, r)
+	if err != nil {
 		return nil, err
 	}
 	if len(out.Results) != len(items) {
@@ -127,6 +122,13 @@ func (c *Client) Batch(ctx context.Context, items []PushRequest) ([]BatchResult,
 		}
 	}
 	return res, nil
+}
+
+type batchAnswer struct {
+	Results []struct {
+		ID    string     `json:"id"`
+		Error *errorItem `json:"error"`
+	} `json:"results"`
 }
 
 type errorItem struct {
@@ -144,22 +146,13 @@ type Members struct {
 // JoinRoom puts connections in a room; each one that was not in it gets a
 // joined frame. Unknown users and connections are skipped.
 func (c *Client) JoinRoom(ctx context.Context, room string, m Members) error {
-	return c.membership(ctx, opJoinRoom, room, "/join", m)
+	return c.do(ctx, &request{op: opJoinRoom, app: c.app, name: room, members: &m, idempotent: true})
 }
 
 // LeaveRoom takes connections out of a room; each one that was in it gets
 // a left frame.
 func (c *Client) LeaveRoom(ctx context.Context, room string, m Members) error {
-	return c.membership(ctx, opLeaveRoom, room, "/leave", m)
-}
-
-func (c *Client) membership(ctx context.Context, op, room, verb string, m Members) error {
-	in := struct {
-		App   string   `json:"app,omitempty"`
-		Users []string `json:"users,omitempty"`
-		Conns []string `json:"conns,omitempty"`
-	}{c.app, m.Users, m.Conns}
-	return c.call(ctx, &request{op: op, method: "POST", path: "/v1/rooms/" + url.PathEscape(room) + verb, in: &in, idempotent: true})
+	return c.do(ctx, &request{op: opLeaveRoom, app: c.app, name: room, members: &m, idempotent: true})
 }
 
 // RoomInfo is one page of a room's members, with the room's totals.
@@ -182,14 +175,7 @@ type Member struct {
 // ("" for the first page; pass RoomInfo.Next for the next). An unknown room
 // is an empty one.
 func (c *Client) Room(ctx context.Context, room, cursor string) (*RoomInfo, error) {
-	q := c.query()
-	if cursor != "" {
-		if q == nil {
-			q = url.Values{}
-		}
-		q.Set("cursor", cursor)
-	}
-	return get[RoomInfo](ctx, c, opRoom, "/v1/rooms/"+url.PathEscape(room), q)
+	return call[RoomInfo](ctx, c, &request{op: opRoom, app: c.app, name: room, cursor: cursor, idempotent: true})
 }
 
 // UserInfo is a user's live connections on the node that answered.
@@ -212,20 +198,20 @@ type ConnInfo struct {
 // User returns a user's connections; an unknown or offline user is not an
 // error (Online is false).
 func (c *Client) User(ctx context.Context, user string) (*UserInfo, error) {
-	return get[UserInfo](ctx, c, opUser, "/v1/users/"+url.PathEscape(user), c.query())
+	return call[UserInfo](ctx, c, &request{op: opUser, app: c.app, name: user, idempotent: true})
 }
 
 // KickConn closes one connection (the client gets close code 4002). An
 // unknown connection is an *Error with code not_found. Kicks are not
 // retried: a repeat would answer not_found.
 func (c *Client) KickConn(ctx context.Context, id string) error {
-	return c.call(ctx, &request{op: opKickConn, method: "DELETE", path: "/v1/conns/" + url.PathEscape(id), query: c.query()})
+	return c.do(ctx, &request{op: opKickConn, app: c.app, name: id})
 }
 
 // KickUser closes every connection of a user; a user with none is an
 // *Error with code not_found.
 func (c *Client) KickUser(ctx context.Context, user string) error {
-	return c.call(ctx, &request{op: opKickUser, method: "DELETE", path: "/v1/users/" + url.PathEscape(user) + "/conns", query: c.query()})
+	return c.do(ctx, &request{op: opKickUser, app: c.app, name: user})
 }
 
 // MessageStatus is where a stored push is (docs/api.md#get-v1messagesid).
@@ -254,18 +240,7 @@ type UserStatus struct {
 // MessageStatus returns the status of a stored (offline) push. An unknown
 // id, or a live push, is an *Error with code not_found.
 func (c *Client) MessageStatus(ctx context.Context, id string) (*MessageStatus, error) {
-	w, err := get[struct {
-		ID        string       `json:"id"`
-		Created   time.Time    `json:"created"`
-		TTL       int64        `json:"ttl"`
-		Targeted  int          `json:"targeted"`
-		Delivered int          `json:"delivered"`
-		Acked     int          `json:"acked"`
-		Expired   int          `json:"expired"`
-		Dropped   int          `json:"dropped"`
-		Recalled  bool         `json:"recalled"`
-		Users     []UserStatus `json:"users"`
-	}](ctx, c, opMessageStatus, "/v1/messages/"+url.PathEscape(id), c.query())
+	w, err := call[messageAnswer](ctx, c, &request{op: opMessageStatus, app: c.app, name: id, idempotent: true})
 	if err != nil {
 		return nil, err
 	}
@@ -273,11 +248,24 @@ func (c *Client) MessageStatus(ctx context.Context, id string) (*MessageStatus, 
 		Delivered: w.Delivered, Acked: w.Acked, Expired: w.Expired, Dropped: w.Dropped, Recalled: w.Recalled, Users: w.Users}, nil
 }
 
+type messageAnswer struct {
+	ID        string       `json:"id"`
+	Created   time.Time    `json:"created"`
+	TTL       int64        `json:"ttl"` // seconds
+	Targeted  int          `json:"targeted"`
+	Delivered int          `json:"delivered"`
+	Acked     int          `json:"acked"`
+	Expired   int          `json:"expired"`
+	Dropped   int          `json:"dropped"`
+	Recalled  bool         `json:"recalled"`
+	Users     []UserStatus `json:"users"`
+}
+
 // Recall withdraws a stored message from every inbox it is in; online
 // connections of its users get a recall frame. Recalling again is allowed,
 // so Recall is retried like a query.
 func (c *Client) Recall(ctx context.Context, id string) error {
-	return c.call(ctx, &request{op: opRecall, method: "DELETE", path: "/v1/messages/" + url.PathEscape(id), query: c.query(), idempotent: true})
+	return c.do(ctx, &request{op: opRecall, app: c.app, name: id, idempotent: true})
 }
 
 // Stats are a node's live counts and its counters since start: the app's
@@ -292,7 +280,7 @@ type Stats struct {
 
 // Stats returns the answering node's counts.
 func (c *Client) Stats(ctx context.Context) (*Stats, error) {
-	return get[Stats](ctx, c, opStats, "/v1/stats", nil)
+	return call[Stats](ctx, c, &request{op: opStats, idempotent: true})
 }
 
 // Node is one live node of the cluster.
@@ -307,13 +295,15 @@ type Node struct {
 
 // Nodes lists the live nodes.
 func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
-	out, err := get[struct {
-		Nodes []Node `json:"nodes"`
-	}](ctx, c, opNodes, "/v1/nodes", nil)
+	out, err := call[nodesAnswer](ctx, c, &request{op: opNodes, idempotent: true})
 	if err != nil {
 		return nil, err
 	}
 	return out.Nodes, nil
+}
+
+type nodesAnswer struct {
+	Nodes []Node `json:"nodes"`
 }
 
 // Route is where a client should connect: the least-loaded live node.
@@ -325,14 +315,15 @@ type Route struct {
 
 // Route returns the least-loaded live node's WebSocket URL.
 func (c *Client) Route(ctx context.Context) (*Route, error) {
-	return get[Route](ctx, c, opRoute, "/v1/route", nil)
+	return call[Route](ctx, c, &request{op: opRoute, idempotent: true})
 }
 
-// get runs a query and decodes its answer into a new T.
-func get[T any](ctx context.Context, c *Client, op, path string, q url.Values) (*T, error) {
-	var out T
-	if err := c.call(ctx, &request{op: op, method: "GET", path: path, query: q, out: &out, idempotent: true}); err != nil {
+// call runs r and returns its answer, a new T.
+func call[T any](ctx context.Context, c *Client, r *request) (*T, error) {
+	out := new(T)
+	r.out = out
+	if err := c.do(ctx, r); err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return out, nil
 }

@@ -80,9 +80,9 @@ func NewClient(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	return &Client{t: t, app: cfg.app, autoID: cfg.autoID, attempts: cfg.attempts, backoff: cfg.backoff}, nil
 }
 
-// call runs one operation, retrying an idempotent one on network errors
+// do runs one operation, retrying an idempotent one on network errors
 // and unavailable answers until it succeeds, attempts run out or ctx ends.
-func (c *Client) call(ctx context.Context, r *request) error {
+func (c *Client) do(ctx context.Context, r *request) error {
 	for n := 0; ; n++ {
 		err := c.t.do(ctx, r)
 		if err == nil || !r.idempotent || n+1 >= c.attempts || !retryable(ctx, err) {
@@ -105,14 +105,6 @@ func retryable(ctx context.Context, err error) bool {
 		return e.Status == http.StatusBadGateway || e.Status == http.StatusServiceUnavailable || e.Status == http.StatusGatewayTimeout
 	}
 	return true
-}
-
-// query returns the ?app= of a call by an admin client.
-func (c *Client) query() url.Values {
-	if c.app == "" {
-		return nil
-	}
-	return url.Values{"app": {c.app}}
 }
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)

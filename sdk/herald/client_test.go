@@ -78,6 +78,15 @@ func TestClientOperations(t *testing.T) {
 		u.Conns[0].Since.IsZero() || strings.Join(u.Conns[0].Rooms, ",") != "lobby" {
 		t.Fatalf("user: %+v, %v", u, err)
 	}
+	// An admin names its app; the cursor pages through members.
+	for app, online := range map[string]bool{"shop": true, "blog": false} {
+		if u, err := n.client(adminKey, herald.WithApp(app)).User(ctx(t), "alice"); err != nil || u.Online != online {
+			t.Fatalf("alice as an admin of app %s sees her: %+v, %v", app, u, err)
+		}
+	}
+	if room, err := cl.Room(ctx(t), "lobby", hello.Conn); err != nil || room.Conns != 1 || len(room.Members) != 0 {
+		t.Fatalf("the page after the last member: %+v, %v", room, err)
+	}
 	if err := cl.LeaveRoom(ctx(t), "lobby", herald.Members{Conns: []string{hello.Conn}}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,14 +11,13 @@ import (
 )
 
 // transport carries one API operation to the server and its answer back.
-// The HTTP transport maps a request to its v1 endpoint; another transport
-// (gRPC) would dispatch on the operation name and convert the same
-// request and answer types.
+// The HTTP transport maps each operation to its v1 endpoint; another
+// (gRPC) maps the same requests to its methods and fills the same answers.
 type transport interface {
 	do(ctx context.Context, r *request) error
 }
 
-// Operation names, one per API operation.
+// Operations of the server API.
 const (
 	opPush          = "push"
 	opBatch         = "batch"
@@ -35,15 +34,20 @@ const (
 	opRoute         = "route"
 )
 
-// request is one API operation, independent of the transport.
+// request is one API operation with its arguments, whatever the transport.
 type request struct {
-	op         string
-	method     string     // HTTP method
-	path       string     // HTTP path, escaped
-	query      url.Values // HTTP query
-	in         any        // request body (JSON), nil for none
-	out        any        // where the answer goes, nil when there is none
-	idempotent bool       // may be sent again after a failure
+	op      string
+	app     string      // the app an admin key acts on; "" for the key's own
+	name    string      // the room, user, connection or message id acted on
+	cursor  string      // opRoom: the page
+	push    *pushBody   // opPush
+	batch   []*pushBody // opBatch
+	members *Members    // opJoinRoom, opLeaveRoom
+	// out receives the answer: *pushAnswer, *batchAnswer, *RoomInfo,
+	// *UserInfo, *messageAnswer, *Stats, *nodesAnswer or *Route; nil for
+	// operations without one.
+	out        any
+	idempotent bool // may be sent again after a failure
 }
 
 // httpTransport is the v1 HTTP/JSON API.
@@ -53,20 +57,77 @@ type httpTransport struct {
 	key  string
 }
 
+// endpoint maps a request to its HTTP method, path, query and body (no
+// method: an unknown operation).
+func endpoint(r *request) (method, path string, q url.Values, body any) {
+	name := url.PathEscape(r.name)
+	if r.app != "" {
+		q = url.Values{"app": {r.app}}
+	}
+	members := func() any {
+		return struct {
+			App   string   `json:"app,omitempty"`
+			Users []string `json:"users,omitempty"`
+			Conns []string `json:"conns,omitempty"`
+		}{r.app, r.members.Users, r.members.Conns}
+	}
+	switch r.op {
+	case opPush:
+		return "POST", "/v1/push", nil, r.push
+	case opBatch:
+		return "POST", "/v1/push/batch", nil, struct {
+			Items []*pushBody `json:"items"`
+		}{r.batch}
+	case opJoinRoom:
+		return "POST", "/v1/rooms/" + name + "/join", nil, members()
+	case opLeaveRoom:
+		return "POST", "/v1/rooms/" + name + "/leave", nil, members()
+	case opRoom:
+		if r.cursor != "" {
+			if q == nil {
+				q = url.Values{}
+			}
+			q.Set("cursor", r.cursor)
+		}
+		return "GET", "/v1/rooms/" + name, q, nil
+	case opUser:
+		return "GET", "/v1/users/" + name, q, nil
+	case opKickConn:
+		return "DELETE", "/v1/conns/" + name, q, nil
+	case opKickUser:
+		return "DELETE", "/v1/users/" + name + "/conns", q, nil
+	case opMessageStatus:
+		return "GET", "/v1/messages/" + name, q, nil
+	case opRecall:
+		return "DELETE", "/v1/messages/" + name, q, nil
+	case opStats:
+		return "GET", "/v1/stats", nil, nil
+	case opNodes:
+		return "GET", "/v1/nodes", nil, nil
+	case opRoute:
+		return "GET", "/v1/route", nil, nil
+	}
+	return "", "", nil, nil
+}
+
 func (t *httpTransport) do(ctx context.Context, r *request) error {
+	method, path, q, in := endpoint(r)
+	if method == "" {
+		return fmt.Errorf("herald: no HTTP endpoint for operation %q", r.op)
+	}
 	var body io.Reader
-	if r.in != nil {
-		b, err := json.Marshal(r.in)
+	if in != nil {
+		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("herald: encoding %s: %w", r.op, err)
 		}
 		body = bytes.NewReader(b)
 	}
-	u := t.base + r.path
-	if len(r.query) > 0 {
-		u += "?" + r.query.Encode()
+	u := t.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return fmt.Errorf("herald: %s: %w", r.op, err)
 	}
