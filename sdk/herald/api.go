@@ -56,9 +56,9 @@ func (c *Client) pushBody(p *PushRequest) (*pushBody, error) {
 	}
 	b := &pushBody{App: p.App, To: p.To, Data: data, Offline: p.Offline, ID: p.ID}
 	if b.App == "" {
-		b.App = c.app
+		b.App = c.cfg.app
 	}
-	if b.ID == "" && c.autoID {
+	if b.ID == "" && c.cfg.autoID {
 		b.ID = newID()
 	}
 	if p.TTL > 0 {
@@ -146,13 +146,13 @@ type Members struct {
 // JoinRoom puts connections in a room; each one that was not in it gets a
 // joined frame. Unknown users and connections are skipped.
 func (c *Client) JoinRoom(ctx context.Context, room string, m Members) error {
-	return c.do(ctx, &request{op: opJoinRoom, app: c.app, name: room, members: &m, idempotent: true})
+	return c.do(ctx, &request{op: opJoinRoom, app: c.cfg.app, name: room, members: &m, idempotent: true})
 }
 
 // LeaveRoom takes connections out of a room; each one that was in it gets
 // a left frame.
 func (c *Client) LeaveRoom(ctx context.Context, room string, m Members) error {
-	return c.do(ctx, &request{op: opLeaveRoom, app: c.app, name: room, members: &m, idempotent: true})
+	return c.do(ctx, &request{op: opLeaveRoom, app: c.cfg.app, name: room, members: &m, idempotent: true})
 }
 
 // RoomInfo is one page of a room's members, with the room's totals.
@@ -175,7 +175,7 @@ type Member struct {
 // ("" for the first page; pass RoomInfo.Next for the next). An unknown room
 // is an empty one.
 func (c *Client) Room(ctx context.Context, room, cursor string) (*RoomInfo, error) {
-	return call[RoomInfo](ctx, c, &request{op: opRoom, app: c.app, name: room, cursor: cursor, idempotent: true})
+	return call[RoomInfo](ctx, c, &request{op: opRoom, app: c.cfg.app, name: room, cursor: cursor, idempotent: true})
 }
 
 // UserInfo is a user's live connections on the node that answered.
@@ -198,20 +198,20 @@ type ConnInfo struct {
 // User returns a user's connections; an unknown or offline user is not an
 // error (Online is false).
 func (c *Client) User(ctx context.Context, user string) (*UserInfo, error) {
-	return call[UserInfo](ctx, c, &request{op: opUser, app: c.app, name: user, idempotent: true})
+	return call[UserInfo](ctx, c, &request{op: opUser, app: c.cfg.app, name: user, idempotent: true})
 }
 
 // KickConn closes one connection (the client gets close code 4002). An
 // unknown connection is an *Error with code not_found. Kicks are not
 // retried: a repeat would answer not_found.
 func (c *Client) KickConn(ctx context.Context, id string) error {
-	return c.do(ctx, &request{op: opKickConn, app: c.app, name: id})
+	return c.do(ctx, &request{op: opKickConn, app: c.cfg.app, name: id})
 }
 
 // KickUser closes every connection of a user; a user with none is an
 // *Error with code not_found.
 func (c *Client) KickUser(ctx context.Context, user string) error {
-	return c.do(ctx, &request{op: opKickUser, app: c.app, name: user})
+	return c.do(ctx, &request{op: opKickUser, app: c.cfg.app, name: user})
 }
 
 // MessageStatus is where a stored push is (docs/api.md#get-v1messagesid).
@@ -240,7 +240,7 @@ type UserStatus struct {
 // MessageStatus returns the status of a stored (offline) push. An unknown
 // id, or a live push, is an *Error with code not_found.
 func (c *Client) MessageStatus(ctx context.Context, id string) (*MessageStatus, error) {
-	w, err := call[messageAnswer](ctx, c, &request{op: opMessageStatus, app: c.app, name: id, idempotent: true})
+	w, err := call[messageAnswer](ctx, c, &request{op: opMessageStatus, app: c.cfg.app, name: id, idempotent: true})
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ type messageAnswer struct {
 // connections of its users get a recall frame. Recalling again is allowed,
 // so Recall is retried like a query.
 func (c *Client) Recall(ctx context.Context, id string) error {
-	return c.do(ctx, &request{op: opRecall, app: c.app, name: id, idempotent: true})
+	return c.do(ctx, &request{op: opRecall, app: c.cfg.app, name: id, idempotent: true})
 }
 
 // Stats are a node's live counts and its counters since start: the app's

@@ -14,11 +14,8 @@ import (
 
 // Client calls a Herald node's server API. It is safe for concurrent use.
 type Client struct {
-	t        transport
-	app      string
-	autoID   bool
-	attempts int
-	backoff  backoff
+	t   transport
+	cfg clientConfig
 }
 
 // Option configures a Client.
@@ -76,8 +73,7 @@ func NewClient(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	if cfg.http == nil {
 		cfg.http = &http.Client{Timeout: 30 * time.Second}
 	}
-	t := &httpTransport{hc: cfg.http, base: strings.TrimRight(baseURL, "/"), key: apiKey}
-	return &Client{t: t, app: cfg.app, autoID: cfg.autoID, attempts: cfg.attempts, backoff: cfg.backoff}, nil
+	return &Client{t: &httpTransport{hc: cfg.http, base: strings.TrimRight(baseURL, "/"), key: apiKey}, cfg: cfg}, nil
 }
 
 // do runs one operation, retrying an idempotent one on network errors
@@ -85,10 +81,10 @@ func NewClient(baseURL, apiKey string, opts ...Option) (*Client, error) {
 func (c *Client) do(ctx context.Context, r *request) error {
 	for n := 0; ; n++ {
 		err := c.t.do(ctx, r)
-		if err == nil || !r.idempotent || n+1 >= c.attempts || !retryable(ctx, err) {
+		if err == nil || !r.idempotent || n+1 >= c.cfg.attempts || !retryable(ctx, err) {
 			return err
 		}
-		if cerr := sleep(ctx, c.backoff.delay(n)); cerr != nil {
+		if cerr := sleep(ctx, c.cfg.backoff.delay(n)); cerr != nil {
 			return fmt.Errorf("%w (giving up: %w)", err, cerr)
 		}
 	}

@@ -134,6 +134,15 @@ func TestConnSurvivesServerRestarts(t *testing.T) {
 	}
 	pushRoom(t, cl, "lobby", `"l1"`)
 	r.data(`"l1"`)
+	// A room left is left for good: not rejoined, nothing from it.
+	if err := c.Join("temp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Leave("temp"); err != nil {
+		t.Fatal(err)
+	}
+	r.until("left temp", func(ev herald.Event) bool { e, ok := ev.(*herald.Left); return ok && e.Room == "temp" })
+	pushRoom(t, cl, "temp", `"not a member"`)
 
 	// Restart while the Conn is held back: what is pushed meanwhile is
 	// replayed when it reconnects.
@@ -160,6 +169,9 @@ func TestConnSurvivesServerRestarts(t *testing.T) {
 		t.Fatalf("chat-1 resumed %+v, want since 1, to 3, complete", res)
 	}
 	r.until("the lobby rejoin", func(ev herald.Event) bool { e, ok := ev.(*herald.Joined); return ok && e.Room == "lobby" })
+	if u, err := cl.User(ctx(t), "zoe"); err != nil || len(u.Conns) != 1 || fmt.Sprint(u.Conns[0].Rooms) != "[chat-1 lobby]" {
+		t.Fatalf("zoe after the reconnect: %+v, %v; want one connection in chat-1 and lobby", u, err)
+	}
 	pushOffline(t, cl, "zoe", 7, 9)
 	r.seq(9)
 	pushRoom(t, cl, "lobby", `"l2"`)
@@ -194,8 +206,8 @@ func TestConnSurvivesServerRestarts(t *testing.T) {
 		if m.Room == "chat-1" {
 			pos = append(pos, m.Pos)
 		}
-		if string(m.Data) == `"lost: live only"` {
-			t.Errorf("a live push made while the Conn was away was delivered: %+v", m)
+		if string(m.Data) == `"lost: live only"` || string(m.Data) == `"not a member"` {
+			t.Errorf("a push the Conn should not have got was delivered: %+v", m)
 		}
 	}
 	if fmt.Sprint(seqs) != "[1 2 3 4 5 6 7 8 9 10 11 12]" {
