@@ -136,7 +136,7 @@ type coordinator struct {
 	opts    Options
 	subnet  string         // "127.x.y.": this run's source addresses
 	prefix  string         // this run's user name prefix
-	http    *http.Client   // /metrics
+	http    *http.Client   // dials from this run's subnet: /metrics, and api's requests
 	api     *herald.Client // the server API
 	workers []*workerProc
 	index   atomic.Int64 // message index, increasing over the whole run
