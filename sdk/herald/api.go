@@ -268,9 +268,11 @@ func (c *Client) Recall(ctx context.Context, id string) error {
 	return c.do(ctx, &request{op: opRecall, app: c.cfg.app, name: id, idempotent: true})
 }
 
-// Stats are a node's live counts and its counters since start: the app's
-// for an app key, the whole node's for an admin key.
+// Stats are the live counts of the cluster's nodes and their counters
+// since they started, summed: the app's for an app key, every app's for
+// an admin key.
 type Stats struct {
+	Nodes      int   `json:"nodes"` // the live nodes that answered, whose counts are summed
 	Conns      int   `json:"conns"`
 	Users      int   `json:"users"`
 	Rooms      int   `json:"rooms"`
@@ -278,7 +280,7 @@ type Stats struct {
 	Deliveries int64 `json:"deliveries"`
 }
 
-// Stats returns the answering node's counts.
+// Stats returns the cluster's counts.
 func (c *Client) Stats(ctx context.Context) (*Stats, error) {
 	return call[Stats](ctx, c, &request{op: opStats, idempotent: true})
 }
@@ -316,6 +318,40 @@ type Route struct {
 // Route returns the least-loaded live node's WebSocket URL.
 func (c *Client) Route(ctx context.Context) (*Route, error) {
 	return call[Route](ctx, c, &request{op: opRoute, idempotent: true})
+}
+
+// DrainResult answers a drain.
+type DrainResult struct {
+	Node  string        // the node that drains
+	Conns int           // the connections it is about to close
+	Time  time.Duration // over how long; 0 when it was draining already
+	// Already is true when the node was draining already: nothing changed.
+	Already bool
+}
+
+type drainAnswer struct {
+	Node      string `json:"node"`
+	Conns     int    `json:"conns"`
+	DrainTime string `json:"drain_time"`
+	Already   bool   `json:"already"`
+}
+
+// Drain drains the node that takes the call (admin keys only): it refuses
+// new connections, leaves the node list and route, closes its clients with
+// 4000 (they reconnect elsewhere) spread over the time over (0: the
+// node's drain_time), then exits (docs/api.md#post-v1admindrain).
+func (c *Client) Drain(ctx context.Context, over time.Duration) (*DrainResult, error) {
+	w, err := call[drainAnswer](ctx, c, &request{op: opDrain, drainTime: over, idempotent: true})
+	if err != nil {
+		return nil, err
+	}
+	res := &DrainResult{Node: w.Node, Conns: w.Conns, Already: w.Already}
+	if w.DrainTime != "" {
+		if res.Time, err = time.ParseDuration(w.DrainTime); err != nil {
+			return nil, fmt.Errorf("herald: the drain answer's drain_time: %w", err)
+		}
+	}
+	return res, nil
 }
 
 // call runs r and returns its answer, a new T.

@@ -99,7 +99,7 @@ func TestClientOperations(t *testing.T) {
 
 	// Node-wide views.
 	stats, err := cl.Stats(ctx(t))
-	if err != nil || stats.Conns != 1 || stats.Users != 1 || stats.Pushes != 4 || stats.Deliveries < 4 {
+	if err != nil || stats.Nodes != 1 || stats.Conns != 1 || stats.Users != 1 || stats.Pushes != 4 || stats.Deliveries < 4 {
 		t.Fatalf("stats: %+v, %v", stats, err)
 	}
 	nodes, err := cl.Nodes(ctx(t))
@@ -146,6 +146,37 @@ func TestClientOperations(t *testing.T) {
 	waitFor(t, "alice gone", func() bool { u, err := cl.User(ctx(t), "alice"); return err == nil && !u.Online })
 	if err := cl.KickUser(ctx(t), "alice"); herald.ErrorCode(err) != herald.CodeNotFound {
 		t.Fatalf("kicking a user with no connection: %v", err)
+	}
+}
+
+// TestDrain: an admin drains a node; its Conn is told to go elsewhere
+// (4000) and keeps trying; a repeat changes nothing; an app key may not.
+func TestDrain(t *testing.T) {
+	n := startNode(t, nil)
+	c, _ := n.dial("jo")
+	next[*herald.Resumed](t, c)
+	for range 3 { // more clients: the drain spreads their closes over its time
+		n.dial("jo")
+	}
+	if _, err := n.client(apiKey).Drain(ctx(t), 0); herald.ErrorCode(err) != herald.CodeForbidden {
+		t.Fatalf("drain with an app key: %v", err)
+	}
+	admin := n.client(adminKey)
+	nodes, err := admin.Nodes(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := admin.Drain(ctx(t), 4*time.Second)
+	if err != nil || d.Node != nodes[0].ID || d.Conns != 4 || d.Time != 4*time.Second || d.Already {
+		t.Fatalf("drain: %+v, %v", d, err)
+	}
+	if d, err := admin.Drain(ctx(t), 0); err != nil || !d.Already || d.Node != nodes[0].ID {
+		t.Fatalf("a second drain: %+v, %v", d, err)
+	}
+	disc := next[*herald.Disconnected](t, c)
+	var ce *herald.CloseError
+	if !errors.As(disc.Err, &ce) || ce.Code != herald.CloseDraining || !disc.Retry {
+		t.Fatalf("disconnected by the drain: %+v", disc)
 	}
 }
 

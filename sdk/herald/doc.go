@@ -4,12 +4,12 @@
 //
 //   - Client calls the server API (docs/api.md) for a backend: push and
 //     batch push, room membership, user and room queries, kicks, message
-//     status and recall, stats, nodes and route. Every call takes a
-//     context; an error answer is an *Error carrying the stable code and the
-//     HTTP status. Idempotent calls (queries, recall, room membership, and
-//     pushes that carry an id, which Client gives every push by default)
-//     are retried with exponential backoff and full jitter on network
-//     errors and 503 unavailable.
+//     status and recall, stats, nodes, route and drain. Every call takes a
+//     context; an error answer is an *Error carrying the stable code and
+//     the HTTP status. Idempotent calls (queries, recall, room membership,
+//     drain, and pushes that carry an id, which Client gives every push by
+//     default) are retried with exponential backoff and full jitter on
+//     network errors and 503 unavailable.
 //
 //   - Conn is a client connection for Go programs (docs/protocol.md): it
 //     authenticates with a token, delivers typed events on a channel,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // transport carries one API operation to the server and its answer back.
@@ -32,6 +33,7 @@ const (
 	opStats         = "stats"
 	opNodes         = "nodes"
 	opRoute         = "route"
+	opDrain         = "drain"
 )
 
 // request is one API operation with its arguments, whatever the transport.
@@ -43,9 +45,11 @@ type request struct {
 	push    *pushBody   // opPush
 	batch   []*pushBody // opBatch
 	members *Members    // opJoinRoom, opLeaveRoom
+	// drainTime is opDrain's time to close the clients over; 0: the node's.
+	drainTime time.Duration
 	// out receives the answer: *pushAnswer, *batchAnswer, *RoomInfo,
-	// *UserInfo, *messageAnswer, *Stats, *nodesAnswer or *Route; nil for
-	// operations without one.
+	// *UserInfo, *messageAnswer, *Stats, *nodesAnswer, *Route or
+	// *drainAnswer; nil for operations without one.
 	out        any
 	idempotent bool // may be sent again after a failure
 }
@@ -106,6 +110,12 @@ func endpoint(r *request) (method, path string, q url.Values, body any) {
 		return "GET", "/v1/nodes", nil, nil
 	case opRoute:
 		return "GET", "/v1/route", nil, nil
+	case opDrain:
+		body := map[string]string{}
+		if r.drainTime != 0 {
+			body["drain_time"] = r.drainTime.String()
+		}
+		return "POST", "/v1/admin/drain", nil, body
 	}
 	return "", "", nil, nil
 }
