@@ -125,10 +125,12 @@ func (c *Client) Batch(ctx context.Context, items []PushRequest) ([]BatchResult,
 }
 
 type batchAnswer struct {
-	Results []struct {
-		ID    string     `json:"id"`
-		Error *errorItem `json:"error"`
-	} `json:"results"`
+	Results []batchResult `json:"results"`
+}
+
+type batchResult struct {
+	ID    string     `json:"id"`
+	Error *errorItem `json:"error"`
 }
 
 type errorItem struct {

@@ -23,15 +23,26 @@ type Option func(*clientConfig)
 
 type clientConfig struct {
 	http     *http.Client
+	grpc     bool
 	app      string
 	autoID   bool
 	attempts int
 	backoff  backoff
 }
 
+// defaultTimeout bounds one attempt of a call by default.
+const defaultTimeout = 30 * time.Second
+
 // WithHTTPClient makes the Client send its requests with hc (by default
 // an http.Client with a 30-second timeout per attempt).
 func WithHTTPClient(hc *http.Client) Option { return func(c *clientConfig) { c.http = hc } }
+
+// WithGRPC makes the Client call the gRPC API (the HeraldService of
+// api/herald/v1, served on the same address) rather than HTTP/JSON: HTTP/2
+// over TLS for an https:// base URL, cleartext HTTP/2 for http://. The
+// operations, answers, errors and retries are the same. With
+// WithHTTPClient, that client must speak HTTP/2 to the node.
+func WithGRPC() Option { return func(c *clientConfig) { c.grpc = true } }
 
 // WithApp names the app every call acts on, for admin keys (an app key
 // acts on its own app; naming another is refused with 403). A push's own
@@ -70,10 +81,14 @@ func NewClient(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	if cfg.attempts < 1 {
 		return nil, errors.New("herald: WithMaxAttempts needs at least 1")
 	}
-	if cfg.http == nil {
-		cfg.http = &http.Client{Timeout: 30 * time.Second}
+	base := strings.TrimRight(baseURL, "/")
+	if cfg.grpc {
+		return &Client{t: newGRPCTransport(cfg.http, base, apiKey), cfg: cfg}, nil
 	}
-	return &Client{t: &httpTransport{hc: cfg.http, base: strings.TrimRight(baseURL, "/"), key: apiKey}, cfg: cfg}, nil
+	if cfg.http == nil {
+		cfg.http = &http.Client{Timeout: defaultTimeout}
+	}
+	return &Client{t: &httpTransport{hc: cfg.http, base: base, key: apiKey}, cfg: cfg}, nil
 }
 
 // do runs one operation, retrying an idempotent one on network errors

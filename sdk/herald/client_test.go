@@ -15,8 +15,9 @@ import (
 
 // TestClientOperations runs every server API operation against a real
 // node and checks what a connected client sees of it.
-func TestClientOperations(t *testing.T) {
-	n := startNode(t, nil)
+func TestClientOperations(t *testing.T) { eachTransport(t, testClientOperations) }
+
+func testClientOperations(t *testing.T, n *node) {
 	cl := n.client(apiKey)
 	c, hello := n.dial("alice")
 	next[*herald.Resumed](t, c)
@@ -151,8 +152,9 @@ func TestClientOperations(t *testing.T) {
 
 // TestDrain: an admin drains a node; its Conn is told to go elsewhere
 // (4000) and keeps trying; a repeat changes nothing; an app key may not.
-func TestDrain(t *testing.T) {
-	n := startNode(t, nil)
+func TestDrain(t *testing.T) { eachTransport(t, testDrain) }
+
+func testDrain(t *testing.T, n *node) {
 	c, _ := n.dial("jo")
 	next[*herald.Resumed](t, c)
 	for range 3 { // more clients: the drain spreads their closes over its time
@@ -182,15 +184,16 @@ func TestDrain(t *testing.T) {
 
 // countingTransport counts the requests that reach the server.
 type countingTransport struct {
-	mu sync.Mutex
-	n  int
+	base http.RoundTripper
+	mu   sync.Mutex
+	n    int
 }
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.mu.Lock()
 	c.n++
 	c.mu.Unlock()
-	return http.DefaultTransport.RoundTrip(r)
+	return c.base.RoundTrip(r)
 }
 
 func (c *countingTransport) count() int {
@@ -201,9 +204,10 @@ func (c *countingTransport) count() int {
 
 // TestClientErrors: error answers are *herald.Error with the stable code
 // and status, and are not retried.
-func TestClientErrors(t *testing.T) {
-	n := startNode(t, nil)
-	rt := &countingTransport{}
+func TestClientErrors(t *testing.T) { eachTransport(t, testClientErrors) }
+
+func testClientErrors(t *testing.T, n *node) {
+	rt := &countingTransport{base: n.via.roundTripper()}
 	hc := &http.Client{Transport: rt}
 	for _, tc := range []struct {
 		name   string
@@ -256,14 +260,16 @@ func TestClientErrors(t *testing.T) {
 // answer to the first push away and reports a broken connection instead:
 // the push was made, the client does not know it.
 type dropFirstAnswer struct {
+	base    http.RoundTripper
+	push    string // the push operation's path
 	mu      sync.Mutex
 	pushes  int
 	dropped bool
 }
 
 func (d *dropFirstAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(r)
-	if err != nil || r.URL.Path != "/v1/push" {
+	resp, err := d.base.RoundTrip(r)
+	if err != nil || r.URL.Path != d.push {
 		return resp, err
 	}
 	d.mu.Lock()
@@ -281,8 +287,11 @@ func (d *dropFirstAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
 // TestPushRetriedAfterALostAnswerIsStoredOnce: the Client gives each push
 // an id, so retrying one whose answer was lost stores it once.
 func TestPushRetriedAfterALostAnswerIsStoredOnce(t *testing.T) {
-	n := startNode(t, nil)
-	drop := &dropFirstAnswer{}
+	eachTransport(t, testPushRetriedAfterALostAnswerIsStoredOnce)
+}
+
+func testPushRetriedAfterALostAnswerIsStoredOnce(t *testing.T, n *node) {
+	drop := &dropFirstAnswer{base: n.via.roundTripper(), push: n.via.push}
 	cl := n.client(apiKey, herald.WithHTTPClient(&http.Client{Transport: drop}), herald.WithRetryBackoff(time.Millisecond, 10*time.Millisecond))
 	id, err := cl.Push(ctx(t), herald.PushRequest{To: herald.Target{Users: []string{"bob"}}, Data: "once", Offline: true})
 	if err != nil || !strings.HasPrefix(id, "m_") {
@@ -310,7 +319,7 @@ func TestPushRetriedAfterALostAnswerIsStoredOnce(t *testing.T) {
 
 	// Without an id a push whose answer was lost is not retried: it might
 	// have been made.
-	drop = &dropFirstAnswer{}
+	drop = &dropFirstAnswer{base: n.via.roundTripper(), push: n.via.push}
 	cl = n.client(apiKey, herald.WithHTTPClient(&http.Client{Transport: drop}), herald.WithAutoID(false))
 	if _, err := cl.Push(ctx(t), herald.PushRequest{To: herald.Target{Users: []string{"bob"}}, Data: "maybe"}); err == nil || drop.pushes != 1 {
 		t.Fatalf("a push without id: %v after %d attempts; want the error after 1", err, drop.pushes)

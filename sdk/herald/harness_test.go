@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -30,6 +32,38 @@ type node struct {
 	cfg  config.Config
 	addr string // host:port, kept across restarts
 	stop func()
+	// via is the transport the node's clients use (default: HTTP).
+	via transport
+}
+
+// transport is a way for a Client to reach the API; the client tests run
+// on each.
+type transport struct {
+	name string
+	opts []herald.Option
+	push string // the push operation's path
+	// roundTripper returns a fresh round tripper the transport can use.
+	roundTripper func() http.RoundTripper
+}
+
+var transports = []transport{
+	{name: "http", push: "/v1/push", roundTripper: func() http.RoundTripper { return http.DefaultTransport.(*http.Transport).Clone() }},
+	{name: "grpc", opts: []herald.Option{herald.WithGRPC()}, push: "/herald.v1.HeraldService/Push", roundTripper: func() http.RoundTripper {
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		return &http.Transport{Protocols: &p}
+	}},
+}
+
+// eachTransport runs test on a node of its own per transport.
+func eachTransport(t *testing.T, test func(t *testing.T, n *node)) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			n := startNode(t, nil)
+			n.via = tr
+			test(t, n)
+		})
+	}
 }
 
 // startNode runs a node on a free loopback port until the test ends.
@@ -100,10 +134,10 @@ func (n *node) restart() {
 
 func (n *node) base() string { return "http://" + n.addr }
 
-// client returns an SDK server client with key.
+// client returns an SDK server client with key, over the node's transport.
 func (n *node) client(key string, opts ...herald.Option) *herald.Client {
 	n.t.Helper()
-	c, err := herald.NewClient(n.base(), key, opts...)
+	c, err := herald.NewClient(n.base(), key, append(slices.Clone(n.via.opts), opts...)...)
 	if err != nil {
 		n.t.Fatal(err)
 	}
