@@ -123,7 +123,7 @@ func newCoordinator(opts Options) (*coordinator, error) {
 		DialContext:         (&net.Dialer{LocalAddr: local}).DialContext,
 	}}}
 	// No retries and no client-made ids: a failed push fails the run, and
-	// pushes without ids take the server's fastest paths.
+	// the server keeps no idempotency memory for the bench's pushes.
 	api, err := herald.NewClient(opts.URL, opts.Key, herald.WithHTTPClient(c.http), herald.WithMaxAttempts(1), herald.WithAutoID(false))
 	if err != nil {
 		return nil, err

@@ -52,8 +52,7 @@ func WithApp(app string) Option { return func(c *clientConfig) { c.app = app } }
 // WithAutoID sets whether a push without an ID gets one from the Client
 // (default true). The id is the push's idempotency key: a push retried
 // after a lost answer is then accepted once. Without it such pushes are
-// never retried; a stored batch without ids is the fastest to store
-// (docs/api.md#post-v1pushbatch).
+// never retried, and the server remembers no id for them.
 func WithAutoID(on bool) Option { return func(c *clientConfig) { c.autoID = on } }
 
 // WithMaxAttempts bounds how often an idempotent call is tried (default 4;
