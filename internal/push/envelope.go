@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strconv"
+
+	"github.com/heraldpush/herald/internal/protocol"
 )
 
 // envelope says which local connections an engine payload is for. It
@@ -29,10 +32,53 @@ const kindRecall = "recall"
 
 var errBadEnvelope = errors.New("push: malformed engine payload")
 
+// appendEnvelope appends e as the JSON that encoding/json would make of it
+// (without reflection: this runs for every push), a newline and msg.
 func appendEnvelope(b []byte, e *envelope, msg []byte) []byte {
-	head, _ := json.Marshal(e) // plain strings and bools: cannot fail
-	b = append(b, head...)
-	b = append(b, '\n')
+	b = append(b, `{"i":`...)
+	b = protocol.AppendString(b, e.ID)
+	str := func(key, v string) {
+		if v != "" {
+			b = append(b, `,"`+key+`":`...)
+			b = protocol.AppendString(b, v)
+		}
+	}
+	list := func(key string, vs []string) {
+		if len(vs) > 0 {
+			b = append(b, `,"`+key+`":[`...)
+			for i, v := range vs {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = protocol.AppendString(b, v)
+			}
+			b = append(b, ']')
+		}
+	}
+	flag := func(key string, v bool) {
+		if v {
+			b = append(b, `,"`+key+`":true`...)
+		}
+	}
+	num := func(key string, v uint64) {
+		if v != 0 {
+			b = append(b, `,"`+key+`":`...)
+			b = strconv.AppendUint(b, v, 10)
+		}
+	}
+	str("a", e.App)
+	list("u", e.Users)
+	list("c", e.Conns)
+	list("r", e.Rooms)
+	flag("w", e.Whole)
+	flag("x", e.All)
+	flag("d", e.Dedup)
+	str("e", e.Except)
+	list("su", e.Skip)
+	num("s", e.Seq)
+	num("p", e.Pos)
+	str("k", e.Kind)
+	b = append(b, '}', '\n')
 	return append(b, msg...)
 }
 

@@ -3,12 +3,11 @@ package push
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base32"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -463,13 +462,30 @@ func (s *Service) seenBefore(id string) bool {
 	return false
 }
 
-var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+// idNode tells this process's ids from other processes' (random, drawn once);
+// idCount tells its ids apart within a millisecond.
+var (
+	idNode  = func() uint64 { var b [8]byte; _, _ = rand.Read(b[:]); return binary.LittleEndian.Uint64(b[:]) }() & (1<<30 - 1)
+	idCount atomic.Uint64
+)
 
-// newID returns "m_" + a time-ordered, random message id.
+// idDigits are the digits of message ids (base 32, in sort order).
+const idDigits = "0123456789abcdefghijklmnopqrstuv"
+
+// newID returns "m_" + a time-ordered message id, unique across processes:
+// 9 digits of unix milliseconds, 6 of a per-process random number and 4 of
+// a per-process counter (base 32).
 func newID() string {
-	var b [10]byte
-	_, _ = rand.Read(b[4:])
-	ms := time.Now().UnixMilli()
-	b[0], b[1], b[2], b[3] = byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8)
-	return "m_" + idEncoding.EncodeToString(b[:]) + strconv.FormatInt(ms&0xff, 36)
+	var b [2 + 19]byte
+	b[0], b[1] = 'm', '_'
+	put := func(at int, v uint64, n int) {
+		for i := n - 1; i >= 0; i-- {
+			b[at+i] = idDigits[v&31]
+			v >>= 5
+		}
+	}
+	put(2, uint64(time.Now().UnixMilli()), 9)
+	put(11, idNode, 6)
+	put(17, idCount.Add(1), 4)
+	return string(b[:])
 }
