@@ -561,6 +561,7 @@ func (c *inboxConn) lastOf(ctx context.Context, subjs []string, each func(stored
 // never blocks.
 type replyMux struct {
 	prefix string // the reply subjects' prefix, ending in '.'
+	nc     *nats.Conn
 	sub    *nats.Subscription
 
 	mu      sync.Mutex
@@ -572,6 +573,7 @@ type replyMux struct {
 type replyWaiter struct {
 	token string
 	wake  chan struct{} // capacity 1: replies are queued
+	nc    *nats.Conn    // checked now and then while waiting
 
 	mu   sync.Mutex
 	msgs []*nats.Msg
@@ -581,7 +583,7 @@ type replyWaiter struct {
 // startReplyMux subscribes the mux; the subscription's goroutine belongs
 // to nc and ends when the mux is stopped or nc is closed.
 func startReplyMux(nc *nats.Conn) (*replyMux, error) {
-	x := &replyMux{prefix: nc.NewInbox() + ".", waiters: make(map[string]*replyWaiter)}
+	x := &replyMux{prefix: nc.NewInbox() + ".", nc: nc, waiters: make(map[string]*replyWaiter)}
 	sub, err := nc.Subscribe(x.prefix+"*", x.handle)
 	if err != nil {
 		return nil, err
@@ -616,7 +618,7 @@ func (x *replyMux) handle(m *nats.Msg) {
 func (x *replyMux) add() (*replyWaiter, string) {
 	x.mu.Lock()
 	x.n++
-	w := &replyWaiter{token: strconv.FormatUint(x.n, 36), wake: make(chan struct{}, 1)}
+	w := &replyWaiter{token: strconv.FormatUint(x.n, 36), wake: make(chan struct{}, 1), nc: x.nc}
 	x.waiters[w.token] = w
 	x.mu.Unlock()
 	return w, x.prefix + w.token
@@ -628,8 +630,10 @@ func (x *replyMux) remove(w *replyWaiter) {
 	x.mu.Unlock()
 }
 
-// next returns the request's next reply.
+// next returns the request's next reply; it gives up when ctx ends or the
+// connection is closed (no reply can come then).
 func (w *replyWaiter) next(ctx context.Context) (*nats.Msg, error) {
+	var tick *time.Ticker
 	for {
 		w.mu.Lock()
 		if w.head < len(w.msgs) {
@@ -643,8 +647,23 @@ func (w *replyWaiter) next(ctx context.Context) (*nats.Msg, error) {
 		w.mu.Unlock()
 		select {
 		case <-w.wake:
+			continue
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		default:
+		}
+		if tick == nil {
+			tick = time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+		}
+		select {
+		case <-w.wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+			if w.nc.IsClosed() {
+				return nil, nats.ErrConnectionClosed
+			}
 		}
 	}
 }
