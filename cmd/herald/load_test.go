@@ -5,15 +5,16 @@ package main
 // checking that every acknowledged message arrives exactly once, in order.
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldpush/herald/sdk/herald"
 )
 
 // pusher is a backend pushing stored messages to users in turn, one push at
@@ -48,7 +49,7 @@ func (p *pusher) run() {
 	// needs; a test waits on what was received, never on time.
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	client := &http.Client{Timeout: deadline}
+	clients := map[string]*herald.Client{} // by node address
 	for n := 0; n < p.max*len(p.users); n++ {
 		select {
 		case <-p.quit:
@@ -57,7 +58,7 @@ func (p *pusher) run() {
 		}
 		user := p.users[n%len(p.users)]
 		id := user + "-" + strconv.Itoa(n/len(p.users)+1)
-		if err := p.push(client, n, user, id); err != nil {
+		if err := p.push(clients, n, user, id); err != nil {
 			p.mu.Lock()
 			p.err = err
 			p.mu.Unlock()
@@ -72,28 +73,33 @@ func (p *pusher) run() {
 	p.mu.Unlock()
 }
 
-// push sends one push until it is accepted. It never gives up on quit: a
-// push that failed may still be retried, and only an accepted one counts.
-func (p *pusher) push(client *http.Client, n int, user, id string) error {
-	body := fmt.Sprintf(`{"to":{"users":[%q]},"offline":true,"id":%q,"data":%q}`, user, id, id)
+// push sends one push with the Go SDK until it is accepted, through the
+// node p.via names at each attempt (one SDK attempt each, so that a retry
+// may go to another node). It never gives up on quit: a push that failed
+// may still be retried, and only an accepted one counts.
+func (p *pusher) push(clients map[string]*herald.Client, n int, user, id string) error {
 	giveUp := time.Now().Add(deadline)
 	for {
 		addr := p.via(n)
-		resp, err := client.Post("http://"+addr+"/v1/push", "application/json", strings.NewReader(body))
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			switch resp.StatusCode {
-			case 200:
-				if !strings.Contains(string(b), `"id":"`+id+`"`) {
-					return fmt.Errorf("push %s through %s: answer %s", id, addr, b)
-				}
-				return nil
-			case 503:
-				err = fmt.Errorf("%d %s", resp.StatusCode, b)
-			default:
-				return fmt.Errorf("push %s through %s: %d %s", id, addr, resp.StatusCode, b)
+		c := clients[addr]
+		if c == nil {
+			var err error
+			if c, err = herald.NewClient("http://"+addr, "", herald.WithMaxAttempts(1)); err != nil {
+				return err
 			}
+			clients[addr] = c
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		got, err := c.Push(ctx, herald.PushRequest{To: herald.Target{Users: []string{user}}, Offline: true, ID: id, Data: id})
+		cancel()
+		var herr *herald.Error
+		switch {
+		case err == nil && got != id:
+			return fmt.Errorf("push %s through %s: answered id %q", id, addr, got)
+		case err == nil:
+			return nil
+		case errors.As(err, &herr) && herr.Status != 503:
+			return fmt.Errorf("push %s through %s: %w", id, addr, err)
 		}
 		p.mu.Lock()
 		p.retries++
