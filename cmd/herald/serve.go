@@ -33,6 +33,8 @@ func serve(args []string) error {
 		clusterListen = fs.String("cluster-listen", "", "host:port this node accepts cluster routes on")
 		clusterPeers  listFlag
 		replicas      = fs.Int("replicas", 0, "copies JetStream keeps of Herald's data (0: 3 with --cluster-*, else 1); set 3 with --nats-url of a NATS cluster")
+		tlsCert       = fs.String("tls-cert", "", "TLS certificate (PEM) of the listener, with --tls-key: HTTPS, wss:// and gRPC over TLS")
+		tlsKey        = fs.String("tls-key", "", "TLS private key (PEM) of --tls-cert")
 		advertise     = fs.String("advertise", "", "host:port clients reach this node at, for /v1/nodes and /v1/route (default: the listen address)")
 		nodeID        = fs.String("node-id", "", "node id (a-z, 0-9, '-'); random when empty")
 		app           = fs.String("app", "", "define one app with this name")
@@ -78,6 +80,8 @@ func serve(args []string) error {
 	over("data", func() { cfg.Data = *data })
 	over("nats-url", func() { cfg.NATSURL = *natsURL })
 	over("advertise", func() { cfg.Advertise = *advertise })
+	over("tls-cert", func() { cfg.TLSCert = *tlsCert })
+	over("tls-key", func() { cfg.TLSKey = *tlsKey })
 	over("cluster-name", func() { cfg.ClusterName = *clusterName })
 	over("cluster-listen", func() { cfg.ClusterListen = *clusterListen })
 	over("cluster-peers", func() { cfg.ClusterPeers = clusterPeers })

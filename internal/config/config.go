@@ -71,13 +71,17 @@ type Config struct {
 	NodeID   string `yaml:"node_id"`
 	// DrainTime is how long a drain (herald drain, POST /v1/admin/drain)
 	// spreads closing the node's clients over, unless the call names one.
-	DrainTime      time.Duration `yaml:"drain_time"`
-	Dev            bool          `yaml:"dev"`
-	AdminKeys      []string      `yaml:"admin_keys"`
-	AllowedOrigins []string      `yaml:"allowed_origins"`
-	LogLevel       string        `yaml:"log_level"`  // debug, info, warn, error
-	LogFormat      string        `yaml:"log_format"` // text or json
-	Pprof          bool          `yaml:"pprof"`      // serve /debug/pprof/ (admin key required)
+	DrainTime time.Duration `yaml:"drain_time"`
+	// TLSCert and TLSKey (PEM files) make the listener serve TLS: HTTPS,
+	// wss:// and gRPC over HTTP/2 with TLS.
+	TLSCert        string   `yaml:"tls_cert"`
+	TLSKey         string   `yaml:"tls_key"`
+	Dev            bool     `yaml:"dev"`
+	AdminKeys      []string `yaml:"admin_keys"`
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	LogLevel       string   `yaml:"log_level"`  // debug, info, warn, error
+	LogFormat      string   `yaml:"log_format"` // text or json
+	Pprof          bool     `yaml:"pprof"`      // serve /debug/pprof/ (admin key required)
 	// GCPercent is the Go garbage collector's target (GOGC), unless the
 	// GOGC environment variable is set. Connection state is long-lived, so
 	// a lower target than Go's 100 trades a little CPU for a lot of memory.
@@ -153,6 +157,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("replicas must be from 1 to 5 (0: automatic), not %d", c.Replicas))
 	case c.Replicas > 1 && c.NATSURL == "" && c.ClusterName == "":
 		errs = append(errs, errors.New("replicas above 1 need a NATS cluster (nats_url or cluster_*)"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls_cert and tls_key go together"))
 	}
 	if !c.Dev && len(c.Apps) == 0 {
 		errs = append(errs, errors.New("no apps configured: use --app/--api-key/--token-secret, a config file, or --dev"))

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -35,10 +36,14 @@ type conn struct {
 	hub.Conn
 
 	g      *Gateway
-	nc     *net.TCPConn
-	rc     syscall.RawConn
+	nc     net.Conn        // the TCP connection, or the TLS connection over it
+	rc     syscall.RawConn // the TCP connection's descriptor
 	fd     int
 	poller *poller
+	// tls is set for a TLS connection: its reads and writes go through Go's
+	// TLS (a goroutine of its own reads it; every write is a blocking
+	// write), not the poller and raw writev.
+	tls *tls.Conn
 
 	// Read side: touched only by the poller goroutine (and by the upgrade
 	// goroutine before the connection is added to the poller).
@@ -271,6 +276,9 @@ type writerScratch struct {
 // not take.
 func (c *conn) writeNow(w *writerScratch) ([][]byte, error) {
 	vecs := w.vecs
+	if c.tls != nil {
+		return vecs, nil // encrypted by Go: see writeBlocking
+	}
 	for len(vecs) > 0 {
 		chunk := vecs[:min(len(vecs), 1024)] // IOV_MAX
 		size := 0
@@ -456,6 +464,10 @@ func (c *conn) finish() {
 		return
 	}
 	defer c.g.live.Done()
+	if c.tls != nil {
+		_ = c.nc.Close()
+		return
+	}
 	var scratch [512]byte
 	_ = c.rc.Read(func(fd uintptr) bool {
 		for {
@@ -487,6 +499,24 @@ func (c *conn) readable(buf []byte) {
 	c.lastSeen.Store(c.g.now())
 	c.pinged.Store(false)
 	c.consume(buf[:n])
+}
+
+// readTLS reads a TLS connection until it fails or closes: the poller's
+// readable for a socket that Go's TLS decrypts.
+func (c *conn) readTLS() {
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := c.tls.Read(buf)
+		if n > 0 {
+			c.lastSeen.Store(c.g.now())
+			c.pinged.Store(false)
+			c.consume(buf[:n])
+		}
+		if err != nil {
+			c.fail()
+			return
+		}
+	}
 }
 
 // consume parses input and turns stream errors into the matching close.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -367,15 +368,20 @@ func (g *Gateway) originAllowed(origin string) bool {
 
 // adopt wraps an upgraded socket; it is not yet read from.
 func (g *Gateway) adopt(nc net.Conn) (*conn, error) {
-	tc, ok := nc.(*net.TCPConn)
+	tlsConn, _ := nc.(*tls.Conn)
+	under := nc
+	if tlsConn != nil {
+		under = tlsConn.NetConn()
+	}
+	tc, ok := under.(*net.TCPConn)
 	if !ok {
-		return nil, fmt.Errorf("gateway: %T is not a TCP connection", nc)
+		return nil, fmt.Errorf("gateway: %T is not a TCP connection", under)
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{g: g, nc: tc, rc: rc}
+	c := &conn{g: g, nc: nc, rc: rc, tls: tlsConn}
 	c.parser.Max = g.cfg.MaxFrame
 	if err := rc.Control(func(fd uintptr) { c.fd = int(fd) }); err != nil {
 		return nil, err

@@ -51,6 +51,10 @@ func (p *poller) add(c *conn) error {
 	}
 	p.conns[c.fd] = c
 	p.mu.Unlock()
+	if c.tls != nil {
+		go c.readTLS() // listed here (for heartbeats and shutdown), read by its own goroutine
+		return nil
+	}
 	var err error
 	if cerr := c.rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}

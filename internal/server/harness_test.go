@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -25,8 +26,12 @@ const wait = 10 * time.Second
 // node is a Herald server running in the test process.
 type node struct {
 	t    *testing.T
-	base string // http://host:port
-	ws   string // ws://host:port/v1/ws
+	base string // http://host:port (https:// with TLS)
+	ws   string // ws://host:port/v1/ws (wss:// with TLS)
+	// tls trusts the node's certificate when it serves TLS (else nil);
+	// http is the API client (http.DefaultClient without TLS).
+	tls  *tls.Config
+	http *http.Client
 	stop func() error
 	// exited waits for the node to stop by itself (after a drain) and
 	// returns what Run returned.
@@ -58,7 +63,12 @@ func startNode(t *testing.T, edit func(*config.Config)) *node {
 	case <-time.After(wait):
 		t.Fatal("server did not start in time")
 	}
-	n := &node{t: t, base: "http://" + srv.Addr, ws: "ws://" + srv.Addr + "/v1/ws"}
+	n := &node{t: t, base: "http://" + srv.Addr, ws: "ws://" + srv.Addr + "/v1/ws", http: http.DefaultClient}
+	if cfg.TLSCert != "" {
+		n.base, n.ws = "https://"+srv.Addr, "wss://"+srv.Addr+"/v1/ws"
+		n.tls = trusting(t, cfg.TLSCert)
+		n.http = &http.Client{Transport: &http.Transport{TLSClientConfig: n.tls}}
+	}
 	stopped := false
 	result := func() error {
 		stopped = true
@@ -104,7 +114,7 @@ func (n *node) call(method, path, key string, body any) (int, map[string]any) {
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.http.Do(req)
 	if err != nil {
 		n.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -168,7 +178,7 @@ func (n *node) dial(query string, opt dialOpt) *client {
 }
 
 func (n *node) tryDial(query string, opt dialOpt) (*client, error) {
-	d := ws.Dialer{Timeout: wait}
+	d := ws.Dialer{Timeout: wait, TLSConfig: n.tls}
 	if opt.header != nil {
 		d.Header = ws.HandshakeHeaderHTTP(opt.header)
 	}
@@ -298,7 +308,7 @@ func mustJSON(v any) string {
 // metrics returns the node's Prometheus text.
 func (n *node) metrics() string {
 	n.t.Helper()
-	resp, err := http.Get(n.base + "/metrics")
+	resp, err := n.http.Get(n.base + "/metrics")
 	if err != nil {
 		n.t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -65,6 +66,11 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		cfg.NodeID = randomID()
 	} else if err := validNodeID(cfg.NodeID); err != nil {
 		return nil, err
+	}
+	if cfg.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, fmt.Errorf("server: tls: %w", err)
+		}
 	}
 	keys, err := keyring(cfg.Apps)
 	if err != nil {
@@ -149,6 +155,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug), Protocols: new(http.Protocols)}
 	s.http.Protocols.SetHTTP1(true)
+	s.http.Protocols.SetHTTP2(true)            // gRPC over TLS
 	s.http.Protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c, prior knowledge)
 	return s, nil
 }
@@ -210,7 +217,13 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	go func() { s.service.Run(flushCtx, 250*time.Millisecond); close(flushed) }()
 	s.Addr = ln.Addr().String()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.http.Serve(ln) }()
+	go func() {
+		if s.cfg.TLSCert != "" {
+			serveErr <- s.http.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
+		} else {
+			serveErr <- s.http.Serve(ln)
+		}
+	}()
 	s.log.Info("herald serving", "addr", s.Addr, "node", s.cfg.NodeID, "engine", s.engineName(), "version", Version)
 	close(s.Ready)
 	announced := make(chan struct{})
