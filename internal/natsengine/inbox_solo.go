@@ -20,10 +20,10 @@ import (
 //
 // The head no longer makes a message durable; it only keeps the latest seq
 // once every message has left the stream. It is written lazily: an append
-// sets the inbox's head deadline in the index to the time its message
-// expires plus half of soloGrace (JetStream keeps each message soloGrace
-// beyond its expiry; the expiry itself is the record's, checked by every
-// read), and headFlusher writes the heads whose deadline has passed, every
+// sets the inbox's head deadline in the index to half its message's TTL
+// from now (JetStream keeps each message soloGrace beyond its expiry; the
+// expiry itself is the record's, checked by every read), and headFlusher
+// writes the heads whose deadline has passed, every
 // InboxConfig.HeadDelay, and every pending head when the Inbox closes. An
 // inbox that keeps getting messages never needs its head written; until
 // it is, a reader takes the latest seq from the last message, as always
@@ -31,7 +31,7 @@ import (
 // repairs them: it finds an unclean stop from the writer marker and
 // rewrites every head that is behind its inbox's last message (the
 // messages are still there unless the process stayed down for longer than
-// their TTL plus soloGrace).
+// half their TTL plus soloGrace).
 //
 // A publish that fails after taking its seq leaves a tombstone for the seq
 // (best effort), so that readers do not count it as lost: the append
@@ -130,7 +130,7 @@ func (ib *Inbox) appendSolo(ctx context.Context, c *inboxConn, app string, b *ma
 		mem := sh.m[s.key]
 		seq := mem.next
 		r := record{kind: recMsg, seq: seq, created: b.now, expires: b.now + int64(e.TTL), id: e.ID, payload: e.Payload}
-		sh.m[s.key] = inboxMem{next: seq + 1, headDue: r.expires + int64(soloGrace/2)}
+		sh.m[s.key] = inboxMem{next: seq + 1, headDue: b.now + int64(e.TTL/2)}
 		p.publish(set, len(out), s.sj.m, appendRecord(b.alloc(recordMax(len(r.id), len(r.payload))), &r),
 			ttlSeconds(e.TTL+soloGrace), "", 0, false)
 		sh.mu.Unlock()
