@@ -13,6 +13,7 @@ import (
 	heraldv1 "github.com/heraldpush/herald/api/herald/v1"
 	"github.com/heraldpush/herald/api/herald/v1/heraldv1connect"
 	"github.com/heraldpush/herald/internal/apikey"
+	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/push"
 )
@@ -26,19 +27,20 @@ type Config struct {
 
 // API serves herald.v1.HeraldService.
 type API struct {
-	cfg  Config
-	keys *apikey.Keys
-	svc  *push.Service
-	ops  *ops.Ops
-	log  *slog.Logger
+	cfg     Config
+	keys    *apikey.Keys
+	svc     *push.Service
+	ops     *ops.Ops
+	metrics *metrics.Metrics
+	log     *slog.Logger
 }
 
 var _ heraldv1connect.HeraldServiceHandler = (*API)(nil)
 
 // New builds the API over the push service (pushes, batches, message
 // status and recall) and the cluster operations (everything else).
-func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *ops.Ops, log *slog.Logger) (*API, error) {
-	if keys == nil || svc == nil || o == nil {
+func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *ops.Ops, m *metrics.Metrics, log *slog.Logger) (*API, error) {
+	if keys == nil || svc == nil || o == nil || m == nil {
 		return nil, errors.New("grpcapi: missing dependency")
 	}
 	if cfg.MaxPayload <= 0 || cfg.MaxBatch <= 0 || cfg.EngineTimeout <= 0 {
@@ -47,7 +49,7 @@ func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *ops.Ops, log *slog
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{cfg: cfg, keys: keys, svc: svc, ops: o, log: log}, nil
+	return &API{cfg: cfg, keys: keys, svc: svc, ops: o, metrics: m, log: log}, nil
 }
 
 // Routes registers the service and gRPC server reflection (v1 and
@@ -85,7 +87,9 @@ type callerKey struct{}
 func (a *API) authenticate(ctx context.Context, spec connect.Spec, _ connect.Peer, h http.Header) (context.Context, error) {
 	c, err := a.keys.Authenticate(h.Get("Authorization"))
 	if err != nil {
-		return nil, a.status(spec.Procedure, err)
+		cerr := a.status(spec.Procedure, err)
+		a.metrics.RPCRequest(cerr.Code().String(), 0)
+		return nil, cerr
 	}
 	return context.WithValue(ctx, callerKey{}, c), nil
 }
@@ -96,14 +100,19 @@ func callerOf(ctx context.Context) apikey.Caller {
 	return c
 }
 
-// mapErrors turns a handler's error into a gRPC status.
+// mapErrors turns a handler's error into a gRPC status, and counts the
+// call.
 func (a *API) mapErrors(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		start := time.Now()
 		resp, err := next(ctx, req)
+		code := "ok"
 		if err != nil {
-			return nil, a.status(req.Spec().Procedure, err)
+			cerr := a.status(req.Spec().Procedure, err)
+			code, err = cerr.Code().String(), cerr
 		}
-		return resp, nil
+		a.metrics.RPCRequest(code, time.Since(start).Seconds())
+		return resp, err
 	}
 }
 

@@ -28,6 +28,7 @@ type Metrics struct {
 	engineDrops   prometheus.Counter
 	acksIgnored   prometheus.Counter
 	apiRequests   *prometheus.CounterVec
+	rpcRequests   *prometheus.CounterVec
 	apiLatency    prometheus.Histogram
 }
 
@@ -57,13 +58,15 @@ func New(gauges func() (conns, users, rooms int)) *Metrics {
 		engineDrops: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_engine_dropped_total", Help: "Pushes dropped because a dispatcher queue was full."}),
 		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "herald_api_requests_total", Help: "Server API requests, by status code."}, []string{"status"}),
+			Name: "herald_api_requests_total", Help: "Server API requests over HTTP, by status code."}, []string{"status"}),
+		rpcRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_rpc_requests_total", Help: "Server API calls over gRPC, gRPC-Web and Connect, by status code (ok, not_found, ...)."}, []string{"code"}),
 		apiLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "herald_api_request_duration_seconds", Help: "Server API request latency.",
+			Name: "herald_api_request_duration_seconds", Help: "Server API request latency (HTTP and gRPC).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}),
 	}
 	reg.MustRegister(m.connects, m.disconnects, m.slowConsumers, m.framesWritten, m.writes,
-		m.clientErrors, m.pushes, m.deliveries, m.engineDrops, m.acksIgnored, m.apiRequests, m.apiLatency,
+		m.clientErrors, m.pushes, m.deliveries, m.engineDrops, m.acksIgnored, m.apiRequests, m.rpcRequests, m.apiLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if gauges != nil {
 		for i, name := range []string{"connections", "users", "rooms"} {
@@ -111,6 +114,12 @@ func (m *Metrics) EngineDropped() { m.engineDrops.Inc() }
 // APIRequest records one server API request.
 func (m *Metrics) APIRequest(status int, seconds float64) {
 	m.apiRequests.WithLabelValues(strconv.Itoa(status)).Inc()
+	m.apiLatency.Observe(seconds)
+}
+
+// RPCRequest counts one gRPC/Connect call with its status code and latency.
+func (m *Metrics) RPCRequest(code string, seconds float64) {
+	m.rpcRequests.WithLabelValues(code).Inc()
 	m.apiLatency.Observe(seconds)
 }
 

@@ -341,6 +341,16 @@ func TestGRPCAuthMatchesHTTP(t *testing.T) {
 		}
 		shop.expectData("admin")
 	}
+	// Every call is counted by its gRPC code: per client 4 pushes with a
+	// right key (ok), 2 without one and the status query (unauthenticated),
+	// 3 refused (permission_denied, invalid_argument).
+	m := n.metrics()
+	for _, want := range []string{`herald_rpc_requests_total{code="ok"} 4`, `herald_rpc_requests_total{code="unauthenticated"} 6`,
+		`herald_rpc_requests_total{code="permission_denied"} 4`, `herald_rpc_requests_total{code="invalid_argument"} 2`} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 func TestGRPCBadInputMatchesHTTP(t *testing.T) {

@@ -142,7 +142,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.api = api
 	rpc, err := grpcapi.New(grpcapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout},
-		apiKeys, s.service, s.ops, log)
+		apiKeys, s.service, s.ops, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
