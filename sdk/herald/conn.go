@@ -64,6 +64,7 @@ type dialConfig struct {
 	autoAck   bool
 	backoff   backoff
 	timeout   time.Duration
+	node      func(context.Context) (string, error)
 }
 
 // WithToken authenticates with a client token (docs/protocol.md#client-tokens).
@@ -93,6 +94,14 @@ func WithSince(seq uint64) DialOption { return func(c *dialConfig) { c.since = &
 // WithAutoAck acks every stored message as soon as the Events channel
 // hands it over. Without it, call Ack after processing.
 func WithAutoAck() DialOption { return func(c *dialConfig) { c.autoAck = true } }
+
+// WithNodeFunc calls f for the URL of every connection attempt instead of
+// using Dial's URL (which stays the fallback when f fails): for example
+// the WebSocket URL Client.Route names, so that a client closed by a
+// draining node reconnects to the least-loaded live one.
+func WithNodeFunc(f func(ctx context.Context) (string, error)) DialOption {
+	return func(c *dialConfig) { c.node = f }
+}
 
 // WithReconnectBackoff sets the wait before reconnect attempt n: random in
 // [0, min(max, base·2ⁿ)] (default 500 ms, 30 s); it starts over after a

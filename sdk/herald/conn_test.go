@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -443,4 +444,38 @@ func TestDeduplication(t *testing.T) {
 	if len(got) != 2 || got[0] != id {
 		t.Fatalf("messages %v; want %s once, then seq 2", got, id)
 	}
+}
+
+// TestConnNodeFunc: each attempt connects where the node function says
+// (here: away from a dead address Dial was given), and Dial's URL is the
+// fallback when the function fails.
+func TestConnNodeFunc(t *testing.T) {
+	n := startNode(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "ws://" + ln.Addr().String() + "/v1/ws"
+	ln.Close() // nothing listens there now
+	var calls atomic.Int32
+	c, err := herald.Dial(ctx(t), dead, herald.WithToken(token(t, "nia", nil)),
+		herald.WithReconnectBackoff(10*time.Millisecond, 100*time.Millisecond),
+		herald.WithNodeFunc(func(context.Context) (string, error) {
+			calls.Add(1)
+			return "ws://" + n.addr, nil
+		}))
+	if err != nil {
+		t.Fatalf("Dial with a node function: %v", err)
+	}
+	defer c.Close()
+	if got := next[*herald.Connected](t, c); got.User != "nia" || calls.Load() == 0 {
+		t.Fatalf("connected %+v after %d calls", got, calls.Load())
+	}
+	f, err := herald.Dial(ctx(t), "ws://"+n.addr, herald.WithToken(token(t, "nia", nil)),
+		herald.WithNodeFunc(func(context.Context) (string, error) { return "", errors.New("no route") }))
+	if err != nil {
+		t.Fatalf("Dial with a failing node function: %v", err)
+	}
+	defer f.Close()
+	next[*herald.Connected](t, f)
 }

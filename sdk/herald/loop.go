@@ -21,6 +21,13 @@ func (c *Conn) open(ctx context.Context) (*session, error) {
 		}
 	}
 	u := c.url
+	if c.cfg.node != nil {
+		if raw, err := c.cfg.node(ctx); err == nil {
+			if nu, err := wsURL(raw); err == nil {
+				u = *nu
+			}
+		}
+	}
 	q := u.Query()
 	c.mu.Lock()
 	since := c.maxSeq
