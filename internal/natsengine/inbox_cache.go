@@ -144,9 +144,15 @@ func (x *userIndex) add(key string) {
 // seq is 0) and reports whether its latest seq is known.
 func (x *userIndex) known(key string) bool {
 	s := x.shard(key)
+	s.mu.RLock()
+	v, ok := s.m[key]
+	s.mu.RUnlock()
+	if ok {
+		return v.next > 0
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.m[key]
+	v, ok = s.m[key]
 	if !ok {
 		s.m[key] = inboxMem{next: 1}
 		return true

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -129,35 +128,8 @@ func (s *pubSet) set(i int, pos uint64, err error) {
 // err set to why).
 func (s *pubSet) wait(ctx context.Context) []pubAck {
 	why := errors.New("no acknowledgement")
-	var tick *time.Ticker
-wait:
-	for {
-		select {
-		case <-s.done:
-			break wait
-		case <-ctx.Done():
-			why = fmt.Errorf("no acknowledgement: %w", context.Cause(ctx))
-			break wait
-		case <-s.x.closed:
-			why = errors.New("no acknowledgement: inbox closed")
-			break wait
-		default:
-		}
-		if tick == nil {
-			// Checks that the connection is open, now and then.
-			tick = time.NewTicker(50 * time.Millisecond)
-			defer tick.Stop()
-		}
-		select {
-		case <-s.done:
-		case <-ctx.Done():
-		case <-s.x.closed:
-		case <-tick.C:
-			if s.x.nc.IsClosed() {
-				why = fmt.Errorf("no acknowledgement: %w", nats.ErrConnectionClosed)
-				break wait
-			}
-		}
+	if err := await(ctx, s.x.nc, s.done, s.x.closed); err != nil {
+		why = fmt.Errorf("no acknowledgement: %w", err)
 	}
 	s.end()
 	s.mu.Lock()

@@ -633,7 +633,6 @@ func (x *replyMux) remove(w *replyWaiter) {
 // next returns the request's next reply; it gives up when ctx ends or the
 // connection is closed (no reply can come then).
 func (w *replyWaiter) next(ctx context.Context) (*nats.Msg, error) {
-	var tick *time.Ticker
 	for {
 		w.mu.Lock()
 		if w.head < len(w.msgs) {
@@ -645,24 +644,41 @@ func (w *replyWaiter) next(ctx context.Context) (*nats.Msg, error) {
 		}
 		w.msgs, w.head = w.msgs[:0], 0
 		w.mu.Unlock()
-		select {
-		case <-w.wake:
-			continue
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		default:
+		if err := await(ctx, w.nc, w.wake, nil); err != nil {
+			return nil, err
 		}
-		if tick == nil {
-			tick = time.NewTicker(50 * time.Millisecond)
-			defer tick.Stop()
-		}
+	}
+}
+
+// errInboxClosed ends a wait when the Inbox stops.
+var errInboxClosed = errors.New("inbox closed")
+
+// await waits for a signal on ready (or its close) and reports nil, or
+// gives up when ctx ends, stop closes (nil: never) or nc is closed, which
+// it checks now and then: a closed connection brings nothing more.
+func await(ctx context.Context, nc *nats.Conn, ready, stop <-chan struct{}) error {
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-stop:
+		return errInboxClosed
+	default:
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
 		select {
-		case <-w.wake:
+		case <-ready:
+			return nil
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return context.Cause(ctx)
+		case <-stop:
+			return errInboxClosed
 		case <-tick.C:
-			if w.nc.IsClosed() {
-				return nil, nats.ErrConnectionClosed
+			if nc.IsClosed() {
+				return nats.ErrConnectionClosed
 			}
 		}
 	}
