@@ -55,13 +55,8 @@ type pubAck struct {
 
 func startPubMux(nc *nats.Conn) (*pubMux, error) {
 	x := &pubMux{nc: nc, prefix: nc.NewInbox() + ".", sets: make(map[uint64]*pubSet), closed: make(chan struct{})}
-	sub, err := nc.Subscribe(x.prefix+">", x.handle)
+	sub, err := subscribeReplies(nc, x.prefix+">", x.handle)
 	if err != nil {
-		return nil, err
-	}
-	// The callback is quick and never blocks.
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		_ = sub.Unsubscribe()
 		return nil, err
 	}
 	x.sub = sub

@@ -584,18 +584,27 @@ type replyWaiter struct {
 // to nc and ends when the mux is stopped or nc is closed.
 func startReplyMux(nc *nats.Conn) (*replyMux, error) {
 	x := &replyMux{prefix: nc.NewInbox() + ".", nc: nc, waiters: make(map[string]*replyWaiter)}
-	sub, err := nc.Subscribe(x.prefix+"*", x.handle)
+	sub, err := subscribeReplies(nc, x.prefix+"*", x.handle)
 	if err != nil {
-		return nil, err
-	}
-	// The callback is quick and never blocks; a long reply must not be
-	// cut short by the client's slow-consumer limits.
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		_ = sub.Unsubscribe()
 		return nil, err
 	}
 	x.sub = sub
 	return x, nil
+}
+
+// subscribeReplies subscribes cb, which must be quick and never block, to
+// subj with no pending limits: a burst of acknowledgements or a long reply
+// must not be cut short by the client's slow-consumer limits.
+func subscribeReplies(nc *nats.Conn, subj string, cb nats.MsgHandler) (*nats.Subscription, error) {
+	sub, err := nc.Subscribe(subj, cb)
+	if err != nil {
+		return nil, err
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	return sub, nil
 }
 
 func (x *replyMux) handle(m *nats.Msg) {
