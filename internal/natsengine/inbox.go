@@ -138,14 +138,13 @@ import (
 // # A single writer
 //
 // With InboxConfig.Exclusive this process declares itself the stream's only
-// writer. It then keeps the set of inboxes that have a head (see userIndex;
-// an inbox has any state only once it has a head, and a head is never
-// deleted): loaded at Start from the stream's subjects, and extended by
-// every head write of this process before it is published. State and Read
-// answer an inbox not in the set at once (latest 0, acked 0, an empty
-// complete page), and an append to such an inbox skips reading it. Should
-// another process write anyway, appends stay correct (the compare-and-swap
-// checks them), but State and Read may report its new inboxes empty.
+// writer. It then keeps the set of inboxes that have any state, with their
+// latest seqs (see userIndex): loaded at Start from the stream's subjects,
+// and extended by every append of this process before it publishes. State
+// and Read answer an inbox not in the set at once (latest 0, acked 0, an
+// empty complete page), and appends assign seqs in memory and store each
+// message with one write (see appendSolo), no compare-and-swap: another
+// writer on the same stream would make them reuse seqs.
 type Inbox struct {
 	e    *Engine
 	cfg  InboxConfig
@@ -192,12 +191,12 @@ type InboxConfig struct {
 	// Exclusive declares that this process is the only writer of the
 	// stream (an embedded, unclustered node): no other process appends,
 	// acks or removes while this Inbox runs. The Inbox then keeps the set
-	// of inboxes that have any state in memory (about 100 bytes an inbox;
-	// loaded at Start from the stream's subjects, which took 0.2 s for
-	// 100,000 inboxes here) and answers State and Read for any other inbox
-	// without a round trip, and appends to a new inbox skip reading it.
-	// With another writer, State and Read could miss that writer's new
-	// inboxes (appends stay correct).
+	// of inboxes that have any state in memory with their latest seqs
+	// (about 100 bytes an inbox; loaded at Start from the stream's
+	// subjects, which took 0.2 s for 100,000 inboxes here), answers State
+	// and Read for any other inbox without a round trip, and stores each
+	// appended message with one write (see appendSolo). Another writer
+	// would break it: appends would reuse seqs.
 	Exclusive bool
 	// HeadDelay is how often, with Exclusive, the heads whose deadline
 	// has passed are written (default 10s; see appendSolo).
