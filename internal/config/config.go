@@ -51,6 +51,31 @@ type Limits struct {
 	AuthTimeout    time.Duration `yaml:"auth_timeout"`      // first-frame token wait
 	Heartbeat      time.Duration `yaml:"heartbeat"`         // advertised ping interval
 	HeartbeatLimit time.Duration `yaml:"heartbeat_timeout"` // silence before a close
+	// Connections the listener accepts, counted before any byte is read.
+	MaxConns      int `yaml:"max_conns"`        // 0: the open-file limit minus fd_reserve
+	FDReserve     int `yaml:"fd_reserve"`       // descriptors kept free for the engine; 0: 5 % of the limit, 128 to 1,024
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"` // 0: 1,000 outside dev mode, none in dev mode; -1: none
+	// HTTP deadlines: a request's headers, its body, and an idle keep-alive
+	// connection between requests.
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+	BodyTimeout   time.Duration `yaml:"body_timeout"`
+	IdleTimeout   time.Duration `yaml:"idle_timeout"`
+}
+
+// DefaultMaxConnsPerIP is the per-IP connection cap outside dev mode when
+// max_conns_per_ip is 0.
+const DefaultMaxConnsPerIP = 1000
+
+// ConnsPerIP is the per-IP connection cap in effect (0: none).
+func (c *Config) ConnsPerIP() int {
+	switch n := c.Limits.MaxConnsPerIP; {
+	case n < 0 || n == 0 && c.Dev:
+		return 0
+	case n == 0:
+		return DefaultMaxConnsPerIP
+	default:
+		return n
+	}
 }
 
 // Config is the whole server configuration.
@@ -119,6 +144,9 @@ func Default() Config {
 			AuthTimeout:    5 * time.Second,
 			Heartbeat:      25 * time.Second,
 			HeartbeatLimit: 60 * time.Second,
+			HeaderTimeout:  10 * time.Second,
+			BodyTimeout:    30 * time.Second,
+			IdleTimeout:    60 * time.Second,
 		},
 	}
 }
@@ -204,6 +232,9 @@ func (c *Config) Validate() error {
 	}
 	if l.WriteTimeout <= 0 || l.EngineTimeout <= 0 || l.AuthTimeout <= 0 || l.Heartbeat <= 0 || l.HeartbeatLimit <= l.Heartbeat {
 		errs = append(errs, errors.New("limits: timeouts must be positive and heartbeat_timeout above heartbeat"))
+	}
+	if l.MaxConns < 0 || l.FDReserve < 0 || l.HeaderTimeout <= 0 || l.BodyTimeout <= 0 || l.IdleTimeout <= 0 {
+		errs = append(errs, errors.New("limits: max_conns and fd_reserve must not be negative; header_timeout, body_timeout and idle_timeout must be positive"))
 	}
 	for i, h := range c.RoomHistory {
 		if h.Rooms == "" || h.Size < 1 || h.Size > l.InboxCap || h.TTL < time.Second || h.TTL > l.MaxTTL {

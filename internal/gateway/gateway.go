@@ -370,8 +370,12 @@ func (g *Gateway) originAllowed(origin string) bool {
 func (g *Gateway) adopt(nc net.Conn) (*conn, error) {
 	tlsConn, _ := nc.(*tls.Conn)
 	under := nc
-	if tlsConn != nil {
-		under = tlsConn.NetConn()
+	for { // TLS, the listener's connection cap, ...: down to the socket
+		w, ok := under.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		under = w.NetConn()
 	}
 	tc, ok := under.(*net.TCPConn)
 	if !ok {
@@ -648,6 +652,7 @@ func (g *Gateway) publishSends(c *conn) {
 // httpError writes the API's JSON error shape before an upgrade.
 func httpError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Connection", "close") // a refused client gets no second try on this connection
 	w.WriteHeader(status)
 	b, _ := json.Marshal(map[string]map[string]string{"error": {"code": code, "message": msg}})
 	_, _ = w.Write(b)

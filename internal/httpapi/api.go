@@ -134,6 +134,11 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		pe = &push.Error{Code: push.CodeInternal, Message: "internal error", Err: err}
 	}
 	status := statusOf[pe.Code]
+	if status == http.StatusUnauthorized && r.ProtoMajor == 1 {
+		// A caller without a key is not waited for: its connection closes
+		// after the answer instead of reading the rest of its body.
+		w.Header().Set("Connection", "close")
+	}
 	if status >= 500 {
 		a.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "code", pe.Code, "err", err)
 	} else {

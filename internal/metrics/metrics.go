@@ -30,6 +30,9 @@ type Metrics struct {
 	apiRequests   *prometheus.CounterVec
 	rpcRequests   *prometheus.CounterVec
 	apiLatency    prometheus.Histogram
+	refused       *prometheus.CounterVec
+	storeFailures prometheus.Counter
+	storeHealed   prometheus.Counter
 }
 
 // New builds the collectors. gauges reports live counts at scrape time.
@@ -64,9 +67,16 @@ func New(gauges func() (conns, users, rooms int)) *Metrics {
 		apiLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "herald_api_request_duration_seconds", Help: "Server API request latency (HTTP and gRPC).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_listener_refused_total", Help: "Connections closed on accept, by cap (global, per_ip)."}, []string{"reason"}),
+		storeFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_engine_store_failures_total", Help: "Times the engine's store failed (the node turned not ready)."}),
+		storeHealed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_engine_store_recoveries_total", Help: "Times the engine's store was restarted and served again."}),
 	}
 	reg.MustRegister(m.connects, m.disconnects, m.slowConsumers, m.framesWritten, m.writes,
 		m.clientErrors, m.pushes, m.deliveries, m.engineDrops, m.acksIgnored, m.apiRequests, m.rpcRequests, m.apiLatency,
+		m.refused, m.storeFailures, m.storeHealed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if gauges != nil {
 		for i, name := range []string{"connections", "users", "rooms"} {
@@ -80,6 +90,20 @@ func New(gauges func() (conns, users, rooms int)) *Metrics {
 	}
 	return m
 }
+
+// Gauge registers a gauge read from f at scrape time.
+func (m *Metrics) Gauge(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+// Refused counts a connection closed on accept because of a cap.
+func (m *Metrics) Refused(reason string) { m.refused.WithLabelValues(reason).Inc() }
+
+// StoreFailed counts a store failure of the engine.
+func (m *Metrics) StoreFailed() { m.storeFailures.Inc() }
+
+// StoreHealed counts a recovered store.
+func (m *Metrics) StoreHealed() { m.storeHealed.Inc() }
 
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }

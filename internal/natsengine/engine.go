@@ -51,6 +51,12 @@ type Config struct {
 	// back after a break, its subscriptions renewed (may be nil). Pushes
 	// published during the break did not reach this node.
 	OnReconnect func()
+	// OnStoreFailure and OnStoreHealed are called when the embedded store
+	// fails and when it serves again (may be nil).
+	OnStoreFailure, OnStoreHealed func()
+	// SyncInterval is how often the embedded JetStream syncs its files to
+	// disk (0: the server's default, 2 minutes).
+	SyncInterval time.Duration
 }
 
 // Cluster is how an embedded server joins the other nodes' servers.
@@ -74,6 +80,9 @@ type Engine struct {
 
 	mu   sync.Mutex
 	subs map[string]*watch
+
+	sopts *server.Options // the embedded server's, to restart its store
+	store storeHealth
 }
 
 type watch struct {
@@ -103,7 +112,9 @@ func New(cfg Config, h engine.Handler) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cfg: cfg, handler: h, seed: maphash.MakeSeed(), subs: make(map[string]*watch)}, nil
+	e := &Engine{cfg: cfg, handler: h, seed: maphash.MakeSeed(), subs: make(map[string]*watch)}
+	e.store.kick = make(chan struct{}, 1)
+	return e, nil
 }
 
 // Start starts the embedded server (if any), connects and starts the
@@ -142,9 +153,10 @@ func (e *Engine) Start(ctx context.Context) error {
 			DontListen: true,
 			JetStream:  true,
 			StoreDir:   filepath.Join(e.cfg.DataDir, "jetstream"),
-			NoSigs:     true,
-			NoLog:      true,
-			MaxPayload: 8 << 20,
+			NoSigs:       true,
+			NoLog:        true,
+			MaxPayload:   8 << 20,
+			SyncInterval: e.cfg.SyncInterval,
 		}
 		if c := e.cfg.Cluster; c != nil {
 			host, port, err := net.SplitHostPort(c.Listen)
@@ -164,12 +176,13 @@ func (e *Engine) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("natsengine: embedded server: %w", err)
 		}
+		srv.SetLoggerV2(serverLog{e}, false, false, false)
 		srv.Start()
 		if !srv.ReadyForConnections(30 * time.Second) {
 			srv.Shutdown()
 			return fmt.Errorf("natsengine: embedded server not ready: %w", engine.ErrUnavailable)
 		}
-		e.srv = srv
+		e.srv, e.sopts = srv, sopts
 		opts = append(opts, nats.InProcessServer(srv))
 	} else {
 		opts = append(opts, nats.RetryOnFailedConnect(true))
@@ -187,6 +200,10 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.chans[i] = ch
 		e.wg.Add(1)
 		go e.dispatch(ch)
+	}
+	if e.srv != nil && e.cfg.Cluster == nil {
+		e.wg.Add(1)
+		go e.superviseStore()
 	}
 	if e.cfg.Broad {
 		// One wildcard per kind, each on its own dispatcher, so a topic's
@@ -320,6 +337,9 @@ func (e *Engine) Unwatch(t engine.Topic) error {
 
 // Ready implements engine.Broker: it round-trips to the server.
 func (e *Engine) Ready(ctx context.Context) error {
+	if err := e.storeReady(); err != nil {
+		return err
+	}
 	nc := e.conn()
 	if nc == nil || !nc.IsConnected() {
 		return engine.ErrUnavailable

@@ -17,12 +17,13 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/heraldpush/herald/internal/apikey"
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/connlimit"
+	"github.com/heraldpush/herald/internal/datadir"
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/gateway"
 	"github.com/heraldpush/herald/internal/grpcapi"
@@ -52,6 +53,7 @@ type Server struct {
 	api     *httpapi.API
 	ops     *ops.Ops
 	nodes   *natsengine.Nodes
+	budget  connlimit.Budget // the open-file budget; Max 0 when unknown
 	// Ready is closed once the node listens; Addr is then its address.
 	Ready chan struct{}
 	Addr  string
@@ -77,6 +79,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, hub: hub.New(64), Ready: make(chan struct{})}
+	if s.budget, err = connlimit.FromRlimit(cfg.Limits.FDReserve); err != nil {
+		log.Warn("no connection cap from the open-file limit", "err", err)
+	}
 	s.metrics = metrics.New(func() (int, int, int) {
 		n := s.hub.Counts()
 		return n.Conns, n.Users, n.Rooms
@@ -94,7 +99,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		OnDrop: s.metrics.EngineDropped,
 		// Stored messages published while the connection was down are
 		// fetched from the inboxes.
-		OnReconnect: func() { s.gateway.CatchUp() },
+		OnReconnect:    func() { s.gateway.CatchUp() },
+		OnStoreFailure: s.metrics.StoreFailed,
+		OnStoreHealed:  s.metrics.StoreHealed,
 	}, func(p [][]byte) { s.service.Deliver(p) })
 	if err != nil {
 		return nil, err
@@ -129,7 +136,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	s.nodes = s.engine.Nodes(3 * announceEvery)
-	s.ops, err = ops.New(ops.Config{NodeID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: maxConns(), Alone: alone,
+	s.ops, err = ops.New(ops.Config{NodeID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: s.maxConns(), Alone: alone,
 		DrainTime: cfg.DrainTime, EngineTimeout: l.EngineTimeout, Log: log},
 		s.hub, s.gateway, s.service, s.nodes, s.engine)
 	if err != nil {
@@ -152,7 +159,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if cfg.Pprof {
 		api.Pprof(mux)
 	}
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+	s.http = &http.Server{Handler: bodyDeadline(mux, l.BodyTimeout), ReadHeaderTimeout: l.HeaderTimeout, IdleTimeout: l.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug), Protocols: new(http.Protocols)}
 	s.http.Protocols.SetHTTP1(true)
 	s.http.Protocols.SetHTTP2(true)            // gRPC over TLS
@@ -189,10 +196,21 @@ func keyring(apps []config.App) (*auth.Keyring, error) {
 // Run starts the node and serves until ctx ends, then shuts down
 // gracefully within grace.
 func (s *Server) Run(ctx context.Context, grace time.Duration) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
+	var lock *datadir.Lock
+	if s.cfg.NATSURL == "" {
+		var err error
+		if lock, err = datadir.Acquire(s.cfg.Data); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		defer lock.Unlock()
+	}
+	raw, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("server: listen: %w", err)
 	}
+	ln := connlimit.New(raw, connlimit.Config{Max: s.maxConns(), PerIP: s.cfg.ConnsPerIP(), OnRefuse: s.refused})
+	s.metrics.Gauge("herald_listener_connections", "Connections open on the listener (API and clients, before and after auth).",
+		func() float64 { return float64(ln.Open()) })
 	if err := s.engine.Start(ctx); err != nil {
 		ln.Close()
 		return err
@@ -224,7 +242,8 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 			serveErr <- s.http.Serve(ln)
 		}
 	}()
-	s.log.Info("herald serving", "addr", s.Addr, "node", s.cfg.NodeID, "engine", s.engineName(), "version", Version)
+	s.log.Info("herald serving", "addr", s.Addr, "node", s.cfg.NodeID, "engine", s.engineName(), "version", Version,
+		"max_conns", s.maxConns(), "max_conns_per_ip", s.cfg.ConnsPerIP(), "open_file_limit", s.budget.Limit)
 	close(s.Ready)
 	announced := make(chan struct{})
 	go func() { s.ops.Announce(flushCtx, advertised(s.cfg.Advertise, s.Addr), announceEvery); close(announced) }()
@@ -275,13 +294,33 @@ func validNodeID(id string) error {
 	return nil
 }
 
-// maxConns is how many connections the open-file limit leaves room for.
-func maxConns() int {
-	var r syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
-		return 0
+// maxConns is the listener's connection cap: the configured one, else
+// what the open-file limit leaves after the engine's reserve (0: none).
+func (s *Server) maxConns() int {
+	if n := s.cfg.Limits.MaxConns; n > 0 {
+		return n
 	}
-	return int(r.Cur) - 100
+	return s.budget.Max
+}
+
+// refused counts a connection closed on accept, and logs it at debug level.
+func (s *Server) refused(reason string) {
+	s.metrics.Refused(reason)
+	s.log.Debug("connection refused on accept", "cap", reason)
+}
+
+// bodyDeadline bounds how long an HTTP/1 request's body may take to
+// arrive, whether a handler reads it or the server discards it after the
+// answer: a client that announces a body and never sends it holds its
+// connection for at most d. (HTTP/2 streams share one connection, whose
+// flow control bounds them; a WebSocket upgrade has no body.)
+func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 1 && r.ContentLength != 0 {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // announceEvery is how often a node refreshes its registry entry; an entry
