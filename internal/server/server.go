@@ -12,6 +12,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -310,17 +311,42 @@ func (s *Server) refused(reason string) {
 }
 
 // bodyDeadline bounds how long an HTTP/1 request's body may take to
-// arrive, whether a handler reads it or the server discards it after the
-// answer: a client that announces a body and never sends it holds its
-// connection for at most d. (HTTP/2 streams share one connection, whose
-// flow control bounds them; a WebSocket upgrade has no body.)
+// arrive: a client that announces a body and sends it slowly, or never,
+// holds its connection for at most d. A body the handler did not read to
+// its end is not waited for at all after the answer (Go's server would
+// otherwise read what is left of it, with no deadline, before closing or
+// reusing the connection): the connection closes. HTTP/2 streams share one
+// connection whose flow control bounds them; a WebSocket upgrade has no
+// body.
 func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 1 && r.ContentLength != 0 {
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		if r.ProtoMajor != 1 || r.ContentLength == 0 || r.Body == nil {
+			h.ServeHTTP(w, r)
+			return
 		}
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(d))
+		body := &trackedBody{ReadCloser: r.Body}
+		r.Body = body
 		h.ServeHTTP(w, r)
+		if !body.eof {
+			_ = rc.SetReadDeadline(time.Now())
+		}
 	})
+}
+
+// trackedBody notes whether a request body was read to its end.
+type trackedBody struct {
+	io.ReadCloser
+	eof bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
 }
 
 // announceEvery is how often a node refreshes its registry entry; an entry
