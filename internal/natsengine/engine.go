@@ -149,10 +149,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	url := e.cfg.URL
 	if url == "" {
 		sopts := &server.Options{
-			ServerName: e.cfg.NodeID,
-			DontListen: true,
-			JetStream:  true,
-			StoreDir:   filepath.Join(e.cfg.DataDir, "jetstream"),
+			ServerName:   e.cfg.NodeID,
+			DontListen:   true,
+			JetStream:    true,
+			StoreDir:     filepath.Join(e.cfg.DataDir, "jetstream"),
 			NoSigs:       true,
 			NoLog:        true,
 			MaxPayload:   8 << 20,
