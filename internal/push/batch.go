@@ -195,7 +195,17 @@ func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, ite
 	}
 	unlock() // the records need no order
 	if err := s.records.PutBatch(ctx, app, batch, records); err != nil {
-		s.log.Error("recording stored messages", "err", err)
+		// Not acknowledged without their records (see store); users online
+		// meanwhile may have had them live.
+		for _, rec := range records {
+			s.unstore(ctx, app, rec.Users)
+		}
+		for _, i := range items {
+			if errs[i] == nil {
+				ids[i], errs[i] = "", &Error{Code: CodeUnavailable, Message: "the message's status could not be recorded; nothing was stored", Err: err}
+			}
+		}
+		stored = 0
 	}
 	s.count(app, stored, 0)
 	s.metrics.Pushed("api", stored)

@@ -26,9 +26,11 @@ func (s *Service) store(ctx context.Context, r *Request, m *protocol.Message, tt
 		rec.Users[i] = engine.UserSeq{User: u, Seq: seqs[i]}
 	}
 	if err := s.records.PutRecord(ctx, rec); err != nil {
-		// The message is stored and will be delivered; only its status is
-		// missing. Failing the push would make a retry store it twice.
-		s.log.Error("recording a stored message", "id", m.ID, "err", err)
+		// Without its record the message could be neither recalled nor
+		// reported: the push is not acknowledged, and its stored copies
+		// go, so that a retry does not store it twice.
+		s.unstore(ctx, r.App, rec.Users)
+		return &Error{Code: CodeUnavailable, Message: "the message's status could not be recorded; nothing was stored", Err: err}
 	}
 	var buf, msg []byte
 	var errs []error
@@ -45,6 +47,16 @@ func (s *Service) store(ctx context.Context, r *Request, m *protocol.Message, tt
 		s.log.Warn("publishing a stored message live", "id", m.ID, "err", err)
 	}
 	return nil
+}
+
+// unstore removes the stored copies of a push that could not be recorded,
+// as far as the engine lets it (a copy it cannot remove is delivered).
+func (s *Service) unstore(ctx context.Context, app string, users []engine.UserSeq) {
+	for _, u := range users {
+		if _, err := s.inbox.Remove(ctx, app, u.User, u.Seq); err != nil {
+			s.log.Error("removing a stored message without a record", "app", app, "user", u.User, "seq", u.Seq, "err", err)
+		}
+	}
 }
 
 func dedupe(names []string) []string {
