@@ -341,9 +341,16 @@ func (l *load) finish() map[string][]string {
 // be refused with 4000 (reconnect); it is retried then.
 func readInbox(t *testing.T, addr, user string) []string {
 	t.Helper()
+	return readInboxWith(t, addr, user, "?user="+user+"&since=0")
+}
+
+// readInboxWith is readInbox connecting with the given query (e.g. a
+// token's).
+func readInboxWith(t *testing.T, addr, user, query string) []string {
+	t.Helper()
 	giveUp := time.Now().Add(deadline)
 	for {
-		c := dialWS(t, addr, "?user="+user+"&since=0")
+		c := dialWS(t, addr, query)
 		var ids []string
 		for {
 			f := c.nextOrClose()

@@ -39,6 +39,9 @@ var storeFailureMarks = []string{
 type storeHealth struct {
 	failed atomic.Pointer[string] // why, nil while healthy
 	kick   chan struct{}          // wakes the supervisor at once (capacity 1)
+	// streams is how many streams the store held when it failed: a restart
+	// is good once they are all back (the supervisor's own).
+	streams int
 }
 
 // reason says why the store failed, "" while it works.
@@ -110,10 +113,12 @@ func (e *Engine) superviseStore() {
 // from disk and clears the sticky write error, and checks that every
 // stream came back.
 func (e *Engine) restartStore() error {
-	if free, ok := freeDescriptors(); ok && free < storeHeadroom {
-		return fmt.Errorf("only %d file descriptors free, waiting for %d", free, storeHeadroom)
+	if free, err := freeDescriptors(); err != nil || free < storeHeadroom {
+		return fmt.Errorf("waiting for %d free file descriptors (free: %d, %v)", storeHeadroom, free, err)
 	}
-	before := e.streams()
+	if e.store.streams == 0 {
+		e.store.streams = e.streams() // 0 if the server already disabled it
+	}
 	if err := e.srv.ShutdownJetStream(); err != nil {
 		return fmt.Errorf("stopping JetStream: %w", err)
 	}
@@ -122,10 +127,11 @@ func (e *Engine) restartStore() error {
 		SyncAlways: o.SyncAlways, MaxMemory: o.JetStreamMaxMemory, MaxStore: o.JetStreamMaxStore, Strict: !o.NoJetStreamStrict}); err != nil {
 		return fmt.Errorf("starting JetStream: %w", err)
 	}
-	if after := e.streams(); after < before {
+	if after := e.streams(); after < e.store.streams {
 		_ = e.srv.ShutdownJetStream() // a stream did not load: try again, untouched on disk
-		return fmt.Errorf("%d of %d streams loaded", after, before)
+		return fmt.Errorf("%d of %d streams loaded", after, e.store.streams)
 	}
+	e.store.streams = 0
 	return nil
 }
 
@@ -142,21 +148,21 @@ func (e *Engine) streams() int {
 }
 
 // freeDescriptors is how many more files this process may open.
-func freeDescriptors() (int, bool) {
+func freeDescriptors() (int, error) {
 	limit, err := openFileLimit()
 	if err != nil {
-		return 0, false
+		return 0, err
 	}
 	d, err := os.Open("/proc/self/fd")
 	if err != nil {
-		return 0, false
+		return 0, err // EMFILE: none free
 	}
 	defer d.Close()
 	names, err := d.Readdirnames(-1)
 	if err != nil {
-		return 0, false
+		return 0, err
 	}
-	return limit - len(names), true
+	return limit - len(names), nil
 }
 
 // serverLog gives the embedded server's warnings and errors to Herald's

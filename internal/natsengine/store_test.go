@@ -3,6 +3,7 @@ package natsengine
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -37,12 +38,17 @@ func storeFailureChild(t *testing.T) {
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: 512, Max: 512}); err != nil {
 		t.Fatalf("setrlimit: %v", err)
 	}
-	e := startedEngine(t, Config{DataDir: os.Getenv("HERALD_STORE_CHILD"), NodeID: "store", SyncInterval: 100 * time.Millisecond})
-	ib := startedInbox(t, e, InboxConfig{Cap: 1000, Timeout: 2 * time.Second, Exclusive: true})
+	failed, healed := make(chan struct{}, 100), make(chan struct{}, 100)
+	e := startedEngine(t, Config{DataDir: os.Getenv("HERALD_STORE_CHILD"), NodeID: "store", SyncInterval: 100 * time.Millisecond,
+		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		OnStoreFailure: func() { failed <- struct{}{} }, OnStoreHealed: func() { healed <- struct{}{} }})
+	ib := startedInbox(t, e, InboxConfig{Cap: 1 << 20, Timeout: 2 * time.Second, Exclusive: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var acked []uint64
 	appendOne := func(i int) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
 		seqs, err := ib.Append(ctx, "app", []string{"u"}, "m"+strconv.Itoa(i), []byte(`"x"`), time.Hour)
 		if err == nil {
 			acked = append(acked, seqs[0])
@@ -68,29 +74,41 @@ func storeFailureChild(t *testing.T) {
 		}
 		hoard = append(hoard, f)
 	}
-	for i := 20; !errors.Is(e.Ready(ctx), ErrStoreFailed); i++ {
+	for i := 20; len(failed) == 0; i++ {
 		if ctx.Err() != nil {
 			t.Fatal("the store never reported a failure")
 		}
-		_ = appendOne(i)
+		if appendOne(i) != nil {
+			select { // the failure is on its way: wait for it, bounded by ctx
+			case <-failed:
+				failed <- struct{}{}
+			case <-ctx.Done():
+			}
+		}
+	}
+	// While the descriptors are held, the store stays failed.
+	if err := e.Ready(ctx); !errors.Is(err, ErrStoreFailed) {
+		t.Fatalf("Ready with every descriptor taken after a store failure: %v", err)
 	}
 	t.Logf("store failed with %d descriptors hoarded; Ready: %v", len(hoard), e.Ready(ctx))
 
 	for _, f := range hoard {
 		f.Close()
 	}
-	for e.Ready(ctx) != nil {
-		if ctx.Err() != nil {
-			t.Fatalf("the store did not heal: %v", e.Ready(ctx))
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition, bounded by ctx
+	select {
+	case <-healed:
+	case <-ctx.Done():
+		t.Fatalf("the store did not heal: %v", e.Ready(context.Background()))
+	}
+	if err := e.Ready(ctx); err != nil {
+		t.Fatalf("Ready after healing: %v", err)
 	}
 	for i := 1000; i < 1010; i++ {
 		if err := appendOne(i); err != nil {
 			t.Fatalf("append after healing: %v", err)
 		}
 	}
-	page, err := ib.Read(ctx, "app", "u", 0, 10000)
+	page, err := ib.Read(ctx, "app", "u", 0, 1<<20)
 	if err != nil {
 		t.Fatalf("read after healing: %v", err)
 	}

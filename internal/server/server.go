@@ -103,6 +103,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		OnReconnect:    func() { s.gateway.CatchUp() },
 		OnStoreFailure: s.metrics.StoreFailed,
 		OnStoreHealed:  s.metrics.StoreHealed,
+		SyncInterval:   cfg.SyncInterval,
 	}, func(p [][]byte) { s.service.Deliver(p) })
 	if err != nil {
 		return nil, err
