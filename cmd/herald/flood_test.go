@@ -39,7 +39,7 @@ const (
 func TestKeylessFloodCannotBreakStorage(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "herald.yaml")
-	yaml := fmt.Sprintf("sync_interval: 100ms\napps:\n  - name: shop\n    api_keys: [%q]\n    token_secret: %q\n", floodKey, floodSecret)
+	yaml := fmt.Sprintf("sync_interval: 100ms\nlimits:\n  inbox_cap: 100000\napps:\n  - name: shop\n    api_keys: [%q]\n    token_secret: %q\n", floodKey, floodSecret)
 	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -92,12 +92,12 @@ type Config struct {
 	// Replicas is how many copies JetStream keeps of Herald's streams and
 	// buckets; 0 means 3 with the cluster_* settings, else 1. Set it to 3
 	// with a nats_url of a NATS cluster.
-	Replicas int    `yaml:"replicas"`
+	Replicas int `yaml:"replicas"`
 	// SyncInterval is how often the embedded JetStream flushes its files
 	// to disk (0: its default, 2 minutes); shorter is safer against a
 	// machine crash and costs disk I/O.
 	SyncInterval time.Duration `yaml:"sync_interval"`
-	NodeID   string `yaml:"node_id"`
+	NodeID       string        `yaml:"node_id"`
 	// DrainTime is how long a drain (herald drain, POST /v1/admin/drain)
 	// spreads closing the node's clients over, unless the call names one.
 	DrainTime time.Duration `yaml:"drain_time"`
