@@ -53,6 +53,7 @@ type conn struct {
 	maySend   bool
 	sendSec   uint32 // Unix second of the send-rate window
 	sendCount uint32
+	readDone  bool                   // the read side closed the connection: parse nothing more
 	pending   *pendingAuth           // until the first-frame token arrives; guarded by mu
 	greet     *greeting              // while the inbox is replayed; guarded by mu
 	sends     []protocol.ClientFrame // client sends not yet published; guarded by mu
@@ -402,7 +403,11 @@ func appendBatch(vecs [][]byte, batch []*protocol.Outgoing, hdrs *[]byte) [][]by
 
 // close sends a close frame after whatever is queued, takes the connection
 // out of the hub and the poller, and lets the writer close the socket.
-func (c *conn) close(code int, reason string) {
+func (c *conn) close(code int, reason string) { c.closeAs(code, code, reason) }
+
+// closeAs is close that sends code in the close frame and counts the
+// disconnect as counted.
+func (c *conn) closeAs(code, counted int, reason string) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -413,7 +418,7 @@ func (c *conn) close(code int, reason string) {
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
-	c.g.detach(c, code)
+	c.g.detach(c, counted)
 	if code == protocol.CloseSlowConsumer {
 		// The writer is likely stuck on a full socket buffer: cut it loose.
 		_ = c.nc.SetWriteDeadline(time.Now())
@@ -519,16 +524,24 @@ func (c *conn) readTLS() {
 	}
 }
 
-// consume parses input and turns stream errors into the matching close.
+// consume parses input and turns stream errors into the matching close
+// (1009, 1007 or 1002). Once the read side has closed the connection it
+// parses nothing more: frames after a close frame are ignored.
 func (c *conn) consume(data []byte) {
+	if c.readDone {
+		return
+	}
 	err := c.parser.Feed(data, c.onFrame)
 	switch {
-	case err == nil, errors.Is(err, errClosing):
+	case err == nil:
+		return
+	case errors.Is(err, errClosing):
 	case errors.Is(err, protocol.ErrTooLarge):
 		c.close(protocol.CloseTooLarge, "frame too large")
 	default:
-		c.close(protocol.CloseProtocol, err.Error())
+		c.close(protocol.CloseCodeFor(err), err.Error())
 	}
+	c.readDone = true
 }
 
 // onFrame handles one WebSocket message or control frame.
@@ -538,7 +551,17 @@ func (c *conn) onFrame(op byte, payload []byte) error {
 		c.Send(&protocol.Outgoing{Frame: protocol.Frame(protocol.OpPong, payload)})
 	case protocol.OpPong:
 	case protocol.OpClose:
-		c.close(protocol.CloseNormal, "")
+		code, err := protocol.ParseClose(payload)
+		if err != nil {
+			return err // 1002 or 1007, see consume
+		}
+		if code == protocol.CloseNoStatus {
+			code = protocol.CloseNormal
+		}
+		// Echo the peer's code (RFC 6455 section 5.5.1); the metric counts
+		// every close the client started as 1000, so that client-chosen
+		// codes never become label values.
+		c.closeAs(code, protocol.CloseNormal, "")
 		return errClosing
 	case protocol.OpBinary:
 		if !c.authed.Load() {
@@ -547,6 +570,9 @@ func (c *conn) onFrame(op byte, payload []byte) error {
 		}
 		c.sendText(protocol.ErrorFrame(protocol.ErrCodeInvalidFrame, "binary frames are not supported"))
 	case protocol.OpText:
+		if err := protocol.ValidText(payload); err != nil {
+			return err // 1007, see consume
+		}
 		return c.g.onText(c, payload)
 	}
 	return nil

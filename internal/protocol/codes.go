@@ -8,6 +8,8 @@ const (
 	CloseNormal       = 1000
 	CloseGoingAway    = 1001
 	CloseProtocol     = 1002
+	CloseNoStatus     = 1005 // never sent: a close frame without a code
+	CloseInvalidData  = 1007
 	CloseTooLarge     = 1009
 	CloseDraining     = 4000
 	CloseUnauthorized = 4001
