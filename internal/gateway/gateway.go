@@ -257,7 +257,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	id, authErr := g.identify(r)
 	if authErr != nil {
-		httpError(w, http.StatusUnauthorized, "unauthorized", authErr.Error())
+		httpError(w, http.StatusUnauthorized, "unauthorized", authMessage(authErr))
 		return
 	}
 	nc, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
@@ -298,6 +298,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// devApp is the app of dev mode's tokenless clients.
+const devApp = "demo"
+
 // identity is who a connection is, from its token or dev parameters.
 type identity struct {
 	app, user, device string
@@ -322,7 +325,7 @@ func (g *Gateway) identify(r *http.Request) (*identity, error) {
 	q := r.URL.Query()
 	id := &identity{app: q.Get("app"), user: q.Get("user"), device: q.Get("device"), anyRoom: true, send: true}
 	if id.app == "" {
-		id.app = "demo"
+		id.app = devApp
 	}
 	if id.user == "" {
 		id.user = "anon-" + strconv.FormatUint(g.next.Add(1), 36)
@@ -331,6 +334,9 @@ func (g *Gateway) identify(r *http.Request) (*identity, error) {
 		if err := protocol.ValidName(f[0], f[1]); err != nil {
 			return nil, err
 		}
+	}
+	if id.app != devApp && !g.keys.Has(id.app) {
+		return nil, fmt.Errorf("no app %q: dev mode has app %q and the configured apps", id.app, devApp)
 	}
 	if id.device != "" {
 		if err := protocol.ValidName("device", id.device); err != nil {
@@ -350,6 +356,11 @@ func (g *Gateway) verify(tok string) (*identity, error) {
 	}
 	if err := protocol.ValidName("user", cl.User); err != nil {
 		return nil, fmt.Errorf("%w: %w", auth.ErrInvalidToken, err)
+	}
+	if cl.Device != "" {
+		if err := protocol.ValidName("device", cl.Device); err != nil {
+			return nil, fmt.Errorf("%w: %w", auth.ErrInvalidToken, err)
+		}
 	}
 	return &identity{app: cl.App, user: cl.User, device: cl.Device, rooms: cl.Rooms, send: cl.Send}, nil
 }
@@ -525,7 +536,7 @@ func (g *Gateway) onText(c *conn, payload []byte) error {
 		}
 		id, err := g.verify(f.Token)
 		if err != nil {
-			c.close(protocol.CloseUnauthorized, "invalid token")
+			c.close(protocol.CloseUnauthorized, authMessage(err))
 			return errClosing
 		}
 		c.mu.Lock()
@@ -644,6 +655,12 @@ func (g *Gateway) publishSends(c *conn) {
 		}
 	}
 }
+
+// authMessage is what a client is told about a refused token or dev
+// identity, the same before the upgrade (401 body) and after it (close
+// reason of 4001, cut to fit by protocol.CloseFrame): "token expired: …",
+// "invalid token: …", or which name is wrong.
+func authMessage(err error) string { return strings.TrimPrefix(err.Error(), "auth: ") }
 
 // httpError writes the API's JSON error shape before an upgrade.
 func httpError(w http.ResponseWriter, status int, code, msg string) {

@@ -167,7 +167,8 @@ func keyring(apps []config.App) (*auth.Keyring, error) {
 	}
 	specs := map[string]auth.KeySpec{}
 	for _, a := range apps {
-		spec := auth.KeySpec{Alg: strings.ToUpper(a.TokenAlg), Secret: []byte(a.TokenSecret), PublicKey: []byte(a.TokenPublicKey)}
+		spec := auth.KeySpec{Alg: strings.ToUpper(a.TokenAlg), Secret: []byte(a.TokenSecret), PublicKey: []byte(a.TokenPublicKey),
+			MaxLifetime: a.MaxTokenLifetime}
 		if a.TokenPublicKeyFile != "" {
 			pem, err := os.ReadFile(a.TokenPublicKeyFile)
 			if err != nil {
