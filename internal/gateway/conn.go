@@ -413,7 +413,7 @@ func (c *conn) close(code int, reason string) {
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
-	c.g.detach(c, code)
+	c.g.detach(c, code, reason)
 	if code == protocol.CloseSlowConsumer {
 		// The writer is likely stuck on a full socket buffer: cut it loose.
 		_ = c.nc.SetWriteDeadline(time.Now())
@@ -434,7 +434,7 @@ func (c *conn) fail() {
 	writing := c.writing
 	c.mu.Unlock()
 	if !already {
-		c.g.detach(c, protocol.CloseGoingAway)
+		c.g.detach(c, protocol.CloseGoingAway, "connection lost")
 	}
 	if writing {
 		_ = c.nc.SetWriteDeadline(time.Now())
@@ -452,7 +452,7 @@ func (c *conn) writeFailed() {
 	c.writing = false
 	c.mu.Unlock()
 	if !already {
-		c.g.detach(c, protocol.CloseGoingAway)
+		c.g.detach(c, protocol.CloseGoingAway, "write failed")
 	}
 	c.finish()
 }

@@ -433,6 +433,10 @@ func (g *Gateway) register(c *conn, id identity, since *uint64) {
 	}
 	c.authed.Store(true)
 	g.metrics.Connected()
+	if g.log.Enabled(context.Background(), slog.LevelDebug) {
+		g.log.LogAttrs(context.Background(), slog.LevelDebug, "client connected", slog.String("conn", c.ID),
+			slog.String("app", c.App), slog.String("user", c.User), slog.String("device", c.Device), slog.String("addr", c.Addr))
+	}
 	go g.greet(c, since)
 }
 
@@ -449,8 +453,9 @@ func (g *Gateway) unregister(c *conn) {
 	g.unwatch(engine.Topic{Kind: engine.App, App: c.App})
 }
 
-// detach is called once per connection when it starts closing.
-func (g *Gateway) detach(c *conn, code int) {
+// detach is called once per connection when it starts closing, with the
+// close code and reason (of the close frame, or why the socket broke).
+func (g *Gateway) detach(c *conn, code int, reason string) {
 	c.poller.remove(c)
 	c.mu.Lock()
 	if c.pending != nil {
@@ -463,6 +468,11 @@ func (g *Gateway) detach(c *conn, code int) {
 	if hubbed {
 		g.unregister(c)
 		g.metrics.Disconnected(code)
+		if g.log.Enabled(context.Background(), slog.LevelDebug) {
+			g.log.LogAttrs(context.Background(), slog.LevelDebug, "client disconnected", slog.String("conn", c.ID),
+				slog.String("app", c.App), slog.String("user", c.User), slog.String("addr", c.Addr),
+				slog.Int("code", code), slog.String("reason", reason))
+		}
 	}
 }
 
@@ -666,8 +676,9 @@ func authMessage(err error) string { return strings.TrimPrefix(err.Error(), "aut
 func httpError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	b, _ := json.Marshal(map[string]map[string]string{"error": {"code": code, "message": msg}})
-	_, _ = w.Write(b)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // as the API's answers
+	_ = enc.Encode(map[string]map[string]string{"error": {"code": code, "message": msg}})
 }
 
 // delivered notes a replayed stored message as handed to a connection.

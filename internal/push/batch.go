@@ -143,6 +143,11 @@ func (s *Service) storeMany(ctx context.Context, reqs []*Request, errs []error) 
 		<-e.done
 		ids[i], errs[i] = e.id, e.err
 	}
+	for i, err := range errs {
+		if err == nil {
+			s.logPush(reqs[i], ids[i])
+		}
+	}
 	return ids
 }
 

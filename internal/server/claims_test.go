@@ -1,11 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,5 +224,85 @@ func TestAppKeyNamingAnotherAppInStatsIsForbidden(t *testing.T) {
 	}
 	if status, out := n.call("GET", "/v1/stats?app=shop", adminKey, nil); status != 200 || out["conns"] != float64(0) {
 		t.Errorf("admin, shop's stats: %d %v, want 0 connections", status, out)
+	}
+}
+
+func TestRootPointsToTheDocs(t *testing.T) {
+	n := startNode(t, twoApps)
+	status, out := n.call("GET", "/", "", nil)
+	if status != 200 || out["docs"] == nil || out["websocket"] != "/v1/ws" || out["ready"] != "/readyz" {
+		t.Errorf("GET /: %d %v", status, out)
+	}
+	resp, err := n.http.Get(n.base + "/nothing-here")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("GET /nothing-here: %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestErrorBodiesAreNotHTMLEscaped(t *testing.T) {
+	n := startNode(t, twoApps)
+	resp, err := n.http.Post(n.base+"/v1/push", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 401 || !strings.Contains(string(raw), "Bearer <key>") {
+		t.Errorf("401 body %q, want it to say Bearer <key> as is", raw)
+	}
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestDebugLogsConnectsDisconnectsAndPushes(t *testing.T) {
+	var debug, info syncBuffer
+	n := startNodeLog(t, nil, slog.New(slog.NewTextHandler(&debug, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	quiet := startNodeLog(t, nil, slog.New(slog.NewTextHandler(&info, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	for _, n := range []*node{n, quiet} {
+		c := n.dial("user=alice&device=phone", dialOpt{})
+		n.push("", map[string]any{"to": map[string]any{"users": []string{"alice"}, "rooms": []string{"r1"}}, "data": 1, "offline": true})
+		c.expectData(1)
+		if status, _ := n.call("DELETE", "/v1/conns/"+c.id, "", nil); status != 204 {
+			t.Fatalf("kick: %d", status)
+		}
+		c.expectClose()
+	}
+	want := []string{
+		`msg="client connected" conn=c_`, `app=demo user=alice device=phone addr=127.0.0.1:`,
+		`msg="push accepted" id=m_`, `app=demo users=1 conns=0 rooms=1 to_app=false to_all=false offline=true`,
+		`msg="client disconnected" conn=c_`, `code=4002 reason=kicked`,
+	}
+	// Each line is written before the client or the API caller hears of
+	// the event: connected before welcome, accepted before the 200,
+	// disconnected before the close frame.
+	for _, w := range want {
+		if !strings.Contains(debug.String(), w) {
+			t.Errorf("debug log lacks %q:\n%s", w, debug.String())
+		}
+	}
+	for _, w := range []string{"client connected", "push accepted", "client disconnected"} {
+		if strings.Contains(info.String(), w) {
+			t.Errorf("info log has %q:\n%s", w, info.String())
+		}
 	}
 }
