@@ -257,6 +257,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	id, authErr := g.identify(r)
 	if authErr != nil {
+		g.refused(authErr)
 		httpError(w, http.StatusUnauthorized, "unauthorized", authMessage(authErr))
 		return
 	}
@@ -546,6 +547,7 @@ func (g *Gateway) onText(c *conn, payload []byte) error {
 		}
 		id, err := g.verify(f.Token)
 		if err != nil {
+			g.refused(err)
 			c.close(protocol.CloseUnauthorized, authMessage(err))
 			return errClosing
 		}
@@ -664,6 +666,13 @@ func (g *Gateway) publishSends(c *conn) {
 			g.errorFrame(c, protocol.ErrCodeInvalidArgument, err.Error())
 		}
 	}
+}
+
+// refused counts and (at debug level) logs a refused token or dev
+// identity.
+func (g *Gateway) refused(err error) {
+	g.metrics.AuthRefused(errors.Is(err, auth.ErrExpiredToken))
+	g.log.Debug("client auth refused", "err", err)
 }
 
 // authMessage is what a client is told about a refused token or dev

@@ -151,6 +151,9 @@ func TestExpiredTokenSaysSoOnBothPaths(t *testing.T) {
 	if code != protocol.CloseUnauthorized || !strings.HasPrefix(reason, "token expired") {
 		t.Errorf("auth frame with an expired token: close %d %q, want 4001 \"token expired: …\"", code, reason)
 	}
+	if m := n.metrics(); !strings.Contains(m, `herald_gateway_auth_refused_total{reason="expired"} 2`) {
+		t.Errorf("refused expired tokens not counted:\n%s", m)
+	}
 }
 
 func TestAdminCannotActOnAnAppThatDoesNotExist(t *testing.T) {
