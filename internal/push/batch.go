@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"hash/maphash"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -143,9 +144,11 @@ func (s *Service) storeMany(ctx context.Context, reqs []*Request, errs []error) 
 		<-e.done
 		ids[i], errs[i] = e.id, e.err
 	}
-	for i, err := range errs {
-		if err == nil {
-			s.logPush(reqs[i], ids[i])
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		for i, err := range errs {
+			if err == nil {
+				s.logPush(reqs[i], ids[i])
+			}
 		}
 	}
 	return ids
