@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 )
 
 const usage = `herald: a real-time push server.
@@ -16,7 +17,7 @@ Usage:
   herald token [flags]    mint a client token for an app and user
   herald drain [flags]    move a node's clients away, then stop it
   herald bench SCENARIO   load-test a node (herald bench --help)
-  herald version          print the version
+  herald version          print the version (also --version)
 
 Every serve flag can also be set as HERALD_<NAME> (e.g. --nats-url as
 HERALD_NATS_URL); the command line wins over the environment.
@@ -27,13 +28,16 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
+	printVersion := func([]string) error { fmt.Println("herald", version()); return nil }
 	cmds := map[string]func([]string) error{
-		"serve":   serve,
-		"push":    pushCmd,
-		"token":   tokenCmd,
-		"drain":   drainCmd,
-		"bench":   benchCmd,
-		"version": func([]string) error { fmt.Println("herald", version()); return nil },
+		"serve":     serve,
+		"push":      pushCmd,
+		"token":     tokenCmd,
+		"drain":     drainCmd,
+		"bench":     benchCmd,
+		"version":   printVersion,
+		"--version": printVersion,
+		"-version":  printVersion,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {
@@ -45,7 +49,9 @@ func main() {
 		os.Exit(2)
 	}
 	if err := cmd(os.Args[2:]); err != nil {
-		fmt.Fprintln(os.Stderr, "herald:", err)
+		// Errors of the SDK and of some packages already start with
+		// "herald: "; say it once.
+		fmt.Fprintln(os.Stderr, "herald:", strings.TrimPrefix(err.Error(), "herald: "))
 		os.Exit(1)
 	}
 }

@@ -106,9 +106,9 @@ func serve(args []string) error {
 	over("pprof", func() { cfg.Pprof = *pprof })
 	over("gc-percent", func() { cfg.GCPercent = *gcPercent })
 	over("drain-time", func() { cfg.DrainTime = *drainTime })
-	if *app != "" || *apiKey != "" || *secret != "" {
-		if *app == "" || *apiKey == "" || *secret == "" {
-			return errors.New("--app, --api-key and --token-secret go together")
+	if set["app"] || set["api-key"] || set["token-secret"] {
+		if err := oneApp(set, *app, *apiKey, *secret); err != nil {
+			return err
 		}
 		cfg.Apps = append(cfg.Apps, config.App{Name: *app, APIKeys: []string{*apiKey}, TokenSecret: *secret})
 	}
@@ -137,6 +137,26 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return srv.Run(ctx, *grace)
+}
+
+// oneApp checks that --app, --api-key and --token-secret (or their
+// HERALD_ variables) are all given and none is empty, and says which is
+// not.
+func oneApp(set map[string]bool, app, apiKey, secret string) error {
+	var wrong []string
+	for _, f := range []struct{ name, value string }{{"app", app}, {"api-key", apiKey}, {"token-secret", secret}} {
+		env := "HERALD_" + strings.ToUpper(strings.ReplaceAll(f.name, "-", "_"))
+		switch {
+		case !set[f.name]:
+			wrong = append(wrong, "--"+f.name+" is missing")
+		case f.value == "":
+			wrong = append(wrong, "--"+f.name+" (or "+env+") is empty")
+		}
+	}
+	if len(wrong) > 0 {
+		return fmt.Errorf("--app, --api-key and --token-secret go together: %s", strings.Join(wrong, "; "))
+	}
+	return nil
 }
 
 func loopbackOnly(addr string) error {

@@ -50,17 +50,20 @@ func (k *Keys) Authenticate(authorization string) (Caller, error) {
 
 // AppFor resolves the app a call acts on: the key's app, or for admins the
 // named one (by default the only configured one, or "demo" in dev mode).
-// An app key naming another app is forbidden.
+// An app key naming another app is forbidden; an admin naming an app that
+// does not exist (see Exists) is an invalid argument.
 func (k *Keys) AppFor(c Caller, named string) (string, error) {
 	switch {
 	case !c.Admin && named != "" && named != c.App:
 		return "", push.Errorf(push.CodeForbidden, "an app key cannot act on another app")
 	case !c.Admin:
 		return c.App, nil
+	case named != "" && !k.Exists(named):
+		return "", push.Errorf(push.CodeInvalidArgument, "no app %q is configured", named)
 	case named != "":
 		return named, nil
 	case k.Dev:
-		return "demo", nil
+		return DevApp, nil
 	}
 	apps := map[string]bool{}
 	for _, app := range k.Apps {
@@ -73,6 +76,23 @@ func (k *Keys) AppFor(c Caller, named string) (string, error) {
 	}
 	return "", push.Errorf(push.CodeInvalidArgument, "an admin call must name its app")
 }
+
+// Exists reports whether app is an app of this node: a configured one
+// (every configured app has an API key), or "demo" in dev mode.
+func (k *Keys) Exists(app string) bool {
+	if k.Dev && app == DevApp {
+		return true
+	}
+	for _, a := range k.Apps {
+		if a == app {
+			return true
+		}
+	}
+	return false
+}
+
+// DevApp is the app of dev mode's keyless calls and tokenless clients.
+const DevApp = "demo"
 
 // PushApp resolves the app of a push as AppFor does, except that an
 // admin's push to everyone (to.all) without a named app belongs to no one

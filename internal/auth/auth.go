@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,7 +41,21 @@ const (
 	// maxTokenLen is the longest token Verify will look at; longer input is
 	// rejected with ErrInvalidToken before any decoding.
 	maxTokenLen = 8 << 10
+
+	// lifetimeLeeway is the clock skew allowed between the backend that
+	// mints tokens and this node when an app's maximum lifetime is checked
+	// against the verification time.
+	lifetimeLeeway = time.Minute
+
+	// maxDateSeconds bounds a NumericDate: 9999-12-31T23:59:59Z.
+	maxDateSeconds = 253402300799
 )
+
+// MaxLifetime is the ceiling on every token's lifetime, whatever the app's
+// own maximum: a token whose "exp" is further than this from the
+// verification time is refused. Herald keeps no revocation list, so a
+// token valid for longer is, in practice, a password that never expires.
+const MaxLifetime = 10 * 365 * 24 * time.Hour
 
 // b64 is the JWT segment encoding. Strict decoding rejects non-canonical
 // trailing bits, so a signed token has exactly one accepted spelling.
@@ -57,6 +72,12 @@ type KeySpec struct {
 	// PublicKey is the PEM public key (PKIX, PKCS#1 or a certificate) for
 	// RS256 (at least 2048 bits) or ES256 (P-256). It must be empty for HS256.
 	PublicKey []byte
+	// MaxLifetime, when positive, refuses a token whose "exp" is further
+	// than this from the verification time (a minute of clock skew
+	// allowed) or, with an "iat" claim, further than this from "iat".
+	// Zero means no limit of the app's own (MaxLifetime, the package
+	// constant, still applies).
+	MaxLifetime time.Duration
 }
 
 // Claims are the verified contents of a client token.
@@ -92,25 +113,87 @@ func (c Claims) MayJoin(room string) bool {
 	return false
 }
 
-// tokenClaims is the wire form of a client token's payload.
+// tokenClaims is the wire form of a client token's payload. Its time
+// claims are strict NumericDates (see numericDate); the other registered
+// claims are ignored.
 type tokenClaims struct {
-	jwt.RegisteredClaims
-	App    string   `json:"app"`
-	Device string   `json:"device,omitempty"`
-	Rooms  []string `json:"rooms,omitzero"`
-	Send   bool     `json:"send,omitempty"`
+	Subject   string       `json:"sub,omitempty"`
+	ExpiresAt *numericDate `json:"exp,omitempty"`
+	NotBefore *numericDate `json:"nbf,omitempty"`
+	IssuedAt  *numericDate `json:"iat,omitempty"`
+	App       string       `json:"app"`
+	Device    string       `json:"device,omitempty"`
+	Rooms     []string     `json:"rooms,omitzero"`
+	Send      bool         `json:"send,omitempty"`
 }
 
-// appVerifier holds one app's parser and key, built once by NewKeyring.
+// The jwt.Claims methods; Verify checks the claims itself, so the parser
+// never calls them.
+func (c *tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt.jwt(), nil }
+func (c *tokenClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt.jwt(), nil }
+func (c *tokenClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore.jwt(), nil }
+func (c *tokenClaims) GetIssuer() (string, error)                   { return "", nil }
+func (c *tokenClaims) GetSubject() (string, error)                  { return c.Subject, nil }
+func (c *tokenClaims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+
+var _ jwt.Claims = (*tokenClaims)(nil)
+
+// numericDate is a JWT NumericDate (RFC 7519 §2): a JSON number of seconds
+// since the epoch, kept to whole seconds. Unlike jwt.NumericDate it refuses
+// a number given as a string ("1700000000") and anything outside year 1970
+// to 9999, so that a time claim has one accepted spelling.
+type numericDate struct{ time.Time }
+
+// errNumericDate is the reason a time claim is refused.
+var errNumericDate = errors.New("time claim must be a number of seconds from 1970 to 9999")
+
+// UnmarshalJSON accepts a JSON number only.
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] < '0' || b[0] > '9' {
+		return errNumericDate // a string, boolean, object, array or negative number
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || f > maxDateSeconds {
+		return errNumericDate
+	}
+	d.Time = time.Unix(int64(f), 0).UTC()
+	return nil
+}
+
+// MarshalJSON writes whole seconds.
+func (d *numericDate) MarshalJSON() ([]byte, error) {
+	return strconv.AppendInt(nil, d.Unix(), 10), nil
+}
+
+func (d *numericDate) jwt() *jwt.NumericDate {
+	if d == nil {
+		return nil
+	}
+	return jwt.NewNumericDate(d.Time)
+}
+
+// appVerifier holds one app's parser, key and lifetime limit, built once
+// by NewKeyring.
 type appVerifier struct {
-	parser  *jwt.Parser
-	keyfunc jwt.Keyfunc
+	parser      *jwt.Parser
+	keyfunc     jwt.Keyfunc
+	maxLifetime time.Duration
 }
 
 // Keyring verifies tokens for a set of apps. It is immutable and safe for
 // concurrent use.
 type Keyring struct {
 	apps map[string]*appVerifier
+}
+
+// Has reports whether the keyring verifies tokens of app. A nil Keyring
+// has no app.
+func (k *Keyring) Has(app string) bool {
+	if k == nil {
+		return false
+	}
+	_, ok := k.apps[app]
+	return ok
 }
 
 // NewKeyring validates and parses every app's key up front and returns a
@@ -132,6 +215,9 @@ func NewKeyring(apps map[string]KeySpec) (*Keyring, error) {
 }
 
 func newAppVerifier(name string, spec KeySpec) (*appVerifier, error) {
+	if spec.MaxLifetime < 0 {
+		return nil, errors.New("negative maximum token lifetime")
+	}
 	alg := spec.Alg
 	if alg == "" {
 		alg = algHS256
@@ -175,6 +261,7 @@ func newAppVerifier(name string, spec KeySpec) (*appVerifier, error) {
 	}
 
 	return &appVerifier{
+		maxLifetime: spec.MaxLifetime,
 		// Claims are validated by Verify against the caller's now, so the
 		// shared parser needs no per-call time function.
 		parser: jwt.NewParser(
@@ -194,9 +281,11 @@ func newAppVerifier(name string, spec KeySpec) (*appVerifier, error) {
 }
 
 // Verify checks token's signature with its app's pinned algorithm and key and
-// returns its claims. The "app", "sub" and "exp" claims are required; a token
-// whose "exp" is not after now fails with ErrExpiredToken, and every other
-// failure wraps ErrInvalidToken.
+// returns its claims. The "app", "sub" and "exp" claims are required, and
+// "exp", "nbf" and "iat" must be JSON numbers; a token whose "exp" is not
+// after now fails with ErrExpiredToken, and every other failure wraps
+// ErrInvalidToken: among them a lifetime over MaxLifetime or the app's
+// maximum.
 func (k *Keyring) Verify(token string, now time.Time) (Claims, error) {
 	if k == nil {
 		return Claims{}, fmt.Errorf("%w: no keyring", ErrInvalidToken)
@@ -229,6 +318,16 @@ func (k *Keyring) Verify(token string, now time.Time) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: not valid yet", ErrInvalidToken)
 	case !now.Before(tc.ExpiresAt.Time):
 		return Claims{}, fmt.Errorf("%w: exp %s", ErrExpiredToken, tc.ExpiresAt.UTC().Format(time.RFC3339))
+	case tc.ExpiresAt.Sub(now) > MaxLifetime:
+		return Claims{}, fmt.Errorf("%w: exp is more than %v ahead", ErrInvalidToken, MaxLifetime)
+	}
+	if limit := v.maxLifetime; limit > 0 {
+		switch {
+		case tc.ExpiresAt.Sub(now) > limit+lifetimeLeeway:
+			return Claims{}, fmt.Errorf("%w: exp is further ahead than the app's max_token_lifetime %v", ErrInvalidToken, limit)
+		case tc.IssuedAt != nil && tc.ExpiresAt.Sub(tc.IssuedAt.Time) > limit:
+			return Claims{}, fmt.Errorf("%w: exp - iat is over the app's max_token_lifetime %v", ErrInvalidToken, limit)
+		}
 	}
 	return Claims{
 		App:     tc.App,
@@ -296,16 +395,14 @@ func Mint(app string, secret []byte, c Claims) (string, error) {
 		return "", fmt.Errorf("auth: mint: secret must be at least %d bytes", minSecretLen)
 	}
 	tc := tokenClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   c.User,
-			ExpiresAt: jwt.NewNumericDate(c.Expires),
-		},
-		App:    app,
-		Device: c.Device,
-		Rooms:  c.Rooms,
-		Send:   c.Send,
+		Subject:   c.User,
+		ExpiresAt: &numericDate{c.Expires.Truncate(time.Second).UTC()},
+		App:       app,
+		Device:    c.Device,
+		Rooms:     c.Rooms,
+		Send:      c.Send,
 	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, tc).SignedString(secret)
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, &tc).SignedString(secret)
 	if err != nil {
 		return "", fmt.Errorf("auth: mint: %w", err)
 	}

@@ -137,6 +137,19 @@ func TestVerify(t *testing.T) {
 		{name: "missing exp", token: hs(base("hs", map[string]any{"exp": nil})), wantErr: ErrInvalidToken},
 		{name: "exp wrong type", token: hs(base("hs", map[string]any{"exp": "tomorrow"})), wantErr: ErrInvalidToken},
 		{name: "nbf in future", token: hs(base("hs", map[string]any{"nbf": testNow.Unix() + 60})), wantErr: ErrInvalidToken},
+		{name: "exp as a numeric string", token: hs(base("hs", map[string]any{"exp": "1893456000"})), wantErr: ErrInvalidToken},
+		{name: "exp as a JSON number in a string far ahead", token: hs(base("hs", map[string]any{"exp": "253402300799"})), wantErr: ErrInvalidToken},
+		{name: "exp in the year 9999", token: hs(base("hs", map[string]any{"exp": int64(253402300799)})), wantErr: ErrInvalidToken},
+		{name: "exp beyond the ceiling", token: hs(base("hs", map[string]any{"exp": testNow.Add(MaxLifetime + time.Hour).Unix()})), wantErr: ErrInvalidToken},
+		{name: "exp huge float", token: hs(base("hs", map[string]any{"exp": 1e300})), wantErr: ErrInvalidToken},
+		{name: "exp negative", token: hs(base("hs", map[string]any{"exp": -1})), wantErr: ErrInvalidToken},
+		{name: "exp boolean", token: hs(base("hs", map[string]any{"exp": true})), wantErr: ErrInvalidToken},
+		{name: "nbf as a string", token: hs(base("hs", map[string]any{"nbf": "1"})), wantErr: ErrInvalidToken},
+		{name: "iat as a string", token: hs(base("hs", map[string]any{"iat": "1"})), wantErr: ErrInvalidToken},
+		{name: "valid iat in past", token: hs(base("hs", map[string]any{"iat": testNow.Unix() - 10})), want: full},
+		{name: "valid fractional exp", token: hs(base("hs", map[string]any{"exp": float64(testNow.Add(time.Hour).Unix()) + 0.5})), want: full},
+		{name: "valid exp within the ceiling", token: hs(base("hs", map[string]any{"exp": testNow.Add(MaxLifetime - time.Hour).Unix()})),
+			want: Claims{App: "hs", User: "user-1", Device: "phone", Rooms: []string{"lobby", "news*"}, Send: true, Expires: testNow.Add(MaxLifetime - time.Hour)}},
 
 		{name: "forged signature (other secret)", token: sign(t, jwt.SigningMethodHS256, otherSecret, base("hs", nil)), wantErr: ErrInvalidToken},
 		{name: "forged and expired reports invalid, not expired", token: sign(t, jwt.SigningMethodHS256, otherSecret, base("hs", map[string]any{"exp": 1})), wantErr: ErrInvalidToken},
@@ -427,5 +440,43 @@ func TestNewKeyringCopiesSecret(t *testing.T) {
 	}
 	if _, err := ring.Verify(tok, testNow); err != nil {
 		t.Fatalf("Verify after caller mutated its secret: %v", err)
+	}
+}
+
+func TestVerifyMaxLifetime(t *testing.T) {
+	ring, err := NewKeyring(map[string]KeySpec{
+		"day":  {Secret: testSecret, MaxLifetime: 24 * time.Hour},
+		"free": {Secret: otherSecret},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := func(over map[string]any) string {
+		return sign(t, jwt.SigningMethodHS256, testSecret, base("day", over))
+	}
+	for _, tt := range []struct {
+		name string
+		tok  string
+		ok   bool
+	}{
+		{"exp within the maximum", day(map[string]any{"exp": testNow.Add(23 * time.Hour).Unix()}), true},
+		{"exp at the maximum", day(map[string]any{"exp": testNow.Add(24 * time.Hour).Unix()}), true},
+		{"exp within the clock-skew leeway", day(map[string]any{"exp": testNow.Add(24*time.Hour + 30*time.Second).Unix()}), true},
+		{"exp beyond the maximum", day(map[string]any{"exp": testNow.Add(25 * time.Hour).Unix()}), false},
+		{"exp in the year 9999", day(map[string]any{"exp": int64(253402300799)}), false},
+		{"iat and exp within the maximum", day(map[string]any{"iat": testNow.Add(-time.Hour).Unix(), "exp": testNow.Add(time.Hour).Unix()}), true},
+		{"exp - iat beyond the maximum", day(map[string]any{"iat": testNow.Add(-24 * time.Hour).Unix(), "exp": testNow.Add(time.Hour).Unix()}), false},
+		{"no limit on another app", sign(t, jwt.SigningMethodHS256, otherSecret, base("free", map[string]any{"exp": testNow.Add(300 * 24 * time.Hour).Unix()})), true},
+	} {
+		_, err := ring.Verify(tt.tok, testNow)
+		if tt.ok && err != nil {
+			t.Errorf("%s: %v, want ok", tt.name, err)
+		}
+		if !tt.ok && (!errors.Is(err, ErrInvalidToken) || errors.Is(err, ErrExpiredToken)) {
+			t.Errorf("%s: %v, want ErrInvalidToken", tt.name, err)
+		}
+	}
+	if _, err := NewKeyring(map[string]KeySpec{"neg": {Secret: testSecret, MaxLifetime: -time.Second}}); err == nil {
+		t.Error("NewKeyring with a negative MaxLifetime: want error")
 	}
 }

@@ -23,6 +23,9 @@ type App struct {
 	TokenSecret        string `yaml:"token_secret"`
 	TokenPublicKey     string `yaml:"token_public_key"`
 	TokenPublicKeyFile string `yaml:"token_public_key_file"`
+	// MaxTokenLifetime refuses client tokens whose exp is further than
+	// this from now (or from their iat); 0: no limit of the app's own.
+	MaxTokenLifetime time.Duration `yaml:"max_token_lifetime"`
 }
 
 // RoomHistory makes matching rooms keep their recent messages, so that a
@@ -208,6 +211,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("app %q is defined twice", a.Name))
 		}
 		seenApp[a.Name] = true
+		if a.MaxTokenLifetime < 0 {
+			errs = append(errs, fmt.Errorf("app %q: max_token_lifetime must not be negative", a.Name))
+		}
 		if len(a.APIKeys) == 0 {
 			errs = append(errs, fmt.Errorf("app %q has no api key", a.Name))
 		}

@@ -58,6 +58,8 @@ func TestValidate(t *testing.T) {
 		{"short key", func(c *Config) { a := app; a.APIKeys = []string{"short"}; c.Apps = []App{a} }, "shorter than 16"},
 		{"key shared with admin", func(c *Config) { c.Apps = []App{app}; c.AdminKeys = app.APIKeys }, "reuses an api key"},
 		{"no key", func(c *Config) { a := app; a.APIKeys = nil; c.Apps = []App{a} }, "no api key"},
+		{"negative token lifetime", func(c *Config) { a := app; a.MaxTokenLifetime = -time.Hour; c.Apps = []App{a} }, "max_token_lifetime"},
+		{"token lifetime", func(c *Config) { a := app; a.MaxTokenLifetime = 24 * time.Hour; c.Apps = []App{a} }, ""},
 		{"heartbeat", func(c *Config) { c.Dev = true; c.Limits.HeartbeatLimit = c.Limits.Heartbeat }, "heartbeat_timeout"},
 		{"ttl", func(c *Config) { c.Dev = true; c.Limits.DefaultTTL = 2 * c.Limits.MaxTTL }, "default_ttl"},
 		{"queue below payload", func(c *Config) { c.Dev = true; c.Limits.QueueBytes = c.Limits.MaxPayload }, "queue_bytes"},

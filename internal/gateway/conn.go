@@ -418,7 +418,7 @@ func (c *conn) closeAs(code, counted int, reason string) {
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
-	c.g.detach(c, counted)
+	c.g.detach(c, counted, reason)
 	if code == protocol.CloseSlowConsumer {
 		// The writer is likely stuck on a full socket buffer: cut it loose.
 		_ = c.nc.SetWriteDeadline(time.Now())
@@ -439,7 +439,7 @@ func (c *conn) fail() {
 	writing := c.writing
 	c.mu.Unlock()
 	if !already {
-		c.g.detach(c, protocol.CloseGoingAway)
+		c.g.detach(c, protocol.CloseGoingAway, "connection lost")
 	}
 	if writing {
 		_ = c.nc.SetWriteDeadline(time.Now())
@@ -457,7 +457,7 @@ func (c *conn) writeFailed() {
 	c.writing = false
 	c.mu.Unlock()
 	if !already {
-		c.g.detach(c, protocol.CloseGoingAway)
+		c.g.detach(c, protocol.CloseGoingAway, "write failed")
 	}
 	c.finish()
 }

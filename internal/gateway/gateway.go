@@ -257,7 +257,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	id, authErr := g.identify(r)
 	if authErr != nil {
-		httpError(w, http.StatusUnauthorized, "unauthorized", authErr.Error())
+		g.refused(authErr)
+		httpError(w, http.StatusUnauthorized, "unauthorized", authMessage(authErr))
 		return
 	}
 	nc, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
@@ -298,6 +299,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// devApp is the app of dev mode's tokenless clients.
+const devApp = "demo"
+
 // identity is who a connection is, from its token or dev parameters.
 type identity struct {
 	app, user, device string
@@ -322,7 +326,7 @@ func (g *Gateway) identify(r *http.Request) (*identity, error) {
 	q := r.URL.Query()
 	id := &identity{app: q.Get("app"), user: q.Get("user"), device: q.Get("device"), anyRoom: true, send: true}
 	if id.app == "" {
-		id.app = "demo"
+		id.app = devApp
 	}
 	if id.user == "" {
 		id.user = "anon-" + strconv.FormatUint(g.next.Add(1), 36)
@@ -331,6 +335,9 @@ func (g *Gateway) identify(r *http.Request) (*identity, error) {
 		if err := protocol.ValidName(f[0], f[1]); err != nil {
 			return nil, err
 		}
+	}
+	if id.app != devApp && !g.keys.Has(id.app) {
+		return nil, fmt.Errorf("no app %q: dev mode has app %q and the configured apps", id.app, devApp)
 	}
 	if id.device != "" {
 		if err := protocol.ValidName("device", id.device); err != nil {
@@ -350,6 +357,11 @@ func (g *Gateway) verify(tok string) (*identity, error) {
 	}
 	if err := protocol.ValidName("user", cl.User); err != nil {
 		return nil, fmt.Errorf("%w: %w", auth.ErrInvalidToken, err)
+	}
+	if cl.Device != "" {
+		if err := protocol.ValidName("device", cl.Device); err != nil {
+			return nil, fmt.Errorf("%w: %w", auth.ErrInvalidToken, err)
+		}
 	}
 	return &identity{app: cl.App, user: cl.User, device: cl.Device, rooms: cl.Rooms, send: cl.Send}, nil
 }
@@ -426,6 +438,10 @@ func (g *Gateway) register(c *conn, id identity, since *uint64) {
 	}
 	c.authed.Store(true)
 	g.metrics.Connected()
+	if g.log.Enabled(context.Background(), slog.LevelDebug) {
+		g.log.LogAttrs(context.Background(), slog.LevelDebug, "client connected", slog.String("conn", c.ID),
+			slog.String("app", c.App), slog.String("user", c.User), slog.String("device", c.Device), slog.String("addr", c.Addr))
+	}
 	go g.greet(c, since)
 }
 
@@ -442,8 +458,9 @@ func (g *Gateway) unregister(c *conn) {
 	g.unwatch(engine.Topic{Kind: engine.App, App: c.App})
 }
 
-// detach is called once per connection when it starts closing.
-func (g *Gateway) detach(c *conn, code int) {
+// detach is called once per connection when it starts closing, with the
+// close code and reason (of the close frame, or why the socket broke).
+func (g *Gateway) detach(c *conn, code int, reason string) {
 	c.poller.remove(c)
 	c.mu.Lock()
 	if c.pending != nil {
@@ -456,6 +473,11 @@ func (g *Gateway) detach(c *conn, code int) {
 	if hubbed {
 		g.unregister(c)
 		g.metrics.Disconnected(code)
+		if g.log.Enabled(context.Background(), slog.LevelDebug) {
+			g.log.LogAttrs(context.Background(), slog.LevelDebug, "client disconnected", slog.String("conn", c.ID),
+				slog.String("app", c.App), slog.String("user", c.User), slog.String("addr", c.Addr),
+				slog.Int("code", code), slog.String("reason", reason))
+		}
 	}
 }
 
@@ -529,7 +551,8 @@ func (g *Gateway) onText(c *conn, payload []byte) error {
 		}
 		id, err := g.verify(f.Token)
 		if err != nil {
-			c.close(protocol.CloseUnauthorized, "invalid token")
+			g.refused(err)
+			c.close(protocol.CloseUnauthorized, authMessage(err))
 			return errClosing
 		}
 		c.mu.Lock()
@@ -649,13 +672,27 @@ func (g *Gateway) publishSends(c *conn) {
 	}
 }
 
+// refused counts and (at debug level) logs a refused token or dev
+// identity.
+func (g *Gateway) refused(err error) {
+	g.metrics.AuthRefused(errors.Is(err, auth.ErrExpiredToken))
+	g.log.Debug("client auth refused", "err", err)
+}
+
+// authMessage is what a client is told about a refused token or dev
+// identity, the same before the upgrade (401 body) and after it (close
+// reason of 4001, cut to fit by protocol.CloseFrame): "token expired: …",
+// "invalid token: …", or which name is wrong.
+func authMessage(err error) string { return strings.TrimPrefix(err.Error(), "auth: ") }
+
 // httpError writes the API's JSON error shape before an upgrade.
 func httpError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Connection", "close") // a refused client gets no second try on this connection
 	w.WriteHeader(status)
-	b, _ := json.Marshal(map[string]map[string]string{"error": {"code": code, "message": msg}})
-	_, _ = w.Write(b)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // as the API's answers
+	_ = enc.Encode(map[string]map[string]string{"error": {"code": code, "message": msg}})
 }
 
 // delivered notes a replayed stored message as handed to a connection.

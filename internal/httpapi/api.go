@@ -24,6 +24,7 @@ type Config struct {
 	MaxPayload    int
 	MaxBatch      int
 	EngineTimeout time.Duration
+	Version       string // reported by GET /
 }
 
 // API serves the v1 server API.
@@ -55,6 +56,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/ws", a.gw)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("GET /{$}", a.index)
 	mux.Handle("GET /metrics", a.metrics.Handler())
 
 	mux.Handle("POST /v1/push", a.wrap(a.push))
@@ -74,6 +76,24 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("/v1/", a.wrap(func(http.ResponseWriter, *http.Request, principal) error {
 		return push.Errorf(push.CodeNotFound, "no such endpoint")
 	}))
+}
+
+// DocsURL is where GET / points people to.
+const DocsURL = "https://github.com/heraldpush/herald/tree/main/docs"
+
+// index answers GET / (no key needed) with what this server is and where
+// to go next, instead of a bare 404.
+func (a *API) index(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, 200, map[string]string{
+		"name":      "herald",
+		"version":   a.cfg.Version,
+		"docs":      DocsURL,
+		"websocket": "/v1/ws",
+		"api":       "/v1/ (Authorization: Bearer <api key>)",
+		"health":    "/healthz",
+		"ready":     "/readyz",
+		"metrics":   "/metrics",
+	})
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
@@ -151,10 +171,14 @@ func errorBody(pe *push.Error) map[string]any {
 	return map[string]any{"error": map[string]string{"code": pe.Code, "message": pe.Message}}
 }
 
+// writeJSON answers v as JSON, written for humans too: "<", ">" and "&"
+// stay as they are (no \u003c escapes; no body is ever served as HTML).
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }
 
 // decode reads a JSON body of at most limit bytes into v.

@@ -33,6 +33,7 @@ type Metrics struct {
 	refused       *prometheus.CounterVec
 	storeFailures prometheus.Counter
 	storeHealed   prometheus.Counter
+	authRefused   *prometheus.CounterVec
 }
 
 // New builds the collectors. gauges reports live counts at scrape time.
@@ -60,6 +61,8 @@ func New(gauges func() (conns, users, rooms int)) *Metrics {
 			Name: "herald_inbox_acks_ignored_total", Help: "Client acks of a sequence never sent, ignored."}),
 		engineDrops: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_engine_dropped_total", Help: "Pushes dropped because a dispatcher queue was full."}),
+		authRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_gateway_auth_refused_total", Help: "Client tokens (and dev-mode identities) refused, by reason (expired, invalid)."}, []string{"reason"}),
 		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_api_requests_total", Help: "Server API requests over HTTP, by status code."}, []string{"status"}),
 		rpcRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -78,6 +81,7 @@ func New(gauges func() (conns, users, rooms int)) *Metrics {
 		m.clientErrors, m.pushes, m.deliveries, m.engineDrops, m.acksIgnored, m.apiRequests, m.rpcRequests, m.apiLatency,
 		m.refused, m.storeFailures, m.storeHealed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m.authRefused)
 	if gauges != nil {
 		for i, name := range []string{"connections", "users", "rooms"} {
 			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -107,6 +111,16 @@ func (m *Metrics) StoreHealed() { m.storeHealed.Inc() }
 
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
+// AuthRefused counts a refused client token or dev identity; expired
+// tells an expired token from any other refusal.
+func (m *Metrics) AuthRefused(expired bool) {
+	reason := "invalid"
+	if expired {
+		reason = "expired"
+	}
+	m.authRefused.WithLabelValues(reason).Inc()
+}
 
 // Connected counts an accepted connection.
 func (m *Metrics) Connected() { m.connects.Inc() }

@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"hash/maphash"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -142,6 +143,13 @@ func (s *Service) storeMany(ctx context.Context, reqs []*Request, errs []error) 
 	for i, e := range repeats {
 		<-e.done
 		ids[i], errs[i] = e.id, e.err
+	}
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		for i, err := range errs {
+			if err == nil {
+				s.logPush(reqs[i], ids[i])
+			}
+		}
 	}
 	return ids
 }

@@ -122,6 +122,26 @@ func (s *Service) count(app string, pushes, deliveries int) {
 
 // Push validates and publishes one push and returns its message id.
 func (s *Service) Push(ctx context.Context, r *Request) (string, error) {
+	id, err := s.push(ctx, r)
+	if err == nil {
+		s.logPush(r, id)
+	}
+	return id, err
+}
+
+// logPush logs an accepted push at debug level. It costs one level check
+// at other levels: it is on the push path.
+func (s *Service) logPush(r *Request, id string) {
+	ctx := context.Background()
+	if !s.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	s.log.LogAttrs(ctx, slog.LevelDebug, "push accepted", slog.String("id", id), slog.String("app", r.App),
+		slog.Int("users", len(r.To.Users)), slog.Int("conns", len(r.To.Conns)), slog.Int("rooms", len(r.To.Rooms)),
+		slog.Bool("to_app", r.To.App), slog.Bool("to_all", r.To.All), slog.Bool("offline", r.Offline))
+}
+
+func (s *Service) push(ctx context.Context, r *Request) (string, error) {
 	if err := s.validate(r); err != nil {
 		return "", err
 	}

@@ -41,6 +41,12 @@ type node struct {
 // startNode runs a node on a free loopback port until the test ends.
 func startNode(t *testing.T, edit func(*config.Config)) *node {
 	t.Helper()
+	return startNodeLog(t, edit, slog.New(slog.DiscardHandler))
+}
+
+// startNodeLog is startNode logging to log.
+func startNodeLog(t *testing.T, edit func(*config.Config), log *slog.Logger) *node {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Data = t.TempDir()
@@ -48,7 +54,6 @@ func startNode(t *testing.T, edit func(*config.Config)) *node {
 	if edit != nil {
 		edit(&cfg)
 	}
-	log := slog.New(slog.DiscardHandler)
 	srv, err := New(cfg, log)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)

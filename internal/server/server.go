@@ -144,7 +144,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout},
+	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, Version: Version},
 		apiKeys, s.service, s.ops, s.gateway, s.engine, s.metrics, log)
 	if err != nil {
 		return nil, err
@@ -176,7 +176,8 @@ func keyring(apps []config.App) (*auth.Keyring, error) {
 	}
 	specs := map[string]auth.KeySpec{}
 	for _, a := range apps {
-		spec := auth.KeySpec{Alg: strings.ToUpper(a.TokenAlg), Secret: []byte(a.TokenSecret), PublicKey: []byte(a.TokenPublicKey)}
+		spec := auth.KeySpec{Alg: strings.ToUpper(a.TokenAlg), Secret: []byte(a.TokenSecret), PublicKey: []byte(a.TokenPublicKey),
+			MaxLifetime: a.MaxTokenLifetime}
 		if a.TokenPublicKeyFile != "" {
 			pem, err := os.ReadFile(a.TokenPublicKeyFile)
 			if err != nil {

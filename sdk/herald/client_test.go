@@ -79,11 +79,13 @@ func testClientOperations(t *testing.T, n *node) {
 		u.Conns[0].Since.IsZero() || strings.Join(u.Conns[0].Rooms, ",") != "lobby" {
 		t.Fatalf("user: %+v, %v", u, err)
 	}
-	// An admin names its app; the cursor pages through members.
-	for app, online := range map[string]bool{"shop": true, "blog": false} {
-		if u, err := n.client(adminKey, herald.WithApp(app)).User(ctx(t), "alice"); err != nil || u.Online != online {
-			t.Fatalf("alice as an admin of app %s sees her: %+v, %v", app, u, err)
-		}
+	// An admin names its app, which must exist; the cursor pages through
+	// members.
+	if u, err := n.client(adminKey, herald.WithApp("shop")).User(ctx(t), "alice"); err != nil || !u.Online {
+		t.Fatalf("alice as an admin of app shop sees her: %+v, %v", u, err)
+	}
+	if u, err := n.client(adminKey, herald.WithApp("blog")).User(ctx(t), "alice"); herald.ErrorCode(err) != herald.CodeInvalidArgument {
+		t.Fatalf("an admin naming app blog, which does not exist: %+v, %v; want invalid_argument", u, err)
 	}
 	if room, err := cl.Room(ctx(t), "lobby", hello.Conn); err != nil || room.Conns != 1 || len(room.Members) != 0 {
 		t.Fatalf("the page after the last member: %+v, %v", room, err)
