@@ -23,6 +23,9 @@ type App struct {
 	TokenSecret        string `yaml:"token_secret"`
 	TokenPublicKey     string `yaml:"token_public_key"`
 	TokenPublicKeyFile string `yaml:"token_public_key_file"`
+	// MaxConnsPerUser overrides limits.max_conns_per_user for this app's
+	// users; 0 keeps the global value.
+	MaxConnsPerUser int `yaml:"max_conns_per_user"`
 }
 
 // RoomHistory makes matching rooms keep their recent messages, so that a
@@ -51,6 +54,10 @@ type Limits struct {
 	AuthTimeout    time.Duration `yaml:"auth_timeout"`      // first-frame token wait
 	Heartbeat      time.Duration `yaml:"heartbeat"`         // advertised ping interval
 	HeartbeatLimit time.Duration `yaml:"heartbeat_timeout"` // silence before a close
+	// MaxConnsPerUser is how many connections one user of an app may hold
+	// on one node; a connection beyond it is closed with 4009 (apps may
+	// override it).
+	MaxConnsPerUser int `yaml:"max_conns_per_user"`
 }
 
 // Config is the whole server configuration.
@@ -119,6 +126,8 @@ func Default() Config {
 			AuthTimeout:    5 * time.Second,
 			Heartbeat:      25 * time.Second,
 			HeartbeatLimit: 60 * time.Second,
+
+			MaxConnsPerUser: 100, // per node: see docs/security.md
 		},
 	}
 }
@@ -179,6 +188,9 @@ func (c *Config) Validate() error {
 		if len(a.APIKeys) == 0 {
 			errs = append(errs, fmt.Errorf("app %q has no api key", a.Name))
 		}
+		if a.MaxConnsPerUser < 0 {
+			errs = append(errs, fmt.Errorf("app %q: max_conns_per_user must be at least 1 (0: the global limit)", a.Name))
+		}
 		for _, k := range a.APIKeys {
 			if len(k) < 16 {
 				errs = append(errs, fmt.Errorf("app %q has an api key shorter than 16 characters", a.Name))
@@ -196,7 +208,7 @@ func (c *Config) Validate() error {
 	}
 	l := c.Limits
 	if l.MaxFrame < 128 || l.MaxPayload < 1 || l.MaxTargets < 1 || l.MaxBatch < 1 || l.QueueBytes < max(l.MaxFrame, 2*l.MaxPayload) ||
-		l.MaxRooms < 1 || l.SendRate < 1 || l.InboxCap < 1 {
+		l.MaxRooms < 1 || l.SendRate < 1 || l.InboxCap < 1 || l.MaxConnsPerUser < 1 {
 		errs = append(errs, errors.New("limits: sizes and counts must be positive, max_frame at least 128, queue_bytes at least max_frame and twice max_payload"))
 	}
 	if l.DefaultTTL < time.Second || l.MaxTTL < l.DefaultTTL || l.IdempotencyTTL <= 0 {
