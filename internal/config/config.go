@@ -208,8 +208,11 @@ func (c *Config) Validate() error {
 	}
 	l := c.Limits
 	if l.MaxFrame < 128 || l.MaxPayload < 1 || l.MaxTargets < 1 || l.MaxBatch < 1 || l.QueueBytes < max(l.MaxFrame, 2*l.MaxPayload) ||
-		l.MaxRooms < 1 || l.SendRate < 1 || l.InboxCap < 1 || l.MaxConnsPerUser < 1 {
+		l.MaxRooms < 1 || l.SendRate < 1 || l.InboxCap < 1 {
 		errs = append(errs, errors.New("limits: sizes and counts must be positive, max_frame at least 128, queue_bytes at least max_frame and twice max_payload"))
+	}
+	if l.MaxConnsPerUser < 1 {
+		errs = append(errs, errors.New("limits: max_conns_per_user must be at least 1"))
 	}
 	if l.DefaultTTL < time.Second || l.MaxTTL < l.DefaultTTL || l.IdempotencyTTL <= 0 {
 		errs = append(errs, errors.New("limits: default_ttl must be at least 1s and within max_ttl; idempotency_ttl positive"))
