@@ -788,3 +788,15 @@ func TestSIGKILLLosesNoAcknowledgedMessage(t *testing.T) {
 		t.Fatalf("after the replay: %v", f)
 	}
 }
+
+// TestMaxConnsPerUserFlag: --max-conns-per-user sets the per-user limit:
+// the second connection of a user is closed with 4009, another user's is
+// welcomed.
+func TestMaxConnsPerUserFlag(t *testing.T) {
+	_, addr := startServer(t, nil, "serve", "--dev", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--max-conns-per-user", "1")
+	dialWS(t, addr, "?user=alice").welcome("alice")
+	if code := dialWS(t, addr, "?user=alice").closeCode(); code != 4009 {
+		t.Fatalf("second connection of alice closed with %d, want 4009", code)
+	}
+	dialWS(t, addr, "?user=bob").welcome("bob")
+}

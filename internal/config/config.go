@@ -26,6 +26,9 @@ type App struct {
 	// MaxTokenLifetime refuses client tokens whose exp is further than
 	// this from now (or from their iat); 0: no limit of the app's own.
 	MaxTokenLifetime time.Duration `yaml:"max_token_lifetime"`
+	// MaxConnsPerUser overrides limits.max_conns_per_user for this app's
+	// users; 0 keeps the global value.
+	MaxConnsPerUser int `yaml:"max_conns_per_user"`
 }
 
 // RoomHistory makes matching rooms keep their recent messages, so that a
@@ -63,6 +66,10 @@ type Limits struct {
 	HeaderTimeout time.Duration `yaml:"header_timeout"`
 	BodyTimeout   time.Duration `yaml:"body_timeout"`
 	IdleTimeout   time.Duration `yaml:"idle_timeout"`
+	// MaxConnsPerUser is how many connections one user of an app may hold
+	// on one node; a connection beyond it is closed with 4009 (apps may
+	// override it).
+	MaxConnsPerUser int `yaml:"max_conns_per_user"`
 }
 
 // DefaultMaxConnsPerIP is the per-IP connection cap outside dev mode when
@@ -135,25 +142,26 @@ func Default() Config {
 		GCPercent: 50,
 		DrainTime: 30 * time.Second,
 		Limits: Limits{
-			MaxFrame:       64 << 10,
-			MaxPayload:     64 << 10,
-			MaxTargets:     1000,
-			MaxBatch:       1000,
-			QueueBytes:     1 << 20,
-			MaxRooms:       256,
-			InboxCap:       1000,
-			SendRate:       20,
-			DefaultTTL:     86400 * time.Second,
-			MaxTTL:         604800 * time.Second,
-			IdempotencyTTL: 5 * time.Minute,
-			WriteTimeout:   10 * time.Second,
-			EngineTimeout:  5 * time.Second,
-			AuthTimeout:    5 * time.Second,
-			Heartbeat:      25 * time.Second,
-			HeartbeatLimit: 60 * time.Second,
-			HeaderTimeout:  10 * time.Second,
-			BodyTimeout:    30 * time.Second,
-			IdleTimeout:    60 * time.Second,
+			MaxFrame:        64 << 10,
+			MaxPayload:      64 << 10,
+			MaxTargets:      1000,
+			MaxBatch:        1000,
+			QueueBytes:      1 << 20,
+			MaxRooms:        256,
+			InboxCap:        1000,
+			SendRate:        20,
+			DefaultTTL:      86400 * time.Second,
+			MaxTTL:          604800 * time.Second,
+			IdempotencyTTL:  5 * time.Minute,
+			WriteTimeout:    10 * time.Second,
+			EngineTimeout:   5 * time.Second,
+			AuthTimeout:     5 * time.Second,
+			Heartbeat:       25 * time.Second,
+			HeartbeatLimit:  60 * time.Second,
+			HeaderTimeout:   10 * time.Second,
+			BodyTimeout:     30 * time.Second,
+			IdleTimeout:     60 * time.Second,
+			MaxConnsPerUser: 100, // per node: see docs/security.md
 		},
 	}
 }
@@ -217,6 +225,9 @@ func (c *Config) Validate() error {
 		if len(a.APIKeys) == 0 {
 			errs = append(errs, fmt.Errorf("app %q has no api key", a.Name))
 		}
+		if a.MaxConnsPerUser < 0 {
+			errs = append(errs, fmt.Errorf("app %q: max_conns_per_user must be at least 1 (0: the global limit)", a.Name))
+		}
 		for _, k := range a.APIKeys {
 			if len(k) < 16 {
 				errs = append(errs, fmt.Errorf("app %q has an api key shorter than 16 characters", a.Name))
@@ -236,6 +247,9 @@ func (c *Config) Validate() error {
 	if l.MaxFrame < 128 || l.MaxPayload < 1 || l.MaxTargets < 1 || l.MaxBatch < 1 || l.QueueBytes < max(l.MaxFrame, 2*l.MaxPayload) ||
 		l.MaxRooms < 1 || l.SendRate < 1 || l.InboxCap < 1 {
 		errs = append(errs, errors.New("limits: sizes and counts must be positive, max_frame at least 128, queue_bytes at least max_frame and twice max_payload"))
+	}
+	if l.MaxConnsPerUser < 1 {
+		errs = append(errs, errors.New("limits: max_conns_per_user must be at least 1"))
 	}
 	if l.DefaultTTL < time.Second || l.MaxTTL < l.DefaultTTL || l.IdempotencyTTL <= 0 {
 		errs = append(errs, errors.New("limits: default_ttl must be at least 1s and within max_ttl; idempotency_ttl positive"))

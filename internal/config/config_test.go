@@ -68,6 +68,9 @@ func TestValidate(t *testing.T) {
 		{"external needs no data", func(c *Config) { c.Dev = true; c.Data = ""; c.NATSURL = "nats://127.0.0.1:4222" }, ""},
 		{"replicas on an external cluster", func(c *Config) { c.Dev = true; c.NATSURL = "nats://127.0.0.1:4222"; c.Replicas = 3 }, ""},
 		{"replicas on one embedded server", func(c *Config) { c.Dev = true; c.Replicas = 3 }, "need a NATS cluster"},
+		{"user limit", func(c *Config) { c.Dev = true; c.Limits.MaxConnsPerUser = 0 }, "max_conns_per_user"},
+		{"app user limit", func(c *Config) { a := app; a.MaxConnsPerUser = -1; c.Apps = []App{a} }, "max_conns_per_user"},
+		{"app user limit above the global", func(c *Config) { a := app; a.MaxConnsPerUser = 500; c.Apps = []App{a} }, ""},
 		{"too many replicas", func(c *Config) { c.Dev = true; c.NATSURL = "nats://127.0.0.1:4222"; c.Replicas = 7 }, "from 1 to 5"},
 	}
 	for _, tc := range cases {
@@ -80,6 +83,9 @@ func TestValidate(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: error %v, want one mentioning %q", tc.name, err, tc.want)
 		}
+	}
+	if n := Default().Limits.MaxConnsPerUser; n != 100 {
+		t.Errorf("max_conns_per_user %d, want 100", n)
 	}
 	if d := Default().Limits.IdempotencyTTL; d != 5*time.Minute {
 		t.Errorf("idempotency window %v, want the contract's 5 minutes", d)

@@ -42,6 +42,11 @@ type Config struct {
 	Pollers          int
 	Writers          int // pool writers (default GOMAXPROCS)
 	ReadBuffer       int // each poller's shared read buffer
+	// MaxConnsPerUser bounds one user's connections on this node (0: no
+	// limit); AppMaxConnsPerUser overrides it per app. A connection beyond
+	// it is closed with 4009 after authentication.
+	MaxConnsPerUser    int
+	AppMaxConnsPerUser map[string]int
 }
 
 // ClientSender is what the gateway needs of the push service: publishing a
@@ -427,7 +432,16 @@ func (g *Gateway) register(c *conn, id identity, since *uint64) {
 		return
 	}
 	c.hold() // live frames wait for the welcome and the replay
-	g.hub.Add(&c.Conn)
+	if !g.hub.AddLimited(&c.Conn, g.userLimit(c.App)) {
+		// The newest is refused: a user's existing sessions stay, so a
+		// leaked token cannot push them out (docs/security.md).
+		g.unwatch(engine.Topic{Kind: engine.App, App: c.App})
+		g.unwatch(user)
+		g.metrics.UserLimited()
+		g.log.Debug("connection refused: too many for its user", "app", c.App, "user", c.User, "addr", c.Addr)
+		c.close(protocol.CloseTooManyConns, "too many connections for this user")
+		return
+	}
 	c.mu.Lock()
 	closed := c.closed
 	c.hubbed = !closed
@@ -443,6 +457,14 @@ func (g *Gateway) register(c *conn, id identity, since *uint64) {
 			slog.String("app", c.App), slog.String("user", c.User), slog.String("device", c.Device), slog.String("addr", c.Addr))
 	}
 	go g.greet(c, since)
+}
+
+// userLimit is how many connections one user of app may hold on this node.
+func (g *Gateway) userLimit(app string) int {
+	if n, ok := g.cfg.AppMaxConnsPerUser[app]; ok && n > 0 {
+		return n
+	}
+	return g.cfg.MaxConnsPerUser
 }
 
 // unregister takes c out of the hub and drops its interest.

@@ -65,14 +65,14 @@ func (a *API) GetRoom(ctx context.Context, req *connect.Request[heraldv1.GetRoom
 		Users: int32(page.Users), Members: list, Next: page.Next}), nil
 }
 
-// GetUser returns a user's connections.
+// GetUser returns one page of a user's connections.
 func (a *API) GetUser(ctx context.Context, req *connect.Request[heraldv1.GetUserRequest]) (*connect.Response[heraldv1.GetUserResponse], error) {
 	ctx, cancel, app, err := a.scoped(ctx, req.Msg.GetApp())
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	info, err := a.ops.User(ctx, app, req.Msg.GetUser())
+	info, err := a.ops.User(ctx, app, req.Msg.GetUser(), req.Msg.GetCursor(), int(req.Msg.GetLimit()))
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,8 @@ func (a *API) GetUser(ctx context.Context, req *connect.Request[heraldv1.GetUser
 		conns[i] = &heraldv1.Conn{Id: c.ID, Node: c.Node, Device: c.Device, Addr: c.Addr,
 			Since: timestamppb.New(c.Since), Rooms: c.Rooms}
 	}
-	return connect.NewResponse(&heraldv1.GetUserResponse{User: info.User, Online: info.Online, Conns: conns}), nil
+	return connect.NewResponse(&heraldv1.GetUserResponse{User: info.User, Online: info.Online, Conns: conns,
+		Next: info.Next, Count: int32(info.Count)}), nil
 }
 
 // KickConn closes one connection.

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/push"
 )
 
@@ -201,7 +203,14 @@ func (a *API) user(w http.ResponseWriter, r *http.Request, p principal) error {
 	}
 	ctx, cancel := a.engineCtx(r)
 	defer cancel()
-	info, err := a.ops.User(ctx, app, r.PathValue("user"))
+	q := r.URL.Query()
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 {
+			return push.Errorf(push.CodeInvalidArgument, "limit must be from 1 to %d", ops.MaxPageSize)
+		}
+	}
+	info, err := a.ops.User(ctx, app, r.PathValue("user"), q.Get("cursor"), limit)
 	if err != nil {
 		return err
 	}
@@ -210,7 +219,11 @@ func (a *API) user(w http.ResponseWriter, r *http.Request, p principal) error {
 		list[i] = connInfo{ID: c.ID, Node: c.Node, Device: c.Device, Addr: c.Addr,
 			Since: c.Since.Format(time.RFC3339Nano), Rooms: append([]string{}, c.Rooms...)}
 	}
-	writeJSON(w, 200, map[string]any{"user": info.User, "online": info.Online, "conns": list})
+	body := map[string]any{"user": info.User, "online": info.Online, "count": info.Count, "conns": list}
+	if info.Next != "" {
+		body["next"] = info.Next
+	}
+	writeJSON(w, 200, body)
 	return nil
 }
 

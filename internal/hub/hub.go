@@ -76,17 +76,29 @@ func (h *Hub) shardOfKey(k Key) *shard {
 }
 
 // Add registers c.
-func (h *Hub) Add(c *Conn) {
-	s := h.shardOf(c.ID)
+func (h *Hub) Add(c *Conn) { h.AddLimited(c, 0) }
+
+// AddLimited registers c unless its user already has limit connections on
+// this node (limit <= 0: no limit), and reports whether it did. The count
+// and the insertion happen under the user's shard lock, so concurrent
+// connects of one user never exceed the limit. c must not be passed to
+// Remove before AddLimited returned.
+func (h *Hub) AddLimited(c *Conn, limit int) bool {
+	k := Key{c.App, c.User}
+	s := h.shardOfKey(k)
+	s.mu.Lock()
+	if limit > 0 && len(s.users[k]) >= limit {
+		s.mu.Unlock()
+		return false
+	}
+	s.users[k] = append(s.users[k], c)
+	s.mu.Unlock()
+
+	s = h.shardOf(c.ID)
 	s.mu.Lock()
 	s.conns[c.ID] = c
 	s.mu.Unlock()
-
-	k := Key{c.App, c.User}
-	s = h.shardOfKey(k)
-	s.mu.Lock()
-	s.users[k] = append(s.users[k], c)
-	s.mu.Unlock()
+	return true
 }
 
 // Remove unregisters c and takes it out of every room. It returns the rooms

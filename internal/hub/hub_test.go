@@ -682,3 +682,59 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("only %d frames delivered", delivered)
 	}
 }
+
+// TestAddLimitedConcurrent: many goroutines connect the same user at once;
+// exactly limit of them are registered, the others refused and invisible,
+// other users and apps are not counted against it, and a removal frees a
+// place.
+func TestAddLimitedConcurrent(t *testing.T) {
+	const limit, tries = 7, 64
+	h := New(4)
+	other := newConn("other-1", "a", "bob")
+	if !h.AddLimited(other, 1) {
+		t.Fatal("first connection of bob refused")
+	}
+	var added atomic.Int32
+	var wg sync.WaitGroup
+	conns := make([]*Conn, tries)
+	for i := range conns {
+		conns[i] = newConn(fmt.Sprintf("c%d", i), "a", "alice")
+		wg.Go(func() {
+			if h.AddLimited(conns[i], limit) {
+				added.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := added.Load(); n != limit {
+		t.Fatalf("%d connections added, want %d", n, limit)
+	}
+	live := h.UserConns("a", "alice")
+	if len(live) != limit {
+		t.Fatalf("user has %d connections, want %d", len(live), limit)
+	}
+	registered := 0
+	for _, c := range conns {
+		if h.Conn(c.ID) != nil {
+			registered++
+		}
+	}
+	if registered != limit || h.Counts().Conns != limit+1 {
+		t.Fatalf("%d of alice's connections by id and %d in all, want %d and %d", registered, h.Counts().Conns, limit, limit+1)
+	}
+	if !h.AddLimited(newConn("x1", "b", "alice"), 1) {
+		t.Error("alice of another app refused")
+	}
+	if h.AddLimited(newConn("x2", "a", "alice"), limit) {
+		t.Error("one more connection of alice added")
+	}
+	if _, ok := h.Remove(live[0]); !ok {
+		t.Fatal("remove failed")
+	}
+	if !h.AddLimited(newConn("x3", "a", "alice"), limit) {
+		t.Error("no place after a removal")
+	}
+	if !h.AddLimited(newConn("x4", "a", "alice"), 0) {
+		t.Error("limit 0 refused a connection")
+	}
+}

@@ -20,6 +20,7 @@ type Metrics struct {
 	connects      prometheus.Counter
 	disconnects   *prometheus.CounterVec
 	slowConsumers prometheus.Counter
+	userLimited   prometheus.Counter
 	framesWritten prometheus.Counter
 	writes        prometheus.Counter
 	clientErrors  *prometheus.CounterVec
@@ -47,6 +48,8 @@ func New(gauges func() (conns, users, rooms int)) *Metrics {
 			Name: "herald_gateway_disconnects_total", Help: "Client connections closed, by close code."}, []string{"code"}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_gateway_slow_consumers_total", Help: "Connections closed because their write queue was full."}),
+		userLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_gateway_user_limit_refused_total", Help: "Connections closed with 4009: their user already held max_conns_per_user connections on this node."}),
 		framesWritten: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_gateway_frames_written_total", Help: "Queued frames written to sockets."}),
 		writes: prometheus.NewCounter(prometheus.CounterOpts{
@@ -82,6 +85,7 @@ func New(gauges func() (conns, users, rooms int)) *Metrics {
 		m.refused, m.storeFailures, m.storeHealed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(m.authRefused)
+	reg.MustRegister(m.userLimited)
 	if gauges != nil {
 		for i, name := range []string{"connections", "users", "rooms"} {
 			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -130,6 +134,9 @@ func (m *Metrics) Disconnected(code int) { m.disconnects.WithLabelValues(strconv
 
 // SlowConsumer counts a connection closed for a full queue.
 func (m *Metrics) SlowConsumer() { m.slowConsumers.Inc() }
+
+// UserLimited counts a connection refused for its user's connection limit.
+func (m *Metrics) UserLimited() { m.userLimited.Inc() }
 
 // Written counts one writev carrying frames queued frames.
 func (m *Metrics) Written(frames int) {

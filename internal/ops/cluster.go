@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +35,7 @@ type request struct {
 	App    string   `json:"app"`
 	Name   string   `json:"name,omitempty"` // the room or user
 	Cursor string   `json:"cursor,omitempty"`
+	Limit  int      `json:"limit,omitempty"` // page size of opUser (0: PageSize)
 	Users  []string `json:"users,omitempty"`
 	Conns  []string `json:"conns,omitempty"`
 }
@@ -43,10 +43,10 @@ type request struct {
 // answer is one node's part of an operation's result.
 type answer struct {
 	Err     string     `json:"err,omitempty"`     // a request the node did not understand
-	N       int        `json:"n,omitempty"`       // connections touched, or in the room
+	N       int        `json:"n,omitempty"`       // connections touched, in the room, or of the user
 	Users   []byte     `json:"users,omitempty"`   // the room's users, as 8-byte hashes
 	Members []Member   `json:"members,omitempty"` // the room's first members after the cursor
-	More    bool       `json:"more,omitempty"`    // members beyond those
+	More    bool       `json:"more,omitempty"`    // members or conns beyond those
 	Conns   []ConnInfo `json:"conns,omitempty"`
 	Stats   *Stats     `json:"stats,omitempty"`
 }
@@ -70,7 +70,7 @@ func (o *Ops) local(r *request) answer {
 	case opRoom:
 		return o.localRoom(r.App, r.Name, r.Cursor)
 	case opUser:
-		return answer{Conns: o.localUser(r.App, r.Name)}
+		return o.localUser(r.App, r.Name, r.Cursor, r.Limit)
 	case opKick:
 		conns := o.conns(r.App, r.Users, r.Conns)
 		for _, c := range conns {
@@ -112,9 +112,8 @@ func (o *Ops) conns(app string, users, ids []string) []*hub.Conn {
 
 func (o *Ops) localRoom(app, room, cursor string) answer {
 	all := o.hub.RoomMembers(app, room)
-	start := sort.Search(len(all), func(i int) bool { return all[i].ID > cursor })
-	page := all[start:min(len(all), start+PageSize)]
-	a := answer{N: len(all), More: start+PageSize < len(all), Members: make([]Member, len(page))}
+	page, more := pageAfter(all, hubConnID, cursor, PageSize)
+	a := answer{N: len(all), More: more, Members: make([]Member, len(page))}
 	for i, c := range page {
 		a.Members[i] = Member{Conn: c.ID, User: c.User, Node: o.cfg.NodeID}
 	}
@@ -136,14 +135,20 @@ func userHash(user string) uint64 {
 	return h.Sum64()
 }
 
-func (o *Ops) localUser(app, user string) []ConnInfo {
-	conns := o.hub.UserConns(app, user)
-	out := make([]ConnInfo, len(conns))
-	for i, c := range conns {
-		out[i] = ConnInfo{ID: c.ID, Node: o.cfg.NodeID, Device: c.Device, Addr: c.Addr,
+// localUser answers one page of the user's connections on this node.
+func (o *Ops) localUser(app, user, cursor string, limit int) answer {
+	if limit <= 0 {
+		limit = PageSize
+	}
+	all := o.hub.UserConns(app, user)
+	slices.SortFunc(all, func(a, b *hub.Conn) int { return strings.Compare(a.ID, b.ID) })
+	page, more := pageAfter(all, hubConnID, cursor, min(limit, MaxPageSize))
+	a := answer{N: len(all), More: more, Conns: make([]ConnInfo, len(page))}
+	for i, c := range page {
+		a.Conns[i] = ConnInfo{ID: c.ID, Node: o.cfg.NodeID, Device: c.Device, Addr: c.Addr,
 			Since: time.UnixMilli(c.Since).UTC(), Rooms: o.hub.Rooms(c)}
 	}
-	return out
+	return a
 }
 
 func (o *Ops) localStats(app string) Stats {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"sync/atomic"
 	"time"
 
@@ -78,9 +77,6 @@ func (o *Ops) Start(ctx context.Context) error {
 	return nil
 }
 
-// PageSize is how many members one RoomPage holds at most.
-const PageSize = 100
-
 // RoomPage is one page of a room's members and the room's counts.
 type RoomPage struct {
 	Room    string
@@ -93,11 +89,13 @@ type RoomPage struct {
 // Member is one connection in a room.
 type Member struct{ Conn, User, Node string }
 
-// UserInfo is a user's connections.
+// UserInfo is one page of a user's connections.
 type UserInfo struct {
 	User   string
 	Online bool
-	Conns  []ConnInfo // ordered by ID
+	Count  int        // the user's connections, cluster-wide
+	Conns  []ConnInfo // this page, ordered by ID
+	Next   string     // cursor of the next page; "" when this is the last
 }
 
 // ConnInfo describes one connection.
@@ -171,28 +169,33 @@ func (o *Ops) Room(ctx context.Context, app, room, cursor string) (RoomPage, err
 		more = more || a.More
 	}
 	p.Users = len(users)
-	sort.Slice(p.Members, func(i, j int) bool { return p.Members[i].Conn < p.Members[j].Conn })
-	if len(p.Members) > PageSize {
-		p.Members, more = p.Members[:PageSize], true
-	}
-	if more {
-		p.Next = p.Members[len(p.Members)-1].Conn
-	}
+	p.Members, p.Next = mergePage(p.Members, more, memberID, cursor, PageSize)
 	return p, nil
 }
 
-// User returns the user's connections on every node.
-func (o *Ops) User(ctx context.Context, app, user string) (UserInfo, error) {
-	answers, err := o.askAll(ctx, &request{Op: opUser, App: app, Name: user})
+// User returns one page of the user's connections on every node: at most
+// limit (0: PageSize; above MaxPageSize: CodeInvalidArgument), ordered by
+// id, after cursor; and how many there are.
+func (o *Ops) User(ctx context.Context, app, user, cursor string, limit int) (UserInfo, error) {
+	switch {
+	case limit == 0:
+		limit = PageSize
+	case limit < 0 || limit > MaxPageSize:
+		return UserInfo{}, push.Errorf(push.CodeInvalidArgument, "limit must be from 1 to %d", MaxPageSize)
+	}
+	answers, err := o.askAll(ctx, &request{Op: opUser, App: app, Name: user, Cursor: cursor, Limit: limit})
 	if err != nil {
 		return UserInfo{}, err
 	}
 	info := UserInfo{User: user, Conns: []ConnInfo{}}
+	more := false
 	for _, a := range answers {
+		info.Count += max(a.N, len(a.Conns))
 		info.Conns = append(info.Conns, a.Conns...)
+		more = more || a.More
 	}
-	sort.Slice(info.Conns, func(i, j int) bool { return info.Conns[i].ID < info.Conns[j].ID })
-	info.Online = len(info.Conns) > 0
+	info.Conns, info.Next = mergePage(info.Conns, more, connID, cursor, limit)
+	info.Online = info.Count > 0
 	return info, nil
 }
 

@@ -2,8 +2,8 @@ package protocol
 
 // Close codes sent in a WebSocket close frame. Clients reconnect after
 // CloseGoingAway, CloseDraining, CloseSlowConsumer and CloseHeartbeat; they
-// do not reconnect automatically after CloseTooLarge, CloseUnauthorized or
-// CloseKicked.
+// do not reconnect automatically after CloseTooLarge, CloseUnauthorized,
+// CloseKicked or CloseTooManyConns.
 const (
 	CloseNormal       = 1000
 	CloseGoingAway    = 1001
@@ -16,6 +16,9 @@ const (
 	CloseKicked       = 4002
 	CloseSlowConsumer = 4004
 	CloseHeartbeat    = 4005
+	// CloseTooManyConns refuses a connection whose user already holds the
+	// app's max_conns_per_user connections on the node.
+	CloseTooManyConns = 4009
 )
 
 // Error-frame codes sent in {"type":"error"} frames; the connection stays open.

@@ -127,6 +127,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		NodeID: cfg.NodeID, Dev: cfg.Dev, Heartbeat: l.Heartbeat, HeartbeatTimeout: l.HeartbeatLimit,
 		AuthTimeout: l.AuthTimeout, WriteTimeout: l.WriteTimeout, EngineTimeout: l.EngineTimeout, MaxFrame: l.MaxFrame,
 		QueueBytes: l.QueueBytes, MaxRooms: l.MaxRooms, SendRate: l.SendRate, AllowedOrigins: cfg.AllowedOrigins,
+		MaxConnsPerUser: l.MaxConnsPerUser, AppMaxConnsPerUser: appUserLimits(cfg.Apps),
 	}, s.hub, s.engine, s.inbox, keys, s.service, s.metrics, log)
 	if err != nil {
 		return nil, err
@@ -167,6 +168,17 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s.http.Protocols.SetHTTP2(true)            // gRPC over TLS
 	s.http.Protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c, prior knowledge)
 	return s, nil
+}
+
+// appUserLimits returns the apps' own max_conns_per_user values.
+func appUserLimits(apps []config.App) map[string]int {
+	out := map[string]int{}
+	for _, a := range apps {
+		if a.MaxConnsPerUser > 0 {
+			out[a.Name] = a.MaxConnsPerUser
+		}
+	}
+	return out
 }
 
 // keyring builds client-token verification for every app.

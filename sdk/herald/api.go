@@ -180,11 +180,16 @@ func (c *Client) Room(ctx context.Context, room, cursor string) (*RoomInfo, erro
 	return call[RoomInfo](ctx, c, &request{op: opRoom, app: c.cfg.app, name: room, cursor: cursor, idempotent: true})
 }
 
-// UserInfo is a user's live connections on the node that answered.
+// UserInfo is a user's live connections on every node: all of them from
+// User, one page from UserPage.
 type UserInfo struct {
-	User   string     `json:"user"`
-	Online bool       `json:"online"`
-	Conns  []ConnInfo `json:"conns"`
+	User   string `json:"user"`
+	Online bool   `json:"online"`
+	// Count is how many connections the user has, cluster-wide.
+	Count int        `json:"count"`
+	Conns []ConnInfo `json:"conns"` // ordered by ID
+	// Next is the cursor of the next page; empty on the last.
+	Next string `json:"next"`
 }
 
 // ConnInfo is one live connection.
@@ -197,10 +202,37 @@ type ConnInfo struct {
 	Rooms  []string  `json:"rooms"`
 }
 
-// User returns a user's connections; an unknown or offline user is not an
-// error (Online is false).
+// MaxPageSize is the largest limit UserPage accepts.
+const MaxPageSize = 1000
+
+// User returns every connection of a user, reading page after page of
+// MaxPageSize; an unknown or offline user is not an error (Online is
+// false). Connections made or closed while it reads may be missed or
+// included; none is listed twice.
 func (c *Client) User(ctx context.Context, user string) (*UserInfo, error) {
-	return call[UserInfo](ctx, c, &request{op: opUser, app: c.cfg.app, name: user, idempotent: true})
+	all, err := c.UserPage(ctx, user, "", MaxPageSize)
+	for err == nil && all.Next != "" {
+		var page *UserInfo
+		if page, err = c.UserPage(ctx, user, all.Next, MaxPageSize); err == nil {
+			if page.Next != "" && page.Next <= all.Next {
+				return nil, fmt.Errorf("herald: user %q: page cursor %q does not advance", user, page.Next)
+			}
+			all.Conns = append(all.Conns, page.Conns...)
+			all.Online, all.Count, all.Next = page.Online || len(all.Conns) > 0, page.Count, page.Next
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return all, nil
+}
+
+// UserPage returns the page of a user's connections after cursor ("" for
+// the first page; pass UserInfo.Next for the next), at most limit of them
+// (0: the server's default, 100; at most MaxPageSize), with the user's
+// total in Count.
+func (c *Client) UserPage(ctx context.Context, user, cursor string, limit int) (*UserInfo, error) {
+	return call[UserInfo](ctx, c, &request{op: opUser, app: c.cfg.app, name: user, cursor: cursor, limit: limit, idempotent: true})
 }
 
 // KickConn closes one connection (the client gets close code 4002). An

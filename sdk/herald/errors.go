@@ -108,6 +108,9 @@ const (
 	CloseKicked       = 4002
 	CloseSlowConsumer = 4004
 	CloseHeartbeat    = 4005
+	// CloseTooManyConns: the user already holds the most connections the
+	// app allows on the node; the Conn does not reconnect on its own.
+	CloseTooManyConns = 4009
 )
 
 // Error-frame codes: the server refused one request of a connection, which

@@ -116,12 +116,13 @@ func (t *grpcTransport) do(ctx context.Context, r *request) error {
 		}
 		return nil
 	case opUser:
-		m, err := unary(ctx, t.key, t.c.GetUser, &heraldv1.GetUserRequest{User: r.name, App: r.app})
+		m, err := unary(ctx, t.key, t.c.GetUser, &heraldv1.GetUserRequest{User: r.name, App: r.app, Cursor: r.cursor, Limit: int32(r.limit)})
 		if err != nil {
 			return err
 		}
 		out := r.out.(*UserInfo)
-		*out = UserInfo{User: m.GetUser(), Online: m.GetOnline(), Conns: make([]ConnInfo, len(m.GetConns()))}
+		*out = UserInfo{User: m.GetUser(), Online: m.GetOnline(), Count: int(m.GetCount()), Next: m.GetNext(),
+			Conns: make([]ConnInfo, len(m.GetConns()))}
 		for i, c := range m.GetConns() {
 			out.Conns[i] = ConnInfo{ID: c.GetId(), Node: c.GetNode(), Device: c.GetDevice(), Addr: c.GetAddr(),
 				Since: c.GetSince().AsTime(), Rooms: c.GetRooms()}

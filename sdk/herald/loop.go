@@ -50,7 +50,7 @@ func (c *Conn) retry(err error) bool {
 	switch {
 	case errors.As(err, &ce):
 		switch ce.Code {
-		case CloseNormal, CloseProtocol, CloseTooLarge, CloseKicked:
+		case CloseNormal, CloseProtocol, CloseTooLarge, CloseKicked, CloseTooManyConns:
 			return false
 		case CloseUnauthorized:
 			return c.refusedToken()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -41,7 +42,8 @@ type request struct {
 	op      string
 	app     string      // the app an admin key acts on; "" for the key's own
 	name    string      // the room, user, connection or message id acted on
-	cursor  string      // opRoom: the page
+	cursor  string      // opRoom, opUser: the page
+	limit   int         // opUser: the page size (0: the server's)
 	push    *pushBody   // opPush
 	batch   []*pushBody // opBatch
 	members *Members    // opJoinRoom, opLeaveRoom
@@ -95,6 +97,17 @@ func endpoint(r *request) (method, path string, q url.Values, body any) {
 		}
 		return "GET", "/v1/rooms/" + name, q, nil
 	case opUser:
+		if r.cursor != "" || r.limit != 0 {
+			if q == nil {
+				q = url.Values{}
+			}
+			if r.cursor != "" {
+				q.Set("cursor", r.cursor)
+			}
+			if r.limit != 0 {
+				q.Set("limit", strconv.Itoa(r.limit))
+			}
+		}
 		return "GET", "/v1/users/" + name, q, nil
 	case opKickConn:
 		return "DELETE", "/v1/conns/" + name, q, nil

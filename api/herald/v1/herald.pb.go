@@ -1267,13 +1267,17 @@ func (x *RoomMember) GetNode() string {
 	return ""
 }
 
-// GetUserRequest names a user.
+// GetUserRequest names a user and a page of its connections.
 type GetUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user is the user id.
 	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// app is the app to act on (admin keys).
-	App           string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	App string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	// cursor is the previous page's next; empty: the first page.
+	Cursor string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// limit is the page size, from 1 to 1000; 0: 100.
+	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1322,16 +1326,35 @@ func (x *GetUserRequest) GetApp() string {
 	return ""
 }
 
-// GetUserResponse lists a user's connections; an unknown or offline user
-// has online false and no connections.
+func (x *GetUserRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *GetUserRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// GetUserResponse is one page of a user's connections; an unknown or
+// offline user has online false and no connections.
 type GetUserResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user is the user id.
 	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// online is true while the user has a connection.
 	Online bool `protobuf:"varint,2,opt,name=online,proto3" json:"online,omitempty"`
-	// conns are the user's connections, ordered by id.
-	Conns         []*Conn `protobuf:"bytes,3,rep,name=conns,proto3" json:"conns,omitempty"`
+	// conns is this page of the user's connections (up to limit), ordered
+	// by id.
+	Conns []*Conn `protobuf:"bytes,3,rep,name=conns,proto3" json:"conns,omitempty"`
+	// next is the cursor of the next page; empty on the last page.
+	Next string `protobuf:"bytes,4,opt,name=next,proto3" json:"next,omitempty"`
+	// count is how many connections the user has, on every node.
+	Count         int32 `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1385,6 +1408,20 @@ func (x *GetUserResponse) GetConns() []*Conn {
 		return x.Conns
 	}
 	return nil
+}
+
+func (x *GetUserResponse) GetNext() string {
+	if x != nil {
+		return x.Next
+	}
+	return ""
+}
+
+func (x *GetUserResponse) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
 }
 
 // Conn is one live connection.
@@ -2280,14 +2317,18 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"RoomMember\x12\x12\n" +
 	"\x04conn\x18\x01 \x01(\tR\x04conn\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x12\n" +
-	"\x04node\x18\x03 \x01(\tR\x04node\"6\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\"d\n" +
 	"\x0eGetUserRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x10\n" +
-	"\x03app\x18\x02 \x01(\tR\x03app\"d\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"\x8e\x01\n" +
 	"\x0fGetUserResponse\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
 	"\x06online\x18\x02 \x01(\bR\x06online\x12%\n" +
-	"\x05conns\x18\x03 \x03(\v2\x0f.herald.v1.ConnR\x05conns\"\x9e\x01\n" +
+	"\x05conns\x18\x03 \x03(\v2\x0f.herald.v1.ConnR\x05conns\x12\x12\n" +
+	"\x04next\x18\x04 \x01(\tR\x04next\x12\x14\n" +
+	"\x05count\x18\x05 \x01(\x05R\x05count\"\x9e\x01\n" +
 	"\x04Conn\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x16\n" +

@@ -93,7 +93,8 @@ type HeraldServiceClient interface {
 	// GetRoom returns a room's counts and one page of its members
 	// (GET /v1/rooms/{room}).
 	GetRoom(context.Context, *connect.Request[v1.GetRoomRequest]) (*connect.Response[v1.GetRoomResponse], error)
-	// GetUser returns a user's connections (GET /v1/users/{user}).
+	// GetUser returns one page of a user's connections
+	// (GET /v1/users/{user}).
 	GetUser(context.Context, *connect.Request[v1.GetUserRequest]) (*connect.Response[v1.GetUserResponse], error)
 	// KickConn closes one connection with close code 4002
 	// (DELETE /v1/conns/{id}).
@@ -329,7 +330,8 @@ type HeraldServiceHandler interface {
 	// GetRoom returns a room's counts and one page of its members
 	// (GET /v1/rooms/{room}).
 	GetRoom(context.Context, *connect.Request[v1.GetRoomRequest]) (*connect.Response[v1.GetRoomResponse], error)
-	// GetUser returns a user's connections (GET /v1/users/{user}).
+	// GetUser returns one page of a user's connections
+	// (GET /v1/users/{user}).
 	GetUser(context.Context, *connect.Request[v1.GetUserRequest]) (*connect.Response[v1.GetUserResponse], error)
 	// KickConn closes one connection with close code 4002
 	// (DELETE /v1/conns/{id}).
