@@ -35,22 +35,27 @@ type RoomHistory struct {
 
 // Limits bound clients and pushes.
 type Limits struct {
-	MaxFrame       int           `yaml:"max_frame"`         // largest client frame, bytes
-	MaxPayload     int           `yaml:"max_payload"`       // largest push data, bytes
-	MaxTargets     int           `yaml:"max_targets"`       // targets in one push
-	MaxBatch       int           `yaml:"max_batch"`         // items in one batch push
-	QueueBytes     int           `yaml:"queue_bytes"`       // per-connection write queue
-	MaxRooms       int           `yaml:"max_rooms"`         // rooms per connection
-	InboxCap       int           `yaml:"inbox_cap"`         // stored messages per user; the oldest go first
-	SendRate       int           `yaml:"send_rate"`         // client sends per second
-	DefaultTTL     time.Duration `yaml:"default_ttl"`       // of a push
-	MaxTTL         time.Duration `yaml:"max_ttl"`           // of a push
-	IdempotencyTTL time.Duration `yaml:"idempotency_ttl"`   // push id memory
-	WriteTimeout   time.Duration `yaml:"write_timeout"`     // one socket write
-	EngineTimeout  time.Duration `yaml:"engine_timeout"`    // one engine call
-	AuthTimeout    time.Duration `yaml:"auth_timeout"`      // first-frame token wait
-	Heartbeat      time.Duration `yaml:"heartbeat"`         // advertised ping interval
-	HeartbeatLimit time.Duration `yaml:"heartbeat_timeout"` // silence before a close
+	MaxFrame       int           `yaml:"max_frame"`       // largest client frame, bytes
+	MaxPayload     int           `yaml:"max_payload"`     // largest push data, bytes
+	MaxTargets     int           `yaml:"max_targets"`     // targets in one push
+	MaxBatch       int           `yaml:"max_batch"`       // items in one batch push
+	QueueBytes     int           `yaml:"queue_bytes"`     // per-connection write queue
+	MaxRooms       int           `yaml:"max_rooms"`       // rooms per connection
+	InboxCap       int           `yaml:"inbox_cap"`       // stored messages per user; the oldest go first
+	SendRate       int           `yaml:"send_rate"`       // client sends per second
+	DefaultTTL     time.Duration `yaml:"default_ttl"`     // of a push
+	MaxTTL         time.Duration `yaml:"max_ttl"`         // of a push
+	IdempotencyTTL time.Duration `yaml:"idempotency_ttl"` // push id memory
+	IdempotencyMax int           `yaml:"idempotency_max"` // push ids remembered per node; the oldest go first
+	// MaxBodyBytesInFlight bounds the API request bodies being read or
+	// handled at once (bytes, HTTP and gRPC); a call over it waits briefly,
+	// then gets 503 unavailable. It also caps one batch body.
+	MaxBodyBytesInFlight int64         `yaml:"max_body_bytes_in_flight"`
+	WriteTimeout         time.Duration `yaml:"write_timeout"`     // one socket write
+	EngineTimeout        time.Duration `yaml:"engine_timeout"`    // one engine call
+	AuthTimeout          time.Duration `yaml:"auth_timeout"`      // first-frame token wait
+	Heartbeat            time.Duration `yaml:"heartbeat"`         // advertised ping interval
+	HeartbeatLimit       time.Duration `yaml:"heartbeat_timeout"` // silence before a close
 }
 
 // Config is the whole server configuration.
@@ -103,22 +108,24 @@ func Default() Config {
 		GCPercent: 50,
 		DrainTime: 30 * time.Second,
 		Limits: Limits{
-			MaxFrame:       64 << 10,
-			MaxPayload:     64 << 10,
-			MaxTargets:     1000,
-			MaxBatch:       1000,
-			QueueBytes:     1 << 20,
-			MaxRooms:       256,
-			InboxCap:       1000,
-			SendRate:       20,
-			DefaultTTL:     86400 * time.Second,
-			MaxTTL:         604800 * time.Second,
-			IdempotencyTTL: 5 * time.Minute,
-			WriteTimeout:   10 * time.Second,
-			EngineTimeout:  5 * time.Second,
-			AuthTimeout:    5 * time.Second,
-			Heartbeat:      25 * time.Second,
-			HeartbeatLimit: 60 * time.Second,
+			MaxFrame:             64 << 10,
+			MaxPayload:           64 << 10,
+			MaxTargets:           1000,
+			MaxBatch:             1000,
+			QueueBytes:           1 << 20,
+			MaxRooms:             256,
+			InboxCap:             1000,
+			SendRate:             20,
+			DefaultTTL:           86400 * time.Second,
+			MaxTTL:               604800 * time.Second,
+			IdempotencyTTL:       5 * time.Minute,
+			IdempotencyMax:       100_000,
+			MaxBodyBytesInFlight: 64 << 20,
+			WriteTimeout:         10 * time.Second,
+			EngineTimeout:        5 * time.Second,
+			AuthTimeout:          5 * time.Second,
+			Heartbeat:            25 * time.Second,
+			HeartbeatLimit:       60 * time.Second,
 		},
 	}
 }
@@ -198,6 +205,9 @@ func (c *Config) Validate() error {
 	if l.MaxFrame < 128 || l.MaxPayload < 1 || l.MaxTargets < 1 || l.MaxBatch < 1 || l.QueueBytes < max(l.MaxFrame, 2*l.MaxPayload) ||
 		l.MaxRooms < 1 || l.SendRate < 1 || l.InboxCap < 1 {
 		errs = append(errs, errors.New("limits: sizes and counts must be positive, max_frame at least 128, queue_bytes at least max_frame and twice max_payload"))
+	}
+	if l.IdempotencyMax < 1 || l.MaxBodyBytesInFlight < int64(l.MaxPayload)+64<<10 {
+		errs = append(errs, errors.New("limits: idempotency_max must be positive and max_body_bytes_in_flight at least max_payload + 64 KiB"))
 	}
 	if l.DefaultTTL < time.Second || l.MaxTTL < l.DefaultTTL || l.IdempotencyTTL <= 0 {
 		errs = append(errs, errors.New("limits: default_ttl must be at least 1s and within max_ttl; idempotency_ttl positive"))

@@ -110,7 +110,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		history[i] = push.RoomHistory{Rooms: h.Rooms, Size: h.Size, TTL: h.TTL}
 	}
 	s.service, err = push.New(push.Limits{MaxPayload: l.MaxPayload, MaxTargets: l.MaxTargets, DefaultTTL: l.DefaultTTL,
-		MaxTTL: l.MaxTTL, IdempotencyTTL: l.IdempotencyTTL, RoomHistory: history, Alone: alone}, s.engine, s.inbox, records, s.hub, s.metrics, log)
+		MaxTTL: l.MaxTTL, IdempotencyTTL: l.IdempotencyTTL, IdempotencyMax: l.IdempotencyMax, RoomHistory: history, Alone: alone}, s.engine, s.inbox, records, s.hub, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
