@@ -30,6 +30,7 @@ type Metrics struct {
 	apiRequests   *prometheus.CounterVec
 	rpcRequests   *prometheus.CounterVec
 	apiLatency    prometheus.Histogram
+	http          httpLimits
 }
 
 // New builds the collectors. gauges reports live counts at scrape time.
@@ -68,6 +69,7 @@ func New(gauges func() (conns, users, rooms int)) *Metrics {
 	reg.MustRegister(m.connects, m.disconnects, m.slowConsumers, m.framesWritten, m.writes,
 		m.clientErrors, m.pushes, m.deliveries, m.engineDrops, m.acksIgnored, m.apiRequests, m.rpcRequests, m.apiLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.http.register(reg)
 	if gauges != nil {
 		for i, name := range []string{"connections", "users", "rooms"} {
 			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

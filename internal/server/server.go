@@ -135,13 +135,13 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout},
+	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, MaxBody: l.MaxBodyBytesInFlight},
 		apiKeys, s.service, s.ops, s.gateway, s.engine, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
 	s.api = api
-	rpc, err := grpcapi.New(grpcapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout},
+	rpc, err := grpcapi.New(grpcapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, MaxBody: l.MaxBodyBytesInFlight},
 		apiKeys, s.service, s.ops, s.metrics, log)
 	if err != nil {
 		return nil, err
@@ -152,8 +152,13 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if cfg.Pprof {
 		api.Pprof(mux)
 	}
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug), Protocols: new(http.Protocols)}
+	budget, err := httpapi.NewBodyBudget(l.MaxBodyBytesInFlight, s.metrics)
+	if err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{Handler: s.guard(budget.Wrap(mux)), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug), Protocols: new(http.Protocols),
+		ConnContext: connContext, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: h2MaxStreams}}
 	s.http.Protocols.SetHTTP1(true)
 	s.http.Protocols.SetHTTP2(true)            // gRPC over TLS
 	s.http.Protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c, prior knowledge)
