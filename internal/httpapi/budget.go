@@ -134,16 +134,21 @@ func (br *budgetReader) Read(p []byte) (int, error) {
 	}
 	n, err := br.body.Read(p)
 	br.read += int64(n)
-	if need := br.read - freeBody - br.held; need > 0 {
+	// One request holds at most the whole budget: every handler's own
+	// limit is below it, so it reads at most one byte more and refuses the
+	// body.
+	if need := min(br.read-freeBody, br.budget.max) - br.held; need > 0 {
 		if br.declared > 0 {
-			// The whole declared rest at once (the handler's own limit
-			// refuses a body longer than it needs).
+			// The whole declared rest at once.
 			need = max(need, min(br.declared-freeBody, br.budget.max)-br.held)
 		}
 		if !br.budget.take(br.ctx, need, &br.deadline) {
 			br.refused = true
 			br.budget.metrics.BodyRefused()
+			// The rest of the body is not read: the connection is not
+			// reused (HTTP/1.1).
 			br.w.Header().Set("Retry-After", "1")
+			br.w.Header().Set("Connection", "close")
 			return 0, br.refusal()
 		}
 		br.held += need

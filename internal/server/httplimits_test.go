@@ -17,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	heraldv1 "github.com/heraldpush/herald/api/herald/v1"
+	"github.com/heraldpush/herald/api/herald/v1/heraldv1connect"
 	"github.com/heraldpush/herald/internal/config"
 )
 
@@ -62,6 +65,24 @@ func (n *node) rawRequest(head string) net.Conn {
 	return c
 }
 
+// holdBatch sends the head and the first 100 KiB of a batch request and
+// returns its connection once the node counts the body in flight.
+func (n *node) holdBatch(body []byte) net.Conn {
+	n.t.Helper()
+	held := n.rawRequest(fmt.Sprintf("POST /v1/push/batch HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body)))
+	if _, err := held.Write(body[:100<<10]); err != nil {
+		n.t.Fatal(err)
+	}
+	deadline := time.Now().Add(wait)
+	for metricValue(n.t, n.metrics(), "herald_api_body_in_flight_bytes") < float64(len(body)-(16<<10)) {
+		if time.Now().After(deadline) {
+			n.t.Fatal("the held body was not counted in flight")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition
+	}
+	return held
+}
+
 // TestBatchBodiesShareAMemoryBudget holds one large batch body half sent:
 // a second one that does not fit beside it in max_body_bytes_in_flight is
 // refused with 503 unavailable, and goes through once the first is done. A
@@ -74,17 +95,7 @@ func TestBatchBodiesShareAMemoryBudget(t *testing.T) {
 		t.Fatalf("batch over the budget: %d %v", status, out)
 	}
 
-	held := n.rawRequest(fmt.Sprintf("POST /v1/push/batch HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body)))
-	if _, err := held.Write(body[:100<<10]); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(wait)
-	for metricValue(t, n.metrics(), "herald_api_body_in_flight_bytes") < float64(len(body)-(16<<10)) {
-		if time.Now().After(deadline) {
-			t.Fatal("the held body was not counted in flight")
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition
-	}
+	held := n.holdBatch(body)
 
 	req, _ := http.NewRequest("POST", n.base+"/v1/push/batch", bytes.NewReader(body))
 	resp, err := n.http.Do(req)
@@ -289,5 +300,46 @@ func TestH2ManyRequestsOnOneConnectionAreServed(t *testing.T) {
 	wg.Wait()
 	if d := dials.Load(); d != 1 || failed.Load() > 0 {
 		t.Fatalf("%d connections dialled, %d failures", d, failed.Load())
+	}
+}
+
+// TestGRPCBatchesShareTheBodyBudget checks the budget and the batch cap
+// over gRPC and Connect: a batch that does not fit beside a held HTTP one
+// gets UNAVAILABLE with the "unavailable" ErrorInfo; one over the whole
+// budget RESOURCE_EXHAUSTED.
+func TestGRPCBatchesShareTheBodyBudget(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.Limits.MaxBodyBytesInFlight = 1 << 20 })
+	batch := func(size int) *heraldv1.PushBatchRequest {
+		var items []*heraldv1.PushRequest
+		for k := 0; k < size; k += 50_000 {
+			items = append(items, &heraldv1.PushRequest{To: &heraldv1.Target{Users: []string{"alice"}}, Data: `"` + strings.Repeat("x", 50_000) + `"`})
+		}
+		return &heraldv1.PushBatchRequest{Items: items}
+	}
+	clients := n.rpcClients()
+	for _, c := range clients {
+		_, err := call[heraldv1.PushBatchRequest, heraldv1.PushBatchResponse](c, "", heraldv1connect.HeraldServicePushBatchProcedure, batch(1100<<10))
+		if code, _ := errCodes(t, err); code != connect.CodeResourceExhausted {
+			t.Errorf("%s: batch over the budget: %v", c.name, err)
+		}
+	}
+	body := batchBody(600 << 10)
+	held := n.holdBatch(body)
+	for _, c := range clients {
+		_, err := call[heraldv1.PushBatchRequest, heraldv1.PushBatchResponse](c, "", heraldv1connect.HeraldServicePushBatchProcedure, batch(600<<10))
+		if code, info := errCodes(t, err); code != connect.CodeUnavailable || info != "unavailable" {
+			t.Errorf("%s: batch beside a held one: %v %v %q", c.name, err, code, info)
+		}
+	}
+	if _, err := held.Write(body[100<<10:]); err != nil {
+		t.Fatal(err)
+	}
+	if hr, err := http.ReadResponse(bufio.NewReader(held), nil); err != nil || hr.StatusCode != 200 {
+		t.Fatalf("held batch: %v %v", hr, err)
+	}
+	for _, c := range clients {
+		if _, err := call[heraldv1.PushBatchRequest, heraldv1.PushBatchResponse](c, "", heraldv1connect.HeraldServicePushBatchProcedure, batch(600<<10)); err != nil {
+			t.Errorf("%s: batch once the budget is free: %v", c.name, err)
+		}
 	}
 }
