@@ -41,22 +41,27 @@ type RoomHistory struct {
 
 // Limits bound clients and pushes.
 type Limits struct {
-	MaxFrame       int           `yaml:"max_frame"`         // largest client frame, bytes
-	MaxPayload     int           `yaml:"max_payload"`       // largest push data, bytes
-	MaxTargets     int           `yaml:"max_targets"`       // targets in one push
-	MaxBatch       int           `yaml:"max_batch"`         // items in one batch push
-	QueueBytes     int           `yaml:"queue_bytes"`       // per-connection write queue
-	MaxRooms       int           `yaml:"max_rooms"`         // rooms per connection
-	InboxCap       int           `yaml:"inbox_cap"`         // stored messages per user; the oldest go first
-	SendRate       int           `yaml:"send_rate"`         // client sends per second
-	DefaultTTL     time.Duration `yaml:"default_ttl"`       // of a push
-	MaxTTL         time.Duration `yaml:"max_ttl"`           // of a push
-	IdempotencyTTL time.Duration `yaml:"idempotency_ttl"`   // push id memory
-	WriteTimeout   time.Duration `yaml:"write_timeout"`     // one socket write
-	EngineTimeout  time.Duration `yaml:"engine_timeout"`    // one engine call
-	AuthTimeout    time.Duration `yaml:"auth_timeout"`      // first-frame token wait
-	Heartbeat      time.Duration `yaml:"heartbeat"`         // advertised ping interval
-	HeartbeatLimit time.Duration `yaml:"heartbeat_timeout"` // silence before a close
+	MaxFrame       int           `yaml:"max_frame"`       // largest client frame, bytes
+	MaxPayload     int           `yaml:"max_payload"`     // largest push data, bytes
+	MaxTargets     int           `yaml:"max_targets"`     // targets in one push
+	MaxBatch       int           `yaml:"max_batch"`       // items in one batch push
+	QueueBytes     int           `yaml:"queue_bytes"`     // per-connection write queue
+	MaxRooms       int           `yaml:"max_rooms"`       // rooms per connection
+	InboxCap       int           `yaml:"inbox_cap"`       // stored messages per user; the oldest go first
+	SendRate       int           `yaml:"send_rate"`       // client sends per second
+	DefaultTTL     time.Duration `yaml:"default_ttl"`     // of a push
+	MaxTTL         time.Duration `yaml:"max_ttl"`         // of a push
+	IdempotencyTTL time.Duration `yaml:"idempotency_ttl"` // push id memory
+	IdempotencyMax int           `yaml:"idempotency_max"` // push ids remembered per node; the oldest go first
+	// MaxBodyBytesInFlight bounds the API request bodies being read or
+	// handled at once (bytes, HTTP and gRPC); a call over it waits briefly,
+	// then gets 503 unavailable. It also caps one batch body.
+	MaxBodyBytesInFlight int64         `yaml:"max_body_bytes_in_flight"`
+	WriteTimeout         time.Duration `yaml:"write_timeout"`     // one socket write
+	EngineTimeout        time.Duration `yaml:"engine_timeout"`    // one engine call
+	AuthTimeout          time.Duration `yaml:"auth_timeout"`      // first-frame token wait
+	Heartbeat            time.Duration `yaml:"heartbeat"`         // advertised ping interval
+	HeartbeatLimit       time.Duration `yaml:"heartbeat_timeout"` // silence before a close
 	// Connections the listener accepts, counted before any byte is read.
 	MaxConns      int `yaml:"max_conns"`        // 0: the open-file limit minus fd_reserve
 	FDReserve     int `yaml:"fd_reserve"`       // descriptors kept free for the engine; 0: 5 % of the limit, 128 to 1,024
@@ -142,26 +147,28 @@ func Default() Config {
 		GCPercent: 50,
 		DrainTime: 30 * time.Second,
 		Limits: Limits{
-			MaxFrame:        64 << 10,
-			MaxPayload:      64 << 10,
-			MaxTargets:      1000,
-			MaxBatch:        1000,
-			QueueBytes:      1 << 20,
-			MaxRooms:        256,
-			InboxCap:        1000,
-			SendRate:        20,
-			DefaultTTL:      86400 * time.Second,
-			MaxTTL:          604800 * time.Second,
-			IdempotencyTTL:  5 * time.Minute,
-			WriteTimeout:    10 * time.Second,
-			EngineTimeout:   5 * time.Second,
-			AuthTimeout:     5 * time.Second,
-			Heartbeat:       25 * time.Second,
-			HeartbeatLimit:  60 * time.Second,
-			HeaderTimeout:   10 * time.Second,
-			BodyTimeout:     30 * time.Second,
-			IdleTimeout:     60 * time.Second,
-			MaxConnsPerUser: 100, // per node: see docs/security.md
+			MaxFrame:             64 << 10,
+			MaxPayload:           64 << 10,
+			MaxTargets:           1000,
+			MaxBatch:             1000,
+			QueueBytes:           1 << 20,
+			MaxRooms:             256,
+			InboxCap:             1000,
+			SendRate:             20,
+			DefaultTTL:           86400 * time.Second,
+			MaxTTL:               604800 * time.Second,
+			IdempotencyTTL:       5 * time.Minute,
+			IdempotencyMax:       100_000,
+			MaxBodyBytesInFlight: 64 << 20,
+			WriteTimeout:         10 * time.Second,
+			EngineTimeout:        5 * time.Second,
+			AuthTimeout:          5 * time.Second,
+			Heartbeat:            25 * time.Second,
+			HeartbeatLimit:       60 * time.Second,
+			HeaderTimeout:        10 * time.Second,
+			BodyTimeout:          30 * time.Second,
+			IdleTimeout:          60 * time.Second,
+			MaxConnsPerUser:      100, // per node: see docs/security.md
 		},
 	}
 }
@@ -250,6 +257,9 @@ func (c *Config) Validate() error {
 	}
 	if l.MaxConnsPerUser < 1 {
 		errs = append(errs, errors.New("limits: max_conns_per_user must be at least 1"))
+	}
+	if l.IdempotencyMax < 1 || l.MaxBodyBytesInFlight < int64(l.MaxPayload)+64<<10 {
+		errs = append(errs, errors.New("limits: idempotency_max must be positive and max_body_bytes_in_flight at least max_payload + 64 KiB"))
 	}
 	if l.DefaultTTL < time.Second || l.MaxTTL < l.DefaultTTL || l.IdempotencyTTL <= 0 {
 		errs = append(errs, errors.New("limits: default_ttl must be at least 1s and within max_ttl; idempotency_ttl positive"))

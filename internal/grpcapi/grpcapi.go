@@ -23,6 +23,7 @@ type Config struct {
 	MaxPayload    int // bytes of one push's data
 	MaxBatch      int // items in one batch
 	EngineTimeout time.Duration
+	MaxBody       int64 // caps any one request message (0: no cap), as over HTTP
 }
 
 // API serves herald.v1.HeraldService.
@@ -75,7 +76,11 @@ func (a *API) readLimit(procedure string) int {
 	case heraldv1connect.HeraldServicePushProcedure:
 		return a.cfg.MaxPayload + 64<<10
 	case heraldv1connect.HeraldServicePushBatchProcedure:
-		return a.cfg.MaxBatch * (a.cfg.MaxPayload + 4<<10)
+		n := int64(a.cfg.MaxBatch) * (int64(a.cfg.MaxPayload) + 4<<10)
+		if a.cfg.MaxBody > 0 {
+			n = min(n, a.cfg.MaxBody)
+		}
+		return int(n)
 	}
 	return 1 << 20 // room join/leave, as over HTTP; the other requests are small
 }

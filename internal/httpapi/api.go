@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,23 @@ type Config struct {
 	MaxBatch      int
 	EngineTimeout time.Duration
 	Version       string // reported by GET /
+	// MaxBody caps any one request body (limits.max_body_bytes_in_flight:
+	// a body over the node's whole budget could never be read); 0: no cap.
+	MaxBody int64
+}
+
+// pushBodyLimit is the largest body of one push: its data and room for the
+// rest of the push (targets, ttl, id).
+func (c *Config) pushBodyLimit() int64 { return int64(c.MaxPayload) + 64<<10 }
+
+// batchBodyLimit is the largest body of a batch: max_batch pushes, but no
+// more than MaxBody.
+func (c *Config) batchBodyLimit() int64 {
+	n := int64(c.MaxBatch) * (int64(c.MaxPayload) + 4<<10)
+	if c.MaxBody > 0 {
+		n = min(n, c.MaxBody)
+	}
+	return n
 }
 
 // API serves the v1 server API.
@@ -183,6 +201,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // decode reads a JSON body of at most limit bytes into v.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if r.ContentLength > limit {
+		return tooLarge(limit)
+	}
 	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
@@ -193,14 +214,37 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	return decodeError(err)
 }
 
+// readBody reads a body of at most limit bytes whole, in one allocation
+// when its length is declared.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		return nil, decodeError(err)
+	}
+	return buf.Bytes(), nil
+}
+
+func tooLarge(limit int64) error {
+	return push.Errorf(push.CodeTooLarge, "request body is over %d bytes", limit)
+}
+
 func decodeError(err error) error {
 	var tooBig *http.MaxBytesError
 	var typeErr *json.UnmarshalTypeError
+	var pe *push.Error
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &pe):
+		return pe // the body budget's refusal
 	case errors.As(err, &tooBig):
-		return push.Errorf(push.CodeTooLarge, "request body is over %d bytes", tooBig.Limit)
+		return tooLarge(tooBig.Limit)
 	case errors.As(err, &typeErr):
 		return push.Errorf(push.CodeInvalidArgument, "field %s must be %s", typeErr.Field, typeErr.Type)
 	case errors.Is(err, io.EOF):

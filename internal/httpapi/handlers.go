@@ -38,7 +38,7 @@ func (a *API) engineCtx(r *http.Request) (context.Context, context.CancelFunc) {
 
 func (a *API) push(w http.ResponseWriter, r *http.Request, p principal) error {
 	var b pushBody
-	if err := decode(w, r, int64(a.cfg.MaxPayload)+64<<10, &b); err != nil {
+	if err := decode(w, r, a.cfg.pushBodyLimit(), &b); err != nil {
 		return err
 	}
 	req, err := a.request(p, &b)
@@ -61,10 +61,9 @@ type batchResult struct {
 }
 
 func (a *API) batch(w http.ResponseWriter, r *http.Request, p principal) error {
-	limit := int64(a.cfg.MaxBatch) * (int64(a.cfg.MaxPayload) + 4<<10)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readBody(w, r, a.cfg.batchBodyLimit())
 	if err != nil {
-		return decodeError(err)
+		return err
 	}
 	// Most batches are valid: one pass decodes them. A batch with a bad
 	// item is decoded again item by item, so that only that item fails.

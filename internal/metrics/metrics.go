@@ -35,6 +35,7 @@ type Metrics struct {
 	storeFailures prometheus.Counter
 	storeHealed   prometheus.Counter
 	authRefused   *prometheus.CounterVec
+	http          httpLimits
 }
 
 // New builds the collectors. gauges reports live counts at scrape time.
@@ -86,6 +87,7 @@ func New(gauges func() (conns, users, rooms int)) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(m.authRefused)
 	reg.MustRegister(m.userLimited)
+	m.http.register(reg)
 	if gauges != nil {
 		for i, name := range []string{"connections", "users", "rooms"} {
 			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -25,6 +25,9 @@ type Limits struct {
 	DefaultTTL     time.Duration // when a push names none
 	MaxTTL         time.Duration
 	IdempotencyTTL time.Duration // how long a push id is remembered
+	// IdempotencyMax is how many push ids the node remembers at most (0:
+	// DefaultIdempotencyMax); past it the oldest are forgotten first.
+	IdempotencyMax int
 	RoomHistory    []RoomHistory // rooms that keep their recent messages
 	// Alone says this node is the whole cluster: a user with no connection
 	// in its hub has none anywhere, so a stored message for that user is
@@ -64,21 +67,13 @@ type Service struct {
 
 	counters sync.Map // app ("" = node total) → *counters
 
-	idemMu sync.Mutex
-	idem   map[string]*idemEntry // app + "\x00" + id
+	idem *idemTable // app + "\x00" + id
 
 	seenMu sync.Mutex
 	seen   map[string]int64 // dedup'd message ids → expiry (unix ms)
 
 	delivered delivery
 	order     orderLocks
-}
-
-type idemEntry struct {
-	done    chan struct{}
-	id      string
-	err     error
-	expires time.Time
 }
 
 // New builds a Service.
@@ -93,7 +88,7 @@ func New(l Limits, b engine.Broker, in engine.Inbox, rec engine.Records, h *hub.
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{limits: l, broker: b, inbox: in, records: rec, hub: h, metrics: m, log: log,
-		idem: make(map[string]*idemEntry), seen: make(map[string]int64)}, nil
+		idem: newIdemTable(l.IdempotencyTTL, l.IdempotencyMax), seen: make(map[string]int64)}, nil
 }
 
 type counters struct{ pushes, deliveries atomic.Uint64 }
@@ -174,34 +169,11 @@ func (s *Service) idempotent(key string, fn func() (string, error)) (string, err
 // claim returns the key's entry within the idempotency window and whether
 // the caller made it (and so must settle it); otherwise the entry's done
 // closes once its owner settled it.
-func (s *Service) claim(key string) (*idemEntry, bool) {
-	now := time.Now()
-	s.idemMu.Lock()
-	defer s.idemMu.Unlock()
-	if e := s.idem[key]; e != nil && now.Before(e.expires) {
-		return e, false
-	}
-	e := &idemEntry{done: make(chan struct{}), expires: now.Add(s.limits.IdempotencyTTL)}
-	s.idem[key] = e
-	if len(s.idem)%1024 == 0 {
-		for k, old := range s.idem {
-			if now.After(old.expires) {
-				delete(s.idem, k)
-			}
-		}
-	}
-	return e, true
-}
+func (s *Service) claim(key string) (*idemEntry, bool) { return s.idem.claim(key, time.Now()) }
 
 // settle records the outcome of a claimed key; a failure is forgotten.
 func (s *Service) settle(key string, e *idemEntry, id string, err error) {
-	e.id, e.err = id, err
-	if err != nil {
-		s.idemMu.Lock()
-		delete(s.idem, key)
-		s.idemMu.Unlock()
-	}
-	close(e.done)
+	s.idem.settle(key, e, id, err)
 }
 
 func (s *Service) validate(r *Request) error {

@@ -119,7 +119,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		history[i] = push.RoomHistory{Rooms: h.Rooms, Size: h.Size, TTL: h.TTL}
 	}
 	s.service, err = push.New(push.Limits{MaxPayload: l.MaxPayload, MaxTargets: l.MaxTargets, DefaultTTL: l.DefaultTTL,
-		MaxTTL: l.MaxTTL, IdempotencyTTL: l.IdempotencyTTL, RoomHistory: history, Alone: alone}, s.engine, s.inbox, records, s.hub, s.metrics, log)
+		MaxTTL: l.MaxTTL, IdempotencyTTL: l.IdempotencyTTL, IdempotencyMax: l.IdempotencyMax, RoomHistory: history, Alone: alone}, s.engine, s.inbox, records, s.hub, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
@@ -145,13 +145,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, Version: Version},
+	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, Version: Version,
+		MaxBody: l.MaxBodyBytesInFlight},
 		apiKeys, s.service, s.ops, s.gateway, s.engine, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
 	s.api = api
-	rpc, err := grpcapi.New(grpcapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout},
+	rpc, err := grpcapi.New(grpcapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, MaxBody: l.MaxBodyBytesInFlight},
 		apiKeys, s.service, s.ops, s.metrics, log)
 	if err != nil {
 		return nil, err
@@ -162,8 +163,13 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if cfg.Pprof {
 		api.Pprof(mux)
 	}
-	s.http = &http.Server{Handler: bodyDeadline(mux, l.BodyTimeout), ReadHeaderTimeout: l.HeaderTimeout, IdleTimeout: l.IdleTimeout,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug), Protocols: new(http.Protocols)}
+	budget, err := httpapi.NewBodyBudget(l.MaxBodyBytesInFlight, s.metrics)
+	if err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{Handler: bodyDeadline(s.guard(budget.Wrap(mux)), l.BodyTimeout), ReadHeaderTimeout: l.HeaderTimeout,
+		IdleTimeout: l.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug), Protocols: new(http.Protocols),
+		ConnContext: connContext, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: h2MaxStreams}}
 	s.http.Protocols.SetHTTP1(true)
 	s.http.Protocols.SetHTTP2(true)            // gRPC over TLS
 	s.http.Protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c, prior knowledge)
