@@ -74,6 +74,9 @@ type Engine struct {
 
 	mu   sync.Mutex
 	subs map[string]*watch
+	// inbox is the Inbox made on this engine (nil: none), whose stream
+	// must serve for the engine to be ready.
+	inbox *Inbox
 }
 
 type watch struct {
@@ -318,7 +321,12 @@ func (e *Engine) Unwatch(t engine.Topic) error {
 	return nil
 }
 
-// Ready implements engine.Broker: it round-trips to the server.
+// Ready implements engine.Broker: the node can serve its clients now. It
+// round-trips to the NATS server, then (once an Inbox was made on this
+// engine) checks that the inbox stream has a leader and a majority of its
+// replicas (Inbox.Ready, answered from a one-second cache), so that a node
+// whose JetStream cannot read or store is not ready even while its NATS
+// connection is up.
 func (e *Engine) Ready(ctx context.Context) error {
 	nc := e.conn()
 	if nc == nil || !nc.IsConnected() {
@@ -331,6 +339,12 @@ func (e *Engine) Ready(ctx context.Context) error {
 	}
 	if err := nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("natsengine: %w", errors.Join(engine.ErrUnavailable, err))
+	}
+	e.mu.Lock()
+	ib := e.inbox
+	e.mu.Unlock()
+	if ib != nil {
+		return ib.Ready(ctx)
 	}
 	return nil
 }

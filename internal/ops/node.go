@@ -18,11 +18,12 @@ type Route struct {
 
 // Nodes lists the live nodes that take connections (a draining node is
 // left out), with this node's own entry brought up to date (the registry
-// holds what it last announced).
+// holds what it last announced). While the registry does not answer, it
+// lists the nodes of the last list read (see listNodes).
 func (o *Ops) Nodes(ctx context.Context) ([]engine.NodeInfo, error) {
-	list, err := o.registry.List(ctx)
+	list, err := o.listNodes(ctx)
 	if err != nil {
-		return nil, &push.Error{Code: push.CodeUnavailable, Message: "node registry unavailable", Err: err}
+		return nil, err
 	}
 	self := o.Self()
 	out := make([]engine.NodeInfo, 0, len(list)+1)
