@@ -173,6 +173,10 @@ func (e *Engine) Start(ctx context.Context) error {
 			return fmt.Errorf("natsengine: embedded server not ready: %w", engine.ErrUnavailable)
 		}
 		e.srv = srv
+		if c := e.cfg.Cluster; c != nil {
+			e.cfg.Logger.Info("embedded NATS server clustering", "cluster", c.Name, "routes", c.Listen,
+				"peers", strings.Join(c.Peers, ","), "clients", srv.ClientURL())
+		}
 		opts = append(opts, nats.InProcessServer(srv))
 	} else {
 		opts = append(opts, nats.RetryOnFailedConnect(true))

@@ -86,6 +86,10 @@ func (o *Ops) Announce(ctx context.Context, addr string, every time.Duration) {
 		if err := o.registry.Announce(actx, info); err != nil && ctx.Err() == nil {
 			o.cfg.Log.Warn("announcing this node", "err", err)
 		}
+		if !o.cfg.Alone {
+			// Keeps the list queries fall back on fresh (see listNodes).
+			_, _ = o.listNodes(actx)
+		}
 		cancel()
 		select {
 		case <-ctx.Done():
