@@ -182,6 +182,7 @@ func (a *API) room(w http.ResponseWriter, r *http.Request, p principal) error {
 	if page.Next != "" {
 		body["next"] = page.Next
 	}
+	addPartial(body, page.Missing)
 	writeJSON(w, 200, body)
 	return nil
 }
@@ -222,6 +223,7 @@ func (a *API) user(w http.ResponseWriter, r *http.Request, p principal) error {
 	if info.Next != "" {
 		body["next"] = info.Next
 	}
+	addPartial(body, info.Missing)
 	writeJSON(w, 200, body)
 	return nil
 }
@@ -270,8 +272,21 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, map[string]any{"nodes": n.Nodes, "conns": n.Conns, "users": n.Users, "rooms": n.Rooms, "pushes": n.Pushes, "deliveries": n.Deliveries})
+	body := map[string]any{"nodes": n.Nodes, "conns": n.Conns, "users": n.Users, "rooms": n.Rooms, "pushes": n.Pushes, "deliveries": n.Deliveries}
+	addPartial(body, n.Missing)
+	writeJSON(w, 200, body)
 	return nil
+}
+
+// addPartial marks a cluster query's answer partial: "partial": true and
+// "missing": the ids of the nodes that did not answer in time, whose
+// connections and counts the answer leaves out. A complete answer has
+// neither field.
+func addPartial(body map[string]any, missing []string) {
+	if len(missing) > 0 {
+		body["partial"] = true
+		body["missing"] = missing
+	}
 }
 
 // nodes lists the live nodes.

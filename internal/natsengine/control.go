@@ -23,16 +23,19 @@ func (e *Engine) Serve(ctx context.Context, h engine.ControlHandler) error {
 	if nc == nil {
 		return fmt.Errorf("natsengine: serve control: %w", engine.ErrUnavailable)
 	}
-	_, err := nc.Subscribe(controlSubject(e.cfg.NodeID), func(m *nats.Msg) {
+	sub, err := nc.Subscribe(controlSubject(e.cfg.NodeID), func(m *nats.Msg) {
 		if err := m.Respond(h(m.Data)); err != nil {
 			e.cfg.Logger.Warn("answering a control request", "err", err)
 		}
 	})
-	if err == nil {
-		err = nc.FlushWithContext(ctx)
-	}
 	if err != nil {
 		return fmt.Errorf("natsengine: serve control: %w", err)
+	}
+	if err := nc.FlushWithContext(ctx); err != nil {
+		// Not confirmed by the server (disconnected): undone, so that a
+		// retry subscribes once.
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("natsengine: serve control: %w", errors.Join(engine.ErrUnavailable, err))
 	}
 	return nil
 }

@@ -80,6 +80,9 @@ type Engine struct {
 
 	mu   sync.Mutex
 	subs map[string]*watch
+	// inbox is the Inbox made on this engine (nil: none), whose stream
+	// must serve for the engine to be ready.
+	inbox *Inbox
 
 	sopts *server.Options // the embedded server's, to restart its store
 	store storeHealth
@@ -183,6 +186,10 @@ func (e *Engine) Start(ctx context.Context) error {
 			return fmt.Errorf("natsengine: embedded server not ready: %w", engine.ErrUnavailable)
 		}
 		e.srv, e.sopts = srv, sopts
+		if c := e.cfg.Cluster; c != nil {
+			e.cfg.Logger.Info("embedded NATS server clustering", "cluster", c.Name, "routes", c.Listen,
+				"peers", strings.Join(c.Peers, ","), "clients", srv.ClientURL())
+		}
 		opts = append(opts, nats.InProcessServer(srv))
 	} else {
 		opts = append(opts, nats.RetryOnFailedConnect(true))
@@ -335,7 +342,12 @@ func (e *Engine) Unwatch(t engine.Topic) error {
 	return nil
 }
 
-// Ready implements engine.Broker: it round-trips to the server.
+// Ready implements engine.Broker: the node can serve its clients now. It
+// round-trips to the NATS server, then (once an Inbox was made on this
+// engine) checks that the inbox stream has a leader and a majority of its
+// replicas (Inbox.Ready, answered from a one-second cache), so that a node
+// whose JetStream cannot read or store is not ready even while its NATS
+// connection is up.
 func (e *Engine) Ready(ctx context.Context) error {
 	if err := e.storeReady(); err != nil {
 		return err
@@ -351,6 +363,12 @@ func (e *Engine) Ready(ctx context.Context) error {
 	}
 	if err := nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("natsengine: %w", errors.Join(engine.ErrUnavailable, err))
+	}
+	e.mu.Lock()
+	ib := e.inbox
+	e.mu.Unlock()
+	if ib != nil {
+		return ib.Ready(ctx)
 	}
 	return nil
 }

@@ -154,6 +154,8 @@ type Inbox struct {
 	index *userIndex
 	// heads writes an exclusive writer's heads (see appendSolo).
 	heads *headFlusher
+	// ready is the last readiness answer (see Ready).
+	ready readyProbe
 }
 
 type inboxConn struct {
@@ -235,6 +237,9 @@ func NewInbox(e *Engine, cfg InboxConfig) (*Inbox, error) {
 		cfg.HeadDelay = 10 * time.Second
 	}
 	ib := &Inbox{e: e, cfg: cfg}
+	e.mu.Lock()
+	e.inbox = ib // the engine is ready only when its inbox can serve
+	e.mu.Unlock()
 	if cfg.Exclusive {
 		ib.index = newUserIndex()
 		ib.heads = &headFlusher{ib: ib}

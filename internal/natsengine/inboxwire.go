@@ -363,7 +363,8 @@ const maxMultiLast = 1024
 func directSubject(stream string) string { return "$JS.API.DIRECT.GET." + stream }
 
 // unavailable wraps a failure with op. Transport failures (and deadlines)
-// also match engine.ErrUnavailable, a message too large for the server
+// and the JetStream errors that pass by themselves (jsTransient: no meta
+// leader, no quorum yet) also match engine.ErrUnavailable, a message too large for the server
 // engine.ErrInvalidArgument; other JetStream API errors, malformed records
 // and cancellation are only wrapped.
 func unavailable(op string, err error) error {
@@ -372,6 +373,8 @@ func unavailable(op string, err error) error {
 	case errors.Is(err, nats.ErrMaxPayload),
 		errors.As(err, &ae) && ae.ErrorCode == errCodeMsgTooBig:
 		return fmt.Errorf("natsengine: inbox %s: %w", op, errors.Join(engine.ErrInvalidArgument, err))
+	case jsTransient(err):
+		return fmt.Errorf("natsengine: inbox %s: %w", op, errors.Join(engine.ErrUnavailable, err))
 	case errors.Is(err, context.Canceled), errors.As(err, &ae), errors.Is(err, errBadRecord):
 		return fmt.Errorf("natsengine: inbox %s: %w", op, err)
 	default:

@@ -44,13 +44,21 @@ func (n *Nodes) open(ctx context.Context) (jetstream.KeyValue, error) {
 	if err != nil {
 		return nil, err
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "HERALD_NODES", TTL: n.ttl,
-		Storage: jetstream.MemoryStorage, Replicas: n.e.Replicas()})
-	if err != nil {
-		return nil, fmt.Errorf("natsengine: nodes bucket: %w", errors.Join(engine.ErrUnavailable, err))
+	cfg := jetstream.KeyValueConfig{Bucket: "HERALD_NODES", TTL: n.ttl, Storage: jetstream.MemoryStorage, Replicas: n.e.Replicas()}
+	// Each attempt has a short deadline: of several nodes creating the
+	// bucket at once, some requests were seen to go unanswered.
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		kv, err := js.CreateOrUpdateKeyValue(actx, cfg)
+		cancel()
+		if err == nil {
+			n.kv = kv
+			return kv, nil
+		}
+		if ctx.Err() != nil || pause(ctx, attempt) != nil {
+			return nil, fmt.Errorf("natsengine: nodes bucket: %w", errors.Join(engine.ErrUnavailable, err))
+		}
 	}
-	n.kv = kv
-	return kv, nil
 }
 
 // Announce implements engine.Nodes.

@@ -165,9 +165,9 @@ func (o *Ops) everyone(ctx context.Context) ([]string, error) {
 	if o.cfg.Alone {
 		return []string{o.cfg.NodeID}, nil
 	}
-	list, err := o.registry.List(ctx)
+	list, err := o.listNodes(ctx)
 	if err != nil {
-		return nil, &push.Error{Code: push.CodeUnavailable, Message: "node registry unavailable", Err: err}
+		return nil, err
 	}
 	ids := []string{o.cfg.NodeID}
 	for _, n := range list {
@@ -176,6 +176,33 @@ func (o *Ops) everyone(ctx context.Context) ([]string, error) {
 		}
 	}
 	return ids, nil
+}
+
+// registryWait bounds one read of the node registry before the last list
+// read is used instead.
+const registryWait = time.Second
+
+// listNodes reads the node registry, giving it registryWait at most. When
+// the registry does not answer (its bucket is electing a leader after a
+// node died, or has no quorum) it answers the last list it read, which
+// holds every node that was up a moment ago: one that died meanwhile is
+// then skipped when asked (no responders). Without any list read yet it
+// fails with CodeUnavailable.
+func (o *Ops) listNodes(ctx context.Context) ([]engine.NodeInfo, error) {
+	lctx, cancel := context.WithTimeout(ctx, registryWait)
+	list, err := o.registry.List(lctx)
+	cancel()
+	o.known.mu.Lock()
+	defer o.known.mu.Unlock()
+	if err == nil {
+		o.known.list, o.known.ok = list, true
+		return list, nil
+	}
+	if !o.known.ok {
+		return nil, &push.Error{Code: push.CodeUnavailable, Message: "node registry unavailable", Err: err}
+	}
+	o.cfg.Log.Debug("node registry unavailable; using the last list read", "err", err)
+	return slices.Clone(o.known.list), nil
 }
 
 // connNodes returns the nodes holding the connection ids (unique, in the
@@ -190,15 +217,48 @@ func connNodes(ids []string) []string {
 	return out
 }
 
+// nodeAnswerWait bounds how long a query waits for the nodes' answers: a
+// live node answers in milliseconds; one that does not by then is left
+// out of a query's answer (named in its Missing list).
+const nodeAnswerWait = 2 * time.Second
+
 // ask runs r on every node of nodes at once (this one directly, the others
 // through the engine's control requests) and returns their answers. A node
 // that is gone holds nothing and answers nothing; one that is there but
 // does not answer by ctx's deadline fails the call with CodeUnavailable, as
-// its part of the result would be missing.
+// its part of the result would be missing. Operations that change
+// something use it.
 func (o *Ops) ask(ctx context.Context, nodes []string, r *request) ([]answer, error) {
+	answers, missing, errs := o.gather(ctx, nodes, r)
+	if len(missing) > 0 {
+		return nil, &push.Error{Code: push.CodeUnavailable, Err: errs,
+			Message: fmt.Sprintf("node %s did not answer in time; retry", strings.Join(missing, ", "))}
+	}
+	return answers, nil
+}
+
+// query is ask for a read: it waits nodeAnswerWait at most (within ctx)
+// and returns the answers of the nodes that replied, and the ids of the
+// listed nodes that are there but did not reply (their answers are empty),
+// so that one stuck node makes a query partial, not failed.
+func (o *Ops) query(ctx context.Context, nodes []string, r *request) ([]answer, []string) {
+	ctx, cancel := context.WithTimeout(ctx, nodeAnswerWait)
+	defer cancel()
+	answers, missing, errs := o.gather(ctx, nodes, r)
+	if len(missing) > 0 {
+		o.cfg.Log.Warn("nodes did not answer a query; answering without them", "op", r.Op, "nodes", missing, "err", errs)
+	}
+	return answers, missing
+}
+
+// gather runs r on every node of nodes at once and returns the answers
+// (empty for the nodes that did not answer), the nodes that are there but
+// did not answer by ctx's deadline (or could not run r), and their errors.
+// A node that is gone (no responders) holds nothing and is not missing.
+func (o *Ops) gather(ctx context.Context, nodes []string, r *request) ([]answer, []string, error) {
 	raw, err := json.Marshal(r)
 	if err != nil {
-		return nil, fmt.Errorf("ops: encoding a request: %w", err)
+		return nil, nodes, fmt.Errorf("ops: encoding a request: %w", err)
 	}
 	answers := make([]answer, len(nodes))
 	errs := make([]error, len(nodes))
@@ -220,6 +280,9 @@ func (o *Ops) ask(ctx context.Context, nodes []string, r *request) ([]answer, er
 			if err == nil && answers[i].Err != "" {
 				err = errors.New(answers[i].Err)
 			}
+			if err != nil {
+				answers[i] = answer{}
+			}
 			errs[i] = err
 		})
 	}
@@ -233,9 +296,5 @@ func (o *Ops) ask(ctx context.Context, nodes []string, r *request) ([]answer, er
 			missing = append(missing, nodes[i])
 		}
 	}
-	if len(missing) > 0 {
-		return nil, &push.Error{Code: push.CodeUnavailable, Err: errors.Join(errs...),
-			Message: fmt.Sprintf("node %s did not answer in time; retry", strings.Join(missing, ", "))}
-	}
-	return answers, nil
+	return answers, missing, errors.Join(errs...)
 }

@@ -18,11 +18,12 @@ type Route struct {
 
 // Nodes lists the live nodes that take connections (a draining node is
 // left out), with this node's own entry brought up to date (the registry
-// holds what it last announced).
+// holds what it last announced). While the registry does not answer, it
+// lists the nodes of the last list read (see listNodes).
 func (o *Ops) Nodes(ctx context.Context) ([]engine.NodeInfo, error) {
-	list, err := o.registry.List(ctx)
+	list, err := o.listNodes(ctx)
 	if err != nil {
-		return nil, &push.Error{Code: push.CodeUnavailable, Message: "node registry unavailable", Err: err}
+		return nil, err
 	}
 	self := o.Self()
 	out := make([]engine.NodeInfo, 0, len(list)+1)
@@ -84,6 +85,10 @@ func (o *Ops) Announce(ctx context.Context, addr string, every time.Duration) {
 		actx, cancel := context.WithTimeout(ctx, o.cfg.EngineTimeout)
 		if err := o.registry.Announce(actx, info); err != nil && ctx.Err() == nil {
 			o.cfg.Log.Warn("announcing this node", "err", err)
+		}
+		if !o.cfg.Alone {
+			// Keeps the list queries fall back on fresh (see listNodes).
+			_, _ = o.listNodes(actx)
 		}
 		cancel()
 		select {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,14 @@ type Ops struct {
 	svc      *push.Service
 	registry engine.Nodes
 	ctl      engine.Control
+
+	// known is the last list read from the registry, used while the
+	// registry does not answer (see listNodes).
+	known struct {
+		mu   sync.Mutex
+		list []engine.NodeInfo
+		ok   bool // a list was read
+	}
 
 	draining atomic.Bool
 	drains   chan time.Duration // the one drain's time, for the server
@@ -84,6 +93,9 @@ type RoomPage struct {
 	Users   int      // distinct users in the room, cluster-wide
 	Members []Member // this page, ordered by connection id
 	Next    string   // cursor of the next page; "" when this is the last
+	// Missing names the listed nodes that did not answer in time: the
+	// counts and members leave their connections out.
+	Missing []string
 }
 
 // Member is one connection in a room.
@@ -96,6 +108,9 @@ type UserInfo struct {
 	Count  int        // the user's connections, cluster-wide
 	Conns  []ConnInfo // this page, ordered by ID
 	Next   string     // cursor of the next page; "" when this is the last
+	// Missing names the listed nodes that did not answer in time: the
+	// user's connections there, if any, are not counted or listed.
+	Missing []string
 }
 
 // ConnInfo describes one connection.
@@ -110,6 +125,9 @@ type Stats struct {
 	Nodes               int
 	Conns, Users, Rooms int
 	Pushes, Deliveries  uint64
+	// Missing names the listed nodes that did not answer in time and are
+	// not counted.
+	Missing []string
 }
 
 // Join puts the named users' connections (all of them, on every node) and
@@ -153,11 +171,11 @@ func (o *Ops) membership(ctx context.Context, op, app, room string, users, conns
 // id, after cursor) of the room's members on every node, and the
 // cluster-wide counts.
 func (o *Ops) Room(ctx context.Context, app, room, cursor string) (RoomPage, error) {
-	answers, err := o.askAll(ctx, &request{Op: opRoom, App: app, Name: room, Cursor: cursor})
+	answers, missing, err := o.queryAll(ctx, &request{Op: opRoom, App: app, Name: room, Cursor: cursor})
 	if err != nil {
 		return RoomPage{}, err
 	}
-	p := RoomPage{Room: room, Members: []Member{}}
+	p := RoomPage{Room: room, Members: []Member{}, Missing: missing}
 	users := map[uint64]bool{}
 	more := false
 	for _, a := range answers {
@@ -183,11 +201,11 @@ func (o *Ops) User(ctx context.Context, app, user, cursor string, limit int) (Us
 	case limit < 0 || limit > MaxPageSize:
 		return UserInfo{}, push.Errorf(push.CodeInvalidArgument, "limit must be from 1 to %d", MaxPageSize)
 	}
-	answers, err := o.askAll(ctx, &request{Op: opUser, App: app, Name: user, Cursor: cursor, Limit: limit})
+	answers, missing, err := o.queryAll(ctx, &request{Op: opUser, App: app, Name: user, Cursor: cursor, Limit: limit})
 	if err != nil {
 		return UserInfo{}, err
 	}
-	info := UserInfo{User: user, Conns: []ConnInfo{}}
+	info := UserInfo{User: user, Conns: []ConnInfo{}, Missing: missing}
 	more := false
 	for _, a := range answers {
 		info.Count += max(a.N, len(a.Conns))
@@ -237,11 +255,11 @@ func (o *Ops) KickUser(ctx context.Context, app, user string) (int, error) {
 // Stats sums the counts of every live node for one app, or for every app
 // when app is "". A user or room present on several nodes counts on each.
 func (o *Ops) Stats(ctx context.Context, app string) (Stats, error) {
-	answers, err := o.askAll(ctx, &request{Op: opStats, App: app})
+	answers, missing, err := o.queryAll(ctx, &request{Op: opStats, App: app})
 	if err != nil {
 		return Stats{}, err
 	}
-	var s Stats
+	s := Stats{Missing: missing}
 	for _, a := range answers {
 		if n := a.Stats; n != nil {
 			s.Nodes++
@@ -259,4 +277,15 @@ func (o *Ops) askAll(ctx context.Context, r *request) ([]answer, error) {
 		return nil, err
 	}
 	return o.ask(ctx, nodes, r)
+}
+
+// queryAll runs the read r on every node and returns the answers and the
+// nodes that did not answer in time (see query).
+func (o *Ops) queryAll(ctx context.Context, r *request) ([]answer, []string, error) {
+	nodes, err := o.everyone(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	answers, missing := o.query(ctx, nodes, r)
+	return answers, missing, nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -190,8 +191,10 @@ func TestClusterRecall(t *testing.T) {
 }
 
 // TestClusterNodeNotAnswering: a node listed in the registry that is gone
-// holds nothing and is skipped; one that is there but does not answer makes
-// queries fail with a clear 503 naming it, never a silently short answer.
+// holds nothing and is skipped; one that is there but does not answer
+// leaves queries answered by the others, marked partial and naming it
+// (never a silently short answer), and makes a kick that would need it
+// fail with a clear 503 naming it.
 func TestClusterNodeNotAnswering(t *testing.T) {
 	ns, nodes := startCluster(t, 2, func(c *config.Config) { c.Limits.EngineTimeout = time.Second })
 	a := nodes[0]
@@ -232,14 +235,22 @@ func TestClusterNodeNotAnswering(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{"/v1/users/frank", "/v1/rooms/lobby", "/v1/stats"} {
-		out := a.ok(503, "GET", path, nil)
-		if errCode(out) != "unavailable" || !strings.Contains(out["error"].(map[string]any)["message"].(string), "stuck") {
+		out := a.ok(200, "GET", path, nil)
+		if out["partial"] != true || fmt.Sprint(out["missing"]) != "[stuck]" {
 			t.Fatalf("%s with a stuck node: %v", path, out)
 		}
+	}
+	if out := a.ok(200, "GET", "/v1/users/frank", nil); out["online"] != true || len(out["conns"].([]any)) != 1 {
+		t.Fatalf("frank with a stuck node listed: %v", out)
 	}
 	// A connection of another node is asked of that node alone.
 	if out := a.ok(404, "DELETE", "/v1/conns/c_"+nodeIDOf(t, nodes[1])+"_99", nil); errCode(out) != "not_found" {
 		t.Fatalf("kick of an unknown conn of a live node: %v", out)
+	}
+	// A kick cannot claim what the stuck node did not confirm.
+	out := a.ok(503, "DELETE", "/v1/users/frank/conns", nil)
+	if errCode(out) != "unavailable" || !strings.Contains(out["error"].(map[string]any)["message"].(string), "stuck") {
+		t.Fatalf("kick with a stuck node: %v", out)
 	}
 }
 

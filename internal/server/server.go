@@ -401,23 +401,51 @@ func advertised(configured, bound string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// startOps makes this node answer the other nodes' operations.
+// startOps makes this node answer the other nodes' operations, waiting
+// (until ctx ends) while the engine is not reachable.
 func (s *Server) startOps(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Limits.EngineTimeout)
-	defer cancel()
-	return s.ops.Start(ctx)
+	return s.waitForEngine(ctx, "the NATS server", func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.Limits.EngineTimeout)
+		defer cancel()
+		return s.ops.Start(ctx)
+	})
 }
 
 // startInbox starts the inbox, waiting (until ctx ends) while the engine is
 // not ready yet: a clustered node's JetStream needs its peers and a meta
-// leader before it can create or bind the streams.
+// leader before it can create or bind the streams, and a node restarted
+// while most of its peers are down waits for one of them to come back.
 func (s *Server) startInbox(ctx context.Context) error {
+	return s.waitForEngine(ctx, "JetStream", s.inbox.Start)
+}
+
+// waitLogEvery is how often a node waiting for the engine at start says so.
+const waitLogEvery = 5 * time.Second
+
+// waitForEngine calls start until it succeeds, fails with an error other
+// than engine.ErrUnavailable, or ctx ends, pausing a second between the
+// attempts. While it waits it logs "waiting for <what>" with the last
+// reason every waitLogEvery (not every attempt), and once it is over how
+// long it waited.
+func (s *Server) waitForEngine(ctx context.Context, what string, start func(context.Context) error) error {
+	began := time.Now()
+	var logged time.Time
 	for {
-		err := s.inbox.Start(ctx)
-		if err == nil || !errors.Is(err, engine.ErrUnavailable) {
+		err := start(ctx)
+		if err == nil {
+			if !logged.IsZero() {
+				s.log.Info(what+" is available", "waited", time.Since(began).Round(time.Millisecond))
+			}
+			return nil
+		}
+		if !errors.Is(err, engine.ErrUnavailable) {
 			return err
 		}
-		s.log.Warn("waiting for the engine (JetStream) to be ready", "err", err)
+		if logged.IsZero() || time.Since(logged) >= waitLogEvery {
+			s.log.Warn("waiting for "+what+" to become available (a clustered node needs a majority of its peers up)",
+				"waited", time.Since(began).Round(time.Second), "reason", err)
+			logged = time.Now()
+		}
 		select {
 		case <-ctx.Done():
 			return err
