@@ -202,7 +202,7 @@ func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, ite
 		}
 	}
 	unlock() // the records need no order
-	if err := s.records.PutBatch(ctx, app, batch, records); err != nil {
+	if err := retried(ctx, func() error { return s.records.PutBatch(ctx, app, batch, records) }); err != nil {
 		// Not acknowledged without their records (see store); users online
 		// meanwhile may have had them live.
 		for _, rec := range records {

@@ -25,7 +25,7 @@ func (s *Service) store(ctx context.Context, r *Request, m *protocol.Message, tt
 	for i, u := range users {
 		rec.Users[i] = engine.UserSeq{User: u, Seq: seqs[i]}
 	}
-	if err := s.records.PutRecord(ctx, rec); err != nil {
+	if err := retried(ctx, func() error { return s.records.PutRecord(ctx, rec) }); err != nil {
 		// Without its record the message could be neither recalled nor
 		// reported: the push is not acknowledged, and its stored copies
 		// go, so that a retry does not store it twice.
@@ -49,9 +49,42 @@ func (s *Service) store(ctx context.Context, r *Request, m *protocol.Message, tt
 	return nil
 }
 
+// recordRetryFor bounds how long a record write is retried when the
+// caller's context has no deadline.
+const recordRetryFor = 5 * time.Second
+
+// retried runs put until it succeeds or ctx ends: a record write that fails
+// for a moment (a JetStream leader election after a node died) must not
+// fail a push whose messages are already stored.
+func retried(ctx context.Context, put func() error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, recordRetryFor)
+		defer cancel()
+	}
+	wait := 20 * time.Millisecond
+	for {
+		err := put()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
+
 // unstore removes the stored copies of a push that could not be recorded,
 // as far as the engine lets it (a copy it cannot remove is delivered).
 func (s *Service) unstore(ctx context.Context, app string, users []engine.UserSeq) {
+	// The push's own deadline went by in retries: the removal gets its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordRetryFor)
+	defer cancel()
 	for _, u := range users {
 		if _, err := s.inbox.Remove(ctx, app, u.User, u.Seq); err != nil {
 			s.log.Error("removing a stored message without a record", "app", app, "user", u.User, "seq", u.Seq, "err", err)

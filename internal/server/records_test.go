@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/nats-io/nats.go"
@@ -16,7 +17,10 @@ import (
 // NATS server with a message limit), then allowed again.
 func TestNoAckWithoutRecord(t *testing.T) {
 	ns, _ := natsOnFreePort(t)
-	n := startNode(t, func(c *config.Config) { c.NATSURL = ns.ClientURL() })
+	n := startNode(t, func(c *config.Config) {
+		c.NATSURL = ns.ClientURL()
+		c.Limits.EngineTimeout = time.Second // how long a refused record is retried
+	})
 	first := n.offline("", "recorded", "rita")
 
 	nc, err := nats.Connect(ns.ClientURL())
