@@ -12,8 +12,6 @@ import (
 
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // startCluster runs n nodes sharing one NATS server (JetStream on) and
@@ -199,15 +197,8 @@ func TestClusterNodeNotAnswering(t *testing.T) {
 	ns, nodes := startCluster(t, 2, func(c *config.Config) { c.Limits.EngineTimeout = time.Second })
 	a := nodes[0]
 	a.dial("user=frank", dialOpt{})
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStreamAt(t, ns.ClientURL())
+	nc := js.Conn()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, "HERALD_NODES")

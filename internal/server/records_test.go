@@ -23,15 +23,7 @@ func TestNoAckWithoutRecord(t *testing.T) {
 	})
 	first := n.offline("", "recorded", "rita")
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStreamAt(t, ns.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	records := recordsStream(ctx, t, js)
@@ -92,6 +84,21 @@ func TestNoAckWithoutRecord(t *testing.T) {
 		t.Fatalf("rita's stored messages: %v", got)
 	}
 	c.expect("resumed")
+}
+
+// jetStreamAt connects to the NATS server at url until the test ends.
+func jetStreamAt(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 // recordsStream finds the stream of the message-status bucket.
