@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +161,40 @@ func TestDataDirectoryLocked(t *testing.T) {
 	status, out := first.call("GET", "/v1/messages/"+id, "", nil)
 	if status != 200 || out["targeted"] != float64(1) {
 		t.Fatalf("first node's message after the refused start: %d %v", status, out)
+	}
+}
+
+// TestKeepAliveAfterReadBodies: the body guards never cost a well-behaved
+// caller its keep-alive connection: pushes, batches and gRPC-free JSON
+// calls one after another share one connection.
+func TestKeepAliveAfterReadBodies(t *testing.T) {
+	n := startNode(t, nil)
+	client := &http.Client{Transport: &http.Transport{}}
+	var conns []string
+	for i, c := range []struct{ path, body string }{
+		{"/v1/push", `{"to":{"users":["k"]},"data":1}`},
+		{"/v1/push", `{"to":{"users":["k"]},"data":2,"offline":true}`},
+		{"/v1/push/batch", `{"items":[{"to":{"users":["k"]},"data":3}]}`},
+		{"/v1/rooms/r/join", `{"users":["k"]}`},
+		{"/v1/push", `{"to":{"users":["k"]},"data":4}`},
+	} {
+		req, _ := http.NewRequest("POST", n.base+c.path, strings.NewReader(c.body))
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(info httptrace.GotConnInfo) { conns = append(conns, info.Conn.LocalAddr().String()) },
+		}))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			t.Fatalf("call %d %s: status %d", i, c.path, resp.StatusCode)
+		}
+	}
+	for i, c := range conns {
+		if c != conns[0] {
+			t.Fatalf("call %d went over a new connection (%s after %s): the server closed a keep-alive connection", i, c, conns[0])
+		}
 	}
 }
