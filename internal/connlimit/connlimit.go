@@ -25,7 +25,7 @@ const (
 // Config sets the caps; zero means no cap.
 type Config struct {
 	Max   int // open connections on the listener
-	PerIP int // open connections from one remote address
+	PerIP int // open connections from one remote IPv4 address or IPv6 /64
 	// OnRefuse is called for every refused connection (may be nil).
 	OnRefuse func(reason string)
 }
@@ -77,7 +77,7 @@ func (l *Listener) admit(nc net.Conn) (*Conn, string) {
 	if l.cfg.PerIP > 0 {
 		ap, err := netip.ParseAddrPort(nc.RemoteAddr().String())
 		if err == nil {
-			c.ip = ap.Addr().Unmap()
+			c.ip = client(ap.Addr())
 			l.mu.Lock()
 			over := l.perIP[c.ip] >= int32(l.cfg.PerIP)
 			if !over {
@@ -91,6 +91,15 @@ func (l *Listener) admit(nc net.Conn) (*Conn, string) {
 		}
 	}
 	return c, ""
+}
+
+// client is the address a per-IP cap counts: an IPv4 address, or the /64
+// an IPv6 address is in (one host's share: it may take any address in it).
+func client(a netip.Addr) netip.Addr {
+	if a = a.Unmap(); a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().Addr()
+	}
+	return a
 }
 
 // refuse closes a connection over a cap with a reset, so that its

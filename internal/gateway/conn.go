@@ -333,6 +333,19 @@ func advance(vecs [][]byte, n int) [][]byte {
 	return vecs
 }
 
+// socket is what writes go to: the TLS connection, or the TCP connection
+// itself (not a wrapper around it, so that a net.Buffers write stays one
+// writev).
+func (c *conn) socket() net.Conn {
+	if c.tls != nil {
+		return c.tls
+	}
+	if u, ok := c.nc.(interface{ NetConn() net.Conn }); ok {
+		return u.NetConn()
+	}
+	return c.nc
+}
+
 // writeBlocking finishes a write the socket could not take at once, waiting
 // up to the write timeout, then keeps writing on this goroutine until the
 // queue is empty: a connection that is behind has a writer of its own and
@@ -343,7 +356,7 @@ func (c *conn) writeBlocking(rest [][]byte, batch []*protocol.Outgoing) {
 		if len(rest) > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
 			bufs := net.Buffers(rest)
-			if _, err := bufs.WriteTo(c.nc); err != nil {
+			if _, err := bufs.WriteTo(c.socket()); err != nil {
 				c.writeFailed()
 				return
 			}

@@ -268,7 +268,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	nc, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
 	if err != nil {
-		return // the upgrader answered the client
+		if nc != nil {
+			_ = nc.Close() // the upgrader answered the client on a connection it took over
+		}
+		return
 	}
 	c, err := g.adopt(nc)
 	if err != nil {

@@ -72,10 +72,13 @@ func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *ops.Ops, gw *gatew
 // Routes registers every route on mux, the WebSocket endpoint included.
 func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/ws", a.gw)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.HandleFunc("GET /{$}", a.index)
-	mux.Handle("GET /metrics", a.metrics.Handler())
+	mux.Handle("GET /healthz", keyless(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }))
+	mux.Handle("GET /readyz", keyless(a.readyz))
+	mux.Handle("GET /{$}", keyless(a.index))
+	mux.Handle("GET /metrics", keyless(a.metrics.Handler().ServeHTTP))
+	mux.Handle("/", keyless(func(w http.ResponseWriter, r *http.Request) {
+		a.writeError(w, r, push.Errorf(push.CodeNotFound, "no such endpoint; see GET /"))
+	}))
 
 	mux.Handle("POST /v1/push", a.wrap(a.push))
 	mux.Handle("POST /v1/push/batch", a.wrap(a.batch))
@@ -94,6 +97,18 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("/v1/", a.wrap(func(http.ResponseWriter, *http.Request, principal) error {
 		return push.Errorf(push.CodeNotFound, "no such endpoint")
 	}))
+}
+
+// keyless wraps an endpoint that needs no key: its HTTP/1 connection
+// closes after the answer, so that nobody holds a connection (and a place
+// under the node's connection caps) by calling it now and then.
+func keyless(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
+		h(w, r)
+	})
 }
 
 // DocsURL is where GET / points people to.

@@ -62,7 +62,7 @@ func (b *BodyBudget) Wrap(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		br := &budgetReader{budget: b, body: r.Body, ctx: r.Context(), declared: r.ContentLength, w: w}
+		br := &budgetReader{budget: b, body: r.Body, ctx: r.Context(), declared: r.ContentLength, w: w, http1: r.ProtoMajor == 1}
 		r.Body = br
 		defer br.release()
 		h.ServeHTTP(w, r)
@@ -126,6 +126,7 @@ type budgetReader struct {
 	held     int64 // bytes taken from the budget
 	deadline time.Time
 	refused  bool
+	http1    bool // the connection is this request's alone
 }
 
 func (br *budgetReader) Read(p []byte) (int, error) {
@@ -145,10 +146,13 @@ func (br *budgetReader) Read(p []byte) (int, error) {
 		if !br.budget.take(br.ctx, need, &br.deadline) {
 			br.refused = true
 			br.budget.metrics.BodyRefused()
-			// The rest of the body is not read: the connection is not
-			// reused (HTTP/1.1).
+			// The rest of the body is not read: an HTTP/1 connection is
+			// not reused. (On HTTP/2 only this stream ends: Connection:
+			// close there would shut every call on the connection.)
 			br.w.Header().Set("Retry-After", "1")
-			br.w.Header().Set("Connection", "close")
+			if br.http1 {
+				br.w.Header().Set("Connection", "close")
+			}
 			return 0, br.refusal()
 		}
 		br.held += need

@@ -208,7 +208,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.wg.Add(1)
 		go e.dispatch(ch)
 	}
-	if e.srv != nil && e.cfg.Cluster == nil {
+	if e.healsStore() {
 		e.wg.Add(1)
 		go e.superviseStore()
 	}

@@ -29,11 +29,11 @@ const storeCheckEvery = 2 * time.Second
 const storeHeadroom = 128
 
 // storeFailureMarks are the parts of the embedded server's log lines that
-// say its store stopped writing. The server keeps such an error until
-// JetStream restarts, so a line is the only signal there is.
-var storeFailureMarks = []string{
-	"write error", "failed to store", "too many open files", "no space left", "disabling jetstream", "can't start jetstream",
-}
+// say a stream's store stopped writing for good: the server keeps such an
+// error until JetStream restarts, so a line is the only signal there is.
+// (Passing errors, a refused route or a failed read, say nothing of the
+// store.)
+var storeFailureMarks = []string{"critical write error", "failed to store a msg", "disabling jetstream"}
 
 // storeHealth is whether the embedded store works.
 type storeHealth struct {
@@ -52,10 +52,12 @@ func (h *storeHealth) reason() string {
 	return ""
 }
 
-// storeFailed marks the store broken (once per episode) and wakes the
-// supervisor.
+// storeFailed marks the store broken and wakes the supervisor; the first
+// failure of an episode is logged and counted. A failure while the store
+// is already failed replaces the reason, so that a restart under way knows
+// it was not the last word.
 func (e *Engine) storeFailed(why string) {
-	if !e.store.failed.CompareAndSwap(nil, &why) {
+	if old := e.store.failed.Swap(&why); old != nil {
 		return
 	}
 	e.cfg.Logger.Error("JetStream store failed: the node is not ready until it is restarted", "reason", why)
@@ -67,6 +69,10 @@ func (e *Engine) storeFailed(why string) {
 	default:
 	}
 }
+
+// healsStore reports whether this engine watches and restarts its store:
+// an embedded server that is not clustered.
+func (e *Engine) healsStore() bool { return e.cfg.URL == "" && e.cfg.Cluster == nil }
 
 // storeReady is Ready's part for the store.
 func (e *Engine) storeReady() error {
@@ -97,11 +103,14 @@ func (e *Engine) superviseStore() {
 			}
 			e.storeFailed("JetStream was disabled by the server")
 		}
+		failure := e.store.failed.Load()
 		if err := e.restartStore(); err != nil {
 			e.cfg.Logger.Warn("JetStream store not restarted yet; retrying", "err", err, "every", storeCheckEvery)
 			continue
 		}
-		e.store.failed.Store(nil)
+		if !e.store.failed.CompareAndSwap(failure, nil) {
+			continue // it failed again while restarting: once more
+		}
 		e.cfg.Logger.Info("JetStream store restarted; the node is ready again")
 		if e.cfg.OnStoreHealed != nil {
 			e.cfg.OnStoreHealed()
@@ -172,7 +181,7 @@ type serverLog struct{ e *Engine }
 
 func (l serverLog) log(level slog.Level, format string, args []any) {
 	msg := fmt.Sprintf(format, args...)
-	if level >= slog.LevelWarn {
+	if level >= slog.LevelWarn && l.e.healsStore() {
 		low := strings.ToLower(msg)
 		for _, m := range storeFailureMarks {
 			if strings.Contains(low, m) {

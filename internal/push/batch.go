@@ -203,14 +203,19 @@ func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, ite
 	}
 	unlock() // the records need no order
 	if err := retried(ctx, func() error { return s.records.PutBatch(ctx, app, batch, records) }); err != nil {
-		// Not acknowledged without their records (see store); users online
-		// meanwhile may have had them live.
+		// Not acknowledged without their records (see store). The live
+		// copies went out under the order lock, before the records (which
+		// keeps a batch's records off the lock): users online then have
+		// had them, and a retry delivers them again with new seqs.
+		copies := make([]engine.UserSeq, 0, len(records))
 		for _, rec := range records {
-			s.unstore(ctx, app, rec.Users)
+			copies = append(copies, rec.Users...)
 		}
+		s.unstore(ctx, app, copies)
 		for _, i := range items {
 			if errs[i] == nil {
-				ids[i], errs[i] = "", &Error{Code: CodeUnavailable, Message: "the message's status could not be recorded; nothing was stored", Err: err}
+				ids[i], errs[i] = "", &Error{Code: CodeUnavailable, Err: err,
+					Message: "the message's status could not be recorded; its stored copy was removed (users online then may have had it)"}
 			}
 		}
 		stored = 0

@@ -75,7 +75,10 @@ func (t *idemTable) claim(key string, now time.Time) (*idemEntry, bool) {
 		return e, false
 	}
 	sh.expire(now)
-	for len(sh.m) >= t.max && sh.pop() {
+	// Full: forget the oldest settled ids. An id whose push is still under
+	// way is never forgotten (a retry of it would run twice); pushes under
+	// way are bounded by the callers, so the shard may pass max by them.
+	for len(sh.m) >= t.max && sh.popSettled() {
 	}
 	e := &idemEntry{done: make(chan struct{}), expires: now.Add(t.ttl)}
 	sh.m[key] = e
@@ -125,6 +128,19 @@ func (sh *idemShard) expire(now time.Time) {
 	for sh.head < len(sh.queue) && !now.Before(sh.queue[sh.head].e.expires) {
 		sh.pop()
 	}
+}
+
+// popSettled is pop, unless the oldest id's push is still under way. The
+// caller holds sh.mu.
+func (sh *idemShard) popSettled() bool {
+	if sh.head < len(sh.queue) {
+		select {
+		case <-sh.queue[sh.head].e.done:
+		default:
+			return false
+		}
+	}
+	return sh.pop()
 }
 
 // pop forgets the oldest queued id and reports whether there was one. The

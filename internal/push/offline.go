@@ -15,38 +15,54 @@ import (
 // user's copy with its sequence number.
 func (s *Service) store(ctx context.Context, r *Request, m *protocol.Message, ttl time.Duration) error {
 	users := dedupe(r.To.Users)
-	defer s.order.lock(r.App, users)()
+	unlock := s.order.lock(r.App, users)
 	stored := protocol.AppendMessage(make([]byte, 0, 96+len(m.Data)), m)
 	seqs, err := s.inbox.Append(ctx, r.App, users, m.ID, stored, ttl)
 	if err != nil {
+		unlock()
 		return &Error{Code: CodeUnavailable, Message: "the message could not be stored", Err: err}
 	}
 	rec := engine.MessageRecord{ID: m.ID, App: r.App, Created: time.UnixMilli(m.TS), TTL: ttl, Users: make([]engine.UserSeq, len(users))}
 	for i, u := range users {
 		rec.Users[i] = engine.UserSeq{User: u, Seq: seqs[i]}
 	}
-	if err := retried(ctx, func() error { return s.records.PutRecord(ctx, rec) }); err != nil {
-		// Without its record the message could be neither recalled nor
-		// reported: the push is not acknowledged, and its stored copies
-		// go, so that a retry does not store it twice.
-		s.unstore(ctx, r.App, rec.Users)
-		return &Error{Code: CodeUnavailable, Message: "the message's status could not be recorded; nothing was stored", Err: err}
+	if err := s.records.PutRecord(ctx, rec); err != nil {
+		// Retries and clean-up do not hold up the users' other pushes: a
+		// live copy published after a later one is put back in seq order
+		// by the gateway, which fills the gap from the inbox.
+		unlock()
+		if err := retried(ctx, func() error { return s.records.PutRecord(ctx, rec) }); err != nil {
+			// Without its record the message could be neither recalled
+			// nor reported: the push is not acknowledged, and its stored
+			// copies go, so that a retry does not store it twice.
+			s.unstore(ctx, r.App, rec.Users)
+			return &Error{Code: CodeUnavailable, Message: "the message's status could not be recorded; its stored copies were removed", Err: err}
+		}
+		s.publishStored(ctx, r.App, users, m.ID, stored, seqs)
+		return nil
 	}
+	s.publishStored(ctx, r.App, users, m.ID, stored, seqs)
+	unlock()
+	return nil
+}
+
+// publishStored publishes each user's copy of a stored message, with its
+// seq, to the users online (a failure is logged: the users get the message
+// from their inbox when they next connect).
+func (s *Service) publishStored(ctx context.Context, app string, users []string, id string, stored []byte, seqs []uint64) {
 	var buf, msg []byte
 	var errs []error
 	for i, u := range users {
-		if s.limits.Alone && !s.hub.Online(r.App, u) {
+		if s.limits.Alone && !s.hub.Online(app, u) {
 			continue // see storeApp
 		}
 		msg = protocol.AppendWithSeq(msg[:0], stored, seqs[i])
-		buf = appendEnvelope(buf[:0], &envelope{App: r.App, Users: []string{u}, ID: m.ID, Seq: seqs[i]}, msg)
-		errs = append(errs, s.broker.Publish(ctx, engine.Topic{Kind: engine.User, App: r.App, Name: u}, buf))
+		buf = appendEnvelope(buf[:0], &envelope{App: app, Users: []string{u}, ID: id, Seq: seqs[i]}, msg)
+		errs = append(errs, s.broker.Publish(ctx, engine.Topic{Kind: engine.User, App: app, Name: u}, buf))
 	}
 	if err := errors.Join(errs...); err != nil {
-		// Stored: the users get it when they next connect.
-		s.log.Warn("publishing a stored message live", "id", m.ID, "err", err)
+		s.log.Warn("publishing a stored message live", "id", id, "err", err)
 	}
-	return nil
 }
 
 // recordRetryFor bounds how long a record write is retried when the
@@ -79,15 +95,18 @@ func retried(ctx context.Context, put func() error) error {
 	}
 }
 
-// unstore removes the stored copies of a push that could not be recorded,
-// as far as the engine lets it (a copy it cannot remove is delivered).
-func (s *Service) unstore(ctx context.Context, app string, users []engine.UserSeq) {
-	// The push's own deadline went by in retries: the removal gets its own.
+// unstore removes the stored copies of pushes that could not be recorded,
+// all within one deadline of their own (the pushes' went by in retries);
+// a copy it cannot remove is delivered.
+func (s *Service) unstore(ctx context.Context, app string, copies []engine.UserSeq) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordRetryFor)
 	defer cancel()
-	for _, u := range users {
+	for _, u := range copies {
 		if _, err := s.inbox.Remove(ctx, app, u.User, u.Seq); err != nil {
 			s.log.Error("removing a stored message without a record", "app", app, "user", u.User, "seq", u.Seq, "err", err)
+			if ctx.Err() != nil {
+				return
+			}
 		}
 	}
 }

@@ -198,3 +198,22 @@ func TestKeepAliveAfterReadBodies(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedUpgradesGiveTheirPlaceBack: a GET /v1/ws that is no WebSocket
+// handshake (plain curl) is answered and its connection closed, and its
+// place under the connection caps is free again: they never add up until
+// the node refuses everyone.
+func TestFailedUpgradesGiveTheirPlaceBack(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.Limits.MaxConns = 8 })
+	for i := range 20 {
+		c := n.rawHTTP(nil, "GET /v1/ws?user=u HTTP/1.1\r\nHost: x\r\n\r\n")
+		if got := closedByServer(t, c); !strings.HasPrefix(got, "HTTP/1.1 4") {
+			t.Fatalf("plain GET /v1/ws %d: %q, want a 4xx answer", i, got)
+		}
+		c.Close()
+	}
+	waitFor(t, func() bool {
+		return strings.Contains(n.metrics(), "herald_listener_connections 1\n")
+	})
+	n.dial("user=w", dialOpt{})
+}

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldpush/herald/internal/apikey"
@@ -55,6 +56,8 @@ type Server struct {
 	ops     *ops.Ops
 	nodes   *natsengine.Nodes
 	budget  connlimit.Budget // the open-file budget; Max 0 when unknown
+	// refusedWarned is when (Unix seconds) refused last logged a warning.
+	refusedWarned atomic.Int64
 	// Ready is closed once the node listens; Addr is then its address.
 	Ready chan struct{}
 	Addr  string
@@ -324,29 +327,39 @@ func (s *Server) maxConns() int {
 	return s.budget.Max
 }
 
-// refused counts a connection closed on accept, and logs it at debug level.
+// refused counts a connection closed on accept; the first of a minute is
+// a warning (a node at its caps refuses clients: too small a limit, a
+// flood, or everyone arriving through one load balancer's address).
 func (s *Server) refused(reason string) {
 	s.metrics.Refused(reason)
-	s.log.Debug("connection refused on accept", "cap", reason)
+	now := time.Now().Unix()
+	if last := s.refusedWarned.Load(); now-last < 60 || !s.refusedWarned.CompareAndSwap(last, now) {
+		return
+	}
+	msg := "connections refused: the node holds max_conns connections"
+	if reason == connlimit.ReasonPerIP {
+		msg = "connections refused: an address holds max_conns_per_ip connections (clients behind one load balancer or NAT? set max_conns_per_ip: -1)"
+	}
+	s.log.Warn(msg, "max_conns", s.maxConns(), "max_conns_per_ip", s.cfg.ConnsPerIP(), "more", "herald_listener_refused_total")
 }
 
-// bodyDeadline bounds how long an HTTP/1 request's body may take to
-// arrive: a client that announces a body and sends it slowly, or never,
-// holds its connection for at most d. A body the handler did not read to
-// its end is not waited for at all after the answer (Go's server would
-// otherwise read what is left of it, with no deadline, before closing or
-// reusing the connection): the connection closes. HTTP/2 streams share one
-// connection whose flow control bounds them; a WebSocket upgrade has no
-// body.
+// bodyDeadline bounds how long a request's body may take to arrive: a
+// client that announces a body and sends it slowly, or never, holds its
+// connection (HTTP/1) or stream (HTTP/2) and its place in the body budget
+// for at most d. The deadline ends once the body is read to its end, so a
+// handler that takes its time is not cut off. A body the handler did not
+// read to its end is not waited for at all after the answer (Go's server
+// would otherwise read what is left of it, with no deadline, before closing
+// or reusing an HTTP/1 connection): the connection closes.
 func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor != 1 || r.ContentLength == 0 || r.Body == nil {
+		if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 			h.ServeHTTP(w, r)
 			return
 		}
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Now().Add(d))
-		body := &trackedBody{ReadCloser: r.Body}
+		body := &trackedBody{ReadCloser: r.Body, rc: rc}
 		r.Body = body
 		h.ServeHTTP(w, r)
 		if !body.eof {
@@ -355,16 +368,19 @@ func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 	})
 }
 
-// trackedBody notes whether a request body was read to its end.
+// trackedBody notes whether a request body was read to its end, and then
+// lifts its deadline.
 type trackedBody struct {
 	io.ReadCloser
+	rc  *http.ResponseController
 	eof bool
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
+	if err == io.EOF && !b.eof {
 		b.eof = true
+		_ = b.rc.SetReadDeadline(time.Time{})
 	}
 	return n, err
 }
