@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/heraldpush/herald/internal/apierr"
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/hub"
@@ -243,11 +244,11 @@ func (g *Gateway) now() int64 { return time.Now().UnixMilli() }
 // ServeHTTP upgrades GET /v1/ws.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !g.Accepting() {
-		httpError(w, http.StatusServiceUnavailable, "unavailable", "node is draining or shutting down; connect to another node")
+		httpError(w, apierr.Unavailable, "node is draining or shutting down; connect to another node")
 		return
 	}
 	if !g.originAllowed(r.Header.Get("Origin")) {
-		httpError(w, http.StatusForbidden, "forbidden", "origin not allowed")
+		httpError(w, apierr.Forbidden, "origin not allowed")
 		return
 	}
 	q := r.URL.Query()
@@ -255,7 +256,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("since"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			httpError(w, http.StatusBadRequest, "invalid_argument", "since must be a non-negative integer")
+			httpError(w, apierr.InvalidArgument, "since must be a non-negative integer")
 			return
 		}
 		since = &n
@@ -263,7 +264,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, authErr := g.identify(r)
 	if authErr != nil {
 		g.refused(authErr)
-		httpError(w, http.StatusUnauthorized, "unauthorized", authMessage(authErr))
+		httpError(w, apierr.Unauthorized, authMessage(authErr))
 		return
 	}
 	nc, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
@@ -707,11 +708,12 @@ func (g *Gateway) refused(err error) {
 // "invalid token: …", or which name is wrong.
 func authMessage(err error) string { return strings.TrimPrefix(err.Error(), "auth: ") }
 
-// httpError writes the API's JSON error shape before an upgrade.
-func httpError(w http.ResponseWriter, status int, code, msg string) {
+// httpError writes the API's JSON error shape before an upgrade, with the
+// status the code has in the catalogue (package apierr).
+func httpError(w http.ResponseWriter, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Connection", "close") // a refused client gets no second try on this connection
-	w.WriteHeader(status)
+	w.WriteHeader(apierr.Of(code).Status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // as the API's answers
 	_ = enc.Encode(map[string]map[string]string{"error": {"code": code, "message": msg}})
