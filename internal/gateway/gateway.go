@@ -77,6 +77,16 @@ type Gateway struct {
 	live    sync.WaitGroup // sockets not yet closed
 	stop    chan struct{}
 	sweeper sync.WaitGroup
+
+	// life is the node's lifetime, given to Start: the engine calls the
+	// gateway makes for its connections (welcome and replay, resume, acks,
+	// room replays, client sends, catch-up) derive from it (engineCtx), so
+	// the node's shutdown cancels them. It is kept here, against the rule
+	// of passing contexts, because those calls start from callbacks whose
+	// APIs carry no context: the poller's read events, the hub's fan-out,
+	// the engine's reconnect handler, an upgrade that outlives its request.
+	// Set once by Start, before any connection exists; read only for one.
+	life context.Context
 }
 
 // New validates cfg; it opens nothing and starts nothing.
@@ -112,8 +122,11 @@ func New(cfg Config, h *hub.Hub, b engine.Broker, in engine.Inbox, keys *auth.Ke
 }
 
 // Start watches the node-wide topics and creates the pollers and the
-// heartbeat sweeper.
-func (g *Gateway) Start() error {
+// heartbeat sweeper. ctx is the node's lifetime: it bounds every engine
+// call made for a connection; ending it cancels those in flight (the
+// sockets themselves are closed by Shutdown).
+func (g *Gateway) Start(ctx context.Context) error {
+	g.life = ctx
 	for _, t := range []engine.Topic{{Kind: engine.All}, {Kind: engine.Node, Name: g.cfg.NodeID}} {
 		if err := g.broker.Watch(t); err != nil {
 			return fmt.Errorf("gateway: %w", err)
@@ -189,6 +202,12 @@ func (g *Gateway) Shutdown(ctx context.Context, code int) error {
 	g.writers.Wait()
 	g.stopPollers()
 	return err
+}
+
+// engineCtx bounds one engine call made for a connection: by the engine
+// timeout and the node's lifetime.
+func (g *Gateway) engineCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(g.life, g.cfg.EngineTimeout)
 }
 
 // each calls fn for every connection, including those not yet
@@ -686,7 +705,7 @@ func (g *Gateway) publishSends(c *conn) {
 		f := c.sends[0]
 		c.sends = c.sends[1:]
 		c.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+		ctx, cancel := g.engineCtx()
 		err := g.sender.ClientSend(ctx, &c.Conn, *f.To, f.Data)
 		cancel()
 		if err != nil {
