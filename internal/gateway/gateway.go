@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/heraldpush/herald/internal/apierr"
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/hub"
@@ -76,6 +77,16 @@ type Gateway struct {
 	live    sync.WaitGroup // sockets not yet closed
 	stop    chan struct{}
 	sweeper sync.WaitGroup
+
+	// life is the node's lifetime, given to Start: the engine calls the
+	// gateway makes for its connections (welcome and replay, resume, acks,
+	// room replays, client sends, catch-up) derive from it (engineCtx), so
+	// the node's shutdown cancels them. It is kept here, against the rule
+	// of passing contexts, because those calls start from callbacks whose
+	// APIs carry no context: the poller's read events, the hub's fan-out,
+	// the engine's reconnect handler, an upgrade that outlives its request.
+	// Set once by Start, before any connection exists; read only for one.
+	life context.Context
 }
 
 // New validates cfg; it opens nothing and starts nothing.
@@ -111,8 +122,11 @@ func New(cfg Config, h *hub.Hub, b engine.Broker, in engine.Inbox, keys *auth.Ke
 }
 
 // Start watches the node-wide topics and creates the pollers and the
-// heartbeat sweeper.
-func (g *Gateway) Start() error {
+// heartbeat sweeper. ctx is the node's lifetime: it bounds every engine
+// call made for a connection; ending it cancels those in flight (the
+// sockets themselves are closed by Shutdown).
+func (g *Gateway) Start(ctx context.Context) error {
+	g.life = ctx
 	for _, t := range []engine.Topic{{Kind: engine.All}, {Kind: engine.Node, Name: g.cfg.NodeID}} {
 		if err := g.broker.Watch(t); err != nil {
 			return fmt.Errorf("gateway: %w", err)
@@ -190,6 +204,12 @@ func (g *Gateway) Shutdown(ctx context.Context, code int) error {
 	return err
 }
 
+// engineCtx bounds one engine call made for a connection: by the engine
+// timeout and the node's lifetime.
+func (g *Gateway) engineCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(g.life, g.cfg.EngineTimeout)
+}
+
 // each calls fn for every connection, including those not yet
 // authenticated, outside any lock.
 func (g *Gateway) each(fn func(*conn)) {
@@ -243,11 +263,11 @@ func (g *Gateway) now() int64 { return time.Now().UnixMilli() }
 // ServeHTTP upgrades GET /v1/ws.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !g.Accepting() {
-		httpError(w, http.StatusServiceUnavailable, "unavailable", "node is draining or shutting down; connect to another node")
+		httpError(w, apierr.Unavailable, "node is draining or shutting down; connect to another node")
 		return
 	}
 	if !g.originAllowed(r.Header.Get("Origin")) {
-		httpError(w, http.StatusForbidden, "forbidden", "origin not allowed")
+		httpError(w, apierr.Forbidden, "origin not allowed")
 		return
 	}
 	q := r.URL.Query()
@@ -255,7 +275,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("since"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			httpError(w, http.StatusBadRequest, "invalid_argument", "since must be a non-negative integer")
+			httpError(w, apierr.InvalidArgument, "since must be a non-negative integer")
 			return
 		}
 		since = &n
@@ -263,7 +283,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, authErr := g.identify(r)
 	if authErr != nil {
 		g.refused(authErr)
-		httpError(w, http.StatusUnauthorized, "unauthorized", authMessage(authErr))
+		httpError(w, apierr.Unauthorized, authMessage(authErr))
 		return
 	}
 	nc, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
@@ -688,7 +708,7 @@ func (g *Gateway) publishSends(c *conn) {
 		f := c.sends[0]
 		c.sends = c.sends[1:]
 		c.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+		ctx, cancel := g.engineCtx()
 		err := g.sender.ClientSend(ctx, &c.Conn, *f.To, f.Data)
 		cancel()
 		if err != nil {
@@ -710,11 +730,12 @@ func (g *Gateway) refused(err error) {
 // "invalid token: …", or which name is wrong.
 func authMessage(err error) string { return strings.TrimPrefix(err.Error(), "auth: ") }
 
-// httpError writes the API's JSON error shape before an upgrade.
-func httpError(w http.ResponseWriter, status int, code, msg string) {
+// httpError writes the API's JSON error shape before an upgrade, with the
+// status the code has in the catalogue (package apierr).
+func httpError(w http.ResponseWriter, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Connection", "close") // a refused client gets no second try on this connection
-	w.WriteHeader(status)
+	w.WriteHeader(apierr.Of(code).Status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // as the API's answers
 	_ = enc.Encode(map[string]map[string]string{"error": {"code": code, "message": msg}})

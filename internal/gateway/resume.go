@@ -120,7 +120,7 @@ func (c *conn) inOrder(frames []*protocol.Outgoing) []*protocol.Outgoing {
 // fill sends what the inbox holds after pos, then the frames held since
 // (the caller started holding them).
 func (g *Gateway) fill(c *conn, pos uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+	ctx, cancel := g.engineCtx()
 	defer cancel()
 	last, _, _ := g.sendStored(ctx, c, pos)
 	c.release("", last)
@@ -160,7 +160,7 @@ const catchUpParallel = 32
 // greet welcomes a registered connection with its inbox's latest sequence,
 // replays what it missed, and then lets live frames through.
 func (g *Gateway) greet(c *conn, since *uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+	ctx, cancel := g.engineCtx()
 	defer cancel()
 	latest, acked, err := g.inbox.State(ctx, c.App, c.User)
 	if err != nil {
@@ -179,7 +179,7 @@ func (g *Gateway) resume(c *conn, since uint64) {
 		return
 	}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+		ctx, cancel := g.engineCtx()
 		defer cancel()
 		latest, acked, err := g.inbox.State(ctx, c.App, c.User)
 		if err != nil {
@@ -282,7 +282,7 @@ func (g *Gateway) ack(c *conn, seq uint64) {
 				return
 			}
 			c.mu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+			ctx, cancel := g.engineCtx()
 			ok, err := g.inbox.Ack(ctx, c.App, c.User, seq)
 			cancel()
 			switch {
@@ -299,7 +299,7 @@ func (g *Gateway) ack(c *conn, seq uint64) {
 // (after the joined frame), then the room's resumed frame, then releases
 // the live frames held since the join.
 func (g *Gateway) roomReplay(c *conn, room string, since uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.EngineTimeout)
+	ctx, cancel := g.engineCtx()
 	defer cancel()
 	c.sendNow(protocol.NewText(protocol.Joined(room)))
 	frames, resumed, last, ok, err := g.sender.RoomReplay(ctx, c.App, room, since)

@@ -12,6 +12,7 @@ import (
 
 	heraldv1 "github.com/heraldpush/herald/api/herald/v1"
 	"github.com/heraldpush/herald/api/herald/v1/heraldv1connect"
+	"github.com/heraldpush/herald/internal/apierr"
 	"github.com/heraldpush/herald/internal/apikey"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/ops"
@@ -121,25 +122,12 @@ func (a *API) mapErrors(next connect.UnaryFunc) connect.UnaryFunc {
 	}
 }
 
-// codeOf maps the catalogue's error codes to gRPC status codes.
-var codeOf = map[string]connect.Code{
-	push.CodeInvalidJSON:     connect.CodeInvalidArgument,
-	push.CodeInvalidTarget:   connect.CodeInvalidArgument,
-	push.CodeInvalidArgument: connect.CodeInvalidArgument,
-	push.CodeUnauthorized:    connect.CodeUnauthenticated,
-	push.CodeForbidden:       connect.CodePermissionDenied,
-	push.CodeNotFound:        connect.CodeNotFound,
-	push.CodeTooLarge:        connect.CodeResourceExhausted,
-	push.CodeRateLimited:     connect.CodeResourceExhausted,
-	push.CodeUnavailable:     connect.CodeUnavailable,
-	push.CodeInternal:        connect.CodeInternal,
-}
-
-// status turns err into a gRPC status whose detail is an ErrorInfo with
-// the stable code, and logs it as the HTTP API does.
+// status turns err into the gRPC status its code has in the catalogue
+// (package apierr), with an ErrorInfo detail carrying the stable code, and
+// logs it as the HTTP API does.
 func (a *API) status(procedure string, err error) *connect.Error {
 	info := errorInfo(err)
-	code := codeOf[info.Code]
+	code := apierr.Of(info.Code).GRPC
 	if code == connect.CodeInternal || code == connect.CodeUnavailable {
 		a.log.Error("grpc request failed", "procedure", procedure, "code", info.Code, "err", err)
 	} else {
@@ -155,10 +143,7 @@ func (a *API) status(procedure string, err error) *connect.Error {
 // errorInfo is the code and message of err; an error from outside the
 // catalogue is internal.
 func errorInfo(err error) *heraldv1.ErrorInfo {
-	var pe *push.Error
-	if !errors.As(err, &pe) {
-		return &heraldv1.ErrorInfo{Code: push.CodeInternal, Message: "internal error"}
-	}
+	pe := apierr.From(err)
 	return &heraldv1.ErrorInfo{Code: pe.Code, Message: pe.Message}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldpush/herald/internal/apierr"
 	"github.com/heraldpush/herald/internal/apikey"
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/gateway"
@@ -168,25 +169,12 @@ func (a *API) wrap(h handlerFunc) http.Handler {
 // appFor resolves the app a call acts on.
 func (a *API) appFor(p principal, named string) (string, error) { return a.keys.AppFor(p, named) }
 
-var statusOf = map[string]int{
-	push.CodeInvalidJSON:     400,
-	push.CodeInvalidTarget:   400,
-	push.CodeInvalidArgument: 400,
-	push.CodeUnauthorized:    401,
-	push.CodeForbidden:       403,
-	push.CodeNotFound:        404,
-	push.CodeTooLarge:        413,
-	push.CodeRateLimited:     429,
-	push.CodeUnavailable:     503,
-	push.CodeInternal:        500,
-}
-
+// writeError answers err in the API's error shape, with the status its
+// code has in the catalogue (package apierr); an error outside the
+// catalogue is internal.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var pe *push.Error
-	if !errors.As(err, &pe) {
-		pe = &push.Error{Code: push.CodeInternal, Message: "internal error", Err: err}
-	}
-	status := statusOf[pe.Code]
+	pe := apierr.From(err)
+	status := apierr.Of(pe.Code).Status
 	if status == http.StatusUnauthorized && r.ProtoMajor == 1 {
 		// A caller without a key is not waited for: its connection closes
 		// after the answer instead of reading the rest of its body.
@@ -200,7 +188,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, errorBody(pe))
 }
 
-func errorBody(pe *push.Error) map[string]any {
+func errorBody(pe *apierr.Error) map[string]any {
 	return map[string]any{"error": map[string]string{"code": pe.Code, "message": pe.Message}}
 }
 

@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 
 	heraldv1 "github.com/heraldpush/herald/api/herald/v1"
+	"github.com/heraldpush/herald/internal/apierr"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/push"
 )
@@ -164,7 +165,7 @@ func (br *budgetReader) Read(p []byte) (int, error) {
 // unavailable error.
 func (br *budgetReader) refusal() error {
 	const msg = "the node is reading too many request bodies at once; retry"
-	ce := connect.NewError(connect.CodeUnavailable, &push.Error{Code: push.CodeUnavailable, Message: msg, Err: ErrBodyBudget})
+	ce := connect.NewError(apierr.Of(push.CodeUnavailable).GRPC, &push.Error{Code: push.CodeUnavailable, Message: msg, Err: ErrBodyBudget})
 	if d, err := connect.NewErrorDetail(&heraldv1.ErrorInfo{Code: push.CodeUnavailable, Message: msg}); err == nil {
 		ce.AddDetail(d)
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/heraldpush/herald/internal/apierr"
 	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/push"
 )
@@ -99,10 +100,7 @@ func (a *API) batch(w http.ResponseWriter, r *http.Request, p principal) error {
 	out := make([]batchResult, n)
 	for i, err := range errs {
 		if err != nil {
-			pe, ok := err.(*push.Error)
-			if !ok {
-				pe = &push.Error{Code: push.CodeInternal, Message: "internal error"}
-			}
+			pe := apierr.From(err)
 			out[i].Error = map[string]string{"code": pe.Code, "message": pe.Message}
 			continue
 		}

@@ -74,9 +74,11 @@ func (o *Ops) Self() engine.NodeInfo {
 }
 
 // Announce keeps this node in the registry, reachable at addr: now, every
-// period, and at once when it starts draining. When ctx ends it removes
-// the entry and returns.
-func (o *Ops) Announce(ctx context.Context, addr string, every time.Duration) {
+// period, and at once when it starts draining. When stop closes it removes
+// the entry and returns. ctx is the node's lifetime: it bounds every
+// registry call (each also by the engine timeout), the removal included,
+// and ending it ends Announce.
+func (o *Ops) Announce(ctx context.Context, stop <-chan struct{}, addr string, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -92,12 +94,14 @@ func (o *Ops) Announce(ctx context.Context, addr string, every time.Duration) {
 		}
 		cancel()
 		select {
-		case <-ctx.Done():
-			lctx, cancel := context.WithTimeout(context.Background(), o.cfg.EngineTimeout)
+		case <-stop:
+			lctx, cancel := context.WithTimeout(ctx, o.cfg.EngineTimeout)
 			if err := o.registry.Leave(lctx, o.cfg.NodeID); err != nil {
 				o.cfg.Log.Warn("leaving the node registry", "err", err)
 			}
 			cancel()
+			return
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-o.wake:

@@ -1,35 +1,26 @@
 package push
 
-import "fmt"
+import "github.com/heraldpush/herald/internal/apierr"
 
-// Error codes of the server API, stable across HTTP and gRPC.
+// Error codes of the server API: the catalogue's (package apierr), under
+// the names the push service and its callers use.
 const (
-	CodeInvalidJSON     = "invalid_json"
-	CodeInvalidTarget   = "invalid_target"
-	CodeInvalidArgument = "invalid_argument"
-	CodeUnauthorized    = "unauthorized"
-	CodeForbidden       = "forbidden"
-	CodeNotFound        = "not_found"
-	CodeTooLarge        = "payload_too_large"
-	CodeRateLimited     = "rate_limited"
-	CodeUnavailable     = "unavailable"
-	CodeInternal        = "internal"
+	CodeInvalidJSON     = apierr.InvalidJSON
+	CodeInvalidTarget   = apierr.InvalidTarget
+	CodeInvalidArgument = apierr.InvalidArgument
+	CodeUnauthorized    = apierr.Unauthorized
+	CodeForbidden       = apierr.Forbidden
+	CodeNotFound        = apierr.NotFound
+	CodeTooLarge        = apierr.PayloadTooLarge
+	CodeRateLimited     = apierr.RateLimited
+	CodeUnavailable     = apierr.Unavailable
+	CodeInternal        = apierr.Internal
 )
 
-// Error is a client-facing error with a stable code.
-type Error struct {
-	Code    string
-	Message string
-	Err     error // underlying cause, not shown to clients
-}
-
-// Error returns the message.
-func (e *Error) Error() string { return e.Message }
-
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
+// Error is a client-facing error with a stable code: the catalogue's.
+type Error = apierr.Error
 
 // Errorf builds an Error with a formatted message.
 func Errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	return apierr.Errorf(code, format, args...)
 }

@@ -269,24 +269,32 @@ func (d *delivery) take() map[[2]string]uint64 {
 	return p
 }
 
-// Run flushes delivered positions to the records every interval until ctx
-// ends, then once more.
-func (s *Service) Run(ctx context.Context, interval time.Duration) {
+// Run flushes delivered positions to the records every interval until
+// stop closes, then once more, and returns. ctx is the node's lifetime: it
+// bounds every flush (each also by the engine timeout), the last one
+// included, and ending it ends Run.
+func (s *Service) Run(ctx context.Context, stop <-chan struct{}, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
+		case <-stop:
+			s.flushDeliveredWithin(ctx)
+			return
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			s.flushDelivered(fctx)
-			cancel()
 			return
 		case <-t.C:
-			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			s.flushDelivered(fctx)
-			cancel()
+			s.flushDeliveredWithin(ctx)
 		}
 	}
+}
+
+// flushDeliveredWithin flushes the delivered positions within the engine
+// timeout.
+func (s *Service) flushDeliveredWithin(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.limits.EngineTimeout)
+	defer cancel()
+	s.flushDelivered(ctx)
 }
 
 func (s *Service) flushDelivered(ctx context.Context) {

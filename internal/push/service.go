@@ -33,7 +33,13 @@ type Limits struct {
 	// in its hub has none anywhere, so a stored message for that user is
 	// not published live (the user's next connect replays it).
 	Alone bool
+	// EngineTimeout bounds the engine calls the service makes on its own,
+	// without a caller's (0: DefaultEngineTimeout).
+	EngineTimeout time.Duration
 }
+
+// DefaultEngineTimeout is Limits.EngineTimeout when none is given.
+const DefaultEngineTimeout = 5 * time.Second
 
 // Target lists a push's recipients.
 type Target struct {
@@ -86,6 +92,9 @@ func New(l Limits, b engine.Broker, in engine.Inbox, rec engine.Records, h *hub.
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if l.EngineTimeout <= 0 {
+		l.EngineTimeout = DefaultEngineTimeout
 	}
 	return &Service{limits: l, broker: b, inbox: in, records: rec, hub: h, metrics: m, log: log,
 		idem: newIdemTable(l.IdempotencyTTL, l.IdempotencyMax), seen: make(map[string]int64)}, nil

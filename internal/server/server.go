@@ -122,7 +122,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		history[i] = push.RoomHistory{Rooms: h.Rooms, Size: h.Size, TTL: h.TTL}
 	}
 	s.service, err = push.New(push.Limits{MaxPayload: l.MaxPayload, MaxTargets: l.MaxTargets, DefaultTTL: l.DefaultTTL,
-		MaxTTL: l.MaxTTL, IdempotencyTTL: l.IdempotencyTTL, IdempotencyMax: l.IdempotencyMax, RoomHistory: history, Alone: alone}, s.engine, s.inbox, records, s.hub, s.metrics, log)
+		MaxTTL: l.MaxTTL, IdempotencyTTL: l.IdempotencyTTL, IdempotencyMax: l.IdempotencyMax, RoomHistory: history, Alone: alone,
+		EngineTimeout: l.EngineTimeout}, s.engine, s.inbox, records, s.hub, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +220,16 @@ func keyring(apps []config.App) (*auth.Keyring, error) {
 
 // Run starts the node and serves until ctx ends, then shuts down
 // gracefully within grace.
+//
+// The node's lifetime is a context of its own (life), not ctx: the
+// background work and the engine calls made without a caller (the
+// gateway's replays and acks, the registry, the delivery flush, API
+// calls) derive from it, so they outlive ctx through the graceful phase
+// and are canceled when it is over: once it has finished, or when grace
+// runs out.
 func (s *Server) Run(ctx context.Context, grace time.Duration) error {
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
+	defer endLife()
 	var lock *datadir.Lock
 	if s.cfg.NATSURL == "" {
 		var err error
@@ -249,14 +259,15 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		s.engine.Close()
 		return err
 	}
-	if err := s.gateway.Start(); err != nil {
+	if err := s.gateway.Start(life); err != nil {
 		ln.Close()
 		s.engine.Close()
 		return err
 	}
-	flushCtx, stopFlush := context.WithCancel(context.Background())
+	s.http.BaseContext = func(net.Listener) context.Context { return life }
+	stopBackground := make(chan struct{}) // the flush and the announcements: their last round
 	flushed := make(chan struct{})
-	go func() { s.service.Run(flushCtx, 250*time.Millisecond); close(flushed) }()
+	go func() { s.service.Run(life, stopBackground, 250*time.Millisecond); close(flushed) }()
 	s.Addr = ln.Addr().String()
 	serveErr := make(chan error, 1)
 	go func() {
@@ -270,7 +281,10 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		"max_conns", s.maxConns(), "max_conns_per_ip", s.cfg.ConnsPerIP(), "open_file_limit", s.budget.Limit)
 	close(s.Ready)
 	announced := make(chan struct{})
-	go func() { s.ops.Announce(flushCtx, advertised(s.cfg.Advertise, s.Addr), announceEvery); close(announced) }()
+	go func() {
+		s.ops.Announce(life, stopBackground, advertised(s.cfg.Advertise, s.Addr), announceEvery)
+		close(announced)
+	}()
 
 	select {
 	case <-ctx.Done():
@@ -279,14 +293,16 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		s.drain(ctx, over)
 	}
 	s.log.Info("herald shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	sctx, cancel := context.WithTimeout(life, grace)
 	defer cancel()
+	context.AfterFunc(sctx, endLife) // grace is over: cancel what still waits on the engine
 	errs := []error{err}
 	errs = append(errs, s.http.Shutdown(sctx)) // stop accepting; API calls in flight finish
 	errs = append(errs, s.gateway.Shutdown(sctx, protocol.CloseGoingAway))
-	stopFlush()
+	close(stopBackground)
 	<-announced // and this node left the registry
 	<-flushed   // the last delivered positions are recorded
+	endLife()   // the graceful phase is over
 	errs = append(errs, s.engine.Close())
 	if err := errors.Join(errs...); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

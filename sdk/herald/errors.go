@@ -10,7 +10,9 @@ import (
 	"strings"
 )
 
-// Stable error codes of the server API (docs/api.md#errors).
+// Stable error codes of the server API (docs/api.md#errors). They are the
+// server's catalogue (its internal/apierr package), spelt out here for the
+// SDK's documentation; a test keeps the two equal.
 const (
 	CodeInvalidJSON     = "invalid_json"
 	CodeInvalidTarget   = "invalid_target"

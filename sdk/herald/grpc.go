@@ -11,6 +11,7 @@ import (
 
 	heraldv1 "github.com/heraldpush/herald/api/herald/v1"
 	"github.com/heraldpush/herald/api/herald/v1/heraldv1connect"
+	"github.com/heraldpush/herald/internal/apierr"
 )
 
 // grpcTransport is the server API over gRPC (the HeraldService of
@@ -58,18 +59,18 @@ func grpcError(err error) error {
 	for _, d := range ce.Details() {
 		if v, derr := d.Value(); derr == nil {
 			if info, ok := v.(*heraldv1.ErrorInfo); ok {
-				return &Error{Status: statusOfCode[info.GetCode()], Code: info.GetCode(), Message: info.GetMessage()}
+				return &Error{Status: statusOfCode(info.GetCode()), Code: info.GetCode(), Message: info.GetMessage()}
 			}
 		}
 	}
 	return err
 }
 
-// statusOfCode is the HTTP status of each stable code (docs/api.md#errors).
-var statusOfCode = map[string]int{
-	CodeInvalidJSON: 400, CodeInvalidTarget: 400, CodeInvalidArgument: 400, CodeUnauthorized: 401,
-	CodeForbidden: 403, CodeNotFound: 404, CodePayloadTooLarge: 413, CodeRateLimited: 429,
-	CodeUnavailable: 503, CodeInternal: 500,
+// statusOfCode is the HTTP status of a stable code, from the server's own
+// catalogue (docs/api.md#errors); 0 for a code it does not know.
+func statusOfCode(code string) int {
+	row, _ := apierr.Lookup(code)
+	return row.Status
 }
 
 func (t *grpcTransport) do(ctx context.Context, r *request) error {
