@@ -36,7 +36,7 @@ func (n *Nodes) open(ctx context.Context) (jetstream.KeyValue, error) {
 	if n.kv != nil {
 		return n.kv, nil
 	}
-	nc := n.e.conn()
+	nc := n.e.Conn()
 	if nc == nil {
 		return nil, engine.ErrUnavailable
 	}
@@ -55,7 +55,7 @@ func (n *Nodes) open(ctx context.Context) (jetstream.KeyValue, error) {
 			n.kv = kv
 			return kv, nil
 		}
-		if ctx.Err() != nil || pause(ctx, attempt) != nil {
+		if ctx.Err() != nil || Backoff(ctx, attempt) != nil {
 			return nil, fmt.Errorf("natsengine: nodes bucket: %w", errors.Join(engine.ErrUnavailable, err))
 		}
 	}

@@ -40,7 +40,7 @@ func (r *Records) open(ctx context.Context) error {
 	if r.delivers != nil {
 		return nil
 	}
-	nc := r.e.conn()
+	nc := r.e.Conn()
 	if nc == nil {
 		return engine.ErrUnavailable
 	}
