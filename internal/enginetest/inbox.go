@@ -47,10 +47,7 @@ func RunInbox(t *testing.T, open func(t *testing.T) engine.Inbox) {
 		t.Fatal("enginetest: nil inbox opener")
 	}
 	s := &inboxSuite{open: open}
-	for _, c := range []struct {
-		name string
-		run  func(*testing.T)
-	}{
+	runParallel(t, []subtest{
 		{"SequencesContiguous", s.testSequences},
 		{"ManyUsers", s.testManyUsers},
 		{"ReadPaging", s.testPaging},
@@ -71,7 +68,19 @@ func RunInbox(t *testing.T, open func(t *testing.T) engine.Inbox) {
 		{"AppendManyBig", s.testManyBig},
 		{"AppendManyConcurrent", s.testManyConcurrent},
 		{"AppendManyPartialFailure", s.testManyPartial},
-	} {
+	})
+}
+
+// subtest is one named check of a suite.
+type subtest struct {
+	name string
+	run  func(*testing.T)
+}
+
+// runParallel runs each check as a parallel subtest of t.
+func runParallel(t *testing.T, checks []subtest) {
+	t.Helper()
+	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			c.run(t)

@@ -31,21 +31,13 @@ func RunNodes(t *testing.T, open func(t *testing.T) engine.Nodes) {
 		t.Fatal("enginetest: nil nodes opener")
 	}
 	s := &nodesSuite{open: open}
-	for _, c := range []struct {
-		name string
-		run  func(*testing.T)
-	}{
+	runParallel(t, []subtest{
 		{"AnnounceList", s.testAnnounceList},
 		{"Refresh", s.testRefresh},
 		{"Leave", s.testLeave},
 		{"Expiry", s.testNodeExpiry},
 		{"NamesDistinct", s.testNodeNames},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			c.run(t)
-		})
-	}
+	})
 }
 
 type nodesSuite struct {

@@ -36,10 +36,7 @@ func RunRecords(t *testing.T, open func(t *testing.T) engine.Records) {
 		t.Fatal("enginetest: nil records opener")
 	}
 	s := &recordsSuite{open: open}
-	for _, c := range []struct {
-		name string
-		run  func(*testing.T)
-	}{
+	runParallel(t, []subtest{
 		{"RoundTrip", s.testRoundTrip},
 		{"Replace", s.testReplace},
 		{"NamesDistinct", s.testRecordNames},
@@ -48,12 +45,7 @@ func RunRecords(t *testing.T, open func(t *testing.T) engine.Records) {
 		{"Batch", s.testBatch},
 		{"Delivered", s.testDelivered},
 		{"DeliveredConcurrent", s.testDeliveredConcurrent},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			c.run(t)
-		})
-	}
+	})
 }
 
 type recordsSuite struct {
