@@ -13,13 +13,13 @@ var _ engine.Control = (*Engine)(nil)
 
 // controlSubject is the subject a node answers control requests on. NATS
 // answers a request to it "no responders" at once when that node is gone.
-func controlSubject(node string) string { return prefix + "ctl." + token(node) }
+func controlSubject(node string) string { return Prefix + "ctl." + Token(node) }
 
 // Serve implements engine.Control with a core NATS request subscription of
 // its own; it is resubscribed after a reconnect and ends with Close. It
 // returns once the server it is connected to has the subscription.
 func (e *Engine) Serve(ctx context.Context, h engine.ControlHandler) error {
-	nc := e.conn()
+	nc := e.Conn()
 	if nc == nil {
 		return fmt.Errorf("natsengine: serve control: %w", engine.ErrUnavailable)
 	}
@@ -42,7 +42,7 @@ func (e *Engine) Serve(ctx context.Context, h engine.ControlHandler) error {
 
 // Ask implements engine.Control.
 func (e *Engine) Ask(ctx context.Context, node string, req []byte) ([]byte, error) {
-	nc := e.conn()
+	nc := e.Conn()
 	if nc == nil || !nc.IsConnected() {
 		return nil, fmt.Errorf("natsengine: asking node %s: %w", node, engine.ErrUnavailable)
 	}

@@ -80,9 +80,9 @@ type Engine struct {
 
 	mu   sync.Mutex
 	subs map[string]*watch
-	// inbox is the Inbox made on this engine (nil: none), whose stream
-	// must serve for the engine to be ready.
-	inbox *Inbox
+	// readyCheck is the check of a part built on this engine (the inbox,
+	// whose stream must serve) that Ready adds (nil: none).
+	readyCheck func(context.Context) error
 
 	sopts *server.Options // the embedded server's, to restart its store
 	store storeHealth
@@ -215,7 +215,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.cfg.Broad {
 		// One wildcard per kind, each on its own dispatcher, so a topic's
 		// pushes keep their order and kinds fan out in parallel.
-		for i, subj := range []string{prefix + "u.>", prefix + "r.>", prefix + "a.>", prefix + "all", prefix + "n.>"} {
+		for i, subj := range []string{Prefix + "u.>", Prefix + "r.>", Prefix + "a.>", Prefix + "all", Prefix + "n.>"} {
 			if _, err := nc.ChanSubscribe(subj, e.chans[i%len(e.chans)]); err != nil {
 				e.Close()
 				return fmt.Errorf("natsengine: subscribe %s: %w", subj, err)
@@ -286,7 +286,7 @@ func (e *Engine) shutdownServer() {
 
 // Publish implements engine.Broker.
 func (e *Engine) Publish(ctx context.Context, t engine.Topic, payload []byte) error {
-	nc := e.conn()
+	nc := e.Conn()
 	if nc == nil || !nc.IsConnected() {
 		return fmt.Errorf("natsengine: publish: %w", engine.ErrUnavailable)
 	}
@@ -343,16 +343,16 @@ func (e *Engine) Unwatch(t engine.Topic) error {
 }
 
 // Ready implements engine.Broker: the node can serve its clients now. It
-// round-trips to the NATS server, then (once an Inbox was made on this
-// engine) checks that the inbox stream has a leader and a majority of its
-// replicas (Inbox.Ready, answered from a one-second cache), so that a node
-// whose JetStream cannot read or store is not ready even while its NATS
-// connection is up.
+// round-trips to the NATS server, then (once a part built on the engine
+// called RequireReady: the inbox, package natsinbox) asks that part's
+// check (the inbox stream has a leader and a majority of its replicas), so
+// that a node whose JetStream cannot read or store is not ready even while
+// its NATS connection is up.
 func (e *Engine) Ready(ctx context.Context) error {
 	if err := e.storeReady(); err != nil {
 		return err
 	}
-	nc := e.conn()
+	nc := e.Conn()
 	if nc == nil || !nc.IsConnected() {
 		return engine.ErrUnavailable
 	}
@@ -365,17 +365,46 @@ func (e *Engine) Ready(ctx context.Context) error {
 		return fmt.Errorf("natsengine: %w", errors.Join(engine.ErrUnavailable, err))
 	}
 	e.mu.Lock()
-	ib := e.inbox
+	check := e.readyCheck
 	e.mu.Unlock()
-	if ib != nil {
-		return ib.Ready(ctx)
+	if check != nil {
+		return check(ctx)
 	}
 	return nil
 }
 
-// conn returns the NATS connection, nil before Start and after Close.
-func (e *Engine) conn() *nats.Conn {
+// RequireReady makes Ready also ask check, after its round trip to the
+// server: a part built on the engine (the inbox) calls it when made, so
+// that the engine is ready only when that part can serve. A later call
+// replaces the check.
+func (e *Engine) RequireReady(check func(context.Context) error) {
+	e.mu.Lock()
+	e.readyCheck = check
+	e.mu.Unlock()
+}
+
+// Conn returns the NATS connection, nil before Start and after Close. The
+// parts built on the engine (the inbox) share it.
+func (e *Engine) Conn() *nats.Conn {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.nc
+}
+
+// Done returns a channel closed when the engine closes (nil before Start):
+// goroutines of the parts built on the engine stop on it.
+func (e *Engine) Done() <-chan struct{} { return e.done }
+
+// Backoff waits before retry attempt (0, 1, ...) of a JetStream request:
+// 1 ms doubling up to 50 ms, or until ctx ends (then its error).
+func Backoff(ctx context.Context, attempt int) error {
+	d := min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

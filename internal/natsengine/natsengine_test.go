@@ -17,6 +17,7 @@ import (
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/enginetest"
 	"github.com/heraldpush/herald/internal/natsengine"
+	"github.com/heraldpush/herald/internal/natstest"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -646,4 +647,66 @@ func TestRecordsBatch(t *testing.T) {
 			t.Fatalf("Record(%s) after the recall = %+v, %v", rs[i].ID, got, err)
 		}
 	}
+}
+
+// The records and nodes suites, each on an engine with its own embedded
+// server, on engines of one external server (as separate nodes would be),
+// and on a three-server cluster with three replicas.
+
+func TestRecordsConformanceEmbedded(t *testing.T) {
+	enginetest.RunRecords(t, func(t *testing.T) engine.Records {
+		return start(t, newEngine(t, natsengine.Config{DataDir: t.TempDir(), NodeID: "records"}, func([][]byte) {})).Records(time.Hour)
+	})
+}
+
+func TestRecordsConformanceURL(t *testing.T) {
+	srv := natstest.JetStream(t)
+	enginetest.RunRecords(t, func(t *testing.T) engine.Records {
+		return start(t, newEngine(t, natsengine.Config{URL: srv.ClientURL(), NodeID: "n"}, func([][]byte) {})).Records(time.Hour)
+	})
+}
+
+func TestRecordsConformanceCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-server cluster")
+	}
+	// Known defect, not fixed here: Records reads with the key-value
+	// bucket's direct gets, which a replica behind the leader answers, so
+	// on three replicas a Record, Recall or DeliveredSeq right after a
+	// write may miss it (RoundTrip, NamesDistinct, Recall and
+	// RecallConcurrent fail). Remove this skip with the fix.
+	t.Skip("known defect: Records reads are not read-your-writes on a replicated bucket")
+	urls := natstest.Cluster(t)
+	var n atomic.Int64
+	enginetest.RunRecords(t, func(t *testing.T) engine.Records {
+		i := n.Add(1)
+		cfg := natsengine.Config{URL: urls[i%3], NodeID: "n" + strconv.FormatInt(i, 10), Replicas: 3}
+		return start(t, newEngine(t, cfg, func([][]byte) {})).Records(time.Hour)
+	})
+}
+
+func TestNodesConformanceEmbedded(t *testing.T) {
+	enginetest.RunNodes(t, func(t *testing.T) engine.Nodes {
+		return start(t, newEngine(t, natsengine.Config{DataDir: t.TempDir(), NodeID: "nodes"}, func([][]byte) {})).Nodes(enginetest.NodesTTL)
+	})
+}
+
+func TestNodesConformanceURL(t *testing.T) {
+	srv := natstest.JetStream(t)
+	enginetest.RunNodes(t, func(t *testing.T) engine.Nodes {
+		return start(t, newEngine(t, natsengine.Config{URL: srv.ClientURL(), NodeID: "n"}, func([][]byte) {})).Nodes(enginetest.NodesTTL)
+	})
+}
+
+func TestNodesConformanceCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-server cluster")
+	}
+	urls := natstest.Cluster(t)
+	var n atomic.Int64
+	enginetest.RunNodes(t, func(t *testing.T) engine.Nodes {
+		i := n.Add(1)
+		cfg := natsengine.Config{URL: urls[i%3], NodeID: "n" + strconv.FormatInt(i, 10), Replicas: 3}
+		return start(t, newEngine(t, cfg, func([][]byte) {})).Nodes(enginetest.NodesTTL)
+	})
 }

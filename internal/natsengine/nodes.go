@@ -36,7 +36,7 @@ func (n *Nodes) open(ctx context.Context) (jetstream.KeyValue, error) {
 	if n.kv != nil {
 		return n.kv, nil
 	}
-	nc := n.e.conn()
+	nc := n.e.Conn()
 	if nc == nil {
 		return nil, engine.ErrUnavailable
 	}
@@ -45,20 +45,12 @@ func (n *Nodes) open(ctx context.Context) (jetstream.KeyValue, error) {
 		return nil, err
 	}
 	cfg := jetstream.KeyValueConfig{Bucket: "HERALD_NODES", TTL: n.ttl, Storage: jetstream.MemoryStorage, Replicas: n.e.Replicas()}
-	// Each attempt has a short deadline: of several nodes creating the
-	// bucket at once, some requests were seen to go unanswered.
-	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, time.Second)
-		kv, err := js.CreateOrUpdateKeyValue(actx, cfg)
-		cancel()
-		if err == nil {
-			n.kv = kv
-			return kv, nil
-		}
-		if ctx.Err() != nil || pause(ctx, attempt) != nil {
-			return nil, fmt.Errorf("natsengine: nodes bucket: %w", errors.Join(engine.ErrUnavailable, err))
-		}
+	kv, err := openKV(ctx, js, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("natsengine: nodes bucket: %w", errors.Join(engine.ErrUnavailable, err))
 	}
+	n.kv = kv
+	return kv, nil
 }
 
 // Announce implements engine.Nodes.

@@ -40,7 +40,7 @@ func (r *Records) open(ctx context.Context) error {
 	if r.delivers != nil {
 		return nil
 	}
-	nc := r.e.conn()
+	nc := r.e.Conn()
 	if nc == nil {
 		return engine.ErrUnavailable
 	}
@@ -48,12 +48,12 @@ func (r *Records) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	msgs, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "HERALD_MSG", TTL: r.ttl,
+	msgs, err := openKV(ctx, js, jetstream.KeyValueConfig{Bucket: "HERALD_MSG", TTL: r.ttl,
 		Storage: jetstream.FileStorage, Replicas: r.e.Replicas()})
 	if err != nil {
 		return fmt.Errorf("natsengine: records bucket: %w", errors.Join(engine.ErrUnavailable, err))
 	}
-	delivers, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "HERALD_DLV",
+	delivers, err := openKV(ctx, js, jetstream.KeyValueConfig{Bucket: "HERALD_DLV",
 		Storage: jetstream.FileStorage, Replicas: r.e.Replicas()})
 	if err != nil {
 		return fmt.Errorf("natsengine: delivered bucket: %w", errors.Join(engine.ErrUnavailable, err))
@@ -205,7 +205,7 @@ func (r *Records) Recall(ctx context.Context, app, id string) (engine.MessageRec
 		if err == nil {
 			return was, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !kvConflict(err) {
 			return was, fmt.Errorf("natsengine: recalling %s: %w", id, err)
 		}
 	}
@@ -234,7 +234,7 @@ func (r *Records) Delivered(ctx context.Context, app, user string, seq uint64) e
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !kvConflict(err) {
 			return fmt.Errorf("natsengine: delivered position: %w", err)
 		}
 	}

@@ -1,4 +1,4 @@
-package natsengine
+package natsengine_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/internal/natsengine"
+	"github.com/heraldpush/herald/internal/natsinbox"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,12 +41,18 @@ func storeFailureChild(t *testing.T) {
 		t.Fatalf("setrlimit: %v", err)
 	}
 	failed, healed := make(chan struct{}, 100), make(chan struct{}, 100)
-	e := startedEngine(t, Config{DataDir: os.Getenv("HERALD_STORE_CHILD"), NodeID: "store", SyncInterval: 100 * time.Millisecond,
+	e := start(t, newEngine(t, natsengine.Config{DataDir: os.Getenv("HERALD_STORE_CHILD"), NodeID: "store", SyncInterval: 100 * time.Millisecond,
 		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		OnStoreFailure: func() { failed <- struct{}{} }, OnStoreHealed: func() { healed <- struct{}{} }})
-	ib := startedInbox(t, e, InboxConfig{Cap: 1 << 20, Timeout: 2 * time.Second, Exclusive: true})
+		OnStoreFailure: func() { failed <- struct{}{} }, OnStoreHealed: func() { healed <- struct{}{} }}, func([][]byte) {}))
+	ib, err := natsinbox.New(e, natsinbox.Config{Cap: 1 << 20, Timeout: 2 * time.Second, Exclusive: true})
+	if err != nil {
+		t.Fatalf("natsinbox.New: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if err := ib.Start(ctx); err != nil {
+		t.Fatalf("Inbox.Start: %v", err)
+	}
 	var acked []uint64
 	appendOne := func(i int) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -87,7 +95,7 @@ func storeFailureChild(t *testing.T) {
 		}
 	}
 	// While the descriptors are held, the store stays failed.
-	if err := e.Ready(ctx); !errors.Is(err, ErrStoreFailed) {
+	if err := e.Ready(ctx); !errors.Is(err, natsengine.ErrStoreFailed) {
 		t.Fatalf("Ready with every descriptor taken after a store failure: %v", err)
 	}
 	t.Logf("store failed with %d descriptors hoarded; Ready: %v", len(hoard), e.Ready(ctx))

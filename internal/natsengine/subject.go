@@ -6,26 +6,30 @@ import (
 	"github.com/heraldpush/herald/internal/engine"
 )
 
-const prefix = "hrl."
+// Prefix begins every subject Herald uses (the inbox stream's too).
+const Prefix = "hrl."
 
 // Subject returns the NATS subject of a topic. Names that are not plain
 // subject tokens are base64url-encoded behind a '~'.
 func Subject(t engine.Topic) string {
 	switch t.Kind {
 	case engine.User:
-		return prefix + "u." + token(t.App) + "." + token(t.Name)
+		return Prefix + "u." + Token(t.App) + "." + Token(t.Name)
 	case engine.Room:
-		return prefix + "r." + token(t.App) + "." + token(t.Name)
+		return Prefix + "r." + Token(t.App) + "." + Token(t.Name)
 	case engine.App:
-		return prefix + "a." + token(t.App)
+		return Prefix + "a." + Token(t.App)
 	case engine.All:
-		return prefix + "all"
+		return Prefix + "all"
 	default:
-		return prefix + "n." + token(t.Name)
+		return Prefix + "n." + Token(t.Name)
 	}
 }
 
-func token(s string) string { return escape(s, '~') }
+// Token returns s as one literal subject token: as it is when plain,
+// else '~' + base64url (see escape). Parts built on the engine (the inbox)
+// name their subjects with it too.
+func Token(s string) string { return escape(s, '~') }
 
 // escape keeps a name made only of A–Z a–z 0–9 _ - as it is and turns any
 // other (and one starting with mark) into mark + base64url, so it can never

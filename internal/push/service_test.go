@@ -13,6 +13,7 @@ import (
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/natsengine"
+	"github.com/heraldpush/herald/internal/natsinbox"
 	"github.com/heraldpush/herald/internal/protocol"
 )
 
@@ -72,7 +73,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.eng = eng
-	inbox, err := natsengine.NewInbox(eng, natsengine.InboxConfig{})
+	inbox, err := natsinbox.New(eng, natsinbox.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/natsengine"
+	"github.com/heraldpush/herald/internal/natsinbox"
 	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -99,7 +100,7 @@ func TestLostLiveCopiesAreFilledFromTheInbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	ib, err := natsengine.NewInbox(e, natsengine.InboxConfig{})
+	ib, err := natsinbox.New(e, natsinbox.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/natsengine"
+	"github.com/heraldpush/herald/internal/natsinbox"
 	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/push"
@@ -48,7 +49,7 @@ type Server struct {
 	hub     *hub.Hub
 	metrics *metrics.Metrics
 	engine  *natsengine.Engine
-	inbox   *natsengine.Inbox
+	inbox   *natsinbox.Inbox
 	service *push.Service
 	gateway *gateway.Gateway
 	http    *http.Server
@@ -112,7 +113,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	l := cfg.Limits
-	if s.inbox, err = natsengine.NewInbox(s.engine, natsengine.InboxConfig{Cap: l.InboxCap, Timeout: l.EngineTimeout,
+	if s.inbox, err = natsinbox.New(s.engine, natsinbox.Config{Cap: l.InboxCap, Timeout: l.EngineTimeout,
 		Exclusive: alone, Replicas: s.engine.Replicas()}); err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package natsengine
+package natsinbox
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 // # A single writer's appends
 //
-// With InboxConfig.Exclusive this process is the stream's only writer, so
+// With Config.Exclusive this process is the stream's only writer, so
 // it assigns seqs itself: the index holds every inbox's latest seq once
 // known (read from the stream on the inbox's first append after Start),
 // and an append takes the next seq under the index shard's lock and, under
@@ -24,7 +24,7 @@ import (
 // from now (JetStream keeps each message soloGrace beyond its expiry; the
 // expiry itself is the record's, checked by every read), and headFlusher
 // writes the heads whose deadline has passed, every
-// InboxConfig.HeadDelay, and every pending head when the Inbox closes. An
+// Config.HeadDelay, and every pending head when the Inbox closes. An
 // inbox that keeps getting messages never needs its head written; until
 // it is, a reader takes the latest seq from the last message, as always
 // (userState.latest). Should the process die with heads pending, Start
@@ -60,7 +60,7 @@ func (ib *Inbox) appendSolo(ctx context.Context, c *inboxConn, app string, b *ma
 		}
 		size := recordMax(len(e.ID), len(e.Payload))
 		if size > limit {
-			b.fail(i, fmt.Errorf("natsengine: inbox append: a message of %d bytes is above the server's limit of %d: %w", size, limit, engine.ErrInvalidArgument))
+			b.fail(i, fmt.Errorf("natsinbox: inbox append: a message of %d bytes is above the server's limit of %d: %w", size, limit, engine.ErrInvalidArgument))
 			continue
 		}
 		b.need += size
@@ -178,7 +178,7 @@ type headFlusher struct {
 	done chan struct{}
 }
 
-// run flushes every InboxConfig.HeadDelay until stopped.
+// run flushes every Config.HeadDelay until stopped.
 func (f *headFlusher) run(c *inboxConn) {
 	f.stop, f.done = make(chan struct{}), make(chan struct{})
 	go func() {
@@ -189,7 +189,7 @@ func (f *headFlusher) run(c *inboxConn) {
 			select {
 			case <-f.stop:
 				return
-			case <-f.ib.e.done:
+			case <-f.ib.e.Done():
 				return
 			case <-t.C:
 				if c.nc.IsClosed() {

@@ -1,4 +1,4 @@
-package natsengine
+package natsinbox
 
 import (
 	"errors"

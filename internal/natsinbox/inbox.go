@@ -1,4 +1,4 @@
-package natsengine
+package natsinbox
 
 import (
 	"context"
@@ -9,148 +9,20 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/natsengine"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Inbox is the JetStream-backed engine.Inbox.
-//
-// # Storage layout
-//
-// Everything lives in one stream, InboxStream (file storage, discard old,
-// per-message TTLs, rollups and direct gets allowed, MaxMsgsPerSubject =
-// the per-user cap, no other limits), subjects hrl.inbox.>. With A and U
-// the app and user as subject tokens (the encoding of Subject), one user's
-// inbox is:
-//
-//	hrl.inbox.A.U.q.h  the head: one message (each write rolls up the
-//	                   previous one), no TTL. It holds the user's latest
-//	                   seq and the messages of the last append to the
-//	                   inbox (normally one: the latest).
-//	hrl.inbox.A.U.q.m  the messages, oldest first, each with its TTL; the
-//	                   stream's per-subject limit drops the oldest.
-//	hrl.inbox.A.U.ack  the acked position: one message (rollup), no TTL.
-//	hrl.inbox.A.U.rm   a tombstone per removed message, living as long as
-//	                   the message would have (so Read can tell removed
-//	                   from lost).
-//	hrl.inbox.A.U.fin  with replicas only: an empty marker written after
-//	                   each delete (see deleteMsg).
-//
-// Every payload is a record (see appendRecord) carrying the seq, and for a
-// message its id, creation and expiry times and the caller's payload.
-//
-// # Sequences
-//
-// An append of k messages to one inbox (Append: k = 1 per user; AppendMany:
-// a user's entries, k bounded by headBudget bytes) with latest seq L writes
-// first the head with seq L+k carrying the k messages (seqs L+1..L+k), then
-// the copies of those messages into .q.m, in seq order. The head write
-// carries Nats-Expected-Last-Subject-Sequence for the wildcard
-// hrl.inbox.A.U.q.*: it is accepted only if nothing was written to the
-// user's head or messages since the writer read them. Of two concurrent
-// appends one head write fails, and that append reads again and takes the
-// next seqs. The head is never expired, trimmed or deleted (only replaced
-// by a later head), so the latest seq survives the expiry or trimming of
-// every message and a restart, and is never reused.
-//
-// The head carries the messages so that the head write alone makes them
-// durable and assigns their seqs atomically. The copies keep .q.m in seq
-// order: only the head's writer copies its messages, the first copy
-// expecting the head's position on the wildcard (nothing since the head),
-// each later one expecting the previous copy's position on the wildcard
-// or, on a stream without replicas, all of them published at once, the
-// head's position on hrl.inbox.A.U.q.h (the head still this one). A copy
-// thus fails only once another head has replaced this one, and then every
-// later copy fails too (a stream without replicas checks its writes in
-// order; with replicas the leader may refuse a check while another on the
-// same subject is in flight, so there the copies go one at a time). The
-// head's messages above the last seq in .q.m are its pending ones: Read
-// returns them from the head, and the next head carries them on, before
-// its own new ones (that writer then copies them). So if a writer dies
-// between head and copies (or loses the race to make them), nothing is
-// lost: .q.m is always in seq order along the stream, a reader never sees
-// seq n+1 stored while n is still to come, and seqs have no holes besides
-// removals, expiry and the cap.
-//
-// The copies are pipelined across users: an AppendMany reads the inboxes
-// that need it (several multi-last gets at once), publishes all heads,
-// then all copies, awaiting each round's acknowledgements together (see
-// pubMux). A process remembers its own last write to an inbox (see
-// tipCache), so its next append there usually skips the read: the head's
-// compare-and-swap on the remembered position is the check. A batch to
-// distinct users thus takes two round trips (three for inboxes not
-// remembered), and a user's k entries add none (one more per copy with
-// replicas).
-//
-// Why not the alternatives: a per-user counter in a KV bucket is a second
-// stream, so assigning a seq and storing the message would be two
-// unrelated writes (a crash between them leaves a hole, and concurrent
-// writers store seq n+1 before n); a JetStream atomic batch of message and
-// counter is exact, but on R1 file storage it stages every batch in a
-// synced file store (3.4 ms per Append measured here, against about 0.15
-// ms for this scheme) and allows only 50 batches in flight per stream.
-//
-// The head keeps its messages until the next append replaces it (or
-// Remove takes one out), also past their expiry, when they are no longer
-// returned: storage holds at most one append's messages (normally one,
-// at most about headBudget bytes) per user besides .q.m.
-//
-// Acks are a compare-and-swap on hrl.inbox.A.U.ack that only ever raises the
-// position; they live in the same stream rather than a KV bucket so that
-// State reads them in the same request as the head. Remove first writes a
-// tombstone, then (if the head carries the message) replaces the head by
-// one without it, then deletes the stored copy.
-//
-// # Reads
-//
-// State is one multi-last direct get (the head, the last message and the
-// ack). Read does that first and returns at once when nothing is newer
-// than after; otherwise it finds the first message after `after` by
-// searching the stream positions of .q.m with single direct gets (the stored
-// seqs increase along the stream; see seek), then reads the page with
-// batch direct gets. No consumer is created. Complete is computed from the
-// seqs seen (those of .q.m, then the head's pending ones): every seq in
-// (after, Latest] must be returned, or be counted
-// among the messages stored beyond a limit-cut page, or have a tombstone.
-// JetStream expires messages a little after their time, so Read itself
-// drops expired ones; beyond a cut page it counts, not reads, so a message
-// expired but not yet deleted there counts as present until the page that
-// would hold it is read.
-//
-// Expiry is judged by the reading node's clock against the expiry time the
-// appending node recorded.
-//
-// # Replicas
-//
-// With a replicated stream, direct gets are answered by any replica, which
-// may be behind the leader. Writes stay correct (the leader checks every
-// compare-and-swap; a stale read only costs a retry). For reads, state
-// first asks the leader for the stream position of the user's last write
-// and rereads until the replica answering has applied it, so every call
-// sees what was written before it started; a Read that still comes out
-// incomplete (a later direct get may reach another, older replica) is
-// repeated a couple of times, as is a Remove that does not find its
-// message. This costs a leader round trip per call; a node whose own
-// server holds a replica normally has its direct gets answered there.
-// Replicas may also be ahead of the state read: Read then takes no message
-// stored beyond the state's last one.
-//
-// # A single writer
-//
-// With InboxConfig.Exclusive this process declares itself the stream's only
-// writer. It then keeps the set of inboxes that have any state, with their
-// latest seqs (see userIndex): loaded at Start from the stream's subjects,
-// and extended by every append of this process before it publishes. State
-// and Read answer an inbox not in the set at once (latest 0, acked 0, an
-// empty complete page), and appends assign seqs in memory and store each
-// message with one write (see appendSolo), no compare-and-swap: another
-// writer on the same stream would make them reuse seqs.
+// Inbox is the JetStream-backed engine.Inbox. Its storage layout,
+// sequences, reads, replicas and single-writer mode are described in the
+// package documentation.
 type Inbox struct {
-	e    *Engine
-	cfg  InboxConfig
+	e    *natsengine.Engine
+	cfg  Config
 	conn atomic.Pointer[inboxConn]
 	// index is the set of inboxes that may have state, with
-	// InboxConfig.Exclusive (else nil). See userIndex.
+	// Config.Exclusive (else nil). See userIndex.
 	index *userIndex
 	// heads writes an exclusive writer's heads (see appendSolo).
 	heads *headFlusher
@@ -176,10 +48,10 @@ func (c *inboxConn) stop() error {
 	return errors.Join(err, c.pub.stop())
 }
 
-// InboxConfig configures an Inbox.
-type InboxConfig struct {
+// Config configures an Inbox.
+type Config struct {
 	// Cap is the most messages one user's inbox keeps (default
-	// DefaultInboxCap). An Append beyond it drops that user's oldest.
+	// DefaultCap). An Append beyond it drops that user's oldest.
 	Cap int
 	// Replicas is the stream's replica count (default 1).
 	Replicas int
@@ -205,24 +77,24 @@ type InboxConfig struct {
 	HeadDelay time.Duration
 }
 
-// DefaultTipCache is the default InboxConfig.TipCache.
+// DefaultTipCache is the default Config.TipCache.
 const DefaultTipCache = 1 << 16
 
-// InboxStream is the name of the JetStream stream holding the inboxes.
-const InboxStream = "HERALD_INBOX"
+// Stream is the name of the JetStream stream holding the inboxes.
+const Stream = "HERALD_INBOX"
 
-// DefaultInboxCap is the default per-user cap.
-const DefaultInboxCap = 1000
+// DefaultCap is the default per-user cap.
+const DefaultCap = 1000
 
 var _ engine.Inbox = (*Inbox)(nil)
 
-// NewInbox validates cfg and returns an Inbox on e; it starts nothing.
-func NewInbox(e *Engine, cfg InboxConfig) (*Inbox, error) {
+// New validates cfg and returns an Inbox on e; it starts nothing.
+func New(e *natsengine.Engine, cfg Config) (*Inbox, error) {
 	if e == nil {
-		return nil, errors.New("natsengine: inbox on a nil engine")
+		return nil, errors.New("natsinbox: inbox on a nil engine")
 	}
 	if cfg.Cap <= 0 {
-		cfg.Cap = DefaultInboxCap
+		cfg.Cap = DefaultCap
 	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
@@ -237,9 +109,7 @@ func NewInbox(e *Engine, cfg InboxConfig) (*Inbox, error) {
 		cfg.HeadDelay = 10 * time.Second
 	}
 	ib := &Inbox{e: e, cfg: cfg}
-	e.mu.Lock()
-	e.inbox = ib // the engine is ready only when its inbox can serve
-	e.mu.Unlock()
+	e.RequireReady(ib.Ready) // the engine is ready only when its inbox can serve
 	if cfg.Exclusive {
 		ib.index = newUserIndex()
 		ib.heads = &headFlusher{ib: ib}
@@ -253,26 +123,26 @@ func NewInbox(e *Engine, cfg InboxConfig) (*Inbox, error) {
 // goroutine of its own: the reply subscription's belongs to the engine's
 // NATS connection, and Close or the Engine's Close ends it.
 func (ib *Inbox) Start(ctx context.Context) error {
-	nc := ib.e.conn()
+	nc := ib.e.Conn()
 	if nc == nil {
-		return fmt.Errorf("natsengine: inbox start: engine not started: %w", engine.ErrUnavailable)
+		return fmt.Errorf("natsinbox: inbox start: engine not started: %w", engine.ErrUnavailable)
 	}
 	parent := ctx
 	ctx, cancel := ib.deadline(ctx)
 	defer cancel()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return fmt.Errorf("natsengine: inbox start: %w", err)
+		return fmt.Errorf("natsinbox: inbox start: %w", err)
 	}
 	if _, err := js.AccountInfo(ctx); err != nil {
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
-			return fmt.Errorf("natsengine: inbox start: JetStream is not enabled on the NATS server (run it with -js): %w", err)
+			return fmt.Errorf("natsinbox: inbox start: JetStream is not enabled on the NATS server (run it with -js): %w", err)
 		}
 		return unavailable("start", err)
 	}
 	replicas, err := ib.ensureStream(ctx, js)
 	if err != nil {
-		return unavailable("start: stream "+InboxStream, err)
+		return unavailable("start: stream "+Stream, err)
 	}
 	mux, err := startReplyMux(nc)
 	if err != nil {
@@ -293,7 +163,7 @@ func (ib *Inbox) Start(ctx context.Context) error {
 		}
 		if !errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil {
 			_ = c.stop()
-			return unavailable("start: stream "+InboxStream, err)
+			return unavailable("start: stream "+Stream, err)
 		}
 	}
 	if ib.index != nil {
@@ -322,7 +192,7 @@ func (ib *Inbox) ensureStream(ctx context.Context, js jetstream.JetStream) (int,
 	want := ib.streamConfig()
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, time.Second)
-		s, err := js.Stream(actx, InboxStream)
+		s, err := js.Stream(actx, Stream)
 		if err == nil && sameStream(s.CachedInfo().Config, want) {
 			cancel()
 			return s.CachedInfo().Config.Replicas, nil
@@ -334,7 +204,7 @@ func (ib *Inbox) ensureStream(ctx context.Context, js jetstream.JetStream) (int,
 		if err == nil {
 			return s.CachedInfo().Config.Replicas, nil
 		}
-		if perr := pause(ctx, attempt); perr != nil {
+		if perr := natsengine.Backoff(ctx, attempt); perr != nil {
 			return 0, err
 		}
 	}
@@ -358,7 +228,7 @@ func (ib *Inbox) Close() error {
 			flushErr = ib.closeSolo(c)
 		}
 		if err := errors.Join(flushErr, c.stop()); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			return fmt.Errorf("natsengine: inbox close: %w", err)
+			return fmt.Errorf("natsinbox: inbox close: %w", err)
 		}
 	}
 	return nil
@@ -366,7 +236,7 @@ func (ib *Inbox) Close() error {
 
 func (ib *Inbox) streamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:              InboxStream,
+		Name:              Stream,
 		Description:       "Herald per-user inboxes",
 		Subjects:          []string{inboxPrefix + ">"},
 		Storage:           jetstream.FileStorage,
@@ -386,7 +256,7 @@ func (ib *Inbox) streamConfig() jetstream.StreamConfig {
 func (ib *Inbox) begin(ctx context.Context, op string) (context.Context, context.CancelFunc, *inboxConn, error) {
 	c := ib.conn.Load()
 	if c == nil || c.nc.IsClosed() {
-		return nil, nil, nil, fmt.Errorf("natsengine: inbox %s: %w", op, engine.ErrUnavailable)
+		return nil, nil, nil, fmt.Errorf("natsinbox: inbox %s: %w", op, engine.ErrUnavailable)
 	}
 	ctx, cancel := ib.deadline(ctx)
 	return ctx, cancel, c, nil
@@ -465,7 +335,7 @@ func (ib *Inbox) state(ctx context.Context, c *inboxConn, sj *inboxSubjects) (us
 		if err != nil || upTo >= barrier {
 			return st, err
 		}
-		if err := pause(ctx, attempt); err != nil {
+		if err := natsengine.Backoff(ctx, attempt); err != nil {
 			return st, err
 		}
 	}
@@ -489,7 +359,7 @@ func (ib *Inbox) State(ctx context.Context, app, user string) (latest, acked uin
 	return st.latest(), st.acked, nil
 }
 
-// stateless reports, with InboxConfig.Exclusive, that the inbox has no
+// stateless reports, with Config.Exclusive, that the inbox has no
 // state at all (see userIndex), while the Inbox is started.
 func (ib *Inbox) stateless(app, user string) bool {
 	if ib.index == nil {
@@ -509,7 +379,7 @@ func (ib *Inbox) Ack(ctx context.Context, app, user string, seq uint64) (bool, e
 	sj := subjectsOf(app, user)
 	for attempt := 0; ; attempt++ {
 		if attempt > 1 {
-			if err := pause(ctx, attempt-2); err != nil {
+			if err := natsengine.Backoff(ctx, attempt-2); err != nil {
 				return false, unavailable("ack", err)
 			}
 		}
@@ -566,7 +436,7 @@ func (ib *Inbox) remove(ctx context.Context, c *inboxConn, sj *inboxSubjects, se
 	fromHead := false
 	for attempt := 0; ; attempt++ {
 		if attempt > 1 {
-			if err := pause(ctx, attempt-2); err != nil {
+			if err := natsengine.Backoff(ctx, attempt-2); err != nil {
 				return false, err
 			}
 		}

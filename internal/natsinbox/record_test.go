@@ -1,8 +1,9 @@
-package natsengine
+package natsinbox
 
 import (
 	"reflect"
 	"testing"
+	"time"
 )
 
 // FuzzRecord checks the stored inbox record codec both ways: a record
@@ -76,4 +77,73 @@ func sameRecord(a, b record) bool {
 	}
 	a.payload, b.payload, a.msgs, b.msgs = nil, nil, nil, nil
 	return reflect.DeepEqual(a, b)
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	for _, r := range []record{
+		{kind: recMsg, seq: 1, created: 5, expires: -7, id: "", payload: []byte{}},
+		{kind: recMsg, seq: 1 << 62, created: time.Now().UnixNano(), expires: 1 << 62, id: "ü\x00", payload: []byte("x\r\n")},
+		{kind: recHead, seq: 9},
+		{kind: recAck, seq: 1<<64 - 1},
+		{kind: recGone, seq: 3, expires: 42},
+		{kind: recBatch, seq: 9, msgs: []record{
+			{kind: recMsg, seq: 5, created: 1, expires: 2, id: "a", payload: []byte("x")},
+			{kind: recMsg, seq: 7, created: -3, expires: 1 << 62, id: "", payload: []byte{}},
+			{kind: recMsg, seq: 9, created: 4, expires: 5, id: "ü\x00", payload: []byte("\r\n")},
+		}},
+		{kind: recBatch, seq: 4},
+	} {
+		b := appendRecord(nil, &r)
+		got, err := parseRecord(b)
+		if err != nil {
+			t.Fatalf("%+v: %v", r, err)
+		}
+		if got.kind != r.kind || got.seq != r.seq || got.created != r.created || got.expires != r.expires ||
+			got.id != r.id || string(got.payload) != string(r.payload) || len(got.msgs) != len(r.msgs) {
+			t.Fatalf("round trip of %+v = %+v", r, got)
+		}
+		for i, m := range r.msgs {
+			g := got.msgs[i]
+			if g.kind != recMsg || g.seq != m.seq || g.created != m.created || g.expires != m.expires ||
+				g.id != m.id || string(g.payload) != string(m.payload) {
+				t.Fatalf("round trip of %+v: message %d = %+v", r, i, g)
+			}
+		}
+		for i := range b {
+			if r.kind == recMsg && i >= len(b)-len(r.payload) {
+				break // a shorter payload is still a record
+			}
+			if _, err := parseRecord(b[:i]); err == nil {
+				t.Fatalf("%+v truncated to %d bytes parsed", r, i)
+			}
+		}
+	}
+	if _, err := parseRecord([]byte{2, recAck, 1}); err == nil {
+		t.Fatal("unknown version parsed")
+	}
+	if _, err := parseRecord([]byte{recVersion, 'q', 1}); err == nil {
+		t.Fatal("unknown kind parsed")
+	}
+	// A batch's seqs must increase and not pass its latest.
+	for _, msgs := range [][]record{
+		{{kind: recMsg, seq: 3}, {kind: recMsg, seq: 3}},
+		{{kind: recMsg, seq: 4}, {kind: recMsg, seq: 2}},
+		{{kind: recMsg, seq: 11}},
+	} {
+		b := appendRecord(nil, &record{kind: recBatch, seq: 10, msgs: msgs})
+		if _, err := parseRecord(b); err == nil {
+			t.Fatalf("batch of seqs %v parsed", msgs)
+		}
+	}
+	// Heads: a single latest message is a plain message record.
+	m := record{kind: recMsg, seq: 3}
+	if h := headRecord(3, []record{m}); h.kind != recMsg || h.seq != 3 {
+		t.Fatalf("headRecord of the latest alone = %+v", h)
+	}
+	if h := headRecord(4, []record{m}); h.kind != recBatch || len(h.msgs) != 1 {
+		t.Fatalf("headRecord of an older one alone = %+v", h)
+	}
+	if h := headRecord(4, nil); h.kind != recHead || h.seq != 4 {
+		t.Fatalf("headRecord of none = %+v", h)
+	}
 }

@@ -1,4 +1,4 @@
-package natsengine
+package natsinbox
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/natsengine"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -18,7 +19,7 @@ import (
 // user.
 func (ib *Inbox) Append(ctx context.Context, app string, users []string, id string, payload []byte, ttl time.Duration) ([]uint64, error) {
 	if ttl <= 0 {
-		return nil, fmt.Errorf("natsengine: inbox append: ttl %v: %w", ttl, engine.ErrInvalidArgument)
+		return nil, fmt.Errorf("natsinbox: inbox append: ttl %v: %w", ttl, engine.ErrInvalidArgument)
 	}
 	entries := make([]engine.Entry, 0, len(users))
 	at := make([]int, len(users))
@@ -60,7 +61,7 @@ func (ib *Inbox) AppendMany(ctx context.Context, app string, entries []engine.En
 	b := &manyBatch{ib: ib, entries: entries, seqs: seqs}
 	for i := range entries {
 		if ttl := entries[i].TTL; ttl <= 0 {
-			b.fail(i, fmt.Errorf("natsengine: inbox append: ttl %v: %w", ttl, engine.ErrInvalidArgument))
+			b.fail(i, fmt.Errorf("natsinbox: inbox append: ttl %v: %w", ttl, engine.ErrInvalidArgument))
 		}
 	}
 	if len(entries) == 0 {
@@ -163,7 +164,7 @@ func (b *manyBatch) fail(i int, err error) {
 
 // group sorts the valid entries into one slot per user, in entry order,
 // and starts each slot from what is known of its inbox: a hint of this
-// process's own last write, nothing at all (with InboxConfig.Exclusive,
+// process's own last write, nothing at all (with Config.Exclusive,
 // for an inbox not in the index), or else a read.
 func (b *manyBatch) group(app string) {
 	index := make(map[string]int32, len(b.entries))
@@ -236,7 +237,7 @@ func (b *manyBatch) run(ctx context.Context, slots []manySlot) {
 		if worst > 1 {
 			// Repeated conflicts mean a busy inbox or, with replicas,
 			// a read from behind the leader: back off a little.
-			err = pause(ctx, worst-2)
+			err = natsengine.Backoff(ctx, worst-2)
 		}
 		if err == nil {
 			err = ctx.Err()

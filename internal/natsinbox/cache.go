@@ -1,4 +1,4 @@
-package natsengine
+package natsinbox
 
 import (
 	"context"
@@ -78,7 +78,7 @@ func (c *tipCache) drop(key string) {
 }
 
 // userIndex is the set of inboxes (by userKey) that may have any state,
-// kept when InboxConfig.Exclusive says this process is the stream's only
+// kept when Config.Exclusive says this process is the stream's only
 // writer, with each inbox's latest seq once this process knows it and when
 // its head must be written next (see appendSolo). Its invariant: every
 // inbox that has a head or a message in the stream is in the set. An inbox
@@ -238,7 +238,7 @@ func (x *userIndex) load(ctx context.Context, nc *nats.Conn) error {
 		if err != nil {
 			return err
 		}
-		m, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.INFO."+InboxStream, req)
+		m, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.INFO."+Stream, req)
 		if err != nil {
 			return err
 		}

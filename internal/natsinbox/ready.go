@@ -1,4 +1,4 @@
-package natsengine
+package natsinbox
 
 import (
 	"context"
@@ -74,7 +74,7 @@ func (ib *Inbox) Ready(ctx context.Context) error {
 			case <-wait:
 				continue
 			case <-ctx.Done():
-				return fmt.Errorf("natsengine: inbox ready: %w", errors.Join(engine.ErrUnavailable, ctx.Err()))
+				return fmt.Errorf("natsinbox: inbox ready: %w", errors.Join(engine.ErrUnavailable, ctx.Err()))
 			}
 		}
 		done := make(chan struct{})
@@ -97,13 +97,13 @@ func (ib *Inbox) Ready(ctx context.Context) error {
 func (ib *Inbox) probe(ctx context.Context) error {
 	c := ib.conn.Load()
 	if c == nil || c.nc.IsClosed() || !c.nc.IsConnected() {
-		return fmt.Errorf("natsengine: inbox ready: %w", engine.ErrUnavailable)
+		return fmt.Errorf("natsinbox: inbox ready: %w", engine.ErrUnavailable)
 	}
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	s, err := c.js.Stream(ctx, InboxStream)
+	s, err := c.js.Stream(ctx, Stream)
 	if err != nil {
-		return fmt.Errorf("natsengine: inbox ready: %w", errors.Join(engine.ErrUnavailable, err))
+		return fmt.Errorf("natsinbox: inbox ready: %w", errors.Join(engine.ErrUnavailable, err))
 	}
 	return quorum(s.CachedInfo())
 }
@@ -121,7 +121,7 @@ func quorum(si *jetstream.StreamInfo) error {
 		return nil
 	}
 	if ci.Leader == "" {
-		return fmt.Errorf("natsengine: inbox ready: stream %s has no leader: %w", InboxStream, engine.ErrUnavailable)
+		return fmt.Errorf("natsinbox: inbox ready: stream %s has no leader: %w", Stream, engine.ErrUnavailable)
 	}
 	live := 1
 	for _, p := range ci.Replicas {
@@ -130,8 +130,8 @@ func quorum(si *jetstream.StreamInfo) error {
 		}
 	}
 	if need := si.Config.Replicas/2 + 1; live < need {
-		return fmt.Errorf("natsengine: inbox ready: stream %s has %d of %d replicas online, needs %d: %w",
-			InboxStream, live, si.Config.Replicas, need, engine.ErrUnavailable)
+		return fmt.Errorf("natsinbox: inbox ready: stream %s has %d of %d replicas online, needs %d: %w",
+			Stream, live, si.Config.Replicas, need, engine.ErrUnavailable)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package natsengine
+package natsinbox
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/natsengine"
 )
 
 // Read implements engine.Inbox. See Inbox for how it finds the messages
@@ -31,7 +32,7 @@ func (ib *Inbox) Read(ctx context.Context, app, user string, after uint64, limit
 		if page.Complete || !c.replicated || attempt == replicaRetries {
 			return page, nil
 		}
-		if err := pause(ctx, attempt); err != nil {
+		if err := natsengine.Backoff(ctx, attempt); err != nil {
 			return engine.Page{}, unavailable("read", err)
 		}
 	}

@@ -1,8 +1,7 @@
-package natsengine
+package natsinbox
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,198 +10,15 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/natsengine"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// This file holds the Inbox's storage formats and its raw JetStream
-// requests: the record encoding, the subjects of one inbox, publishing with
-// optimistic-concurrency headers and direct gets (single, batch and
-// multi-last), which nats.go's jetstream package does not offer in the form
-// the Inbox needs.
-
-// Record kinds. A record is the payload of every message the Inbox stores.
-const (
-	recMsg   = 'm' // a user message: in .q.m, or in the head
-	recHead  = 'h' // a head that carries no message (its message was removed)
-	recBatch = 'b' // a head that carries several messages, or not its latest
-	recAck   = 'a' // an acked position
-	recGone  = 'x' // a tombstone: the message with this seq was removed
-)
-
-// recVersion is the first byte of every record.
-const recVersion = 1
-
-// record is a decoded record. Payload aliases the buffer it was parsed from.
-type record struct {
-	kind    byte
-	seq     uint64
-	created int64 // unix nanoseconds (recMsg)
-	expires int64 // unix nanoseconds (recMsg, recGone)
-	id      string
-	payload []byte
-	msgs    []record // recBatch: the messages (each a recMsg), seq order
-}
-
-// appendRecord appends r's encoding to b:
-//
-//	version(1) kind(1) uvarint(seq) [varint(created) varint(expires)
-//	uvarint(len(id)) id payload]
-//
-// where the bracketed part is present for recMsg, and only varint(expires)
-// for recGone. A recBatch (seq: the head's latest) continues with
-// uvarint(len(msgs)) and for each message uvarint(seq) varint(created)
-// varint(expires) uvarint(len(id)) id uvarint(len(payload)) payload.
-func appendRecord(b []byte, r *record) []byte {
-	b = append(b, recVersion, r.kind)
-	b = binary.AppendUvarint(b, r.seq)
-	switch r.kind {
-	case recMsg:
-		b = binary.AppendVarint(b, r.created)
-		b = binary.AppendVarint(b, r.expires)
-		b = binary.AppendUvarint(b, uint64(len(r.id)))
-		b = append(b, r.id...)
-		b = append(b, r.payload...)
-	case recGone:
-		b = binary.AppendVarint(b, r.expires)
-	case recBatch:
-		b = binary.AppendUvarint(b, uint64(len(r.msgs)))
-		for i := range r.msgs {
-			m := &r.msgs[i]
-			b = binary.AppendUvarint(b, m.seq)
-			b = binary.AppendVarint(b, m.created)
-			b = binary.AppendVarint(b, m.expires)
-			b = binary.AppendUvarint(b, uint64(len(m.id)))
-			b = append(b, m.id...)
-			b = binary.AppendUvarint(b, uint64(len(m.payload)))
-			b = append(b, m.payload...)
-		}
-	}
-	return b
-}
-
-// recordMax bounds the encoded size of a message with an id and payload of
-// these lengths, alone (recMsg) or within a recBatch.
-func recordMax(id, payload int) int { return 2 + 5*binary.MaxVarintLen64 + id + payload }
-
-// headRecord is the head carrying msgs (seq order) with latest seq latest:
-// a recMsg when that is the one message with seq latest, else a recHead
-// or recBatch.
-func headRecord(latest uint64, msgs []record) record {
-	switch {
-	case len(msgs) == 1 && msgs[0].seq == latest:
-		return msgs[0]
-	case len(msgs) == 0:
-		return record{kind: recHead, seq: latest}
-	default:
-		return record{kind: recBatch, seq: latest, msgs: msgs}
-	}
-}
-
-// carried returns the messages a head carries, in seq order.
-func (r *record) carried() []record {
-	switch r.kind {
-	case recMsg:
-		return []record{*r}
-	case recBatch:
-		return r.msgs
-	}
-	return nil
-}
-
-// errBadRecord is returned for a stored payload that is not a record.
-var errBadRecord = errors.New("natsengine: malformed inbox record")
-
-// parseRecord decodes a record; the payload aliases b.
-func parseRecord(b []byte) (record, error) {
-	var r record
-	if len(b) < 3 || b[0] != recVersion {
-		return r, errBadRecord
-	}
-	r.kind = b[1]
-	b = b[2:]
-	var n int
-	if r.seq, n = binary.Uvarint(b); n <= 0 {
-		return r, errBadRecord
-	}
-	b = b[n:]
-	switch r.kind {
-	case recHead, recAck:
-	case recGone:
-		if r.expires, n = binary.Varint(b); n <= 0 {
-			return r, errBadRecord
-		}
-	case recMsg:
-		rest, err := parseMsgFields(b, &r)
-		if err != nil {
-			return r, err
-		}
-		r.payload = rest
-	case recBatch:
-		count, n := binary.Uvarint(b)
-		if n <= 0 || count > uint64(len(b)) {
-			return r, errBadRecord
-		}
-		b = b[n:]
-		r.msgs = make([]record, count)
-		for i := range r.msgs {
-			m := &r.msgs[i]
-			m.kind = recMsg
-			var err error
-			if b, err = parseBatched(b, m); err != nil {
-				return r, err
-			}
-			if m.seq > r.seq || i > 0 && m.seq <= r.msgs[i-1].seq {
-				return r, errBadRecord
-			}
-		}
-		if len(b) != 0 {
-			return r, errBadRecord
-		}
-	default:
-		return r, errBadRecord
-	}
-	return r, nil
-}
-
-// parseMsgFields decodes a message's created and expiry times and its id
-// into m and returns the rest of b.
-func parseMsgFields(b []byte, m *record) ([]byte, error) {
-	var n int
-	if m.created, n = binary.Varint(b); n <= 0 {
-		return nil, errBadRecord
-	}
-	b = b[n:]
-	if m.expires, n = binary.Varint(b); n <= 0 {
-		return nil, errBadRecord
-	}
-	b = b[n:]
-	l, n := binary.Uvarint(b)
-	if n <= 0 || l > uint64(len(b)-n) {
-		return nil, errBadRecord
-	}
-	m.id = string(b[n : n+int(l)])
-	return b[n+int(l):], nil
-}
-
-// parseBatched decodes one message of a recBatch into m and returns the
-// rest of b.
-func parseBatched(b []byte, m *record) ([]byte, error) {
-	var n int
-	if m.seq, n = binary.Uvarint(b); n <= 0 {
-		return nil, errBadRecord
-	}
-	b, err := parseMsgFields(b[n:], m)
-	if err != nil {
-		return nil, err
-	}
-	l, n := binary.Uvarint(b)
-	if n <= 0 || l > uint64(len(b)-n) {
-		return nil, errBadRecord
-	}
-	m.payload = b[n : n+int(l) : n+int(l)]
-	return b[n+int(l):], nil
-}
+// This file holds the Inbox's raw JetStream requests: the subjects of one
+// inbox, publishing with optimistic-concurrency headers and direct gets
+// (single, batch and multi-last), which nats.go's jetstream package does
+// not offer in the form the Inbox needs.
 
 // inboxSubjects are the subjects of one user's inbox.
 type inboxSubjects struct {
@@ -216,12 +32,12 @@ type inboxSubjects struct {
 }
 
 // inboxPrefix starts every subject of the inbox stream.
-const inboxPrefix = prefix + "inbox."
+const inboxPrefix = natsengine.Prefix + "inbox."
 
 func subjectsOf(app, user string) inboxSubjects { return subjectsFor(userKey(app, user)) }
 
 // userKey names one inbox: "<app>.<user>" as subject tokens.
-func userKey(app, user string) string { return token(app) + "." + token(user) }
+func userKey(app, user string) string { return natsengine.Token(app) + "." + natsengine.Token(user) }
 
 // subjectsFor returns the subjects of the inbox with the userKey key.
 func subjectsFor(key string) inboxSubjects {
@@ -293,7 +109,7 @@ const (
 func parseStored(m *nats.Msg) (stored, error) {
 	pos, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 	if err != nil {
-		return stored{}, fmt.Errorf("natsengine: direct get reply without a sequence: %w", err)
+		return stored{}, fmt.Errorf("natsinbox: direct get reply without a sequence: %w", err)
 	}
 	s := stored{subj: m.Header.Get(jetstream.SubjectHeader), pos: pos, data: m.Data}
 	if np := m.Header.Get("Nats-Num-Pending"); np != "" {
@@ -372,13 +188,13 @@ func unavailable(op string, err error) error {
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload),
 		errors.As(err, &ae) && ae.ErrorCode == errCodeMsgTooBig:
-		return fmt.Errorf("natsengine: inbox %s: %w", op, errors.Join(engine.ErrInvalidArgument, err))
+		return fmt.Errorf("natsinbox: inbox %s: %w", op, errors.Join(engine.ErrInvalidArgument, err))
 	case jsTransient(err):
-		return fmt.Errorf("natsengine: inbox %s: %w", op, errors.Join(engine.ErrUnavailable, err))
+		return fmt.Errorf("natsinbox: inbox %s: %w", op, errors.Join(engine.ErrUnavailable, err))
 	case errors.Is(err, context.Canceled), errors.As(err, &ae), errors.Is(err, errBadRecord):
-		return fmt.Errorf("natsengine: inbox %s: %w", op, err)
+		return fmt.Errorf("natsinbox: inbox %s: %w", op, err)
 	default:
-		return fmt.Errorf("natsengine: inbox %s: %w", op, errors.Join(engine.ErrUnavailable, err))
+		return fmt.Errorf("natsinbox: inbox %s: %w", op, errors.Join(engine.ErrUnavailable, err))
 	}
 }
 
@@ -400,29 +216,16 @@ func retryNoResponders[T any](ctx context.Context, f func() (T, error)) (T, erro
 		if !errors.Is(err, nats.ErrNoResponders) || attempt == noRespondersRetries {
 			return v, err
 		}
-		if err := pause(ctx, attempt); err != nil {
+		if err := natsengine.Backoff(ctx, attempt); err != nil {
 			return v, err
 		}
-	}
-}
-
-// pause waits 1ms·2^attempt, at most 50ms, or until ctx ends.
-func pause(ctx context.Context, attempt int) error {
-	d := min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
 // getOne is a single direct get; found is false when no message matches.
 func (c *inboxConn) getOne(ctx context.Context, req []byte) (s stored, found bool, err error) {
 	m, err := retryNoResponders(ctx, func() (*nats.Msg, error) {
-		return c.nc.RequestWithContext(ctx, directSubject(InboxStream), req)
+		return c.nc.RequestWithContext(ctx, directSubject(Stream), req)
 	})
 	if err != nil {
 		return s, false, err
@@ -456,7 +259,7 @@ func (c *inboxConn) getMany(ctx context.Context, req []byte, each func(stored) e
 func (c *inboxConn) getManyOnce(ctx context.Context, req []byte, each func(stored) error) (eob, error) {
 	w, reply := c.mux.add()
 	defer c.mux.remove(w)
-	if err := c.nc.PublishRequest(directSubject(InboxStream), reply, req); err != nil {
+	if err := c.nc.PublishRequest(directSubject(Stream), reply, req); err != nil {
 		return eob{}, err
 	}
 	for {
@@ -498,7 +301,7 @@ func (c *inboxConn) leaderLast(ctx context.Context, subj string) (uint64, error)
 	req = append(req, `{"no_hdr":true,"last_by_subj":"`...)
 	req = append(req, subj...)
 	req = append(req, `"}`...)
-	m, err := c.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+InboxStream, req)
+	m, err := c.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+Stream, req)
 	if err != nil {
 		return 0, err
 	}
@@ -701,7 +504,7 @@ func await(ctx context.Context, nc *nats.Conn, ready, stop <-chan struct{}) erro
 func (c *inboxConn) deleteMsg(ctx context.Context, pos uint64) (found bool, err error) {
 	req := strconv.AppendUint([]byte(`{"no_erase":true,"seq":`), pos, 10)
 	req = append(req, '}')
-	m, err := c.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.DELETE."+InboxStream, req)
+	m, err := c.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.DELETE."+Stream, req)
 	if err != nil {
 		return false, err
 	}
