@@ -52,6 +52,7 @@ func benchCmd(args []string) error {
 	fs.StringVar(&o.Key, "key", "", "API key (none with a --dev server)")
 	fs.StringVar(&o.App, "app", "", "app to mint client tokens for (with --token-secret; none with a --dev server)")
 	fs.StringVar(&o.TokenSecret, "token-secret", "", "the app's token secret")
+	fs.StringVar(&o.Transport, "transport", "ws", "how clients connect: ws (WebSocket) or sse (Server-Sent Events; idle, broadcast, latency)")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
 		fs.Usage()
@@ -92,7 +93,7 @@ func benchCmd(args []string) error {
 func benchWorker(args []string) error {
 	fs := newFlags("bench worker", "A load-generating worker; herald bench starts these itself.")
 	var c bench.WorkerConfig
-	fs.StringVar(&c.URL, "url", "", "WebSocket URL")
+	fs.StringVar(&c.URL, "url", "", "WebSocket URL (SSE: the stream's http URL)")
 	fs.StringVar(&c.Source, "source", "127.0.0.2", "local address to dial from")
 	fs.IntVar(&c.First, "first", 0, "first client index")
 	fs.IntVar(&c.Count, "count", 0, "clients")
@@ -102,6 +103,7 @@ func benchWorker(args []string) error {
 	fs.StringVar(&c.App, "app", "", "app to mint tokens for")
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "token secret")
 	fs.IntVar(&c.Dial, "dial", 256, "concurrent dials")
+	fs.StringVar(&c.Transport, "transport", "ws", "ws or sse (--url is then http://host:port/v1/sse)")
 	if _, err := parse(fs, args, "token-secret"); err != nil {
 		return err
 	}

@@ -46,7 +46,10 @@ type Options struct {
 	App         string // with TokenSecret: mint client tokens (non-dev servers)
 	TokenSecret string
 	Exe         string // the herald binary to run workers from
-	Progress    io.Writer
+	// Transport is how clients connect: "ws" (default) or "sse" (idle,
+	// broadcast and latency only).
+	Transport string
+	Progress  io.Writer
 }
 
 // Result is one run's measurements; zero fields do not apply.
@@ -95,6 +98,15 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	}[opts.Scenario]
 	if fn == nil {
 		return nil, fmt.Errorf("bench: unknown scenario %q (idle, broadcast, latency, unicast, churn, resume)", opts.Scenario)
+	}
+	switch opts.Transport {
+	case "", "ws":
+	case "sse":
+		if opts.Scenario != "idle" && opts.Scenario != "broadcast" && opts.Scenario != "latency" {
+			return nil, fmt.Errorf("bench: --transport sse runs idle, broadcast and latency, not %s", opts.Scenario)
+		}
+	default:
+		return nil, fmt.Errorf("bench: unknown transport %q (ws, sse)", opts.Transport)
 	}
 	var out []Result
 	for run := 1; run <= opts.Runs; run++ {
@@ -178,7 +190,10 @@ func (c *coordinator) start() error {
 			break
 		}
 		wsURL := "ws" + strings.TrimPrefix(nodes[w%len(nodes)], "http") + "/v1/ws"
-		args := []string{"bench", "worker", "--url", wsURL, "--source", c.subnet + strconv.Itoa(2+w%c.opts.Sources),
+		if c.opts.Transport == "sse" {
+			wsURL = nodes[w%len(nodes)] + "/v1/sse"
+		}
+		args := []string{"bench", "worker", "--url", wsURL, "--transport", c.opts.Transport, "--source", c.subnet + strconv.Itoa(2+w%c.opts.Sources),
 			"--first", strconv.Itoa(first), "--count", strconv.Itoa(count), "--users", strconv.Itoa(users), "--room", room,
 			"--app", c.opts.App, "--prefix", c.prefix}
 		cmd := exec.Command(c.opts.Exe, args...)

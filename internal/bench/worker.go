@@ -28,7 +28,8 @@ type WorkerConfig struct {
 	Room        string // room every client joins ("" none)
 	App         string // app for tokens ("" with a dev-mode server)
 	TokenSecret string
-	Dial        int // concurrent dials
+	Dial        int    // concurrent dials
+	Transport   string // "ws" (default) or "sse"
 }
 
 // report is a worker's answer to "report".
@@ -45,6 +46,7 @@ type report struct {
 }
 
 type worker struct {
+	sseState
 	cfg   WorkerConfig
 	mu    sync.Mutex // guards hist and conns
 	hist  Hist
@@ -58,7 +60,8 @@ type worker struct {
 
 // benchConn is one load-generating client.
 type benchConn struct {
-	nc   net.Conn
+	nc   net.Conn  // WebSocket
+	body io.Closer // SSE: the stream
 	wmu  sync.Mutex
 	last int64 // highest message index seen (ordered mode)
 	seen map[int64]struct{}
@@ -160,6 +163,9 @@ func (w *worker) user(i int) string {
 // dial connects client i, waits for its welcome (and joined), then starts
 // its reader.
 func (w *worker) dial(i int) (*benchConn, error) {
+	if w.cfg.Transport == "sse" {
+		return w.dialSSE(i)
+	}
 	url := w.cfg.URL + "?user=" + w.user(i)
 	if w.cfg.App != "" {
 		claims := auth.Claims{App: w.cfg.App, User: w.user(i), Expires: time.Now().Add(24 * time.Hour), Rooms: []string{"*"}}
@@ -332,6 +338,10 @@ func (w *worker) closeAll() {
 	w.conns = nil
 	w.mu.Unlock()
 	for _, c := range conns {
-		_ = c.nc.Close()
+		if c.body != nil {
+			_ = c.body.Close()
+		} else {
+			_ = c.nc.Close()
+		}
 	}
 }

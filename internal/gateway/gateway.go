@@ -63,18 +63,19 @@ type Gateway struct {
 	cfg     Config
 	hub     *hub.Hub
 	broker  engine.Broker
-	inbox   engine.Inbox
+	stored  stored // the inbox and room history, for every transport
 	keys    *auth.Keyring
 	sender  ClientSender
+	router  FrameRouter // SSE client frames to the node of their connection; nil: this node only
 	metrics *metrics.Metrics
 	log     *slog.Logger
 
 	pollers []*poller
-	ready   chan *conn // connections with frames to write, for the writer pool
+	ready   chan *wsConn // connections with frames to write, for the writer pool
 	writers sync.WaitGroup
 	next    atomic.Uint64  // round robin over pollers, and connection ids
 	closing atomic.Int32   // 0 while accepting; then the close code for late upgrades
-	live    sync.WaitGroup // sockets not yet closed
+	live    sync.WaitGroup // sockets not yet closed, streams not yet ended
 	stop    chan struct{}
 	sweeper sync.WaitGroup
 
@@ -87,6 +88,8 @@ type Gateway struct {
 	// the engine's reconnect handler, an upgrade that outlives its request.
 	// Set once by Start, before any connection exists; read only for one.
 	life context.Context
+	streamsMu sync.Mutex
+	streams   map[*sseConn]struct{} // open SSE connections
 }
 
 // New validates cfg; it opens nothing and starts nothing.
@@ -117,8 +120,8 @@ func New(cfg Config, h *hub.Hub, b engine.Broker, in engine.Inbox, keys *auth.Ke
 	if cfg.Writers <= 0 {
 		cfg.Writers = runtime.GOMAXPROCS(0)
 	}
-	return &Gateway{cfg: cfg, hub: h, broker: b, inbox: in, keys: keys, sender: s, metrics: m, log: log,
-		stop: make(chan struct{}), ready: make(chan *conn, 1<<16)}, nil
+	return &Gateway{cfg: cfg, hub: h, broker: b, stored: stored{inbox: in, sender: s}, keys: keys, sender: s, metrics: m, log: log,
+		stop: make(chan struct{}), ready: make(chan *wsConn, 1<<16), streams: map[*sseConn]struct{}{}}, nil
 }
 
 // Start watches the node-wide topics and creates the pollers and the
@@ -167,17 +170,6 @@ func (g *Gateway) write() {
 	}
 }
 
-// schedule hands a connection with queued frames to the writer pool. It
-// never blocks: should the ready queue be full, the connection gets a
-// writer goroutine of its own.
-func (g *Gateway) schedule(c *conn) {
-	select {
-	case g.ready <- c:
-	default:
-		go c.writeBlocking(nil, nil)
-	}
-}
-
 func (g *Gateway) stopPollers() {
 	for _, p := range g.pollers {
 		p.stop()
@@ -218,11 +210,16 @@ func (g *Gateway) each(fn func(*conn)) {
 		p.mu.RLock()
 		for _, c := range p.conns {
 			if c != nil {
-				all = append(all, c)
+				all = append(all, &c.conn)
 			}
 		}
 		p.mu.RUnlock()
 	}
+	g.streamsMu.Lock()
+	for c := range g.streams {
+		all = append(all, &c.conn)
+	}
+	g.streamsMu.Unlock()
 	for _, c := range all {
 		fn(c)
 	}
@@ -248,6 +245,11 @@ func (g *Gateway) sweep() {
 			}
 			silent := time.Duration(now-c.lastSeen.Load()) * time.Millisecond
 			switch {
+			case c.oneWay:
+				if silent >= g.cfg.Heartbeat {
+					c.lastSeen.Store(now)
+					c.Send(ping) // a keep-alive comment on the stream
+				}
 			case silent >= g.cfg.HeartbeatTimeout:
 				c.close(protocol.CloseHeartbeat, "heartbeat timeout")
 			case silent >= g.cfg.Heartbeat && !c.pinged.Swap(true):
@@ -305,7 +307,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		early = append([]byte(nil), early...)
 	}
 	if id != nil {
-		g.register(c, *id, since)
+		g.register(&c.conn, *id, since, nil)
 	} else {
 		t := time.AfterFunc(g.cfg.AuthTimeout, func() {
 			if !c.authed.Load() {
@@ -407,7 +409,7 @@ func (g *Gateway) originAllowed(origin string) bool {
 }
 
 // adopt wraps an upgraded socket; it is not yet read from.
-func (g *Gateway) adopt(nc net.Conn) (*conn, error) {
+func (g *Gateway) adopt(nc net.Conn) (*wsConn, error) {
 	tlsConn, _ := nc.(*tls.Conn)
 	under := nc
 	for { // TLS, the listener's connection cap, ...: down to the socket
@@ -425,21 +427,23 @@ func (g *Gateway) adopt(nc net.Conn) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{g: g, nc: nc, rc: rc, tls: tlsConn}
+	c := &wsConn{conn: conn{g: g}, nc: nc, rc: rc, tls: tlsConn}
+	c.wire = c
 	c.parser.Max = g.cfg.MaxFrame
 	if err := rc.Control(func(fd uintptr) { c.fd = int(fd) }); err != nil {
 		return nil, err
 	}
 	c.poller = g.pollers[g.next.Add(1)%uint64(len(g.pollers))]
 	c.Addr = nc.RemoteAddr().String()
-	c.Out = c
+	c.Out = &c.conn
 	c.lastSeen.Store(g.now())
 	g.live.Add(1)
 	return c, nil
 }
 
-// register makes an authenticated connection addressable and greets it.
-func (g *Gateway) register(c *conn, id identity, since *uint64) {
+// register makes an authenticated connection addressable and greets it;
+// then it joins rooms as join frames would.
+func (g *Gateway) register(c *conn, id identity, since *uint64, rooms []roomAt) {
 	c.App, c.User, c.Device = id.app, id.user, id.device
 	c.ID = protocol.ConnID(g.cfg.NodeID, g.next.Add(1))
 	c.Since = time.Now().UnixMilli()
@@ -479,7 +483,7 @@ func (g *Gateway) register(c *conn, id identity, since *uint64) {
 		g.log.LogAttrs(context.Background(), slog.LevelDebug, "client connected", slog.String("conn", c.ID),
 			slog.String("app", c.App), slog.String("user", c.User), slog.String("device", c.Device), slog.String("addr", c.Addr))
 	}
-	go g.greet(c, since)
+	go g.greet(c, since, rooms)
 }
 
 // userLimit is how many connections one user of app may hold on this node.
@@ -506,7 +510,7 @@ func (g *Gateway) unregister(c *conn) {
 // detach is called once per connection when it starts closing, with the
 // close code and reason (of the close frame, or why the socket broke).
 func (g *Gateway) detach(c *conn, code int, reason string) {
-	c.poller.remove(c)
+	c.wire.stopReading()
 	c.mu.Lock()
 	if c.pending != nil {
 		c.pending.timer.Stop()
@@ -608,13 +612,20 @@ func (g *Gateway) onText(c *conn, payload []byte) error {
 			return errClosing // closing already
 		}
 		p.timer.Stop()
-		g.register(c, *id, p.since)
+		g.register(c, *id, p.since, nil)
 		return nil
 	}
 	if ferr != nil {
 		g.errorFrame(c, ferr.Code, ferr.Reason)
 		return nil
 	}
+	g.dispatch(c, f)
+	return nil
+}
+
+// dispatch runs an authenticated connection's client frame, for every
+// transport. Caller: the connection's read side, one frame at a time.
+func (g *Gateway) dispatch(c *conn, f protocol.ClientFrame) {
 	switch f.Type {
 	case protocol.TypePing:
 		c.Send(pong)
@@ -633,24 +644,28 @@ func (g *Gateway) onText(c *conn, payload []byte) error {
 	case protocol.TypeSend:
 		g.clientSend(c, f)
 	}
-	return nil
 }
 
 var pong = protocol.NewText(protocol.Pong)
 
+// joinRefused tells the client, and reports, when it may not join room
+// itself: its token does not allow it, or it is in MaxRooms rooms.
+func (g *Gateway) joinRefused(c *conn, room string) bool {
+	switch {
+	case !c.mayAny && !(auth.Claims{Rooms: c.allow}.MayJoin(room)):
+		g.errorFrame(c, protocol.ErrCodeForbidden, "token does not allow joining room "+strconv.Quote(room))
+		return true
+	case len(g.hub.Rooms(&c.Conn)) >= g.cfg.MaxRooms:
+		g.errorFrame(c, protocol.ErrCodeInvalidArgument, "connection is in the maximum of "+strconv.Itoa(g.cfg.MaxRooms)+" rooms")
+		return true
+	}
+	return false
+}
+
 // clientJoin handles a join frame; with since, a room that keeps history
 // then replays what the client missed (see roomReplay).
 func (g *Gateway) clientJoin(c *conn, room string, since *uint64) {
-	allowed := c.mayAny
-	if !allowed {
-		allowed = auth.Claims{Rooms: c.allow}.MayJoin(room)
-	}
-	switch {
-	case !allowed:
-		g.errorFrame(c, protocol.ErrCodeForbidden, "token does not allow joining room "+strconv.Quote(room))
-		return
-	case len(g.hub.Rooms(&c.Conn)) >= g.cfg.MaxRooms:
-		g.errorFrame(c, protocol.ErrCodeInvalidArgument, "connection is in the maximum of "+strconv.Itoa(g.cfg.MaxRooms)+" rooms")
+	if g.joinRefused(c, room) {
 		return
 	}
 	if since == nil {
@@ -740,6 +755,3 @@ func httpError(w http.ResponseWriter, code, msg string) {
 	enc.SetEscapeHTML(false) // as the API's answers
 	_ = enc.Encode(map[string]map[string]string{"error": {"code": code, "message": msg}})
 }
-
-// delivered notes a replayed stored message as handed to a connection.
-func (g *Gateway) delivered(app, user string, seq uint64) { g.sender.NoteDelivered(app, user, seq) }

@@ -15,7 +15,7 @@ type poller struct {
 	wake int // eventfd that ends run
 
 	mu    sync.RWMutex
-	conns []*conn // indexed by fd
+	conns []*wsConn // indexed by fd
 }
 
 func newPoller() (*poller, error) {
@@ -41,13 +41,13 @@ func newPoller() (*poller, error) {
 // meantime is not added (or is taken out again): Control keeps the
 // descriptor open during the add, and the closed flag is checked after it,
 // so a closed connection never lingers in the table or in epoll.
-func (p *poller) add(c *conn) error {
+func (p *poller) add(c *wsConn) error {
 	if c.isClosed() {
 		return nil
 	}
 	p.mu.Lock()
 	for len(p.conns) <= c.fd {
-		p.conns = append(p.conns, make([]*conn, len(p.conns)+1024)...)
+		p.conns = append(p.conns, make([]*wsConn, len(p.conns)+1024)...)
 	}
 	p.conns[c.fd] = c
 	p.mu.Unlock()
@@ -74,14 +74,14 @@ func (p *poller) add(c *conn) error {
 
 // remove stops watching c. Control holds the descriptor open, so a closed
 // and reused fd number is never removed by mistake.
-func (p *poller) remove(c *conn) {
+func (p *poller) remove(c *wsConn) {
 	_ = c.rc.Control(func(fd uintptr) {
 		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
 	})
 	p.forget(c)
 }
 
-func (p *poller) forget(c *conn) {
+func (p *poller) forget(c *wsConn) {
 	p.mu.Lock()
 	if c.fd < len(p.conns) && p.conns[c.fd] == c {
 		p.conns[c.fd] = nil
@@ -89,7 +89,7 @@ func (p *poller) forget(c *conn) {
 	p.mu.Unlock()
 }
 
-func (p *poller) lookup(fd int) *conn {
+func (p *poller) lookup(fd int) *wsConn {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if fd < len(p.conns) {

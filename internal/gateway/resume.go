@@ -8,9 +8,6 @@ import (
 	"github.com/heraldpush/herald/internal/protocol"
 )
 
-// replayPage is how many stored messages one inbox read returns.
-const replayPage = 500
-
 // greeting is what a connection holds while its inbox is replayed: live
 // frames that arrive meanwhile wait here, so that they follow the replay.
 type greeting struct {
@@ -75,7 +72,7 @@ func (c *conn) release(room string, replayed uint64) {
 	}
 	c.mu.Unlock()
 	if start {
-		c.g.schedule(c)
+		c.wire.schedule()
 	}
 }
 
@@ -158,11 +155,12 @@ func (g *Gateway) CatchUp() {
 const catchUpParallel = 32
 
 // greet welcomes a registered connection with its inbox's latest sequence,
-// replays what it missed, and then lets live frames through.
-func (g *Gateway) greet(c *conn, since *uint64) {
+// replays what it missed, and then lets live frames through. Then it joins
+// the rooms asked for at connect, one at a time, as join frames would.
+func (g *Gateway) greet(c *conn, since *uint64, rooms []roomAt) {
 	ctx, cancel := g.engineCtx()
 	defer cancel()
-	latest, acked, err := g.inbox.State(ctx, c.App, c.User)
+	latest, acked, err := g.stored.state(ctx, c.App, c.User)
 	if err != nil {
 		g.log.Warn("reading inbox state", "err", err)
 		c.close(protocol.CloseDraining, "inbox unavailable; reconnect")
@@ -170,6 +168,26 @@ func (g *Gateway) greet(c *conn, since *uint64) {
 	}
 	c.sendNow(protocol.NewText(protocol.Welcome(c.ID, c.User, int(max(1e9, g.cfg.Heartbeat)/1e9), latest)))
 	c.release("", g.replay(ctx, c, since, latest, acked))
+	for _, r := range rooms {
+		if c.isClosed() {
+			return
+		}
+		if r.since == nil {
+			g.clientJoin(c, r.name, nil)
+			continue
+		}
+		if !g.joinRefused(c, r.name) && c.hold() {
+			g.join(&c.Conn, r.name)
+			g.roomReplay(c, r.name, *r.since) // before the next room's
+		}
+	}
+}
+
+// roomAt is a room to join at connect; since is the history position for
+// a room that keeps history (nil: a plain join).
+type roomAt struct {
+	name  string
+	since *uint64
 }
 
 // resume answers a resume frame: replay after since, then live frames.
@@ -181,7 +199,7 @@ func (g *Gateway) resume(c *conn, since uint64) {
 	go func() {
 		ctx, cancel := g.engineCtx()
 		defer cancel()
-		latest, acked, err := g.inbox.State(ctx, c.App, c.User)
+		latest, acked, err := g.stored.state(ctx, c.App, c.User)
 		if err != nil {
 			g.errorFrame(c, protocol.ErrCodeInvalidArgument, "inbox unavailable; retry")
 			c.release("", 0)
@@ -226,7 +244,7 @@ func (g *Gateway) replay(ctx context.Context, c *conn, since *uint64, latest, ac
 func (g *Gateway) sendStored(ctx context.Context, c *conn, after uint64) (last uint64, complete, ok bool) {
 	complete = true
 	for {
-		page, err := g.inbox.Read(ctx, c.App, c.User, after, replayPage)
+		frames, pageComplete, more, err := g.stored.page(ctx, c.App, c.User, after)
 		if err != nil {
 			// Not a loss: the messages are stored, only unreadable now.
 			// The client reconnects (4000) and resumes from what it has.
@@ -234,20 +252,15 @@ func (g *Gateway) sendStored(ctx context.Context, c *conn, after uint64) (last u
 			c.close(protocol.CloseDraining, "inbox unavailable; reconnect and resume")
 			return after, false, false
 		}
-		complete = complete && page.Complete
-		frames := make([]*protocol.Outgoing, len(page.Msgs))
-		for i, m := range page.Msgs {
-			frames[i] = protocol.NewPush(protocol.AppendWithSeq(nil, m.Payload, m.Seq))
-			frames[i].Seq = m.Seq
-			after = m.Seq
-		}
+		complete = complete && pageComplete
 		if len(frames) > 0 {
+			after = frames[len(frames)-1].Seq
 			if !c.sendPaced(frames) {
 				return after, complete, false // closed, or not reading: it reconnects and resumes
 			}
-			g.delivered(c.App, c.User, after)
+			g.stored.delivered(c.App, c.User, after)
 		}
-		if len(page.Msgs) < replayPage {
+		if !more {
 			return after, complete, true
 		}
 	}
@@ -283,7 +296,7 @@ func (g *Gateway) ack(c *conn, seq uint64) {
 			}
 			c.mu.Unlock()
 			ctx, cancel := g.engineCtx()
-			ok, err := g.inbox.Ack(ctx, c.App, c.User, seq)
+			ok, err := g.stored.ack(ctx, c.App, c.User, seq)
 			cancel()
 			switch {
 			case err != nil:
@@ -302,7 +315,7 @@ func (g *Gateway) roomReplay(c *conn, room string, since uint64) {
 	ctx, cancel := g.engineCtx()
 	defer cancel()
 	c.sendNow(protocol.NewText(protocol.Joined(room)))
-	frames, resumed, last, ok, err := g.sender.RoomReplay(ctx, c.App, room, since)
+	frames, resumed, last, ok, err := g.stored.room(ctx, c.App, room, since)
 	switch {
 	case err != nil:
 		g.errorFrame(c, protocol.ErrCodeInvalidArgument, err.Error())

@@ -73,6 +73,10 @@ func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *ops.Ops, gw *gatew
 // Routes registers every route on mux, the WebSocket endpoint included.
 func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/ws", a.gw)
+	mux.HandleFunc("GET /v1/sse", a.gw.ServeSSE)
+	mux.HandleFunc("POST /v1/sse/{conn}", a.gw.ServeSSEFrame)
+	mux.HandleFunc("OPTIONS /v1/sse", a.gw.Preflight)
+	mux.HandleFunc("OPTIONS /v1/sse/{conn}", a.gw.Preflight)
 	mux.Handle("GET /healthz", keyless(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }))
 	mux.Handle("GET /readyz", keyless(a.readyz))
 	mux.Handle("GET /{$}", keyless(a.index))
@@ -123,6 +127,7 @@ func (a *API) index(w http.ResponseWriter, _ *http.Request) {
 		"version":   a.cfg.Version,
 		"docs":      DocsURL,
 		"websocket": "/v1/ws",
+		"sse":       "/v1/sse",
 		"api":       "/v1/ (Authorization: Bearer <api key>)",
 		"health":    "/healthz",
 		"ready":     "/readyz",

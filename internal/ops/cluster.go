@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/gateway"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/push"
@@ -27,6 +28,7 @@ const (
 	opJoin  = "join"  // put them into the room
 	opLeave = "leave" // take them out of the room
 	opStats = "stats" // the node's counts
+	opFrame = "frame" // run an SSE connection's client frame
 )
 
 // request is what one node asks another to do with its connections.
@@ -38,6 +40,7 @@ type request struct {
 	Limit  int      `json:"limit,omitempty"` // page size of opUser (0: PageSize)
 	Users  []string `json:"users,omitempty"`
 	Conns  []string `json:"conns,omitempty"`
+	Frame  []byte   `json:"frame,omitempty"` // opFrame's client frame; Name is its user
 }
 
 // answer is one node's part of an operation's result.
@@ -49,6 +52,7 @@ type answer struct {
 	More    bool       `json:"more,omitempty"`    // members or conns beyond those
 	Conns   []ConnInfo `json:"conns,omitempty"`
 	Stats   *Stats     `json:"stats,omitempty"`
+	Status  int        `json:"status,omitempty"` // opFrame: 403 another user's connection, 400 a bad frame
 }
 
 // serve answers a request from another node.
@@ -92,6 +96,8 @@ func (o *Ops) local(r *request) answer {
 	case opStats:
 		s := o.localStats(r.App)
 		return answer{Stats: &s}
+	case opFrame:
+		return o.localFrame(r)
 	}
 	return answer{Err: "unknown operation " + r.Op}
 }
@@ -297,4 +303,21 @@ func (o *Ops) gather(ctx context.Context, nodes []string, r *request) ([]answer,
 		}
 	}
 	return answers, missing, errors.Join(errs...)
+}
+
+// localFrame runs an SSE client frame on this node's connection.
+func (o *Ops) localFrame(r *request) answer {
+	if len(r.Conns) != 1 {
+		return answer{Err: "frame: name one connection"}
+	}
+	switch err := o.gw.ClientFrame(context.Background(), r.App, r.Name, r.Conns[0], r.Frame); {
+	case err == nil:
+		return answer{N: 1}
+	case errors.Is(err, gateway.ErrNotYourConn):
+		return answer{Status: 403}
+	case errors.Is(err, gateway.ErrBadFrame):
+		return answer{Status: 400}
+	default:
+		return answer{} // not here
+	}
 }

@@ -289,3 +289,27 @@ func (o *Ops) queryAll(ctx context.Context, r *request) ([]answer, []string, err
 	answers, missing := o.query(ctx, nodes, r)
 	return answers, missing, nil
 }
+
+// ClientFrame runs a client frame of an SSE connection (POST
+// /v1/sse/{conn}) on the node that holds it, for user of app. Its errors
+// are gateway.ClientFrame's, or a *push.Error (CodeUnavailable) when that
+// node does not answer in time.
+func (o *Ops) ClientFrame(ctx context.Context, app, user, conn string, frame []byte) error {
+	node, ok := protocol.ConnNode(conn)
+	if !ok {
+		return gateway.ErrUnknownConn
+	}
+	answers, err := o.ask(ctx, []string{node}, &request{Op: opFrame, App: app, Name: user, Conns: []string{conn}, Frame: frame})
+	if err != nil {
+		return err
+	}
+	switch a := answers[0]; {
+	case a.N == 1:
+		return nil
+	case a.Status == 403:
+		return gateway.ErrNotYourConn
+	case a.Status == 400:
+		return gateway.ErrBadFrame
+	}
+	return gateway.ErrUnknownConn
+}

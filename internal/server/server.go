@@ -150,6 +150,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.gateway.SetFrameRouter(s.ops)
 	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, Version: Version,
 		MaxBody: l.MaxBodyBytesInFlight},
 		apiKeys, s.service, s.ops, s.gateway, s.engine, s.metrics, log)
@@ -175,6 +176,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s.http = &http.Server{Handler: bodyDeadline(s.guard(budget.Wrap(mux)), l.BodyTimeout), ReadHeaderTimeout: l.HeaderTimeout,
 		IdleTimeout: l.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug), Protocols: new(http.Protocols),
 		ConnContext: connContext, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: h2MaxStreams}}
+	// Shutdown waits for running handlers: SSE streams end first (1001).
+	s.http.RegisterOnShutdown(func() { s.gateway.CloseStreams(protocol.CloseGoingAway) })
 	s.http.Protocols.SetHTTP1(true)
 	s.http.Protocols.SetHTTP2(true)            // gRPC over TLS
 	s.http.Protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c, prior knowledge)
