@@ -19,13 +19,20 @@ import (
 type recorder struct {
 	mu      sync.Mutex
 	changes []Change
-	lost    []Conn
+	lost    []Conn // closed with 1006
+	opened  []Conn
+	closed  []Conn // closed otherwise
 }
 
-func (r *recorder) Changed(c Change) { r.mu.Lock(); r.changes = append(r.changes, c); r.mu.Unlock() }
-func (r *recorder) Lost(c Conn, _ time.Time) {
+func (r *recorder) Changed(c Change)  { r.mu.Lock(); r.changes = append(r.changes, c); r.mu.Unlock() }
+func (r *recorder) ConnOpened(c Conn) { r.mu.Lock(); r.opened = append(r.opened, c); r.mu.Unlock() }
+func (r *recorder) ConnClosed(c Conn, code int, _ time.Time) {
 	r.mu.Lock()
-	r.lost = append(r.lost, c)
+	if code == CodeLost {
+		r.lost = append(r.lost, c)
+	} else {
+		r.closed = append(r.closed, c)
+	}
 	r.mu.Unlock()
 }
 
@@ -202,9 +209,21 @@ var alice = Scope{Kind: Member, App: "shop", Room: "chat-1", User: "alice"}
 func TestTwoTabs(t *testing.T) {
 	a, r := node(t, runServer(t), cfg("a"))
 	now := time.Now()
+	a.Open(Conn{ID: "c1", App: "shop", User: "alice"})
+	a.Open(Conn{ID: "c2", App: "shop", User: "alice"})
 	a.Add(alice, now)
 	a.Add(alice, now)
 	waitFor(t, "join", 10*time.Second, func() bool { return events(alice, r) == "+" })
+	a.Closed("c1", 1000, time.Now())
+	a.Closed("c2", 1001, time.Now())
+	waitFor(t, "connections opened and closed", 10*time.Second, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.opened) == 2 && len(r.closed) == 2
+	})
+	if ks, _ := a.keys(context.Background(), "c.>"); len(ks) != 0 {
+		t.Fatalf("connection records left: %v", ks)
+	}
 	a.Remove(alice, time.Now())
 	users, _, err := a.Members(context.Background(), "shop", "chat-1", "", 10)
 	if err != nil || !slices.Equal(users, []string{"alice"}) {

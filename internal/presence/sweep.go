@@ -120,7 +120,7 @@ func (t *Tracker) sweepNode(ctx context.Context, node, roster string) error {
 		if err != nil {
 			return fmt.Errorf("presence: removing %s: %w", k, err)
 		}
-		t.sink.Lost(c, now)
+		t.sink.ConnClosed(c, CodeLost, now)
 	}
 	prefix := "x." + tok(node) + "."
 	idx, err := t.keys(ctx, prefix+">")

@@ -56,14 +56,21 @@ type Conn struct {
 	Since  time.Time `json:"since"`
 }
 
-// Sink receives what the tracker decides. Each Change and each lost
-// connection is reported by exactly one node of the cluster.
+// Sink receives what the tracker decides. Each Change and each
+// connection's opening and closing is reported by exactly one node of the
+// cluster.
 type Sink interface {
 	// Changed reports a scope's transition.
 	Changed(c Change)
-	// Lost reports a connection of a node that died (found at at).
-	Lost(c Conn, at time.Time)
+	// ConnOpened reports a connection once its record is stored.
+	ConnOpened(c Conn)
+	// ConnClosed reports a connection gone, with its close code: 1006
+	// (CodeLost) for the connections of a node that died, found at at.
+	ConnClosed(c Conn, code int, at time.Time)
 }
+
+// CodeLost is the close code reported for a dead node's connections.
+const CodeLost = 1006
 
 // state is the shared entry of a scope.
 type state struct {
@@ -91,6 +98,8 @@ type connOp struct {
 	info    Conn
 	open    bool
 	written bool
+	code    int       // once closed
+	at      time.Time // once closed
 }
 
 type item struct {
@@ -344,14 +353,14 @@ func (t *Tracker) Open(c Conn) {
 	sh.enqueue(it)
 }
 
-// Closed removes the record of a local connection.
-func (t *Tracker) Closed(id string) {
+// Closed removes the record of a local connection, closed with code at at.
+func (t *Tracker) Closed(id string, code int, at time.Time) {
 	it := item{conn: id}
 	sh := t.shardOf(it)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if op := sh.conns[id]; op != nil {
-		op.open = false
+	if op := sh.conns[id]; op != nil && op.open {
+		op.open, op.code, op.at = false, code, at
 		sh.enqueue(it)
 	}
 }
@@ -405,7 +414,7 @@ func (t *Tracker) applyConn(sh *shard, id string) error {
 		sh.mu.Unlock()
 		return nil
 	}
-	open, written, info := op.open, op.written, op.info
+	open, written, info, code, at := op.open, op.written, op.info, op.code, op.at
 	sh.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.Timeout)
 	defer cancel()
@@ -415,6 +424,7 @@ func (t *Tracker) applyConn(sh *shard, id string) error {
 		if _, err := t.kv.Put(ctx, connKey(t.cfg.NodeID, id), b); err != nil {
 			return fmt.Errorf("recording connection %s: %w", id, err)
 		}
+		t.sink.ConnOpened(info)
 		sh.mu.Lock()
 		op.written = true
 		if !op.open {
@@ -426,7 +436,10 @@ func (t *Tracker) applyConn(sh *shard, id string) error {
 			if err := t.kv.Purge(ctx, connKey(t.cfg.NodeID, id)); err != nil {
 				return fmt.Errorf("removing connection %s: %w", id, err)
 			}
+		} else {
+			t.sink.ConnOpened(info) // closed before its record was written
 		}
+		t.sink.ConnClosed(info, code, at)
 		sh.mu.Lock()
 		delete(sh.conns, id)
 		sh.mu.Unlock()
