@@ -30,6 +30,7 @@ import (
 	"github.com/heraldpush/herald/internal/grpcapi"
 	"github.com/heraldpush/herald/internal/httpapi"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/lifecycle"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/natsengine"
 	"github.com/heraldpush/herald/internal/ops"
@@ -54,7 +55,8 @@ type Server struct {
 	api     *httpapi.API
 	ops     *ops.Ops
 	nodes   *natsengine.Nodes
-	budget  connlimit.Budget // the open-file budget; Max 0 when unknown
+	life    *lifecycle.Lifecycle // presence and lifecycle webhooks
+	budget  connlimit.Budget     // the open-file budget; Max 0 when unknown
 	// Ready is closed once the node listens; Addr is then its address.
 	Ready chan struct{}
 	Addr  string
@@ -123,11 +125,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.newLifecycle(cfg, s.engine.Replicas()); err != nil {
+		return nil, err
+	}
 	s.gateway, err = gateway.New(gateway.Config{
 		NodeID: cfg.NodeID, Dev: cfg.Dev, Heartbeat: l.Heartbeat, HeartbeatTimeout: l.HeartbeatLimit,
 		AuthTimeout: l.AuthTimeout, WriteTimeout: l.WriteTimeout, EngineTimeout: l.EngineTimeout, MaxFrame: l.MaxFrame,
 		QueueBytes: l.QueueBytes, MaxRooms: l.MaxRooms, SendRate: l.SendRate, AllowedOrigins: cfg.AllowedOrigins,
-		MaxConnsPerUser: l.MaxConnsPerUser, AppMaxConnsPerUser: appUserLimits(cfg.Apps),
+		MaxConnsPerUser: l.MaxConnsPerUser, AppMaxConnsPerUser: appUserLimits(cfg.Apps), Lifecycle: s.life,
 	}, s.hub, s.engine, s.inbox, keys, s.service, s.metrics, log)
 	if err != nil {
 		return nil, err
@@ -246,8 +251,14 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		s.engine.Close()
 		return err
 	}
+	if err := s.startLifecycle(ctx); err != nil {
+		ln.Close()
+		s.engine.Close()
+		return err
+	}
 	if err := s.gateway.Start(); err != nil {
 		ln.Close()
+		s.closeLifecycle()
 		s.engine.Close()
 		return err
 	}
@@ -284,6 +295,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	stopFlush()
 	<-announced // and this node left the registry
 	<-flushed   // the last delivered positions are recorded
+	errs = append(errs, s.closeLifecycle())
 	errs = append(errs, s.engine.Close())
 	if err := errors.Join(errs...); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
