@@ -27,7 +27,6 @@ type Lifecycle struct {
 	Tracker       *presence.Tracker
 	Outbox        *webhook.Outbox
 	PresenceRooms []string // names, "prefix*" or "*"
-	Timeout       time.Duration
 	Log           *slog.Logger
 }
 
@@ -78,7 +77,7 @@ func (l *Lifecycle) left(c *hub.Conn, room string, at time.Time) {
 }
 
 // Changed implements presence.Sink.
-func (l *Lifecycle) Changed(ch presence.Change) {
+func (l *Lifecycle) Changed(ctx context.Context, ch presence.Change) {
 	s := ch.Scope
 	var typ string
 	data := map[string]any{}
@@ -90,7 +89,7 @@ func (l *Lifecycle) Changed(ch presence.Change) {
 	case presence.Member:
 		typ, data["room"], data["user"] = pick(ch.Up, webhook.PresenceJoin, webhook.PresenceLeave), s.Room, s.User
 	}
-	l.emit(s.App, typ, ch.At, data)
+	l.emit(ctx, s.App, typ, ch.At, data)
 }
 
 func pick(up bool, a, b string) string {
@@ -101,27 +100,25 @@ func pick(up bool, a, b string) string {
 }
 
 // ConnOpened implements presence.Sink.
-func (l *Lifecycle) ConnOpened(c presence.Conn) {
-	l.emit(c.App, webhook.ConnOpened, c.Since, connData(c))
+func (l *Lifecycle) ConnOpened(ctx context.Context, c presence.Conn) {
+	l.emit(ctx, c.App, webhook.ConnOpened, c.Since, connData(c))
 }
 
 // ConnClosed implements presence.Sink.
-func (l *Lifecycle) ConnClosed(c presence.Conn, code int, at time.Time) {
+func (l *Lifecycle) ConnClosed(ctx context.Context, c presence.Conn, code int, at time.Time) {
 	d := connData(c)
 	d["code"] = code
-	l.emit(c.App, webhook.ConnClosed, at, d)
+	l.emit(ctx, c.App, webhook.ConnClosed, at, d)
 }
 
 func connData(c presence.Conn) map[string]any {
 	return map[string]any{"conn": c.ID, "user": c.User, "node": c.Node, "device": c.Device, "addr": c.Addr}
 }
 
-func (l *Lifecycle) emit(app, typ string, at time.Time, data map[string]any) {
+func (l *Lifecycle) emit(ctx context.Context, app, typ string, at time.Time, data map[string]any) {
 	if l.Outbox == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.Timeout)
-	defer cancel()
 	if err := l.Outbox.Emit(ctx, app, typ, at, data); err != nil && l.Log != nil {
 		l.Log.Warn("storing a webhook event failed; it is lost", "app", app, "type", typ, "err", err)
 	}

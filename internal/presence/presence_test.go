@@ -24,9 +24,17 @@ type recorder struct {
 	closed  []Conn // closed otherwise
 }
 
-func (r *recorder) Changed(c Change)  { r.mu.Lock(); r.changes = append(r.changes, c); r.mu.Unlock() }
-func (r *recorder) ConnOpened(c Conn) { r.mu.Lock(); r.opened = append(r.opened, c); r.mu.Unlock() }
-func (r *recorder) ConnClosed(c Conn, code int, _ time.Time) {
+func (r *recorder) Changed(_ context.Context, c Change) {
+	r.mu.Lock()
+	r.changes = append(r.changes, c)
+	r.mu.Unlock()
+}
+func (r *recorder) ConnOpened(_ context.Context, c Conn) {
+	r.mu.Lock()
+	r.opened = append(r.opened, c)
+	r.mu.Unlock()
+}
+func (r *recorder) ConnClosed(_ context.Context, c Conn, code int, _ time.Time) {
 	r.mu.Lock()
 	if code == CodeLost {
 		r.lost = append(r.lost, c)

@@ -32,13 +32,13 @@ func (t *Tracker) sweeper() {
 		case <-t.closing:
 			return
 		case <-renew.C:
-			ctx, cancel := context.WithTimeout(context.Background(), t.cfg.Timeout)
+			ctx, cancel := context.WithTimeout(t.base, t.cfg.Timeout)
 			if err := t.renew(ctx); err != nil {
 				t.cfg.Logger.Warn("presence: lease", "err", err)
 			}
 			cancel()
 		case <-sweep.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 4*t.cfg.Timeout)
+			ctx, cancel := context.WithTimeout(t.base, 4*t.cfg.Timeout)
 			if err := t.sweep(ctx); err != nil {
 				t.cfg.Logger.Warn("presence: sweeping dead nodes", "err", err)
 			}
@@ -120,7 +120,7 @@ func (t *Tracker) sweepNode(ctx context.Context, node, roster string) error {
 		if err != nil {
 			return fmt.Errorf("presence: removing %s: %w", k, err)
 		}
-		t.sink.ConnClosed(c, CodeLost, now)
+		t.sink.ConnClosed(ctx, c, CodeLost, now)
 	}
 	prefix := "x." + tok(node) + "."
 	idx, err := t.keys(ctx, prefix+">")

@@ -61,12 +61,12 @@ type Conn struct {
 // cluster.
 type Sink interface {
 	// Changed reports a scope's transition.
-	Changed(c Change)
+	Changed(ctx context.Context, c Change)
 	// ConnOpened reports a connection once its record is stored.
-	ConnOpened(c Conn)
+	ConnOpened(ctx context.Context, c Conn)
 	// ConnClosed reports a connection gone, with its close code: 1006
 	// (CodeLost) for the connections of a node that died, found at at.
-	ConnClosed(c Conn, code int, at time.Time)
+	ConnClosed(ctx context.Context, c Conn, code int, at time.Time)
 }
 
 // CodeLost is the close code reported for a dead node's connections.
@@ -125,10 +125,14 @@ type Tracker struct {
 	shards []*shard
 
 	kv, leases jetstream.KeyValue
+	nc         *nats.Conn
 	stop       chan struct{}
 	closing    chan struct{}
-	wg         sync.WaitGroup
-	closeOnce  sync.Once
+	// base is cancelled when the workers stop, ending their engine calls.
+	base      context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // ErrClosed is returned by a Tracker used after Close.
@@ -166,6 +170,7 @@ func New(cfg Config, sink Sink) (*Tracker, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	t := &Tracker{cfg: cfg, sink: sink, seed: maphash.MakeSeed(), stop: make(chan struct{}), closing: make(chan struct{})}
+	t.base, t.cancel = context.WithCancel(context.Background())
 	for range cfg.Workers {
 		t.shards = append(t.shards, &shard{scopes: map[Scope]*local{}, conns: map[string]*connOp{},
 			queued: map[item]bool{}, wake: make(chan struct{}, 1)})
@@ -183,6 +188,7 @@ func (t *Tracker) Bound() time.Duration {
 // takes the node's lease and starts the workers and the sweeper. Close
 // stops them.
 func (t *Tracker) Start(ctx context.Context, nc *nats.Conn) error {
+	t.nc = nc
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("presence: %w", err)
@@ -221,14 +227,15 @@ func (t *Tracker) Start(ctx context.Context, nc *nats.Conn) error {
 }
 
 func (t *Tracker) halt() {
-	t.closeOnce.Do(func() { close(t.closing); close(t.stop) })
+	t.closeOnce.Do(func() { close(t.closing); close(t.stop); t.cancel() })
 	t.wg.Wait()
 }
 
-// Close applies the changes still queued (within the engine timeout),
-// stops the workers and the sweeper and gives up the lease, so that other
-// nodes finalize at once what this one still owned.
+// Close applies the changes still queued, stops the workers and the
+// sweeper and gives up the lease, so that other nodes finalize at once
+// what this one still owned; all within the engine timeout.
 func (t *Tracker) Close() error {
+	deadline := time.Now().Add(t.cfg.Timeout)
 	t.closeOnce.Do(func() {
 		close(t.closing)
 		drained := make(chan struct{})
@@ -250,11 +257,14 @@ func (t *Tracker) Close() error {
 			}
 			close(drained)
 		}()
-		select {
-		case <-drained:
-		case <-time.After(t.cfg.Timeout):
+		if t.nc != nil && t.nc.IsConnected() { // else nothing would drain
+			select {
+			case <-drained:
+			case <-time.After(time.Until(deadline)):
+			}
 		}
 		close(t.stop)
+		t.cancel()
 	})
 	t.wg.Wait()
 	for _, sh := range t.shards {
@@ -266,10 +276,10 @@ func (t *Tracker) Close() error {
 		}
 		sh.mu.Unlock()
 	}
-	if t.leases == nil {
-		return nil
+	if t.leases == nil || !t.nc.IsConnected() {
+		return nil // the lease then lapses by itself
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.Timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := t.leases.Purge(ctx, tok(t.cfg.NodeID)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("presence: giving up lease: %w", err)
@@ -416,7 +426,7 @@ func (t *Tracker) applyConn(sh *shard, id string) error {
 	}
 	open, written, info, code, at := op.open, op.written, op.info, op.code, op.at
 	sh.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(t.base, t.cfg.Timeout)
 	defer cancel()
 	switch {
 	case open && !written:
@@ -424,7 +434,7 @@ func (t *Tracker) applyConn(sh *shard, id string) error {
 		if _, err := t.kv.Put(ctx, connKey(t.cfg.NodeID, id), b); err != nil {
 			return fmt.Errorf("recording connection %s: %w", id, err)
 		}
-		t.sink.ConnOpened(info)
+		t.sink.ConnOpened(ctx, info)
 		sh.mu.Lock()
 		op.written = true
 		if !op.open {
@@ -437,9 +447,9 @@ func (t *Tracker) applyConn(sh *shard, id string) error {
 				return fmt.Errorf("removing connection %s: %w", id, err)
 			}
 		} else {
-			t.sink.ConnOpened(info) // closed before its record was written
+			t.sink.ConnOpened(ctx, info) // closed before its record was written
 		}
-		t.sink.ConnClosed(info, code, at)
+		t.sink.ConnClosed(ctx, info, code, at)
 		sh.mu.Lock()
 		delete(sh.conns, id)
 		sh.mu.Unlock()
@@ -456,7 +466,7 @@ func (t *Tracker) applyScope(sh *shard, s Scope) error {
 	}
 	want, at := st.count > 0, st.at
 	sh.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(t.base, t.cfg.Timeout)
 	defer cancel()
 	if want {
 		if err := t.join(ctx, s); err != nil {
@@ -587,7 +597,7 @@ func (t *Tracker) join(ctx context.Context, s Scope) error {
 		}
 		if ok {
 			if !present {
-				t.sink.Changed(Change{Scope: s, Up: true, At: st.Since})
+				t.sink.Changed(ctx, Change{Scope: s, Up: true, At: st.Since})
 			}
 			return nil
 		}
@@ -628,7 +638,7 @@ func (t *Tracker) depart(ctx context.Context, s Scope, at time.Time) (time.Time,
 			}
 			// Never before the arrival it ends (a tab may close while its
 			// arrival is being written).
-			t.sink.Changed(Change{Scope: s, Up: false, At: later(st.Leaving.At, st.Since)})
+			t.sink.Changed(ctx, Change{Scope: s, Up: false, At: later(st.Leaving.At, st.Since)})
 		}
 		if err := t.kv.Purge(ctx, s.index(t.cfg.NodeID)); err != nil {
 			return time.Time{}, fmt.Errorf("unindexing %s: %w", s.key(), err)

@@ -15,7 +15,7 @@ import (
 // has a webhook). It starts nothing.
 func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
 	l := cfg.Limits
-	s.life = &lifecycle.Lifecycle{PresenceRooms: cfg.PresenceRooms, Timeout: l.EngineTimeout, Log: s.log}
+	s.life = &lifecycle.Lifecycle{PresenceRooms: cfg.PresenceRooms, Log: s.log}
 	var eps []webhook.Endpoint
 	add := func(app string, hooks []config.Webhook) error {
 		for _, h := range hooks {
