@@ -97,3 +97,24 @@ func TestOneAppFlagsSayWhichIsWrong(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookFlagsSayWhichAppIsWrong: a bad webhook stops serve with an
+// error naming the app.
+func TestWebhookFlagsSayWhichAppIsWrong(t *testing.T) {
+	app := []string{"--app", "shop", "--api-key", "shop-api-key-0123456789", "--token-secret", "shop-token-secret-0123"}
+	good := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{append(app, "--webhook-url", "https://backend.example.com/h", "--webhook-secret", "plain"), `app "shop": webhooks[0]: webhook: secret must be "whsec_"`},
+		{append(app, "--webhook-url", "http://127.0.0.1:9/h", "--webhook-secret", good), `app "shop": webhooks[0]: webhook: unsafe endpoint URL`},
+		{append(app, "--webhook-url", "https://backend.example.com/h"), "--webhook-url and --webhook-secret go together"},
+	} {
+		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir()}, tc.args...)
+		r := run(t, nil, args...)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("herald %v: %v; want it to say %q", args, r, tc.want)
+		}
+	}
+}

@@ -58,7 +58,12 @@ func serve(args []string) error {
 		pprof         = fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ (admin key required outside --dev)")
 		gcPercent     = fs.Int("gc-percent", def.GCPercent, "garbage collector target, as GOGC (the GOGC variable wins)")
 		origins       listFlag
+		presenceRooms listFlag
+		webhookURL    = fs.String("webhook-url", "", "a webhook endpoint of --app (of app \"demo\" with --dev) receiving lifecycle events")
+		webhookSecret = fs.String("webhook-secret", "", "Standard Webhooks secret (\"whsec_\" + base64) of --webhook-url")
+		allowPrivate  = fs.Bool("allow-private-webhooks", false, "accept http:// and private or loopback webhook URLs (always with --dev)")
 	)
+	fs.Var(&presenceRooms, "presence-rooms", "presence rooms: names or prefix* patterns, comma-separated")
 	fs.Var(&clusterPeers, "cluster-peers", "nats://host:port of the other nodes' cluster listeners, comma-separated")
 	fs.Var(&origins, "allowed-origins", "WebSocket Origin values accepted, comma-separated (empty: any)")
 	set, err := parse(fs, args)
@@ -108,11 +113,25 @@ func serve(args []string) error {
 	over("pprof", func() { cfg.Pprof = *pprof })
 	over("gc-percent", func() { cfg.GCPercent = *gcPercent })
 	over("drain-time", func() { cfg.DrainTime = *drainTime })
+	over("presence-rooms", func() { cfg.PresenceRooms = presenceRooms })
+	over("allow-private-webhooks", func() { cfg.AllowPrivateWebhooks = *allowPrivate })
 	if set["app"] || set["api-key"] || set["token-secret"] {
 		if err := oneApp(set, *app, *apiKey, *secret); err != nil {
 			return err
 		}
 		cfg.Apps = append(cfg.Apps, config.App{Name: *app, APIKeys: []string{*apiKey}, TokenSecret: *secret})
+	}
+	if set["webhook-url"] || set["webhook-secret"] {
+		if *webhookURL == "" || *webhookSecret == "" {
+			return errors.New("--webhook-url and --webhook-secret go together")
+		}
+		hook := config.Webhook{URL: *webhookURL, Secret: *webhookSecret}
+		if set["app"] {
+			last := &cfg.Apps[len(cfg.Apps)-1]
+			last.Webhooks = append(last.Webhooks, hook)
+		} else {
+			cfg.DevWebhooks = append(cfg.DevWebhooks, hook)
+		}
 	}
 	if cfg.Dev {
 		if !set["addr"] && cfg.Addr == def.Addr {

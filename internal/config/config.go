@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/heraldpush/herald/internal/webhook"
 	"gopkg.in/yaml.v3"
 )
 
@@ -29,6 +30,18 @@ type App struct {
 	// MaxConnsPerUser overrides limits.max_conns_per_user for this app's
 	// users; 0 keeps the global value.
 	MaxConnsPerUser int `yaml:"max_conns_per_user"`
+	// Webhooks receive the app's lifecycle events (docs/webhooks.md).
+	Webhooks []Webhook `yaml:"webhooks"`
+}
+
+// Webhook is one endpoint of an app's lifecycle events.
+type Webhook struct {
+	URL string `yaml:"url"`
+	// Secret is a Standard Webhooks secret: "whsec_" + base64.
+	Secret string `yaml:"secret"`
+	// Events lists the event types sent; empty: every type except
+	// message.*.
+	Events []string `yaml:"events"`
 }
 
 // RoomHistory makes matching rooms keep their recent messages, so that a
@@ -75,6 +88,13 @@ type Limits struct {
 	// on one node; a connection beyond it is closed with 4009 (apps may
 	// override it).
 	MaxConnsPerUser int `yaml:"max_conns_per_user"`
+	// OfflineDelay holds back user.offline, room.vacated and a
+	// disconnect's presence leave; nothing is sent if the user (or a
+	// member) is back within it.
+	OfflineDelay time.Duration `yaml:"offline_delay"`
+	// PresenceMembers caps the members listed in a presence room's joined
+	// frame ("more": true beyond it).
+	PresenceMembers int `yaml:"presence_members"`
 }
 
 // DefaultMaxConnsPerIP is the per-IP connection cap outside dev mode when
@@ -134,7 +154,16 @@ type Config struct {
 	// RoomHistory rules apply to the rooms of every app; the first match
 	// wins.
 	RoomHistory []RoomHistory `yaml:"room_history"`
-	Limits      Limits        `yaml:"limits"`
+	// PresenceRooms: rooms matching one of these (a name, "prefix*" or
+	// "*") are presence rooms, in every app.
+	PresenceRooms []string `yaml:"presence_rooms"`
+	// AllowPrivateWebhooks accepts http:// webhook URLs and private or
+	// loopback addresses (always accepted in dev mode).
+	AllowPrivateWebhooks bool `yaml:"allow_private_webhooks"`
+	// DevWebhooks are the webhooks of app "demo" in dev mode
+	// (--webhook-url without --app).
+	DevWebhooks []Webhook `yaml:"-"`
+	Limits      Limits    `yaml:"limits"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -169,6 +198,8 @@ func Default() Config {
 			BodyTimeout:          30 * time.Second,
 			IdleTimeout:          60 * time.Second,
 			MaxConnsPerUser:      100, // per node: see docs/security.md
+			OfflineDelay:         5 * time.Second,
+			PresenceMembers:      1000,
 		},
 	}
 }
@@ -235,6 +266,7 @@ func (c *Config) Validate() error {
 		if a.MaxConnsPerUser < 0 {
 			errs = append(errs, fmt.Errorf("app %q: max_conns_per_user must be at least 1 (0: the global limit)", a.Name))
 		}
+		errs = append(errs, c.validWebhooks(a.Name, a.Webhooks)...)
 		for _, k := range a.APIKeys {
 			if len(k) < 16 {
 				errs = append(errs, fmt.Errorf("app %q has an api key shorter than 16 characters", a.Name))
@@ -278,6 +310,18 @@ func (c *Config) Validate() error {
 	if c.DrainTime < 0 || c.DrainTime > 24*time.Hour {
 		errs = append(errs, errors.New("drain_time must be from 0 to 24h"))
 	}
+	if len(c.DevWebhooks) > 0 && !c.Dev {
+		errs = append(errs, errors.New("--webhook-url without --app needs --dev (app \"demo\")"))
+	}
+	errs = append(errs, c.validWebhooks("demo", c.DevWebhooks)...)
+	if l.OfflineDelay < 0 || l.OfflineDelay > time.Hour || l.PresenceMembers < 1 {
+		errs = append(errs, errors.New("limits: offline_delay must be from 0 to 1h and presence_members at least 1"))
+	}
+	for i, p := range c.PresenceRooms {
+		if p == "" {
+			errs = append(errs, fmt.Errorf("presence_rooms[%d] is empty", i))
+		}
+	}
 	if c.SyncInterval < 0 {
 		errs = append(errs, errors.New("sync_interval must not be negative"))
 	}
@@ -288,4 +332,24 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: %w", err)
 	}
 	return nil
+}
+
+// validWebhooks checks an app's webhooks: a Standard Webhooks secret,
+// known event types, and a safe URL unless private webhooks are allowed.
+func (c *Config) validWebhooks(app string, hooks []Webhook) []error {
+	var errs []error
+	for i, w := range hooks {
+		if _, err := webhook.ParseSecret(w.Secret); err != nil {
+			errs = append(errs, fmt.Errorf("app %q: webhooks[%d]: %w", app, i, err))
+		}
+		for _, t := range w.Events {
+			if !webhook.ValidType(t) {
+				errs = append(errs, fmt.Errorf("app %q: webhooks[%d]: unknown event type %q", app, i, t))
+			}
+		}
+		if err := webhook.CheckURL(w.URL, c.AllowPrivateWebhooks || c.Dev); err != nil {
+			errs = append(errs, fmt.Errorf("app %q: webhooks[%d]: %w", app, i, err))
+		}
+	}
+	return errs
 }

@@ -44,6 +44,8 @@ func TestLoadRejectsUnknownKeysAndBadValues(t *testing.T) {
 	}
 }
 
+var okHook = Webhook{URL: "https://backend.example.com/herald", Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+
 func TestValidate(t *testing.T) {
 	app := App{Name: "shop", APIKeys: []string{"0123456789abcdef"}, TokenSecret: "0123456789abcdef"}
 	cases := []struct {
@@ -71,6 +73,40 @@ func TestValidate(t *testing.T) {
 		{"user limit", func(c *Config) { c.Dev = true; c.Limits.MaxConnsPerUser = 0 }, "max_conns_per_user"},
 		{"app user limit", func(c *Config) { a := app; a.MaxConnsPerUser = -1; c.Apps = []App{a} }, "max_conns_per_user"},
 		{"app user limit above the global", func(c *Config) { a := app; a.MaxConnsPerUser = 500; c.Apps = []App{a} }, ""},
+		{"webhook", func(c *Config) { a := app; a.Webhooks = []Webhook{okHook}; c.Apps = []App{a} }, ""},
+		{"webhook secret", func(c *Config) {
+			a := app
+			a.Webhooks = []Webhook{{URL: okHook.URL, Secret: "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}
+			c.Apps = []App{a}
+		}, `app "shop": webhooks[0]: webhook: secret must be "whsec_"`},
+		{"webhook event", func(c *Config) {
+			a := app
+			a.Webhooks = []Webhook{{URL: okHook.URL, Secret: okHook.Secret, Events: []string{"user.online", "user.sneezed"}}}
+			c.Apps = []App{a}
+		}, `app "shop": webhooks[0]: unknown event type "user.sneezed"`},
+		{"webhook http", func(c *Config) {
+			a := app
+			a.Webhooks = []Webhook{{URL: "http://backend.example.com/h", Secret: okHook.Secret}}
+			c.Apps = []App{a}
+		}, `app "shop": webhooks[0]: webhook: unsafe endpoint URL`},
+		{"webhook loopback", func(c *Config) {
+			a := app
+			a.Webhooks = []Webhook{{URL: "https://127.0.0.1:9000/h", Secret: okHook.Secret}}
+			c.Apps = []App{a}
+		}, `app "shop": webhooks[0]: webhook: unsafe endpoint URL`},
+		{"webhook loopback allowed", func(c *Config) {
+			a := app
+			a.Webhooks = []Webhook{{URL: "http://127.0.0.1:9000/h", Secret: okHook.Secret}}
+			c.Apps = []App{a}
+			c.AllowPrivateWebhooks = true
+		}, ""},
+		{"dev webhook loopback", func(c *Config) {
+			c.Dev = true
+			c.DevWebhooks = []Webhook{{URL: "http://127.0.0.1:9000/h", Secret: okHook.Secret}}
+		}, ""},
+		{"dev webhook without dev", func(c *Config) { c.Apps = []App{app}; c.DevWebhooks = []Webhook{okHook} }, "needs --dev"},
+		{"offline delay", func(c *Config) { c.Dev = true; c.Limits.OfflineDelay = -time.Second }, "offline_delay"},
+		{"presence rooms", func(c *Config) { c.Dev = true; c.PresenceRooms = []string{"chat-*", ""} }, "presence_rooms[1]"},
 		{"too many replicas", func(c *Config) { c.Dev = true; c.NATSURL = "nats://127.0.0.1:4222"; c.Replicas = 7 }, "from 1 to 5"},
 	}
 	for _, tc := range cases {
@@ -86,6 +122,9 @@ func TestValidate(t *testing.T) {
 	}
 	if n := Default().Limits.MaxConnsPerUser; n != 100 {
 		t.Errorf("max_conns_per_user %d, want 100", n)
+	}
+	if d := Default().Limits.OfflineDelay; d != 5*time.Second {
+		t.Errorf("offline_delay %v, want the issue's 5 s", d)
 	}
 	if d := Default().Limits.IdempotencyTTL; d != 5*time.Minute {
 		t.Errorf("idempotency window %v, want the contract's 5 minutes", d)

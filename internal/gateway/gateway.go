@@ -48,6 +48,19 @@ type Config struct {
 	// it is closed with 4009 after authentication.
 	MaxConnsPerUser    int
 	AppMaxConnsPerUser map[string]int
+	// Lifecycle, if set, is told of connections and room memberships
+	// (presence and lifecycle webhooks).
+	Lifecycle Lifecycle
+}
+
+// Lifecycle is told when an authenticated connection opens and closes and
+// when it joins and leaves rooms. Its methods must not block.
+type Lifecycle interface {
+	Opened(c *hub.Conn)
+	// Closed: rooms are those c was still in; code its close code.
+	Closed(c *hub.Conn, rooms []string, code int)
+	Joined(c *hub.Conn, room string)
+	Left(c *hub.Conn, room string)
 }
 
 // ClientSender is what the gateway needs of the push service: publishing a
@@ -87,7 +100,7 @@ type Gateway struct {
 	// APIs carry no context: the poller's read events, the hub's fan-out,
 	// the engine's reconnect handler, an upgrade that outlives its request.
 	// Set once by Start, before any connection exists; read only for one.
-	life context.Context
+	life      context.Context
 	streamsMu sync.Mutex
 	streams   map[*sseConn]struct{} // open SSE connections
 }
@@ -479,6 +492,9 @@ func (g *Gateway) register(c *conn, id identity, since *uint64, rooms []roomAt) 
 	}
 	c.authed.Store(true)
 	g.metrics.Connected()
+	if g.cfg.Lifecycle != nil {
+		g.cfg.Lifecycle.Opened(&c.Conn)
+	}
 	if g.log.Enabled(context.Background(), slog.LevelDebug) {
 		g.log.LogAttrs(context.Background(), slog.LevelDebug, "client connected", slog.String("conn", c.ID),
 			slog.String("app", c.App), slog.String("user", c.User), slog.String("device", c.Device), slog.String("addr", c.Addr))
@@ -494,17 +510,19 @@ func (g *Gateway) userLimit(app string) int {
 	return g.cfg.MaxConnsPerUser
 }
 
-// unregister takes c out of the hub and drops its interest.
-func (g *Gateway) unregister(c *conn) {
+// unregister takes c out of the hub and drops its interest; it returns
+// the rooms c was in.
+func (g *Gateway) unregister(c *conn) []string {
 	rooms, ok := g.hub.Remove(&c.Conn)
 	if !ok {
-		return
+		return nil
 	}
 	for _, r := range rooms {
 		g.unwatch(engine.Topic{Kind: engine.Room, App: c.App, Name: r})
 	}
 	g.unwatch(engine.Topic{Kind: engine.User, App: c.App, Name: c.User})
 	g.unwatch(engine.Topic{Kind: engine.App, App: c.App})
+	return rooms
 }
 
 // detach is called once per connection when it starts closing, with the
@@ -520,7 +538,10 @@ func (g *Gateway) detach(c *conn, code int, reason string) {
 	c.hubbed = false
 	c.mu.Unlock()
 	if hubbed {
-		g.unregister(c)
+		rooms := g.unregister(c)
+		if g.cfg.Lifecycle != nil {
+			g.cfg.Lifecycle.Closed(&c.Conn, rooms, code)
+		}
 		g.metrics.Disconnected(code)
 		if g.log.Enabled(context.Background(), slog.LevelDebug) {
 			g.log.LogAttrs(context.Background(), slog.LevelDebug, "client disconnected", slog.String("conn", c.ID),
@@ -568,6 +589,9 @@ func (g *Gateway) join(hc *hub.Conn, room string) bool {
 		g.unwatch(t)
 		return false
 	}
+	if g.cfg.Lifecycle != nil {
+		g.cfg.Lifecycle.Joined(hc, room)
+	}
 	return true
 }
 
@@ -578,6 +602,9 @@ func (g *Gateway) Leave(hc *hub.Conn, room string) bool {
 		return false
 	}
 	g.unwatch(engine.Topic{Kind: engine.Room, App: hc.App, Name: room})
+	if g.cfg.Lifecycle != nil {
+		g.cfg.Lifecycle.Left(hc, room)
+	}
 	hc.Out.(*conn).sendText(protocol.Left(room))
 	return true
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/heraldpush/herald/internal/grpcapi"
 	"github.com/heraldpush/herald/internal/httpapi"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/lifecycle"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/natsengine"
 	"github.com/heraldpush/herald/internal/natsinbox"
@@ -44,19 +45,20 @@ var Version = "0.1.0-dev"
 
 // Server is one Herald node.
 type Server struct {
-	cfg     config.Config
-	log     *slog.Logger
-	hub     *hub.Hub
-	metrics *metrics.Metrics
-	engine  *natsengine.Engine
-	inbox   *natsinbox.Inbox
-	service *push.Service
-	gateway *gateway.Gateway
-	http    *http.Server
-	api     *httpapi.API
-	ops     *ops.Ops
-	nodes   *natsengine.Nodes
-	budget  connlimit.Budget // the open-file budget; Max 0 when unknown
+	cfg       config.Config
+	log       *slog.Logger
+	hub       *hub.Hub
+	metrics   *metrics.Metrics
+	engine    *natsengine.Engine
+	inbox     *natsinbox.Inbox
+	service   *push.Service
+	gateway   *gateway.Gateway
+	http      *http.Server
+	api       *httpapi.API
+	ops       *ops.Ops
+	nodes     *natsengine.Nodes
+	lifecycle *lifecycle.Lifecycle // presence and lifecycle webhooks
+	budget    connlimit.Budget     // the open-file budget; Max 0 when unknown
 	// refusedWarned is when (Unix seconds) refused last logged a warning.
 	refusedWarned atomic.Int64
 	// Ready is closed once the node listens; Addr is then its address.
@@ -128,11 +130,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.newLifecycle(cfg, s.engine.Replicas()); err != nil {
+		return nil, err
+	}
 	s.gateway, err = gateway.New(gateway.Config{
 		NodeID: cfg.NodeID, Dev: cfg.Dev, Heartbeat: l.Heartbeat, HeartbeatTimeout: l.HeartbeatLimit,
 		AuthTimeout: l.AuthTimeout, WriteTimeout: l.WriteTimeout, EngineTimeout: l.EngineTimeout, MaxFrame: l.MaxFrame,
 		QueueBytes: l.QueueBytes, MaxRooms: l.MaxRooms, SendRate: l.SendRate, AllowedOrigins: cfg.AllowedOrigins,
-		MaxConnsPerUser: l.MaxConnsPerUser, AppMaxConnsPerUser: appUserLimits(cfg.Apps),
+		MaxConnsPerUser: l.MaxConnsPerUser, AppMaxConnsPerUser: appUserLimits(cfg.Apps), Lifecycle: s.lifecycle,
 	}, s.hub, s.engine, s.inbox, keys, s.service, s.metrics, log)
 	if err != nil {
 		return nil, err
@@ -263,8 +268,14 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		s.engine.Close()
 		return err
 	}
+	if err := s.startLifecycle(life); err != nil {
+		ln.Close()
+		s.engine.Close()
+		return err
+	}
 	if err := s.gateway.Start(life); err != nil {
 		ln.Close()
+		s.closeLifecycle()
 		s.engine.Close()
 		return err
 	}
@@ -306,7 +317,8 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	close(stopBackground)
 	<-announced // and this node left the registry
 	<-flushed   // the last delivered positions are recorded
-	endLife()   // the graceful phase is over
+	errs = append(errs, s.closeLifecycle())
+	endLife() // the graceful phase is over
 	errs = append(errs, s.engine.Close())
 	if err := errors.Join(errs...); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -1,0 +1,81 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/lifecycle"
+	"github.com/heraldpush/herald/internal/presence"
+	"github.com/heraldpush/herald/internal/webhook"
+)
+
+// newLifecycle builds presence and the webhook outbox (nil when no app
+// has a webhook). It starts nothing.
+func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
+	l := cfg.Limits
+	s.lifecycle = &lifecycle.Lifecycle{PresenceRooms: cfg.PresenceRooms, Log: s.log}
+	var eps []webhook.Endpoint
+	add := func(app string, hooks []config.Webhook) error {
+		for _, h := range hooks {
+			key, err := webhook.ParseSecret(h.Secret)
+			if err != nil {
+				return fmt.Errorf("app %q: %w", app, err)
+			}
+			eps = append(eps, webhook.Endpoint{App: app, URL: h.URL, Key: key, Events: h.Events})
+		}
+		return nil
+	}
+	for _, a := range cfg.Apps {
+		if err := add(a.Name, a.Webhooks); err != nil {
+			return err
+		}
+	}
+	if err := add("demo", cfg.DevWebhooks); err != nil {
+		return err
+	}
+	if len(eps) > 0 {
+		ob, err := webhook.New(webhook.Config{NodeID: cfg.NodeID, Replicas: replicas, Endpoints: eps,
+			AllowPrivate: cfg.AllowPrivateWebhooks || cfg.Dev, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		s.lifecycle.Outbox = ob
+	}
+	tr, err := presence.New(presence.Config{NodeID: cfg.NodeID, Replicas: replicas, OfflineDelay: l.OfflineDelay,
+		Timeout: l.EngineTimeout, Logger: s.log}, s.lifecycle)
+	if err != nil {
+		return err
+	}
+	s.lifecycle.Tracker = tr
+	return nil
+}
+
+// startLifecycle starts the outbox, then presence (whose first sweep may
+// already emit events).
+func (s *Server) startLifecycle(ctx context.Context) error {
+	nc := s.engine.Conn()
+	if s.lifecycle.Outbox != nil {
+		if err := s.lifecycle.Outbox.Start(ctx, nc); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+	}
+	if err := s.lifecycle.Tracker.Start(ctx, nc); err != nil {
+		if s.lifecycle.Outbox != nil {
+			s.lifecycle.Outbox.Close()
+		}
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+// closeLifecycle stops presence (its queued changes written, its lease
+// given up), then the outbox.
+func (s *Server) closeLifecycle() error {
+	err := s.lifecycle.Tracker.Close()
+	if s.lifecycle.Outbox != nil {
+		err = errors.Join(err, s.lifecycle.Outbox.Close())
+	}
+	return err
+}

@@ -1,0 +1,146 @@
+package server
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldpush/herald/internal/config"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+)
+
+const hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// hookReceiver is a loopback webhook endpoint that verifies signatures
+// with the Standard Webhooks reference library and keeps the events that
+// it accepted.
+type hookReceiver struct {
+	t      *testing.T
+	wh     *standardwebhooks.Webhook
+	mu     sync.Mutex
+	events []hookEvent
+}
+
+type hookEvent struct {
+	Type      string         `json:"type"`
+	Timestamp time.Time      `json:"timestamp"`
+	Data      map[string]any `json:"data"`
+}
+
+func newHookReceiver(t *testing.T) (*hookReceiver, string) {
+	wh, err := standardwebhooks.NewWebhook(hookSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &hookReceiver{t: t, wh: wh}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return r, srv.URL
+}
+
+func (r *hookReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	if err := r.wh.Verify(body, req.Header); err != nil {
+		r.t.Errorf("signature refused by the reference library: %v", err)
+		w.WriteHeader(400)
+		return
+	}
+	var e hookEvent
+	if err := json.Unmarshal(body, &e); err != nil {
+		r.t.Errorf("event %s: %v", body, err)
+	}
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+	w.WriteHeader(204)
+}
+
+// summary lists "type who" for every event received, sorted.
+func (r *hookReceiver) summary() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		who, _ := e.Data["user"].(string)
+		if room, ok := e.Data["room"].(string); ok {
+			who = strings.TrimSpace(room + " " + who)
+		}
+		if e.Data["app"] != "demo" {
+			who += " (app " + e.Data["app"].(string) + ")"
+		}
+		out = append(out, e.Type+" "+who)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestLifecycleWebhooks: a real node with a presence room and a loopback
+// webhook; two tabs of alice and one of bob come and go. Every event type
+// of the lifecycle arrives once per transition, signed, and a second tab
+// makes no user or presence event.
+func TestLifecycleWebhooks(t *testing.T) {
+	r, url := newHookReceiver(t)
+	n := startNode(t, func(c *config.Config) {
+		c.PresenceRooms = []string{"chat-*"}
+		c.DevWebhooks = []config.Webhook{{URL: url, Secret: hookSecret}}
+		c.Limits.OfflineDelay = 200 * time.Millisecond
+	})
+	a1 := n.dial("app=demo&user=alice", dialOpt{})
+	a2 := n.dial("app=demo&user=alice", dialOpt{})
+	b := n.dial("app=demo&user=bob", dialOpt{})
+	for _, c := range []*client{a1, a2, b} {
+		c.send(`{"type":"join","room":"chat-1"}`)
+		c.expect("joined")
+	}
+	want := []string{
+		"conn.opened alice", "conn.opened alice", "conn.opened bob",
+		"presence.join chat-1 alice", "presence.join chat-1 bob",
+		"room.occupied chat-1",
+		"user.online alice", "user.online bob",
+	}
+	waitSummary(t, r, want)
+	a1.send(`{"type":"leave","room":"chat-1"}`)
+	a1.expect("left")
+	a1.conn.Close()
+	a2.conn.Close()
+	b.conn.Close()
+	want = append(want,
+		"conn.closed alice", "conn.closed alice", "conn.closed bob",
+		"presence.leave chat-1 alice", "presence.leave chat-1 bob",
+		"room.vacated chat-1",
+		"user.offline alice", "user.offline bob")
+	sort.Strings(want)
+	waitSummary(t, r, want)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.events {
+		if e.Type == "conn.closed" && (e.Data["code"] == nil || e.Data["conn"] == nil || e.Data["node"] == nil) {
+			t.Errorf("conn.closed without code, conn or node: %v", e.Data)
+		}
+		if e.Timestamp.IsZero() {
+			t.Errorf("%s without timestamp", e.Type)
+		}
+	}
+}
+
+func waitSummary(t *testing.T, r *hookReceiver, want []string) {
+	t.Helper()
+	sort.Strings(want)
+	deadline := time.Now().Add(3 * wait)
+	for {
+		got := r.summary()
+		if strings.Join(got, "\n") == strings.Join(want, "\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,21 @@
+// Package webhook delivers Herald's lifecycle events to HTTP endpoints,
+// signed as the Standard Webhooks specification says, at least once.
+//
+// Emit writes an event into a JetStream stream (the outbox) before any
+// attempt is made. Each configured endpoint has one durable consumer of
+// that stream allowing a single unacknowledged message, so exactly one
+// node of the cluster posts to an endpoint at a time and the endpoint
+// sees events one by one in the order the stream stored them. A failed
+// attempt is retried with full-jitter exponential backoff (the k-th retry
+// waits a random time in [0, min(MaxBackoff, BaseBackoff·2^(k−1))]) until
+// the event is RetryFor old; then it moves to a dead-letter stream that
+// Dead lists and Replay sends again. A node that dies mid-delivery leaves
+// its message unacknowledged and another node (or the restarted one)
+// delivers it after the consumer's ack wait.
+//
+// The package owns the signing, the streams and consumers and the HTTP
+// client; it knows nothing of connections or presence (the caller says
+// what happened through Emit). Concurrency: Emit, Dead, Replay and Stats
+// are safe for concurrent use; each endpoint's sender is one goroutine,
+// started by Start and stopped by Close.
+package webhook

@@ -1,0 +1,434 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config configures an Outbox.
+type Config struct {
+	NodeID    string
+	Replicas  int // copies of the streams (default 1)
+	Endpoints []Endpoint
+	// RetryFor is how long an event is retried before it is dead-lettered
+	// (default 24 h).
+	RetryFor time.Duration
+	// Timeout bounds one attempt (default 10 s).
+	Timeout time.Duration
+	// BaseBackoff and MaxBackoff shape the full-jitter backoff: the k-th
+	// retry waits a random time in [0, min(MaxBackoff, BaseBackoff·2^(k−1))]
+	// (defaults 1 s and 1 h).
+	BaseBackoff, MaxBackoff time.Duration
+	// AckWait is how long a message taken by a node that died waits
+	// before another node takes it (default 30 s).
+	AckWait time.Duration
+	// DeadFor is how long dead letters are kept (default 7 days).
+	DeadFor time.Duration
+	// AllowPrivate allows http:// and private or loopback addresses.
+	AllowPrivate bool
+	Stream       string // default "HERALD_WEBHOOKS"; dead letters in Stream+"_DEAD"
+	Observer     Observer
+	Logger       *slog.Logger
+}
+
+// Observer counts what the outbox does, per endpoint id (may be nil).
+type Observer interface {
+	Queued(endpoint string)
+	// FirstAttempt: the first attempt of an event, wait after it was queued.
+	FirstAttempt(endpoint string, wait time.Duration)
+	Delivered(endpoint string)
+	Retried(endpoint string)
+	Dead(endpoint string)
+	Disabled(endpoint string)
+}
+
+// Headers of the outbox messages.
+const (
+	hdrEventID  = "Herald-Event-Id"
+	hdrEndpoint = "Herald-Endpoint"
+	hdrError    = "Herald-Error"
+	hdrAttempts = "Herald-Attempts"
+	hdrType     = "Herald-Type"
+)
+
+// sender delivers one endpoint's events.
+type sender struct {
+	ep   Endpoint
+	id   string
+	cons jetstream.Consumer
+
+	queued, delivered, retried, dead atomic.Uint64
+	disabled                         atomic.Bool
+}
+
+// Outbox is the durable webhook outbox of one node.
+type Outbox struct {
+	cfg     Config
+	senders []*sender
+	byApp   map[string][]*sender
+	byID    map[string]*sender
+	client  *http.Client
+
+	js         jetstream.JetStream
+	stream     jetstream.Stream
+	deadStream jetstream.Stream
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+}
+
+// ErrNotStarted is returned by an Outbox used before Start.
+var ErrNotStarted = errors.New("webhook: outbox not started")
+
+// New validates cfg (URLs, event types); it starts nothing.
+func New(cfg Config) (*Outbox, error) {
+	if cfg.NodeID == "" {
+		return nil, errors.New("webhook: empty node id")
+	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = 24 * time.Hour
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.BaseBackoff <= 0 {
+		cfg.BaseBackoff = time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = time.Hour
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.DeadFor <= 0 {
+		cfg.DeadFor = 7 * 24 * time.Hour
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = "HERALD_WEBHOOKS"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	o := &Outbox{cfg: cfg, byApp: map[string][]*sender{}, byID: map[string]*sender{}, stop: make(chan struct{})}
+	for _, ep := range cfg.Endpoints {
+		if err := CheckURL(ep.URL, cfg.AllowPrivate); err != nil {
+			return nil, fmt.Errorf("app %q: %w", ep.App, err)
+		}
+		if len(ep.Key) == 0 {
+			return nil, fmt.Errorf("app %q: webhook %s: %w", ep.App, ep.URL, ErrBadSecret)
+		}
+		for _, t := range ep.Events {
+			if !ValidType(t) {
+				return nil, fmt.Errorf("app %q: webhook %s: unknown event type %q", ep.App, ep.URL, t)
+			}
+		}
+		s := &sender{ep: ep, id: ep.ID()}
+		if o.byID[s.id] != nil {
+			return nil, fmt.Errorf("app %q: webhook %s is configured twice", ep.App, ep.URL)
+		}
+		o.senders = append(o.senders, s)
+		o.byApp[ep.App] = append(o.byApp[ep.App], s)
+		o.byID[s.id] = s
+	}
+	o.client = &http.Client{
+		Timeout: cfg.Timeout,
+		Transport: &http.Transport{DialContext: dialer(cfg.AllowPrivate), MaxIdleConnsPerHost: 4,
+			IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: cfg.Timeout, ForceAttemptHTTP2: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return o, nil
+}
+
+func tok(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(s))
+}
+
+func eventSubject(app, typ string) string { return "hrl.wh.e." + tok(app) + "." + typ }
+func replaySubject(epID string) string    { return "hrl.wh.r." + epID }
+func deadSubject(app, epID string) string { return "hrl.wh.d." + tok(app) + "." + epID }
+
+// Start creates the streams and the endpoints' consumers and starts one
+// sender per endpoint. Close stops them.
+func (o *Outbox) Start(ctx context.Context, nc *nats.Conn) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	o.js = js
+	o.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: o.cfg.Stream,
+		Subjects: []string{"hrl.wh.e.>", "hrl.wh.r.>"}, Retention: jetstream.InterestPolicy,
+		MaxAge: o.cfg.RetryFor + time.Hour, Storage: jetstream.FileStorage, Replicas: o.cfg.Replicas,
+		Duplicates: 2 * time.Minute})
+	if err != nil {
+		return fmt.Errorf("webhook: outbox stream: %w", err)
+	}
+	o.deadStream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: o.cfg.Stream + "_DEAD",
+		Subjects: []string{"hrl.wh.d.>"}, MaxAge: o.cfg.DeadFor, Storage: jetstream.FileStorage,
+		Replicas: o.cfg.Replicas})
+	if err != nil {
+		return fmt.Errorf("webhook: dead-letter stream: %w", err)
+	}
+	for _, s := range o.senders {
+		filters := []string{replaySubject(s.id)}
+		for _, t := range s.ep.types() {
+			filters = append(filters, eventSubject(s.ep.App, t))
+		}
+		s.cons, err = o.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: s.id,
+			Description: s.ep.App + " " + s.ep.URL, FilterSubjects: filters,
+			AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1, AckWait: o.cfg.AckWait,
+			DeliverPolicy: jetstream.DeliverNewPolicy, MaxDeliver: -1})
+		if err != nil {
+			return fmt.Errorf("webhook: consumer of %s: %w", s.ep.URL, err)
+		}
+		if info, err := s.cons.Info(ctx); err == nil && info.Paused {
+			s.disabled.Store(true)
+		}
+	}
+	for _, s := range o.senders {
+		o.wg.Add(1)
+		go o.run(s)
+	}
+	return nil
+}
+
+// Close stops the senders; a message being retried is handed back to the
+// stream for another node.
+func (o *Outbox) Close() error {
+	o.closeOnce.Do(func() { close(o.stop) })
+	o.wg.Wait()
+	o.client.CloseIdleConnections()
+	return nil
+}
+
+// Wants reports whether some endpoint of app receives typ.
+func (o *Outbox) Wants(app, typ string) bool {
+	for _, s := range o.byApp[app] {
+		for _, t := range s.ep.types() {
+			if t == typ {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Emit stores an event of app (at: when it happened; data gets "app")
+// in the outbox, unless no endpoint of the app receives its type. When it
+// returns nil the event is stored and will be delivered.
+func (o *Outbox) Emit(ctx context.Context, app, typ string, at time.Time, data map[string]any) error {
+	if !o.Wants(app, typ) {
+		return nil
+	}
+	if o.js == nil {
+		return ErrNotStarted
+	}
+	id, raw, err := encode(app, typ, at, data)
+	if err != nil {
+		return err
+	}
+	msg := &nats.Msg{Subject: eventSubject(app, typ), Data: raw, Header: nats.Header{}}
+	msg.Header.Set(hdrEventID, id)
+	msg.Header.Set(hdrType, typ)
+	if _, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+		return fmt.Errorf("webhook: storing %s: %w", typ, err)
+	}
+	for _, s := range o.byApp[app] {
+		s.queued.Add(1)
+		if o.cfg.Observer != nil {
+			o.cfg.Observer.Queued(s.id)
+		}
+	}
+	return nil
+}
+
+// run is one endpoint's sender: it takes the endpoint's next event (the
+// consumer lets one be outstanding cluster-wide) and delivers it.
+func (o *Outbox) run(s *sender) {
+	defer o.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-o.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for ctx.Err() == nil {
+		batch, err := s.cons.Fetch(1, jetstream.FetchContext(ctx))
+		if err != nil {
+			if ctx.Err() == nil {
+				o.cfg.Logger.Warn("webhook: fetching", "endpoint", s.ep.URL, "err", err)
+				pause(ctx, time.Second)
+			}
+			continue
+		}
+		for msg := range batch.Messages() {
+			o.deliver(ctx, s, msg)
+		}
+	}
+}
+
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// backoff is the wait before the k-th retry (k ≥ 1): full jitter.
+func (o *Outbox) backoff(k int) time.Duration {
+	limit := o.cfg.MaxBackoff
+	if k <= 40 {
+		if d := o.cfg.BaseBackoff << (k - 1); d > 0 && d < limit {
+			limit = d
+		}
+	}
+	return rand.N(limit + 1)
+}
+
+// deliver posts one event until it succeeds, the endpoint is gone (410),
+// the event is too old (dead-lettered) or the node stops (handed back).
+func (o *Outbox) deliver(ctx context.Context, s *sender, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		msg.Term()
+		return
+	}
+	born := meta.Timestamp
+	id := msg.Headers().Get(hdrEventID)
+	if meta.NumDelivered == 1 && o.cfg.Observer != nil {
+		o.cfg.Observer.FirstAttempt(s.id, time.Since(born))
+	}
+	for k := 1; ; k++ {
+		status, err := o.post(ctx, s, id, msg.Data())
+		switch {
+		case ctx.Err() != nil:
+			msg.Nak()
+			return
+		case err == nil && status/100 == 2:
+			msg.Ack()
+			s.delivered.Add(1)
+			if o.cfg.Observer != nil {
+				o.cfg.Observer.Delivered(s.id)
+			}
+			return
+		case err == nil && status == http.StatusGone:
+			o.disable(s)
+			msg.Nak()
+			return
+		}
+		why := fmt.Sprintf("HTTP %d", status)
+		if err != nil {
+			why = err.Error()
+		}
+		left := o.cfg.RetryFor - time.Since(born)
+		if left <= 0 {
+			o.bury(ctx, s, msg, why, k)
+			return
+		}
+		s.retried.Add(1)
+		if o.cfg.Observer != nil {
+			o.cfg.Observer.Retried(s.id)
+		}
+		if !o.hold(ctx, msg, min(o.backoff(k), left)) {
+			msg.Nak()
+			return
+		}
+	}
+}
+
+// hold waits d, telling the stream the message is still being worked on.
+func (o *Outbox) hold(ctx context.Context, msg jetstream.Msg, d time.Duration) bool {
+	end := time.Now().Add(d)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return true
+		}
+		if !pause(ctx, min(left, o.cfg.AckWait/3)) {
+			return false
+		}
+		msg.InProgress()
+	}
+}
+
+// post makes one attempt; it returns the status, or an error if there was
+// no answer within the timeout.
+func (o *Outbox) post(ctx context.Context, s *sender, id string, body []byte) (int, error) {
+	ts := time.Now().Unix()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.ep.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Herald-Webhooks/1")
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("webhook-signature", Sign(s.ep.Key, id, ts, body))
+	resp, err := o.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// disable pauses the endpoint's consumer cluster-wide (it answered 410).
+func (o *Outbox) disable(s *sender) {
+	s.disabled.Store(true)
+	o.cfg.Logger.Warn("webhook: endpoint answered 410 Gone; disabled", "app", s.ep.App, "endpoint", s.ep.URL)
+	if o.cfg.Observer != nil {
+		o.cfg.Observer.Disabled(s.id)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.cfg.Timeout)
+	defer cancel()
+	if _, err := o.stream.PauseConsumer(ctx, s.id, time.Now().AddDate(100, 0, 0)); err != nil {
+		o.cfg.Logger.Warn("webhook: pausing consumer", "endpoint", s.ep.URL, "err", err)
+	}
+}
+
+// bury moves an event that ran out of retries into the dead-letter stream.
+func (o *Outbox) bury(ctx context.Context, s *sender, msg jetstream.Msg, why string, attempts int) {
+	d := &nats.Msg{Subject: deadSubject(s.ep.App, s.id), Data: msg.Data(), Header: nats.Header{}}
+	d.Header.Set(hdrEventID, msg.Headers().Get(hdrEventID))
+	d.Header.Set(hdrType, msg.Headers().Get(hdrType))
+	d.Header.Set(hdrEndpoint, s.ep.URL)
+	d.Header.Set(hdrError, why)
+	d.Header.Set(hdrAttempts, strconv.Itoa(attempts))
+	if _, err := o.js.PublishMsg(ctx, d); err != nil {
+		o.cfg.Logger.Warn("webhook: dead-lettering", "endpoint", s.ep.URL, "err", err)
+		msg.Nak() // tried again later, still dead: buried then
+		return
+	}
+	msg.Term()
+	s.dead.Add(1)
+	if o.cfg.Observer != nil {
+		o.cfg.Observer.Dead(s.id)
+	}
+}
