@@ -44,12 +44,17 @@ const notOpen = { code: 1006, reason: "not connected" };
 export function openWS(Ctor: WSCtor, d: Dial): Transport {
   const ws = new Ctor(url(d.base, "/v1/ws", d.query, true));
   let done = false;
+  const quiet = () => {
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    ws.onerror = () => {}; // a close follows (Node's ws throws an error nobody listens to)
+  };
   const end = (code: number, reason: string) => {
     if (done) return;
     done = true;
-    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    quiet();
     d.sink.end(code, reason);
   };
+  quiet();
   ws.onopen = () => {
     if (d.token) ws.send(JSON.stringify({ type: "auth", token: d.token }));
   };
@@ -71,7 +76,7 @@ export function openWS(Ctor: WSCtor, d: Dial): Transport {
     },
     close() {
       done = true;
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      quiet();
       try {
         ws.close(1000);
       } catch {
