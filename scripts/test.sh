@@ -30,6 +30,4 @@ bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/herald" ./cmd/herald
 export HERALD_BIN="$bin/herald"
-# test/sse needs the server's SSE transport (GET /v1/sse); add
-# "test/sse/*.test.mjs" here once it is merged.
-(cd sdk/js && node --test test/*.test.mjs test/browser/*.test.mjs)
+(cd sdk/js && node --test test/*.test.mjs test/browser/*.test.mjs test/sse/*.test.mjs)

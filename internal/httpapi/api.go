@@ -3,8 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +21,7 @@ import (
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/push"
+	heraldjs "github.com/heraldpush/herald/sdk/js"
 )
 
 // Config holds the API's limits.
@@ -77,6 +80,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/sse/{conn}", a.gw.ServeSSEFrame)
 	mux.HandleFunc("OPTIONS /v1/sse", a.gw.Preflight)
 	mux.HandleFunc("OPTIONS /v1/sse/{conn}", a.gw.Preflight)
+	mux.Handle("GET /v1/herald.js", a.gw.CORS(http.HandlerFunc(serveScript)))
+	mux.HandleFunc("OPTIONS /v1/herald.js", a.gw.Preflight)
 	mux.Handle("GET /healthz", keyless(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }))
 	mux.Handle("GET /readyz", keyless(a.readyz))
 	mux.Handle("GET /{$}", keyless(a.index))
@@ -102,6 +107,20 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("/v1/", a.wrap(func(http.ResponseWriter, *http.Request, principal) error {
 		return push.Errorf(push.CodeNotFound, "no such endpoint")
 	}))
+}
+
+// scriptETag names the embedded SDK build, so that browsers revalidate it
+// cheaply and never keep a stale one after an upgrade.
+var scriptETag = fmt.Sprintf(`"%x"`, sha256.Sum256(heraldjs.Script))
+
+// serveScript answers GET /v1/herald.js: the JavaScript client SDK's
+// browser build (global Herald), embedded in the binary.
+func serveScript(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/javascript; charset=utf-8")
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("ETag", scriptETag)
+	http.ServeContent(w, r, "herald.js", time.Time{}, bytes.NewReader(heraldjs.Script))
 }
 
 // keyless wraps an endpoint that needs no key: its HTTP/1 connection

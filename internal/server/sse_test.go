@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
+	heraldjs "github.com/heraldpush/herald/sdk/js"
 )
 
 // event is one SSE event as a browser's EventSource sees it.
@@ -451,5 +453,34 @@ func TestSSEShutdownAndDrain(t *testing.T) {
 	// the stream's handler.
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestScriptServed: GET /v1/herald.js is the SDK's browser build, embedded,
+// with CORS for any origin when allowed_origins is empty, and a 304 for a
+// browser that has it.
+func TestScriptServed(t *testing.T) {
+	n := startNode(t, nil)
+	req, _ := http.NewRequest("GET", n.base+"/v1/herald.js", nil)
+	req.Header.Set("Origin", "http://app.example")
+	resp, err := n.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(body, heraldjs.Script) || len(body) == 0 ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") || resp.Header.Get("Access-Control-Allow-Origin") == "" {
+		t.Fatalf("GET /v1/herald.js: %d %v (%d bytes)", resp.StatusCode, resp.Header, len(body))
+	}
+	req, _ = http.NewRequest("GET", n.base+"/v1/herald.js", nil)
+	req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+	again, err := n.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Body.Close()
+	if again.StatusCode != 304 {
+		t.Fatalf("GET /v1/herald.js with its ETag: %d, want 304", again.StatusCode)
 	}
 }
