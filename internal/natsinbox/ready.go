@@ -11,32 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// The JetStream API errors that mean "not now" rather than "never": the
-// cluster has no meta leader or no quorum yet (a node starting while its
-// peers are down, an election under way). They are reported as
-// engine.ErrUnavailable, which a starting node waits on and the API
-// answers with 503.
-const (
-	errCodeClusterIncomplete    = 10004 // JSClusterIncompleteErr: incomplete results
-	errCodeClusterNotAvailable  = 10008 // JSClusterNotAvailErr: JetStream system temporarily unavailable
-	errCodeClusterNotLeader     = 10009 // JSClusterNotLeaderErr: JetStream cluster can not handle request
-	errCodeInsufficientResource = 10023 // JSInsufficientResourcesErr: too few peers online to place the replicas
-)
-
-// jsTransient reports whether err is a JetStream API error that passes
-// once the cluster has a leader and enough peers again.
-func jsTransient(err error) bool {
-	var ae *jetstream.APIError
-	if !errors.As(err, &ae) {
-		return false
-	}
-	switch ae.ErrorCode {
-	case errCodeClusterIncomplete, errCodeClusterNotAvailable, errCodeClusterNotLeader, errCodeInsufficientResource:
-		return true
-	}
-	return false
-}
-
 // readyEvery is how long one readiness answer of the inbox stays valid:
 // a flood of /readyz calls costs JetStream at most one probe a second.
 const readyEvery = time.Second

@@ -179,7 +179,7 @@ const maxMultiLast = 1024
 func directSubject(stream string) string { return "$JS.API.DIRECT.GET." + stream }
 
 // unavailable wraps a failure with op. Transport failures (and deadlines)
-// and the JetStream errors that pass by themselves (jsTransient: no meta
+// and the JetStream errors that pass by themselves (natsengine.JSTransient: no meta
 // leader, no quorum yet) also match engine.ErrUnavailable, a message too large for the server
 // engine.ErrInvalidArgument; other JetStream API errors, malformed records
 // and cancellation are only wrapped.
@@ -189,7 +189,7 @@ func unavailable(op string, err error) error {
 	case errors.Is(err, nats.ErrMaxPayload),
 		errors.As(err, &ae) && ae.ErrorCode == errCodeMsgTooBig:
 		return fmt.Errorf("natsinbox: inbox %s: %w", op, errors.Join(engine.ErrInvalidArgument, err))
-	case jsTransient(err):
+	case natsengine.JSTransient(err):
 		return fmt.Errorf("natsinbox: inbox %s: %w", op, errors.Join(engine.ErrUnavailable, err))
 	case errors.Is(err, context.Canceled), errors.As(err, &ae), errors.Is(err, errBadRecord):
 		return fmt.Errorf("natsinbox: inbox %s: %w", op, err)

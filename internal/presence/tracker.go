@@ -188,20 +188,10 @@ func (t *Tracker) Bound() time.Duration {
 // takes the node's lease and starts the workers and the sweeper. Close
 // stops them.
 func (t *Tracker) Start(ctx context.Context, nc *nats.Conn) error {
-	t.nc = nc
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("presence: %w", err)
-	}
-	t.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: t.cfg.Bucket,
-		Storage: jetstream.FileStorage, Replicas: t.cfg.Replicas, History: 1})
-	if err != nil {
-		return fmt.Errorf("presence: bucket: %w", err)
-	}
-	t.leases, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: t.cfg.Bucket + "_LEASES",
-		Storage: jetstream.MemoryStorage, Replicas: t.cfg.Replicas, TTL: t.cfg.LeaseTTL})
-	if err != nil {
-		return fmt.Errorf("presence: lease bucket: %w", err)
+	if t.kv == nil || t.leases == nil {
+		if err := t.Bind(ctx, nc); err != nil {
+			return err
+		}
 	}
 	for _, sh := range t.shards {
 		t.wg.Add(1)
@@ -223,6 +213,32 @@ func (t *Tracker) Start(ctx context.Context, nc *nats.Conn) error {
 	}
 	t.wg.Add(1)
 	go t.sweeper()
+	return nil
+}
+
+// Bind creates (or binds) the tracker's buckets on nc. It starts nothing
+// and may be called again after a failure, e.g. while a cluster has no
+// JetStream leader yet; Start calls it when it was not.
+func (t *Tracker) Bind(ctx context.Context, nc *nats.Conn) error {
+	t.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("presence: %w", err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: t.cfg.Bucket,
+		Storage: jetstream.FileStorage, Replicas: t.cfg.Replicas, History: 1})
+	if err != nil {
+		return fmt.Errorf("presence: bucket: %w", err)
+	}
+	// On disk, not in memory: a replicated memory stream whose replicas
+	// died with their nodes cannot recover (the cluster issue's restart
+	// while most peers were down left it "not current" for good).
+	leases, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: t.cfg.Bucket + "_LEASES",
+		Storage: jetstream.FileStorage, Replicas: t.cfg.Replicas, TTL: t.cfg.LeaseTTL})
+	if err != nil {
+		return fmt.Errorf("presence: lease bucket: %w", err)
+	}
+	t.kv, t.leases = kv, leases
 	return nil
 }
 

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/lifecycle"
+	"github.com/heraldpush/herald/internal/natsengine"
 	"github.com/heraldpush/herald/internal/presence"
 	"github.com/heraldpush/herald/internal/webhook"
 )
@@ -56,10 +59,24 @@ func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
 // already emit events).
 func (s *Server) startLifecycle(ctx context.Context) error {
 	nc := s.engine.Conn()
-	if s.lifecycle.Outbox != nil {
-		if err := s.lifecycle.Outbox.Start(ctx, nc); err != nil {
-			return fmt.Errorf("server: %w", err)
+	// Their buckets and streams wait for JetStream, as the inbox's do (a
+	// clustered node starting before its peers).
+	err := s.waitForEngine(ctx, "JetStream (presence and webhooks)", func(ctx context.Context) error {
+		// Short attempts: a fresh cluster drops JetStream requests until
+		// it has a meta leader, and a repeated create is answered at once.
+		ctx, cancel := context.WithTimeout(ctx, min(s.cfg.Limits.EngineTimeout, 2*time.Second))
+		defer cancel()
+		err := s.lifecycle.Tracker.Bind(ctx, nc)
+		if err == nil && s.lifecycle.Outbox != nil {
+			err = s.lifecycle.Outbox.Start(ctx, nc)
 		}
+		if natsengine.Unavailable(err) {
+			err = errors.Join(engine.ErrUnavailable, err)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
 	if err := s.lifecycle.Tracker.Start(ctx, nc); err != nil {
 		if s.lifecycle.Outbox != nil {
