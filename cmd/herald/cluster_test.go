@@ -274,7 +274,7 @@ func TestEmbeddedClusterOfThreeNodes(t *testing.T) {
 	t.Logf("acknowledged %d pushes per user; %d attempts retried", len(acked["k1"]), p.retried())
 	// JetStream data written before and after the kill is all there,
 	// through either survivor.
-	checkInboxes(t, c.addr(1), acked)
+	checkInboxes(t, c.addr(1), p, acked)
 }
 
 // TestRollingRestartUnderLoad: the three nodes of an embedded cluster are
@@ -320,7 +320,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	}
 	acked := l.finish()
 	t.Logf("acknowledged %d pushes per user; %d attempts retried", len(acked["u1"]), p.retried())
-	checkInboxes(t, c.addr(0), acked)
+	checkInboxes(t, c.addr(0), p, acked)
 }
 
 // natsNode is one nats-server process of an external cluster.
@@ -462,5 +462,5 @@ func TestExternalNATSClusterSurvivesSIGKILLOfAServer(t *testing.T) {
 	l.progress("messages received after the kill", 20)
 	acked := l.finish()
 	t.Logf("acknowledged %d pushes per user; %d attempts retried", len(acked["x1"]), p.retried())
-	checkInboxes(t, c.addr(1), acked)
+	checkInboxes(t, c.addr(1), p, acked)
 }
