@@ -8,6 +8,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/gateway"
 	"github.com/heraldpush/herald/internal/lifecycle"
 	"github.com/heraldpush/herald/internal/natsengine"
 	"github.com/heraldpush/herald/internal/presence"
@@ -15,10 +16,13 @@ import (
 )
 
 // newLifecycle builds presence and the webhook outbox (nil when no app
-// has a webhook). It starts nothing.
+// has a webhook). It starts nothing. With no webhook and no presence room
+// there is nothing to tell anyone: s.lifecycle stays nil, and connections
+// cost what they cost without these features (tracking every connection
+// cluster-wide doubles a connection's memory; see docs/benchmarks.md).
 func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
 	l := cfg.Limits
-	s.lifecycle = &lifecycle.Lifecycle{PresenceRooms: cfg.PresenceRooms, Log: s.log}
+	lc := &lifecycle.Lifecycle{PresenceRooms: cfg.PresenceRooms, Log: s.log}
 	var eps []webhook.Endpoint
 	add := func(app string, hooks []config.Webhook) error {
 		for _, h := range hooks {
@@ -44,8 +48,12 @@ func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
 		if err != nil {
 			return err
 		}
-		s.lifecycle.Outbox = ob
+		lc.Outbox = ob
 	}
+	if lc.Outbox == nil && len(cfg.PresenceRooms) == 0 {
+		return nil
+	}
+	s.lifecycle = lc
 	tr, err := presence.New(presence.Config{NodeID: cfg.NodeID, Replicas: replicas, OfflineDelay: l.OfflineDelay,
 		Timeout: l.EngineTimeout, Logger: s.log}, s.lifecycle)
 	if err != nil {
@@ -58,6 +66,9 @@ func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
 // startLifecycle starts the outbox, then presence (whose first sweep may
 // already emit events).
 func (s *Server) startLifecycle(ctx context.Context) error {
+	if s.lifecycle == nil {
+		return nil
+	}
 	nc := s.engine.Conn()
 	// Their buckets and streams wait for JetStream, as the inbox's do (a
 	// clustered node starting before its peers).
@@ -90,9 +101,21 @@ func (s *Server) startLifecycle(ctx context.Context) error {
 // closeLifecycle stops presence (its queued changes written, its lease
 // given up), then the outbox.
 func (s *Server) closeLifecycle() error {
+	if s.lifecycle == nil {
+		return nil
+	}
 	err := s.lifecycle.Tracker.Close()
 	if s.lifecycle.Outbox != nil {
 		err = errors.Join(err, s.lifecycle.Outbox.Close())
 	}
 	return err
+}
+
+// gatewayLifecycle is s.lifecycle for the gateway's config: a nil
+// interface, not a nil pointer in one, when there is none.
+func (s *Server) gatewayLifecycle() gateway.Lifecycle {
+	if s.lifecycle == nil {
+		return nil
+	}
+	return s.lifecycle
 }
