@@ -16,10 +16,10 @@ import (
 
 	"github.com/heraldpush/herald/internal/apierr"
 	"github.com/heraldpush/herald/internal/apikey"
+	"github.com/heraldpush/herald/internal/cluster"
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/gateway"
 	"github.com/heraldpush/herald/internal/metrics"
-	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/push"
 	heraldjs "github.com/heraldpush/herald/sdk/js"
 )
@@ -54,7 +54,7 @@ type API struct {
 	cfg     Config
 	keys    *apikey.Keys
 	svc     *push.Service
-	ops     *ops.Ops
+	ops     *cluster.Ops
 	gw      *gateway.Gateway
 	broker  engine.Broker
 	metrics *metrics.Metrics
@@ -63,7 +63,7 @@ type API struct {
 
 // New builds the API over the push service and the operations; gw serves
 // the WebSocket endpoint and b answers /readyz.
-func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *ops.Ops, gw *gateway.Gateway, b engine.Broker, m *metrics.Metrics, log *slog.Logger) (*API, error) {
+func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *cluster.Ops, gw *gateway.Gateway, b engine.Broker, m *metrics.Metrics, log *slog.Logger) (*API, error) {
 	if keys == nil || svc == nil || o == nil || gw == nil || b == nil || m == nil {
 		return nil, errors.New("httpapi: missing dependency")
 	}

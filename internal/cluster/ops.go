@@ -1,4 +1,4 @@
-package ops
+package cluster
 
 import (
 	"context"
@@ -63,13 +63,13 @@ type Ops struct {
 // carry operations to the other nodes.
 func New(cfg Config, h *hub.Hub, gw *gateway.Gateway, svc *push.Service, registry engine.Nodes, ctl engine.Control) (*Ops, error) {
 	if h == nil || gw == nil || svc == nil || registry == nil || ctl == nil {
-		return nil, errors.New("ops: missing dependency")
+		return nil, errors.New("cluster: missing dependency")
 	}
 	if cfg.NodeID == "" {
-		return nil, errors.New("ops: empty node id")
+		return nil, errors.New("cluster: empty node id")
 	}
 	if cfg.EngineTimeout <= 0 || cfg.DrainTime < 0 || cfg.DrainTime > MaxDrainTime {
-		return nil, errors.New("ops: engine timeout must be positive, drain time from 0 to 24h")
+		return nil, errors.New("cluster: engine timeout must be positive, drain time from 0 to 24h")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -81,7 +81,7 @@ func New(cfg Config, h *hub.Hub, gw *gateway.Gateway, svc *push.Service, registr
 // Start answers the other nodes' requests until the engine closes.
 func (o *Ops) Start(ctx context.Context) error {
 	if err := o.ctl.Serve(ctx, o.serve); err != nil {
-		return fmt.Errorf("ops: %w", err)
+		return fmt.Errorf("cluster: %w", err)
 	}
 	return nil
 }
