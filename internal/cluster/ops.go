@@ -36,12 +36,36 @@ type Config struct {
 	Log           *slog.Logger
 }
 
+// Gateway is what the operations need of this node's gateway
+// (*gateway.Gateway): to put its connections in and out of rooms, close
+// them, run an SSE connection's client frame, and stop taking connections
+// for a drain.
+type Gateway interface {
+	Join(c *hub.Conn, room string) bool
+	Leave(c *hub.Conn, room string) bool
+	Kick(c *hub.Conn)
+	// ClientFrame's errors are gateway.ErrUnknownConn, ErrNotYourConn and
+	// ErrBadFrame.
+	ClientFrame(ctx context.Context, app, user, id string, frame []byte) error
+	StopAccepting() bool
+}
+
+var _ Gateway = (*gateway.Gateway)(nil)
+
+// Counters is what the operations need of the push service
+// (*push.Service): the node's push and delivery counters, for Stats.
+type Counters interface {
+	Counters(app string) (pushes, deliveries uint64)
+}
+
+var _ Counters = (*push.Service)(nil)
+
 // Ops runs the server API's operations on the whole cluster.
 type Ops struct {
 	cfg      Config
 	hub      *hub.Hub
-	gw       *gateway.Gateway
-	svc      *push.Service
+	gw       Gateway
+	svc      Counters
 	registry engine.Nodes
 	ctl      engine.Control
 
@@ -58,10 +82,10 @@ type Ops struct {
 	wake     chan struct{}      // announce now
 }
 
-// New builds the operations over this node's hub, gateway and push service,
-// the cluster's node registry and the engine's control requests, which
-// carry operations to the other nodes.
-func New(cfg Config, h *hub.Hub, gw *gateway.Gateway, svc *push.Service, registry engine.Nodes, ctl engine.Control) (*Ops, error) {
+// New builds the operations over this node's hub, gateway and push service
+// (its counters), the cluster's node registry and the engine's control
+// requests, which carry operations to the other nodes.
+func New(cfg Config, h *hub.Hub, gw Gateway, svc Counters, registry engine.Nodes, ctl engine.Control) (*Ops, error) {
 	if h == nil || gw == nil || svc == nil || registry == nil || ctl == nil {
 		return nil, errors.New("cluster: missing dependency")
 	}
