@@ -14,8 +14,8 @@ import (
 	"github.com/heraldpush/herald/api/herald/v1/heraldv1connect"
 	"github.com/heraldpush/herald/internal/apierr"
 	"github.com/heraldpush/herald/internal/apikey"
+	"github.com/heraldpush/herald/internal/cluster"
 	"github.com/heraldpush/herald/internal/metrics"
-	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/push"
 )
 
@@ -32,7 +32,7 @@ type API struct {
 	cfg     Config
 	keys    *apikey.Keys
 	svc     *push.Service
-	ops     *ops.Ops
+	ops     *cluster.Ops
 	metrics *metrics.Metrics
 	log     *slog.Logger
 }
@@ -41,7 +41,7 @@ var _ heraldv1connect.HeraldServiceHandler = (*API)(nil)
 
 // New builds the API over the push service (pushes, batches, message
 // status and recall) and the cluster operations (everything else).
-func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *ops.Ops, m *metrics.Metrics, log *slog.Logger) (*API, error) {
+func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *cluster.Ops, m *metrics.Metrics, log *slog.Logger) (*API, error) {
 	if keys == nil || svc == nil || o == nil || m == nil {
 		return nil, errors.New("grpcapi: missing dependency")
 	}

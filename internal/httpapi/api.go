@@ -16,10 +16,8 @@ import (
 
 	"github.com/heraldpush/herald/internal/apierr"
 	"github.com/heraldpush/herald/internal/apikey"
-	"github.com/heraldpush/herald/internal/engine"
-	"github.com/heraldpush/herald/internal/gateway"
+	"github.com/heraldpush/herald/internal/cluster"
 	"github.com/heraldpush/herald/internal/metrics"
-	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/push"
 	heraldjs "github.com/heraldpush/herald/sdk/js"
 )
@@ -49,21 +47,37 @@ func (c *Config) batchBodyLimit() int64 {
 	return n
 }
 
+// Gateway is what the API serves of this node's gateway
+// (*gateway.Gateway): the client endpoints and their CORS handling.
+type Gateway interface {
+	http.Handler // GET /v1/ws
+	ServeSSE(w http.ResponseWriter, r *http.Request)
+	ServeSSEFrame(w http.ResponseWriter, r *http.Request)
+	Preflight(w http.ResponseWriter, r *http.Request)
+	CORS(next http.Handler) http.Handler
+}
+
+// Readiness is what GET /readyz asks of the engine (engine.Broker):
+// whether it can take work now.
+type Readiness interface {
+	Ready(ctx context.Context) error
+}
+
 // API serves the v1 server API.
 type API struct {
 	cfg     Config
 	keys    *apikey.Keys
 	svc     *push.Service
-	ops     *ops.Ops
-	gw      *gateway.Gateway
-	broker  engine.Broker
+	ops     *cluster.Ops
+	gw      Gateway
+	broker  Readiness
 	metrics *metrics.Metrics
 	log     *slog.Logger
 }
 
 // New builds the API over the push service and the operations; gw serves
 // the WebSocket endpoint and b answers /readyz.
-func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *ops.Ops, gw *gateway.Gateway, b engine.Broker, m *metrics.Metrics, log *slog.Logger) (*API, error) {
+func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *cluster.Ops, gw Gateway, b Readiness, m *metrics.Metrics, log *slog.Logger) (*API, error) {
 	if keys == nil || svc == nil || o == nil || gw == nil || b == nil || m == nil {
 		return nil, errors.New("httpapi: missing dependency")
 	}

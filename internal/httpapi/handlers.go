@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/apierr"
-	"github.com/heraldpush/herald/internal/ops"
+	"github.com/heraldpush/herald/internal/cluster"
 	"github.com/heraldpush/herald/internal/push"
 )
 
@@ -205,7 +205,7 @@ func (a *API) user(w http.ResponseWriter, r *http.Request, p principal) error {
 	limit := 0
 	if v := q.Get("limit"); v != "" {
 		if limit, err = strconv.Atoi(v); err != nil || limit < 1 {
-			return push.Errorf(push.CodeInvalidArgument, "limit must be from 1 to %d", ops.MaxPageSize)
+			return push.Errorf(push.CodeInvalidArgument, "limit must be from 1 to %d", cluster.MaxPageSize)
 		}
 	}
 	info, err := a.ops.User(ctx, app, r.PathValue("user"), q.Get("cursor"), limit)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/apikey"
 	"github.com/heraldpush/herald/internal/auth"
+	"github.com/heraldpush/herald/internal/cluster"
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/connlimit"
 	"github.com/heraldpush/herald/internal/datadir"
@@ -35,7 +36,6 @@ import (
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/natsengine"
 	"github.com/heraldpush/herald/internal/natsinbox"
-	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/push"
 )
@@ -55,7 +55,7 @@ type Server struct {
 	gateway   *gateway.Gateway
 	http      *http.Server
 	api       *httpapi.API
-	ops       *ops.Ops
+	ops       *cluster.Ops
 	nodes     *natsengine.Nodes
 	lifecycle *lifecycle.Lifecycle // presence and lifecycle webhooks
 	budget    connlimit.Budget     // the open-file budget; Max 0 when unknown
@@ -96,12 +96,12 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	// An embedded, unclustered node is the whole cluster: it takes every
 	// topic at once and is the only writer of its inboxes.
 	alone := cfg.NATSURL == "" && cfg.ClusterName == ""
-	var cluster *natsengine.Cluster
+	var natsCluster *natsengine.Cluster
 	if cfg.ClusterName != "" {
-		cluster = &natsengine.Cluster{Name: cfg.ClusterName, Listen: cfg.ClusterListen, Peers: cfg.ClusterPeers}
+		natsCluster = &natsengine.Cluster{Name: cfg.ClusterName, Listen: cfg.ClusterListen, Peers: cfg.ClusterPeers}
 	}
 	s.engine, err = natsengine.New(natsengine.Config{
-		URL: cfg.NATSURL, DataDir: cfg.Data, NodeID: cfg.NodeID, Logger: log, Cluster: cluster, Replicas: cfg.Replicas,
+		URL: cfg.NATSURL, DataDir: cfg.Data, NodeID: cfg.NodeID, Logger: log, Cluster: natsCluster, Replicas: cfg.Replicas,
 		Broad:  alone,
 		OnDrop: s.metrics.EngineDropped,
 		// Stored messages published while the connection was down are
@@ -149,7 +149,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	s.nodes = s.engine.Nodes(3 * announceEvery)
-	s.ops, err = ops.New(ops.Config{NodeID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: s.maxConns(), Alone: alone,
+	s.ops, err = cluster.New(cluster.Config{NodeID: cfg.NodeID, Addr: cfg.Addr, Version: Version, MaxConn: s.maxConns(), Alone: alone,
 		DrainTime: cfg.DrainTime, EngineTimeout: l.EngineTimeout, Log: log},
 		s.hub, s.gateway, s.service, s.nodes, s.engine)
 	if err != nil {

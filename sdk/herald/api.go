@@ -76,11 +76,7 @@ func (c *Client) Push(ctx context.Context, p PushRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out, err := call[pushAnswer](ctx, c, &request{op: opPush, push: b, idempotent: b.ID != ""})
-	if err != nil {
-		return "", err
-	}
-	return out.ID, nil
+	return retry(ctx, c, b.ID != "", func() (string, error) { return c.t.push(ctx, b) })
 }
 
 type pushAnswer struct {
@@ -98,24 +94,24 @@ type BatchResult struct {
 // and returns one result per item, in order. The error is for the request
 // as a whole. A batch whose items all carry ids is retried like a push.
 func (c *Client) Batch(ctx context.Context, items []PushRequest) ([]BatchResult, error) {
-	r := &request{op: opBatch, batch: make([]*pushBody, len(items)), idempotent: true}
+	batch, idempotent := make([]*pushBody, len(items)), true
 	for i := range items {
 		b, err := c.pushBody(&items[i])
 		if err != nil {
 			return nil, fmt.Errorf("item %d: %w", i, err)
 		}
-		r.batch[i] = b
-		r.idempotent = r.idempotent && b.ID != ""
+		batch[i] = b
+		idempotent = idempotent && b.ID != ""
 	}
-	out, err := call[batchAnswer](ctx, c, r)
+	out, err := retry(ctx, c, idempotent, func() ([]batchResult, error) { return c.t.batch(ctx, batch) })
 	if err != nil {
 		return nil, err
 	}
-	if len(out.Results) != len(items) {
-		return nil, fmt.Errorf("herald: batch of %d items answered with %d results", len(items), len(out.Results))
+	if len(out) != len(items) {
+		return nil, fmt.Errorf("herald: batch of %d items answered with %d results", len(items), len(out))
 	}
 	res := make([]BatchResult, len(items))
-	for i, r := range out.Results {
+	for i, r := range out {
 		res[i].ID = r.ID
 		if r.Error != nil {
 			res[i].Err = &Error{Code: r.Error.Code, Message: r.Error.Message}
@@ -148,13 +144,13 @@ type Members struct {
 // JoinRoom puts connections in a room; each one that was not in it gets a
 // joined frame. Unknown users and connections are skipped.
 func (c *Client) JoinRoom(ctx context.Context, room string, m Members) error {
-	return c.do(ctx, &request{op: opJoinRoom, app: c.cfg.app, name: room, members: &m, idempotent: true})
+	return c.do(ctx, true, func() error { return c.t.joinRoom(ctx, c.cfg.app, room, m) })
 }
 
 // LeaveRoom takes connections out of a room; each one that was in it gets
 // a left frame.
 func (c *Client) LeaveRoom(ctx context.Context, room string, m Members) error {
-	return c.do(ctx, &request{op: opLeaveRoom, app: c.cfg.app, name: room, members: &m, idempotent: true})
+	return c.do(ctx, true, func() error { return c.t.leaveRoom(ctx, c.cfg.app, room, m) })
 }
 
 // RoomInfo is one page of a room's members, with the room's totals.
@@ -177,7 +173,7 @@ type Member struct {
 // ("" for the first page; pass RoomInfo.Next for the next). An unknown room
 // is an empty one.
 func (c *Client) Room(ctx context.Context, room, cursor string) (*RoomInfo, error) {
-	return call[RoomInfo](ctx, c, &request{op: opRoom, app: c.cfg.app, name: room, cursor: cursor, idempotent: true})
+	return retry(ctx, c, true, func() (*RoomInfo, error) { return c.t.room(ctx, c.cfg.app, room, cursor) })
 }
 
 // UserInfo is a user's live connections on every node: all of them from
@@ -232,20 +228,20 @@ func (c *Client) User(ctx context.Context, user string) (*UserInfo, error) {
 // (0: the server's default, 100; at most MaxPageSize), with the user's
 // total in Count.
 func (c *Client) UserPage(ctx context.Context, user, cursor string, limit int) (*UserInfo, error) {
-	return call[UserInfo](ctx, c, &request{op: opUser, app: c.cfg.app, name: user, cursor: cursor, limit: limit, idempotent: true})
+	return retry(ctx, c, true, func() (*UserInfo, error) { return c.t.user(ctx, c.cfg.app, user, cursor, limit) })
 }
 
 // KickConn closes one connection (the client gets close code 4002). An
 // unknown connection is an *Error with code not_found. Kicks are not
 // retried: a repeat would answer not_found.
 func (c *Client) KickConn(ctx context.Context, id string) error {
-	return c.do(ctx, &request{op: opKickConn, app: c.cfg.app, name: id})
+	return c.do(ctx, false, func() error { return c.t.kickConn(ctx, c.cfg.app, id) })
 }
 
 // KickUser closes every connection of a user; a user with none is an
 // *Error with code not_found.
 func (c *Client) KickUser(ctx context.Context, user string) error {
-	return c.do(ctx, &request{op: opKickUser, app: c.cfg.app, name: user})
+	return c.do(ctx, false, func() error { return c.t.kickUser(ctx, c.cfg.app, user) })
 }
 
 // MessageStatus is where a stored push is (docs/api.md#get-v1messagesid).
@@ -274,7 +270,7 @@ type UserStatus struct {
 // MessageStatus returns the status of a stored (offline) push. An unknown
 // id, or a live push, is an *Error with code not_found.
 func (c *Client) MessageStatus(ctx context.Context, id string) (*MessageStatus, error) {
-	w, err := call[messageAnswer](ctx, c, &request{op: opMessageStatus, app: c.cfg.app, name: id, idempotent: true})
+	w, err := retry(ctx, c, true, func() (*messageAnswer, error) { return c.t.message(ctx, c.cfg.app, id) })
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +295,7 @@ type messageAnswer struct {
 // connections of its users get a recall frame. Recalling again is allowed,
 // so Recall is retried like a query.
 func (c *Client) Recall(ctx context.Context, id string) error {
-	return c.do(ctx, &request{op: opRecall, app: c.cfg.app, name: id, idempotent: true})
+	return c.do(ctx, true, func() error { return c.t.recall(ctx, c.cfg.app, id) })
 }
 
 // Stats are the live counts of the cluster's nodes and their counters
@@ -316,7 +312,7 @@ type Stats struct {
 
 // Stats returns the cluster's counts.
 func (c *Client) Stats(ctx context.Context) (*Stats, error) {
-	return call[Stats](ctx, c, &request{op: opStats, idempotent: true})
+	return retry(ctx, c, true, func() (*Stats, error) { return c.t.stats(ctx) })
 }
 
 // Node is one live node of the cluster.
@@ -331,11 +327,7 @@ type Node struct {
 
 // Nodes lists the live nodes.
 func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
-	out, err := call[nodesAnswer](ctx, c, &request{op: opNodes, idempotent: true})
-	if err != nil {
-		return nil, err
-	}
-	return out.Nodes, nil
+	return retry(ctx, c, true, func() ([]Node, error) { return c.t.nodes(ctx) })
 }
 
 type nodesAnswer struct {
@@ -351,7 +343,7 @@ type Route struct {
 
 // Route returns the least-loaded live node's WebSocket URL.
 func (c *Client) Route(ctx context.Context) (*Route, error) {
-	return call[Route](ctx, c, &request{op: opRoute, idempotent: true})
+	return retry(ctx, c, true, func() (*Route, error) { return c.t.route(ctx) })
 }
 
 // DrainResult answers a drain.
@@ -375,7 +367,7 @@ type drainAnswer struct {
 // 4000 (they reconnect elsewhere) spread over the time over (0: the
 // node's drain_time), then exits (docs/api.md#post-v1admindrain).
 func (c *Client) Drain(ctx context.Context, over time.Duration) (*DrainResult, error) {
-	w, err := call[drainAnswer](ctx, c, &request{op: opDrain, drainTime: over, idempotent: true})
+	w, err := retry(ctx, c, true, func() (*drainAnswer, error) { return c.t.drain(ctx, over) })
 	if err != nil {
 		return nil, err
 	}
@@ -386,14 +378,4 @@ func (c *Client) Drain(ctx context.Context, over time.Duration) (*DrainResult, e
 		}
 	}
 	return res, nil
-}
-
-// call runs r and returns its answer, a new T.
-func call[T any](ctx context.Context, c *Client, r *request) (*T, error) {
-	out := new(T)
-	r.out = out
-	if err := c.do(ctx, r); err != nil {
-		return nil, err
-	}
-	return out, nil
 }

@@ -90,18 +90,29 @@ func NewClient(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	return &Client{t: &httpTransport{hc: cfg.http, base: base, key: apiKey}, cfg: cfg}, nil
 }
 
-// do runs one operation, retrying an idempotent one on network errors
-// and unavailable answers until it succeeds, attempts run out or ctx ends.
-func (c *Client) do(ctx context.Context, r *request) error {
+// retry runs one operation, attempt, retrying an idempotent one on network
+// errors and unavailable answers until it succeeds, attempts run out or
+// ctx ends. On failure it returns T's zero value.
+func retry[T any](ctx context.Context, c *Client, idempotent bool, attempt func() (T, error)) (T, error) {
 	for n := 0; ; n++ {
-		err := c.t.do(ctx, r)
-		if err == nil || !r.idempotent || n+1 >= c.cfg.attempts || !retryable(ctx, err) {
-			return err
+		out, err := attempt()
+		if err == nil {
+			return out, nil
+		}
+		var zero T
+		if !idempotent || n+1 >= c.cfg.attempts || !retryable(ctx, err) {
+			return zero, err
 		}
 		if cerr := sleep(ctx, c.cfg.backoff.delay(n)); cerr != nil {
-			return fmt.Errorf("%w (giving up: %w)", err, cerr)
+			return zero, fmt.Errorf("%w (giving up: %w)", err, cerr)
 		}
 	}
+}
+
+// do is retry for an operation without an answer.
+func (c *Client) do(ctx context.Context, idempotent bool, attempt func() error) error {
+	_, err := retry(ctx, c, idempotent, func() (struct{}, error) { return struct{}{}, attempt() })
+	return err
 }
 
 // retryable reports whether a failed attempt may succeed when tried again:

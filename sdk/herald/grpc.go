@@ -3,8 +3,8 @@ package herald
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -21,6 +21,8 @@ type grpcTransport struct {
 	key string
 }
 
+var _ transport = (*grpcTransport)(nil)
+
 // newGRPCTransport speaks gRPC to base: HTTP/2 over TLS for https://,
 // cleartext HTTP/2 (h2c) for http://. hc nil: a client of its own.
 func newGRPCTransport(hc *http.Client, base, key string) *grpcTransport {
@@ -35,7 +37,8 @@ func newGRPCTransport(hc *http.Client, base, key string) *grpcTransport {
 	return &grpcTransport{c: heraldv1connect.NewHeraldServiceClient(hc, base, connect.WithGRPC()), key: key}
 }
 
-// unary makes one call with the API key in the metadata.
+// unary makes one call with the API key in the metadata: the one call
+// helper every operation below shares.
 func unary[Req, Resp any](ctx context.Context, key string, f func(context.Context, *connect.Request[Req]) (*connect.Response[Resp], error), in *Req) (*Resp, error) {
 	req := connect.NewRequest(in)
 	if key != "" {
@@ -73,125 +76,142 @@ func statusOfCode(code string) int {
 	return row.Status
 }
 
-func (t *grpcTransport) do(ctx context.Context, r *request) error {
-	switch r.op {
-	case opPush:
-		m, err := unary(ctx, t.key, t.c.Push, pushProto(r.push))
-		if err == nil {
-			r.out.(*pushAnswer).ID = m.GetId()
-		}
-		return err
-	case opBatch:
-		in := &heraldv1.PushBatchRequest{Items: make([]*heraldv1.PushRequest, len(r.batch))}
-		for i, b := range r.batch {
-			in.Items[i] = pushProto(b)
-		}
-		m, err := unary(ctx, t.key, t.c.PushBatch, in)
-		if err != nil {
-			return err
-		}
-		out := r.out.(*batchAnswer)
-		out.Results = make([]batchResult, len(m.GetResults()))
-		for i, res := range m.GetResults() {
-			out.Results[i].ID = res.GetId()
-			if e := res.GetError(); e != nil {
-				out.Results[i].Error = &errorItem{Code: e.GetCode(), Message: e.GetMessage()}
-			}
-		}
-		return nil
-	case opJoinRoom:
-		_, err := unary(ctx, t.key, t.c.JoinRoom, &heraldv1.JoinRoomRequest{Room: r.name, Users: r.members.Users, Conns: r.members.Conns, App: r.app})
-		return err
-	case opLeaveRoom:
-		_, err := unary(ctx, t.key, t.c.LeaveRoom, &heraldv1.LeaveRoomRequest{Room: r.name, Users: r.members.Users, Conns: r.members.Conns, App: r.app})
-		return err
-	case opRoom:
-		m, err := unary(ctx, t.key, t.c.GetRoom, &heraldv1.GetRoomRequest{Room: r.name, Cursor: r.cursor, App: r.app})
-		if err != nil {
-			return err
-		}
-		out := r.out.(*RoomInfo)
-		*out = RoomInfo{Room: m.GetRoom(), Conns: int(m.GetConns()), Users: int(m.GetUsers()), Next: m.GetNext(), Members: make([]Member, len(m.GetMembers()))}
-		for i, mb := range m.GetMembers() {
-			out.Members[i] = Member{Conn: mb.GetConn(), User: mb.GetUser()}
-		}
-		return nil
-	case opUser:
-		m, err := unary(ctx, t.key, t.c.GetUser, &heraldv1.GetUserRequest{User: r.name, App: r.app, Cursor: r.cursor, Limit: int32(r.limit)})
-		if err != nil {
-			return err
-		}
-		out := r.out.(*UserInfo)
-		*out = UserInfo{User: m.GetUser(), Online: m.GetOnline(), Count: int(m.GetCount()), Next: m.GetNext(),
-			Conns: make([]ConnInfo, len(m.GetConns()))}
-		for i, c := range m.GetConns() {
-			out.Conns[i] = ConnInfo{ID: c.GetId(), Node: c.GetNode(), Device: c.GetDevice(), Addr: c.GetAddr(),
-				Since: c.GetSince().AsTime(), Rooms: c.GetRooms()}
-		}
-		return nil
-	case opKickConn:
-		_, err := unary(ctx, t.key, t.c.KickConn, &heraldv1.KickConnRequest{Id: r.name, App: r.app})
-		return err
-	case opKickUser:
-		_, err := unary(ctx, t.key, t.c.KickUser, &heraldv1.KickUserRequest{User: r.name, App: r.app})
-		return err
-	case opMessageStatus:
-		m, err := unary(ctx, t.key, t.c.GetMessage, &heraldv1.GetMessageRequest{Id: r.name, App: r.app})
-		if err != nil {
-			return err
-		}
-		out := r.out.(*messageAnswer)
-		*out = messageAnswer{ID: m.GetId(), Created: m.GetCreated().AsTime(), TTL: m.GetTtl(), Targeted: int(m.GetTargeted()),
-			Delivered: int(m.GetDelivered()), Acked: int(m.GetAcked()), Expired: int(m.GetExpired()), Dropped: int(m.GetDropped()),
-			Recalled: m.GetRecalled()}
-		for _, u := range m.GetUsers() {
-			out.Users = append(out.Users, UserStatus{User: u.GetUser(), Seq: u.GetSeq(), Delivered: u.GetDelivered(), Acked: u.GetAcked()})
-		}
-		return nil
-	case opRecall:
-		_, err := unary(ctx, t.key, t.c.RecallMessage, &heraldv1.RecallMessageRequest{Id: r.name, App: r.app})
-		return err
-	case opStats:
-		m, err := unary(ctx, t.key, t.c.GetStats, &heraldv1.GetStatsRequest{})
-		if err == nil {
-			*r.out.(*Stats) = Stats{Nodes: int(m.GetNodes()), Conns: int(m.GetConns()), Users: int(m.GetUsers()), Rooms: int(m.GetRooms()),
-				Pushes: int64(m.GetPushes()), Deliveries: int64(m.GetDeliveries())}
-		}
-		return err
-	case opNodes:
-		m, err := unary(ctx, t.key, t.c.ListNodes, &heraldv1.ListNodesRequest{})
-		if err != nil {
-			return err
-		}
-		out := r.out.(*nodesAnswer)
-		for _, n := range m.GetNodes() {
-			out.Nodes = append(out.Nodes, Node{ID: n.GetId(), Addr: n.GetAddr(), Conns: int(n.GetConns()), Load: n.GetLoad(),
-				Version: n.GetVersion(), Heartbeat: n.GetHeartbeat().AsTime()})
-		}
-		return nil
-	case opRoute:
-		m, err := unary(ctx, t.key, t.c.GetRoute, &heraldv1.GetRouteRequest{})
-		if err == nil {
-			*r.out.(*Route) = Route{Node: m.GetNode(), URL: m.GetUrl(), Load: m.GetLoad()}
-		}
-		return err
-	case opDrain:
-		in := &heraldv1.DrainRequest{}
-		if r.drainTime != 0 {
-			in.DrainTime = durationpb.New(r.drainTime)
-		}
-		m, err := unary(ctx, t.key, t.c.Drain, in)
-		if err != nil {
-			return err
-		}
-		out := r.out.(*drainAnswer)
-		*out = drainAnswer{Node: m.GetNode(), Conns: int(m.GetConns()), Already: m.GetAlready()}
-		if d := m.GetDrainTime(); d != nil {
-			out.DrainTime = d.AsDuration().String()
-		}
-		return nil
+func (t *grpcTransport) push(ctx context.Context, b *pushBody) (string, error) {
+	m, err := unary(ctx, t.key, t.c.Push, pushProto(b))
+	if err != nil {
+		return "", err
 	}
-	return fmt.Errorf("herald: no gRPC method for operation %q", r.op)
+	return m.GetId(), nil
+}
+
+func (t *grpcTransport) batch(ctx context.Context, items []*pushBody) ([]batchResult, error) {
+	in := &heraldv1.PushBatchRequest{Items: make([]*heraldv1.PushRequest, len(items))}
+	for i, b := range items {
+		in.Items[i] = pushProto(b)
+	}
+	m, err := unary(ctx, t.key, t.c.PushBatch, in)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]batchResult, len(m.GetResults()))
+	for i, res := range m.GetResults() {
+		out[i].ID = res.GetId()
+		if e := res.GetError(); e != nil {
+			out[i].Error = &errorItem{Code: e.GetCode(), Message: e.GetMessage()}
+		}
+	}
+	return out, nil
+}
+
+func (t *grpcTransport) joinRoom(ctx context.Context, app, room string, m Members) error {
+	_, err := unary(ctx, t.key, t.c.JoinRoom, &heraldv1.JoinRoomRequest{Room: room, Users: m.Users, Conns: m.Conns, App: app})
+	return err
+}
+
+func (t *grpcTransport) leaveRoom(ctx context.Context, app, room string, m Members) error {
+	_, err := unary(ctx, t.key, t.c.LeaveRoom, &heraldv1.LeaveRoomRequest{Room: room, Users: m.Users, Conns: m.Conns, App: app})
+	return err
+}
+
+func (t *grpcTransport) room(ctx context.Context, app, room, cursor string) (*RoomInfo, error) {
+	m, err := unary(ctx, t.key, t.c.GetRoom, &heraldv1.GetRoomRequest{Room: room, Cursor: cursor, App: app})
+	if err != nil {
+		return nil, err
+	}
+	out := &RoomInfo{Room: m.GetRoom(), Conns: int(m.GetConns()), Users: int(m.GetUsers()), Next: m.GetNext(), Members: make([]Member, len(m.GetMembers()))}
+	for i, mb := range m.GetMembers() {
+		out.Members[i] = Member{Conn: mb.GetConn(), User: mb.GetUser()}
+	}
+	return out, nil
+}
+
+func (t *grpcTransport) user(ctx context.Context, app, user, cursor string, limit int) (*UserInfo, error) {
+	m, err := unary(ctx, t.key, t.c.GetUser, &heraldv1.GetUserRequest{User: user, App: app, Cursor: cursor, Limit: int32(limit)})
+	if err != nil {
+		return nil, err
+	}
+	out := &UserInfo{User: m.GetUser(), Online: m.GetOnline(), Count: int(m.GetCount()), Next: m.GetNext(),
+		Conns: make([]ConnInfo, len(m.GetConns()))}
+	for i, c := range m.GetConns() {
+		out.Conns[i] = ConnInfo{ID: c.GetId(), Node: c.GetNode(), Device: c.GetDevice(), Addr: c.GetAddr(),
+			Since: c.GetSince().AsTime(), Rooms: c.GetRooms()}
+	}
+	return out, nil
+}
+
+func (t *grpcTransport) kickConn(ctx context.Context, app, id string) error {
+	_, err := unary(ctx, t.key, t.c.KickConn, &heraldv1.KickConnRequest{Id: id, App: app})
+	return err
+}
+
+func (t *grpcTransport) kickUser(ctx context.Context, app, user string) error {
+	_, err := unary(ctx, t.key, t.c.KickUser, &heraldv1.KickUserRequest{User: user, App: app})
+	return err
+}
+
+func (t *grpcTransport) message(ctx context.Context, app, id string) (*messageAnswer, error) {
+	m, err := unary(ctx, t.key, t.c.GetMessage, &heraldv1.GetMessageRequest{Id: id, App: app})
+	if err != nil {
+		return nil, err
+	}
+	out := &messageAnswer{ID: m.GetId(), Created: m.GetCreated().AsTime(), TTL: m.GetTtl(), Targeted: int(m.GetTargeted()),
+		Delivered: int(m.GetDelivered()), Acked: int(m.GetAcked()), Expired: int(m.GetExpired()), Dropped: int(m.GetDropped()),
+		Recalled: m.GetRecalled()}
+	for _, u := range m.GetUsers() {
+		out.Users = append(out.Users, UserStatus{User: u.GetUser(), Seq: u.GetSeq(), Delivered: u.GetDelivered(), Acked: u.GetAcked()})
+	}
+	return out, nil
+}
+
+func (t *grpcTransport) recall(ctx context.Context, app, id string) error {
+	_, err := unary(ctx, t.key, t.c.RecallMessage, &heraldv1.RecallMessageRequest{Id: id, App: app})
+	return err
+}
+
+func (t *grpcTransport) stats(ctx context.Context) (*Stats, error) {
+	m, err := unary(ctx, t.key, t.c.GetStats, &heraldv1.GetStatsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return &Stats{Nodes: int(m.GetNodes()), Conns: int(m.GetConns()), Users: int(m.GetUsers()), Rooms: int(m.GetRooms()),
+		Pushes: int64(m.GetPushes()), Deliveries: int64(m.GetDeliveries())}, nil
+}
+
+func (t *grpcTransport) nodes(ctx context.Context) ([]Node, error) {
+	m, err := unary(ctx, t.key, t.c.ListNodes, &heraldv1.ListNodesRequest{})
+	if err != nil {
+		return nil, err
+	}
+	var out []Node
+	for _, n := range m.GetNodes() {
+		out = append(out, Node{ID: n.GetId(), Addr: n.GetAddr(), Conns: int(n.GetConns()), Load: n.GetLoad(),
+			Version: n.GetVersion(), Heartbeat: n.GetHeartbeat().AsTime()})
+	}
+	return out, nil
+}
+
+func (t *grpcTransport) route(ctx context.Context) (*Route, error) {
+	m, err := unary(ctx, t.key, t.c.GetRoute, &heraldv1.GetRouteRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return &Route{Node: m.GetNode(), URL: m.GetUrl(), Load: m.GetLoad()}, nil
+}
+
+func (t *grpcTransport) drain(ctx context.Context, over time.Duration) (*drainAnswer, error) {
+	in := &heraldv1.DrainRequest{}
+	if over != 0 {
+		in.DrainTime = durationpb.New(over)
+	}
+	m, err := unary(ctx, t.key, t.c.Drain, in)
+	if err != nil {
+		return nil, err
+	}
+	out := &drainAnswer{Node: m.GetNode(), Conns: int(m.GetConns()), Already: m.GetAlready()}
+	if d := m.GetDrainTime(); d != nil {
+		out.DrainTime = d.AsDuration().String()
+	}
+	return out, nil
 }
 
 // pushProto is a push as a protobuf message.

@@ -12,14 +12,28 @@ import (
 	"time"
 )
 
-// transport carries one API operation to the server and its answer back.
-// The HTTP transport maps each operation to its v1 endpoint; another
-// (gRPC) maps the same requests to its methods and fills the same answers.
+// transport carries the server API's operations to the server and their
+// answers back, one typed method per operation. The HTTP transport maps
+// each to its v1 endpoint; the gRPC one to its HeraldService method. app
+// is the app an admin key acts on ("" for the key's own).
 type transport interface {
-	do(ctx context.Context, r *request) error
+	push(ctx context.Context, b *pushBody) (string, error)
+	batch(ctx context.Context, items []*pushBody) ([]batchResult, error)
+	joinRoom(ctx context.Context, app, room string, m Members) error
+	leaveRoom(ctx context.Context, app, room string, m Members) error
+	room(ctx context.Context, app, room, cursor string) (*RoomInfo, error)
+	user(ctx context.Context, app, user, cursor string, limit int) (*UserInfo, error)
+	kickConn(ctx context.Context, app, id string) error
+	kickUser(ctx context.Context, app, user string) error
+	message(ctx context.Context, app, id string) (*messageAnswer, error)
+	recall(ctx context.Context, app, id string) error
+	stats(ctx context.Context) (*Stats, error)
+	nodes(ctx context.Context) ([]Node, error)
+	route(ctx context.Context) (*Route, error)
+	drain(ctx context.Context, over time.Duration) (*drainAnswer, error)
 }
 
-// Operations of the server API.
+// Operations of the server API, as named in the HTTP transport's errors.
 const (
 	opPush          = "push"
 	opBatch         = "batch"
@@ -37,25 +51,6 @@ const (
 	opDrain         = "drain"
 )
 
-// request is one API operation with its arguments, whatever the transport.
-type request struct {
-	op      string
-	app     string      // the app an admin key acts on; "" for the key's own
-	name    string      // the room, user, connection or message id acted on
-	cursor  string      // opRoom, opUser: the page
-	limit   int         // opUser: the page size (0: the server's)
-	push    *pushBody   // opPush
-	batch   []*pushBody // opBatch
-	members *Members    // opJoinRoom, opLeaveRoom
-	// drainTime is opDrain's time to close the clients over; 0: the node's.
-	drainTime time.Duration
-	// out receives the answer: *pushAnswer, *batchAnswer, *RoomInfo,
-	// *UserInfo, *messageAnswer, *Stats, *nodesAnswer, *Route or
-	// *drainAnswer; nil for operations without one.
-	out        any
-	idempotent bool // may be sent again after a failure
-}
-
 // httpTransport is the v1 HTTP/JSON API.
 type httpTransport struct {
 	hc   *http.Client
@@ -63,86 +58,150 @@ type httpTransport struct {
 	key  string
 }
 
-// endpoint maps a request to its HTTP method, path, query and body (no
-// method: an unknown operation).
-func endpoint(r *request) (method, path string, q url.Values, body any) {
-	name := url.PathEscape(r.name)
-	if r.app != "" {
-		q = url.Values{"app": {r.app}}
+var _ transport = (*httpTransport)(nil)
+
+// appQuery is the query naming app; nil for the key's own.
+func appQuery(app string) url.Values {
+	if app == "" {
+		return nil
 	}
-	members := func() any {
-		return struct {
-			App   string   `json:"app,omitempty"`
-			Users []string `json:"users,omitempty"`
-			Conns []string `json:"conns,omitempty"`
-		}{r.app, r.members.Users, r.members.Conns}
-	}
-	switch r.op {
-	case opPush:
-		return "POST", "/v1/push", nil, r.push
-	case opBatch:
-		return "POST", "/v1/push/batch", nil, struct {
-			Items []*pushBody `json:"items"`
-		}{r.batch}
-	case opJoinRoom:
-		return "POST", "/v1/rooms/" + name + "/join", nil, members()
-	case opLeaveRoom:
-		return "POST", "/v1/rooms/" + name + "/leave", nil, members()
-	case opRoom:
-		if r.cursor != "" {
-			if q == nil {
-				q = url.Values{}
-			}
-			q.Set("cursor", r.cursor)
-		}
-		return "GET", "/v1/rooms/" + name, q, nil
-	case opUser:
-		if r.cursor != "" || r.limit != 0 {
-			if q == nil {
-				q = url.Values{}
-			}
-			if r.cursor != "" {
-				q.Set("cursor", r.cursor)
-			}
-			if r.limit != 0 {
-				q.Set("limit", strconv.Itoa(r.limit))
-			}
-		}
-		return "GET", "/v1/users/" + name, q, nil
-	case opKickConn:
-		return "DELETE", "/v1/conns/" + name, q, nil
-	case opKickUser:
-		return "DELETE", "/v1/users/" + name + "/conns", q, nil
-	case opMessageStatus:
-		return "GET", "/v1/messages/" + name, q, nil
-	case opRecall:
-		return "DELETE", "/v1/messages/" + name, q, nil
-	case opStats:
-		return "GET", "/v1/stats", nil, nil
-	case opNodes:
-		return "GET", "/v1/nodes", nil, nil
-	case opRoute:
-		return "GET", "/v1/route", nil, nil
-	case opDrain:
-		body := map[string]string{}
-		if r.drainTime != 0 {
-			body["drain_time"] = r.drainTime.String()
-		}
-		return "POST", "/v1/admin/drain", nil, body
-	}
-	return "", "", nil, nil
+	return url.Values{"app": {app}}
 }
 
-func (t *httpTransport) do(ctx context.Context, r *request) error {
-	method, path, q, in := endpoint(r)
-	if method == "" {
-		return fmt.Errorf("herald: no HTTP endpoint for operation %q", r.op)
+// membersBody is the body of a join or leave.
+type membersBody struct {
+	App   string   `json:"app,omitempty"`
+	Users []string `json:"users,omitempty"`
+	Conns []string `json:"conns,omitempty"`
+}
+
+func (t *httpTransport) push(ctx context.Context, b *pushBody) (string, error) {
+	var out pushAnswer
+	if err := t.call(ctx, opPush, "POST", "/v1/push", nil, b, &out); err != nil {
+		return "", err
 	}
+	return out.ID, nil
+}
+
+func (t *httpTransport) batch(ctx context.Context, items []*pushBody) ([]batchResult, error) {
+	var out batchAnswer
+	in := struct {
+		Items []*pushBody `json:"items"`
+	}{items}
+	if err := t.call(ctx, opBatch, "POST", "/v1/push/batch", nil, in, &out); err != nil {
+		return nil, err
+	}
+	return out.Results, nil
+}
+
+func (t *httpTransport) joinRoom(ctx context.Context, app, room string, m Members) error {
+	return t.call(ctx, opJoinRoom, "POST", "/v1/rooms/"+url.PathEscape(room)+"/join", nil, membersBody{app, m.Users, m.Conns}, nil)
+}
+
+func (t *httpTransport) leaveRoom(ctx context.Context, app, room string, m Members) error {
+	return t.call(ctx, opLeaveRoom, "POST", "/v1/rooms/"+url.PathEscape(room)+"/leave", nil, membersBody{app, m.Users, m.Conns}, nil)
+}
+
+func (t *httpTransport) room(ctx context.Context, app, room, cursor string) (*RoomInfo, error) {
+	q := appQuery(app)
+	if cursor != "" {
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("cursor", cursor)
+	}
+	var out RoomInfo
+	if err := t.call(ctx, opRoom, "GET", "/v1/rooms/"+url.PathEscape(room), q, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (t *httpTransport) user(ctx context.Context, app, user, cursor string, limit int) (*UserInfo, error) {
+	q := appQuery(app)
+	if cursor != "" || limit != 0 {
+		if q == nil {
+			q = url.Values{}
+		}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		if limit != 0 {
+			q.Set("limit", strconv.Itoa(limit))
+		}
+	}
+	var out UserInfo
+	if err := t.call(ctx, opUser, "GET", "/v1/users/"+url.PathEscape(user), q, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (t *httpTransport) kickConn(ctx context.Context, app, id string) error {
+	return t.call(ctx, opKickConn, "DELETE", "/v1/conns/"+url.PathEscape(id), appQuery(app), nil, nil)
+}
+
+func (t *httpTransport) kickUser(ctx context.Context, app, user string) error {
+	return t.call(ctx, opKickUser, "DELETE", "/v1/users/"+url.PathEscape(user)+"/conns", appQuery(app), nil, nil)
+}
+
+func (t *httpTransport) message(ctx context.Context, app, id string) (*messageAnswer, error) {
+	var out messageAnswer
+	if err := t.call(ctx, opMessageStatus, "GET", "/v1/messages/"+url.PathEscape(id), appQuery(app), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (t *httpTransport) recall(ctx context.Context, app, id string) error {
+	return t.call(ctx, opRecall, "DELETE", "/v1/messages/"+url.PathEscape(id), appQuery(app), nil, nil)
+}
+
+func (t *httpTransport) stats(ctx context.Context) (*Stats, error) {
+	var out Stats
+	if err := t.call(ctx, opStats, "GET", "/v1/stats", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (t *httpTransport) nodes(ctx context.Context) ([]Node, error) {
+	var out nodesAnswer
+	if err := t.call(ctx, opNodes, "GET", "/v1/nodes", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Nodes, nil
+}
+
+func (t *httpTransport) route(ctx context.Context) (*Route, error) {
+	var out Route
+	if err := t.call(ctx, opRoute, "GET", "/v1/route", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (t *httpTransport) drain(ctx context.Context, over time.Duration) (*drainAnswer, error) {
+	in := map[string]string{}
+	if over != 0 {
+		in["drain_time"] = over.String()
+	}
+	var out drainAnswer
+	if err := t.call(ctx, opDrain, "POST", "/v1/admin/drain", nil, in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// call sends one request of operation op (its name in errors) with the
+// JSON body in (nil: none) and decodes the answer into out (nil: the
+// answer is not read).
+func (t *httpTransport) call(ctx context.Context, op, method, path string, q url.Values, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("herald: encoding %s: %w", r.op, err)
+			return fmt.Errorf("herald: encoding %s: %w", op, err)
 		}
 		body = bytes.NewReader(b)
 	}
@@ -152,7 +211,7 @@ func (t *httpTransport) do(ctx context.Context, r *request) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return fmt.Errorf("herald: %s: %w", r.op, err)
+		return fmt.Errorf("herald: %s: %w", op, err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -162,7 +221,7 @@ func (t *httpTransport) do(ctx context.Context, r *request) error {
 	}
 	resp, err := t.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("herald: %s: %w", r.op, err)
+		return fmt.Errorf("herald: %s: %w", op, err)
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // lets the connection be reused
@@ -171,11 +230,11 @@ func (t *httpTransport) do(ctx context.Context, r *request) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return readError(resp.StatusCode, resp.Body)
 	}
-	if r.out == nil {
+	if out == nil {
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(r.out); err != nil {
-		return fmt.Errorf("herald: reading the answer of %s: %w", r.op, err)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("herald: reading the answer of %s: %w", op, err)
 	}
 	return nil
 }

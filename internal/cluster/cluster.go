@@ -1,4 +1,4 @@
-package ops
+package cluster
 
 import (
 	"context"
@@ -264,7 +264,7 @@ func (o *Ops) query(ctx context.Context, nodes []string, r *request) ([]answer, 
 func (o *Ops) gather(ctx context.Context, nodes []string, r *request) ([]answer, []string, error) {
 	raw, err := json.Marshal(r)
 	if err != nil {
-		return nil, nodes, fmt.Errorf("ops: encoding a request: %w", err)
+		return nil, nodes, fmt.Errorf("cluster: encoding a request: %w", err)
 	}
 	answers := make([]answer, len(nodes))
 	errs := make([]error, len(nodes))

@@ -1,4 +1,4 @@
-package ops
+package cluster
 
 import (
 	"context"
@@ -36,12 +36,36 @@ type Config struct {
 	Log           *slog.Logger
 }
 
+// Gateway is what the operations need of this node's gateway
+// (*gateway.Gateway): to put its connections in and out of rooms, close
+// them, run an SSE connection's client frame, and stop taking connections
+// for a drain.
+type Gateway interface {
+	Join(c *hub.Conn, room string) bool
+	Leave(c *hub.Conn, room string) bool
+	Kick(c *hub.Conn)
+	// ClientFrame's errors are gateway.ErrUnknownConn, ErrNotYourConn and
+	// ErrBadFrame.
+	ClientFrame(ctx context.Context, app, user, id string, frame []byte) error
+	StopAccepting() bool
+}
+
+var _ Gateway = (*gateway.Gateway)(nil)
+
+// Counters is what the operations need of the push service
+// (*push.Service): the node's push and delivery counters, for Stats.
+type Counters interface {
+	Counters(app string) (pushes, deliveries uint64)
+}
+
+var _ Counters = (*push.Service)(nil)
+
 // Ops runs the server API's operations on the whole cluster.
 type Ops struct {
 	cfg      Config
 	hub      *hub.Hub
-	gw       *gateway.Gateway
-	svc      *push.Service
+	gw       Gateway
+	svc      Counters
 	registry engine.Nodes
 	ctl      engine.Control
 
@@ -58,18 +82,18 @@ type Ops struct {
 	wake     chan struct{}      // announce now
 }
 
-// New builds the operations over this node's hub, gateway and push service,
-// the cluster's node registry and the engine's control requests, which
-// carry operations to the other nodes.
-func New(cfg Config, h *hub.Hub, gw *gateway.Gateway, svc *push.Service, registry engine.Nodes, ctl engine.Control) (*Ops, error) {
+// New builds the operations over this node's hub, gateway and push service
+// (its counters), the cluster's node registry and the engine's control
+// requests, which carry operations to the other nodes.
+func New(cfg Config, h *hub.Hub, gw Gateway, svc Counters, registry engine.Nodes, ctl engine.Control) (*Ops, error) {
 	if h == nil || gw == nil || svc == nil || registry == nil || ctl == nil {
-		return nil, errors.New("ops: missing dependency")
+		return nil, errors.New("cluster: missing dependency")
 	}
 	if cfg.NodeID == "" {
-		return nil, errors.New("ops: empty node id")
+		return nil, errors.New("cluster: empty node id")
 	}
 	if cfg.EngineTimeout <= 0 || cfg.DrainTime < 0 || cfg.DrainTime > MaxDrainTime {
-		return nil, errors.New("ops: engine timeout must be positive, drain time from 0 to 24h")
+		return nil, errors.New("cluster: engine timeout must be positive, drain time from 0 to 24h")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -81,7 +105,7 @@ func New(cfg Config, h *hub.Hub, gw *gateway.Gateway, svc *push.Service, registr
 // Start answers the other nodes' requests until the engine closes.
 func (o *Ops) Start(ctx context.Context) error {
 	if err := o.ctl.Serve(ctx, o.serve); err != nil {
-		return fmt.Errorf("ops: %w", err)
+		return fmt.Errorf("cluster: %w", err)
 	}
 	return nil
 }
