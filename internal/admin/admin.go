@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/heraldpush/herald/internal/apierr"
@@ -40,7 +39,6 @@ type Admin struct {
 	tails    chan struct{} // one token per running tail
 	ctx      context.Context
 	stop     context.CancelFunc
-	closeMu  sync.Once
 }
 
 type asset struct {
