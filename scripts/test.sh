@@ -30,4 +30,4 @@ bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/herald" ./cmd/herald
 export HERALD_BIN="$bin/herald"
-(cd sdk/js && node --test test/*.test.mjs test/browser/*.test.mjs test/sse/*.test.mjs)
+(cd sdk/js && node --test test/*.test.mjs test/browser/*.test.mjs test/sse/*.test.mjs test/admin/*.test.mjs)

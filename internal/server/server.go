@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/heraldpush/herald/internal/admin"
 	"github.com/heraldpush/herald/internal/apikey"
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/cluster"
@@ -50,6 +51,7 @@ type Server struct {
 	hub       *hub.Hub
 	metrics   *metrics.Metrics
 	engine    *natsengine.Engine
+	admin     *admin.Admin
 	inbox     *natsinbox.Inbox
 	service   *push.Service
 	gateway   *gateway.Gateway
@@ -168,8 +170,13 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.admin, err = admin.New(apiKeys, admin.NATSTap{Conn: s.engine.Conn}, log); err != nil {
+		return nil, err
+	}
+	api.SetAuthenticator(s.admin.Authenticate)
 	mux := http.NewServeMux()
 	api.Routes(mux)
+	s.admin.Routes(mux)
 	rpc.Routes(mux)
 	if cfg.Pprof {
 		api.Pprof(mux)
@@ -183,6 +190,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		ConnContext: connContext, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: h2MaxStreams}}
 	// Shutdown waits for running handlers: SSE streams end first (1001).
 	s.http.RegisterOnShutdown(func() { s.gateway.CloseStreams(protocol.CloseGoingAway) })
+	s.http.RegisterOnShutdown(s.admin.Close)
 	s.http.Protocols.SetHTTP1(true)
 	s.http.Protocols.SetHTTP2(true)            // gRPC over TLS
 	s.http.Protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c, prior knowledge)
@@ -294,6 +302,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	}()
 	s.log.Info("herald serving", "addr", s.Addr, "node", s.cfg.NodeID, "engine", s.engineName(), "version", Version,
 		"max_conns", s.maxConns(), "max_conns_per_ip", s.cfg.ConnsPerIP(), "open_file_limit", s.budget.Limit)
+	s.log.Info("admin UI", "url", adminURL(s.cfg.TLSCert != "", s.Addr))
 	close(s.Ready)
 	announced := make(chan struct{})
 	go func() {

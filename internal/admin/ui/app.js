@@ -1,0 +1,511 @@
+// Herald admin UI: a hash-routed single page over the /v1 API. Every
+// operation is a call of the documented API, made same-origin with the
+// session cookie and the session's CSRF header; the UI has no operation of
+// its own. No dependencies, no build step.
+
+const CSRF_HEADER = "X-Herald-CSRF";
+const PAGES = ["overview", "users", "rooms", "messages", "push", "tail", "webhooks"];
+const POLL_MS = 2000;
+const HISTORY = (15 * 60 * 1000) / POLL_MS; // 15 minutes of samples
+
+/** state is the session: null until known. */
+let state = null;
+let app = ""; // the app every page acts on
+let cleanup = []; // what the current page must stop when it is left
+const series = { conns: [], users: [], pushes: [], deliveries: [] };
+
+// ---- DOM helpers (text only: nothing from the server is parsed as HTML)
+
+function h(tag, attrs = {}, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "testid") el.dataset.testid = v;
+    else if (k === "value") el.value = v;
+    else if (k === "checked") el.checked = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const k of kids.flat()) if (k !== null && k !== undefined && k !== false) el.append(k instanceof Node ? k : String(k));
+  return el;
+}
+
+function mount(...kids) {
+  const root = document.getElementById("root");
+  root.replaceChildren(...kids);
+}
+
+// ---- API
+
+class APIError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** api calls the server API with the session; a 401 shows the login page. */
+async function api(method, path, body) {
+  const headers = {};
+  if (state && state.csrf) headers[CSRF_HEADER] = state.csrf;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
+  if (r.status === 204) return null;
+  const text = await r.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = null;
+  }
+  if (!r.ok) {
+    const e = json && json.error ? json.error : { code: "http_" + r.status, message: text || r.statusText };
+    if (r.status === 401 && state) {
+      state = null;
+      showLogin("Your session has ended: log in again.");
+    }
+    throw new APIError(r.status, e.code, e.message);
+  }
+  return json;
+}
+
+/** q is the query string naming the app, for admin sessions. */
+function q(extra = {}) {
+  const p = new URLSearchParams();
+  if (state && state.admin && app) p.set("app", app);
+  for (const [k, v] of Object.entries(extra)) if (v) p.set(k, v);
+  const s = p.toString();
+  return s ? "?" + s : "";
+}
+
+const enc = encodeURIComponent;
+const readOnly = () => !state.admin;
+
+// ---- login
+
+function showLogin(message) {
+  stopPage();
+  const key = h("input", { type: "password", testid: "login-key", placeholder: "API key", autocomplete: "off", required: true });
+  const err = h("p", { class: "error", testid: "login-error" }, message || "");
+  const submit = async (ev) => {
+    ev.preventDefault();
+    err.textContent = "";
+    try {
+      const s = await api("POST", "/admin/login", { key: key.value });
+      key.value = ""; // the key is never kept or shown after login
+      start(s);
+    } catch (e) {
+      key.value = "";
+      err.textContent = e.status === 429 ? "Too many failed logins: wait and try again." : "Login refused: " + e.message;
+    }
+  };
+  mount(
+    h("form", { class: "login", onsubmit: submit },
+      h("h1", {}, "Herald admin"),
+      h("label", {}, "Admin or app API key", h("br"), key),
+      h("button", { type: "submit", testid: "login-submit" }, "Log in"),
+      err,
+      h("p", { class: "muted" }, "An admin key sees and steers every app; an app key gives a read-only view of its app."),
+    ),
+  );
+  key.focus();
+}
+
+async function logout() {
+  try {
+    await api("POST", "/admin/logout");
+  } catch {
+    /* the session is gone either way */
+  }
+  state = null;
+  showLogin("Logged out.");
+}
+
+// ---- shell and routing
+
+function start(s) {
+  state = s;
+  app = s.admin ? localStorage.getItem("herald-admin-app") || s.apps[0] || "" : s.app;
+  if (!s.apps.includes(app)) app = s.apps[0] || "";
+  if (!PAGES.includes(route().page)) location.hash = "#/overview";
+  render();
+}
+
+function route() {
+  const [page, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
+  return { page: page || "overview", arg: decodeURIComponent(rest.join("/")) };
+}
+
+function stopPage() {
+  for (const f of cleanup) f();
+  cleanup = [];
+}
+
+function header(page) {
+  const nav = PAGES.map((p) => h("a", { href: "#/" + p, testid: "nav-" + p, class: p === page ? "on" : null }, p[0].toUpperCase() + p.slice(1)));
+  const select = h("select", { testid: "app-select", disabled: !state.admin || state.apps.length < 2, onchange: (e) => {
+    app = e.target.value;
+    localStorage.setItem("herald-admin-app", app);
+    render();
+  } }, state.apps.map((a) => h("option", { value: a, selected: a === app }, a)));
+  const who = state.dev ? "dev mode" : state.admin ? "admin" : "app " + state.app + " (read-only)";
+  return h("header", {},
+    h("span", { class: "brand" }, "Herald"),
+    h("nav", {}, nav),
+    h("label", { class: "muted" }, "app ", select),
+    h("span", { class: "muted", testid: "session-who" }, who),
+    state.dev ? null : h("button", { class: "plain", testid: "logout", onclick: logout }, "Log out"),
+  );
+}
+
+function render() {
+  if (!state) return;
+  stopPage();
+  const { page, arg } = route();
+  const body = h("main", { testid: "page-" + page });
+  mount(header(page), body);
+  (PAGE_RENDER[page] || overview)(body, arg);
+}
+
+window.addEventListener("hashchange", render);
+
+// ---- overview
+
+function spark(values) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", `0 0 ${HISTORY} 36`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  if (values.length > 1) {
+    const top = Math.max(1, ...values);
+    const off = HISTORY - values.length;
+    const line = document.createElementNS(svg.namespaceURI, "polyline");
+    line.setAttribute("points", values.map((v, i) => `${off + i},${34 - (v / top) * 32}`).join(" "));
+    svg.append(line);
+  }
+  return svg;
+}
+
+function card(label, testid, value, series) {
+  return h("div", { class: "card" },
+    h("div", { class: "label" }, label),
+    h("div", { class: "value", testid, "data-value": value }, value),
+    spark(series));
+}
+
+function overview(main) {
+  main.append(h("h1", {}, "Overview"));
+  const cards = h("div", { class: "cards" });
+  const nodes = h("div");
+  const status = h("p", { class: "muted" });
+  main.append(cards, h("h2", {}, "Nodes"), nodes, status);
+  let last = null;
+  let timer = 0;
+  let alive = true;
+  cleanup.push(() => {
+    alive = false;
+    clearTimeout(timer);
+  });
+  const push = (k, v) => {
+    series[k].push(v);
+    if (series[k].length > HISTORY) series[k].shift();
+  };
+  const tick = async () => {
+    try {
+      const [st, nl] = await Promise.all([api("GET", "/v1/stats" + q()), api("GET", "/v1/nodes")]);
+      if (!alive) return;
+      const now = Date.now();
+      let pr = 0;
+      let dr = 0;
+      if (last) {
+        const dt = (now - last.at) / 1000;
+        pr = Math.max(0, (st.pushes - last.pushes) / dt);
+        dr = Math.max(0, (st.deliveries - last.deliveries) / dt);
+      }
+      last = { at: now, pushes: st.pushes, deliveries: st.deliveries };
+      push("conns", st.conns);
+      push("users", st.users);
+      push("pushes", pr);
+      push("deliveries", dr);
+      cards.replaceChildren(
+        card("Connections", "stat-conns", st.conns, series.conns),
+        card("Users", "stat-users", st.users, series.users),
+        card("Pushes / s", "stat-pushes-rate", pr.toFixed(1), series.pushes),
+        card("Deliveries / s", "stat-deliveries-rate", dr.toFixed(1), series.deliveries),
+        card("Rooms", "stat-rooms", st.rooms, []),
+      );
+      nodes.replaceChildren(
+        h("table", {},
+          h("tr", {}, ["Node", "Address", "Version", "Connections", "Load", "Last heartbeat"].map((t) => h("th", {}, t))),
+          (nl.nodes || []).map((n) =>
+            h("tr", { testid: "node-row", "data-node": n.id },
+              h("td", {}, n.id), h("td", {}, n.addr), h("td", {}, n.version || ""), h("td", {}, n.conns),
+              h("td", {}, typeof n.load === "number" ? n.load.toFixed(2) : n.load ?? ""), h("td", {}, n.heartbeat || "")))));
+      status.textContent = (st.partial ? "Partial: nodes " + st.missing.join(", ") + " did not answer. " : "") +
+        "Updated " + new Date(now).toLocaleTimeString() + "; graphs: the last 15 minutes seen by this page.";
+    } catch (e) {
+      if (alive) status.textContent = "Could not refresh: " + e.message;
+    }
+    if (alive && state) timer = setTimeout(tick, POLL_MS);
+  };
+  tick();
+}
+
+// ---- users
+
+function searchForm(testid, placeholder, initial, go) {
+  const input = h("input", { type: "text", testid, placeholder, value: initial });
+  return h("form", { class: "row", onsubmit: (e) => {
+    e.preventDefault();
+    go(input.value.trim());
+  } }, input, h("button", { type: "submit", testid: testid + "-submit" }, "Look up"));
+}
+
+function users(main, arg) {
+  const out = h("div");
+  const look = async (user) => {
+    if (!user) return;
+    if (route().arg !== user) window.history.replaceState(null, "", "#/users/" + enc(user));
+    out.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    try {
+      const u = await api("GET", `/v1/users/${enc(user)}` + q());
+      const rows = u.conns.map((c) =>
+        h("tr", { testid: "user-conn-row", "data-conn": c.id },
+          h("td", {}, c.id), h("td", {}, c.node), h("td", {}, c.device || ""), h("td", {}, c.addr),
+          h("td", {}, c.since), h("td", {}, (c.rooms || []).join(", ")),
+          h("td", {}, readOnly() ? "" : h("button", { class: "danger", testid: "kick-conn", onclick: async (ev) => {
+            ev.target.disabled = true;
+            try {
+              await api("DELETE", `/v1/conns/${enc(c.id)}` + q());
+            } catch (e) {
+              alert("Kick failed: " + e.message);
+            }
+            look(user);
+          } }, "Kick"))));
+      out.replaceChildren(
+        h("p", { testid: "user-online", "data-online": String(u.online) }, u.online ? `${u.user} is online with ${u.count ?? u.conns.length} connection(s).` : `${u.user} is offline.`),
+        h("table", {}, h("tr", {}, ["Connection", "Node", "Device", "Address", "Since", "Rooms", ""].map((t) => h("th", {}, t))), rows),
+        u.next ? h("p", { class: "muted" }, "More connections exist than shown.") : null,
+        readOnly() || !u.online ? null : h("p", {}, h("button", { class: "danger", testid: "kick-user", onclick: async () => {
+          if (!confirm(`Disconnect every connection of ${user}?`)) return;
+          await api("DELETE", `/v1/users/${enc(user)}/conns` + q()).catch((e) => alert(e.message));
+          look(user);
+        } }, "Kick all connections")),
+      );
+    } catch (e) {
+      out.replaceChildren(h("p", { class: "error" }, e.message));
+    }
+  };
+  main.append(h("h1", {}, "Users"), searchForm("user-search", "user id", arg, look), out);
+  if (arg) look(arg);
+}
+
+// ---- rooms
+
+function rooms(main, arg) {
+  const out = h("div");
+  const look = async (room, cursor = "") => {
+    if (!room) return;
+    out.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    try {
+      const r = await api("GET", `/v1/rooms/${enc(room)}` + q({ cursor }));
+      const userInput = h("input", { type: "text", testid: "room-user", placeholder: "user id" });
+      const member = (op) => async () => {
+        const u = userInput.value.trim();
+        if (!u) return;
+        await api("POST", `/v1/rooms/${enc(room)}/${op}`, { app: state.admin ? app : undefined, users: [u] }).catch((e) => alert(e.message));
+        look(room);
+      };
+      out.replaceChildren(
+        h("p", { testid: "room-counts" }, `${r.room}: ${r.conns} connection(s) of ${r.users} user(s).`),
+        h("table", {}, h("tr", {}, h("th", {}, "Connection"), h("th", {}, "User")),
+          r.members.map((m) => h("tr", { testid: "room-member-row" }, h("td", {}, m.conn), h("td", {}, m.user)))),
+        h("div", { class: "row" },
+          cursor ? h("button", { class: "plain", testid: "room-first", onclick: () => look(room) }, "First page") : null,
+          r.next ? h("button", { class: "plain", testid: "room-next", onclick: () => look(room, r.next) }, "Next page") : null),
+        readOnly() ? null : h("div", { class: "row" }, userInput,
+          h("button", { testid: "room-join", onclick: member("join") }, "Join user"),
+          h("button", { class: "danger", testid: "room-remove", onclick: member("leave") }, "Remove user")),
+      );
+    } catch (e) {
+      out.replaceChildren(h("p", { class: "error" }, e.message));
+    }
+  };
+  main.append(h("h1", {}, "Rooms"), searchForm("room-search", "room name", arg, (r) => look(r)), out);
+  if (arg) look(arg);
+}
+
+// ---- messages
+
+function messages(main, arg) {
+  const out = h("div");
+  let timer = 0;
+  let alive = true;
+  cleanup.push(() => {
+    alive = false;
+    clearTimeout(timer);
+  });
+  const look = async (id, again = false) => {
+    clearTimeout(timer);
+    if (!id) return;
+    if (!again) out.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    try {
+      const m = await api("GET", `/v1/messages/${enc(id)}` + q());
+      if (!alive) return;
+      const n = (k) => m[k] ?? 0;
+      out.replaceChildren(
+        h("div", { class: "funnel", testid: "message-status", "data-targeted": n("targeted"), "data-delivered": n("delivered"), "data-acked": n("acked"),
+          "data-recalled": String(!!m.recalled) },
+          ["targeted", "delivered", "acked", "expired", "dropped"].map((k) => h("div", {}, h("b", {}, n(k)), k)),
+          h("div", {}, h("b", {}, m.recalled ? "yes" : "no"), "recalled")),
+        h("p", { class: "muted" }, `Created ${m.created || "?"}, ttl ${m.ttl ?? "?"} s. Updated ${new Date().toLocaleTimeString()}.`),
+        m.users ? h("table", {}, h("tr", {}, ["User", "Seq", "Delivered", "Acked"].map((t) => h("th", {}, t))),
+          m.users.map((u) => h("tr", { testid: "message-user-row" }, h("td", {}, u.user), h("td", {}, u.seq ?? ""), h("td", {}, String(!!u.delivered)), h("td", {}, String(!!u.acked))))) : null,
+        readOnly() || m.recalled ? null : h("p", {}, h("button", { class: "danger", testid: "recall-message", onclick: async () => {
+          if (!confirm(`Recall message ${id}? It is never delivered again and online clients are told.`)) return;
+          await api("DELETE", `/v1/messages/${enc(id)}` + q()).catch((e) => alert(e.message));
+          look(id);
+        } }, "Recall")),
+      );
+      timer = setTimeout(() => look(id, true), POLL_MS);
+    } catch (e) {
+      if (alive) out.replaceChildren(h("p", { class: "error", testid: "message-error" }, e.message));
+    }
+  };
+  main.append(h("h1", {}, "Messages"), searchForm("message-search", "message id", arg, look), out);
+  if (arg) look(arg);
+}
+
+// ---- push console
+
+function pushPage(main) {
+  main.append(h("h1", {}, "Push console"));
+  if (readOnly()) {
+    main.append(h("p", { class: "muted", testid: "read-only" }, "Pushing needs an admin session."));
+    return;
+  }
+  const targets = h("textarea", { rows: 2, testid: "push-targets", value: '{"users":["alice"]}' });
+  const data = h("textarea", { rows: 5, testid: "push-data", value: '{"text":"hello"}' });
+  const ttl = h("input", { type: "number", testid: "push-ttl", placeholder: "app default", min: 1 });
+  const id = h("input", { type: "text", testid: "push-id", placeholder: "optional id (idempotency key)" });
+  const offline = h("input", { type: "checkbox", testid: "push-offline" });
+  const result = h("div");
+  const submit = async (ev) => {
+    ev.preventDefault();
+    result.replaceChildren();
+    const body = { app: app || undefined };
+    for (const [name, el, key] of [["targets", targets, "to"], ["data", data, "data"]]) {
+      try {
+        body[key] = JSON.parse(el.value);
+      } catch (e) {
+        result.append(h("p", { class: "error", testid: "push-error" }, `The ${name} are not valid JSON: ${e.message}`));
+        return; // no request
+      }
+    }
+    if (ttl.value) body.ttl = Number(ttl.value);
+    if (id.value.trim()) body.id = id.value.trim();
+    body.offline = offline.checked;
+    try {
+      const r = await api("POST", "/v1/push", body);
+      result.append(h("p", { class: "ok", testid: "push-result", "data-id": r.id }, "Accepted: ",
+        h("a", { href: "#/messages/" + enc(r.id), testid: "push-status-link" }, r.id)));
+    } catch (e) {
+      result.append(h("p", { class: "error", testid: "push-error" }, `${e.code}: ${e.message}`));
+    }
+  };
+  main.append(
+    h("form", { class: "form", onsubmit: submit },
+      h("label", {}, "Targets (the \"to\" object of POST /v1/push)", targets),
+      h("label", {}, "Data (any JSON value)", data),
+      h("div", { class: "row" }, h("label", {}, "TTL (s) ", ttl), h("label", {}, "Id ", id), h("label", {}, offline, " store offline (users only)")),
+      h("div", {}, h("button", { type: "submit", testid: "push-submit" }, "Push"))),
+    result);
+}
+
+// ---- live tail
+
+function tail(main) {
+  main.append(h("h1", {}, "Live tail"));
+  if (readOnly()) {
+    main.append(h("p", { class: "muted", testid: "read-only" }, "The live tail needs an admin session."));
+    return;
+  }
+  const target = h("input", { type: "text", testid: "tail-target", placeholder: "room:<name> or user:<id>" });
+  const status = h("p", { class: "muted", testid: "tail-status" }, "Stopped.");
+  const rows = h("table", { class: "tail" }, h("tr", {}, h("th", {}, "Time"), h("th", {}, "Kind"), h("th", {}, "Message")));
+  let ctl = null;
+  const stop = () => {
+    ctl?.abort();
+    ctl = null;
+  };
+  cleanup.push(stop);
+  const run = async (ev) => {
+    ev.preventDefault();
+    stop();
+    const c = (ctl = new AbortController());
+    status.textContent = "Connecting…";
+    try {
+      const r = await fetch("/v1/admin/tail" + q({ target: target.value.trim() }), { headers: { [CSRF_HEADER]: state.csrf || "" }, signal: c.signal, credentials: "same-origin" });
+      if (!r.ok) {
+        const e = await r.json().catch(() => ({}));
+        status.textContent = "Refused: " + (e.error?.message || r.status);
+        return;
+      }
+      status.textContent = "Watching " + target.value.trim() + " (at most 20 pushes a second are shown).";
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const chunk = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          if (!chunk.startsWith("data: ")) continue;
+          const e = JSON.parse(chunk.slice(6));
+          rows.insertBefore(h("tr", { testid: "tail-row", "data-kind": e.kind },
+            h("td", {}, new Date().toLocaleTimeString()), h("td", {}, e.kind + (e.skipped ? ` (+${e.skipped} skipped)` : "")),
+            h("td", {}, h("pre", {}, e.msg ? JSON.stringify(e.msg) : ""))), rows.children[1] || null);
+          while (rows.children.length > 201) rows.lastChild.remove();
+        }
+      }
+      status.textContent = "The stream ended.";
+    } catch (e) {
+      if (e.name !== "AbortError") status.textContent = "Stopped: " + e.message;
+    }
+  };
+  main.append(
+    h("form", { class: "row", onsubmit: run }, target, h("button", { type: "submit", testid: "tail-start" }, "Start"),
+      h("button", { type: "button", class: "plain", testid: "tail-stop", onclick: () => { stop(); status.textContent = "Stopped."; } }, "Stop")),
+    status, rows);
+}
+
+// ---- webhooks
+
+async function webhooks(main) {
+  main.append(h("h1", {}, "Webhooks"));
+  const out = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  main.append(out);
+  try {
+    const r = await api("GET", "/v1/webhooks/dead" + q());
+    const list = r.dead || r.items || [];
+    out.replaceChildren(list.length ? h("table", {}, list.map((d) => h("tr", { testid: "webhook-dead-row" }, h("td", {}, h("pre", {}, JSON.stringify(d)))))) : h("p", {}, "No dead letters."));
+  } catch (e) {
+    out.replaceChildren(e.status === 404
+      ? h("p", { testid: "webhooks-unavailable" }, "Not available: this server has no webhook dead-letter API (GET /v1/webhooks/dead) yet.")
+      : h("p", { class: "error" }, e.message));
+  }
+}
+
+const PAGE_RENDER = { overview, users, rooms, messages, push: pushPage, tail, webhooks };
+
+// ---- boot
+
+(async () => {
+  try {
+    start(await api("GET", "/admin/session"));
+  } catch (e) {
+    if (!state) showLogin(e.status === 401 ? "" : "The server did not answer: " + e.message);
+  }
+})();
