@@ -776,7 +776,8 @@ func authMessage(err error) string { return strings.TrimPrefix(err.Error(), "aut
 // status the code has in the catalogue (package apierr).
 func httpError(w http.ResponseWriter, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Connection", "close") // a refused client gets no second try on this connection
+	w.Header().Set("Connection", "close")                         // a refused client gets no second try on this connection
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now()) // nor is a body it announced waited for
 	w.WriteHeader(apierr.Of(code).Status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // as the API's answers

@@ -143,11 +143,22 @@ func serveScript(w http.ResponseWriter, r *http.Request) {
 // under the node's connection caps) by calling it now and then.
 func keyless(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 1 {
-			w.Header().Set("Connection", "close")
-		}
+		notWaitedFor(w, r)
 		h(w, r)
 	})
+}
+
+// notWaitedFor answers a caller without a key without waiting for it: an
+// HTTP/1 connection closes after the answer, and a body it announced is not
+// read (Go's server would otherwise read what is left of it before closing).
+func notWaitedFor(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor != 1 {
+		return
+	}
+	w.Header().Set("Connection", "close")
+	if r.ContentLength != 0 {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
 }
 
 // DocsURL is where GET / points people to.
@@ -226,10 +237,8 @@ func (a *API) appFor(p principal, named string) (string, error) { return a.keys.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	pe := apierr.From(err)
 	status := apierr.Of(pe.Code).Status
-	if status == http.StatusUnauthorized && r.ProtoMajor == 1 {
-		// A caller without a key is not waited for: its connection closes
-		// after the answer instead of reading the rest of its body.
-		w.Header().Set("Connection", "close")
+	if status == http.StatusUnauthorized {
+		notWaitedFor(w, r)
 	}
 	if status >= 500 {
 		a.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "code", pe.Code, "err", err)
@@ -313,6 +322,9 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code

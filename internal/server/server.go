@@ -388,10 +388,9 @@ func (s *Server) refused(reason string) {
 // client that announces a body and sends it slowly, or never, holds its
 // connection (HTTP/1) or stream (HTTP/2) and its place in the body budget
 // for at most d. The deadline ends once the body is read to its end, so a
-// handler that takes its time is not cut off. A body the handler did not
-// read to its end is not waited for at all after the answer (Go's server
-// would otherwise read what is left of it, with no deadline, before closing
-// or reusing an HTTP/1 connection): the connection closes.
+// handler that takes its time is not cut off. (A refusal that never reads
+// the body ends the wait at once: see httpapi's keyless endpoints and 401s
+// and the gateway's refusals.)
 func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
@@ -400,27 +399,33 @@ func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 		}
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Now().Add(d))
-		body := &trackedBody{ReadCloser: r.Body, rc: rc}
-		r.Body = body
+		orig := r.Body
+		r.Body = &trackedBody{ReadCloser: orig, rc: rc, left: r.ContentLength}
 		h.ServeHTTP(w, r)
-		if !body.eof {
-			_ = rc.SetReadDeadline(time.Now())
-		}
+		// Go's server looks at the body's type after the handler to decide
+		// whether to read what is left of it or to close the connection.
+		r.Body = orig
 	})
 }
 
-// trackedBody notes whether a request body was read to its end, and then
-// lifts its deadline.
+// trackedBody lifts its deadline once a request body was read to its end
+// (all of its Content-Length, or io.EOF). (Go's server then reads the
+// connection in the background, and a deadline firing there would cancel
+// the request.)
 type trackedBody struct {
 	io.ReadCloser
-	rc  *http.ResponseController
-	eof bool
+	rc   *http.ResponseController
+	left int64 // bytes of the Content-Length not read yet; < 0: unknown
+	done bool
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF && !b.eof {
-		b.eof = true
+	if b.left > 0 {
+		b.left -= int64(n)
+	}
+	if !b.done && (err == io.EOF || b.left == 0) {
+		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
 	}
 	return n, err
