@@ -18,6 +18,7 @@ import (
 	"github.com/heraldpush/herald/internal/apikey"
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/gateway"
+	"github.com/heraldpush/herald/internal/lifecycle"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/push"
@@ -33,6 +34,8 @@ type Config struct {
 	// MaxBody caps any one request body (limits.max_body_bytes_in_flight:
 	// a body over the node's whole budget could never be read); 0: no cap.
 	MaxBody int64
+	// Lifecycle answers the presence query and the dead-letter routes.
+	Lifecycle *lifecycle.Lifecycle
 }
 
 // pushBodyLimit is the largest body of one push: its data and room for the
@@ -64,7 +67,7 @@ type API struct {
 // New builds the API over the push service and the operations; gw serves
 // the WebSocket endpoint and b answers /readyz.
 func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *ops.Ops, gw *gateway.Gateway, b engine.Broker, m *metrics.Metrics, log *slog.Logger) (*API, error) {
-	if keys == nil || svc == nil || o == nil || gw == nil || b == nil || m == nil {
+	if keys == nil || svc == nil || o == nil || gw == nil || b == nil || m == nil || cfg.Lifecycle == nil {
 		return nil, errors.New("httpapi: missing dependency")
 	}
 	if log == nil {
@@ -95,6 +98,9 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/rooms/{room}/join", a.wrap(a.membership(a.ops.Join)))
 	mux.Handle("POST /v1/rooms/{room}/leave", a.wrap(a.membership(a.ops.Leave)))
 	mux.Handle("GET /v1/rooms/{room}", a.wrap(a.room))
+	mux.Handle("GET /v1/rooms/{room}/presence", a.wrap(a.presence))
+	mux.Handle("GET /v1/webhooks/dead", a.wrap(a.deadLetters))
+	mux.Handle("POST /v1/webhooks/dead/replay", a.wrap(a.replayDead))
 	mux.Handle("GET /v1/users/{user}", a.wrap(a.user))
 	mux.Handle("DELETE /v1/conns/{id}", a.wrap(a.kickConn))
 	mux.Handle("DELETE /v1/users/{user}/conns", a.wrap(a.kickUser))

@@ -18,7 +18,7 @@ import (
 // has a webhook). It starts nothing.
 func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
 	l := cfg.Limits
-	s.lifecycle = &lifecycle.Lifecycle{PresenceRooms: cfg.PresenceRooms, Log: s.log}
+	s.lifecycle = &lifecycle.Lifecycle{PresenceRooms: cfg.PresenceRooms, Notices: s.service, Log: s.log}
 	var eps []webhook.Endpoint
 	add := func(app string, hooks []config.Webhook) error {
 		for _, h := range hooks {
