@@ -40,7 +40,8 @@ func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
 	}
 	if len(eps) > 0 {
 		ob, err := webhook.New(webhook.Config{NodeID: cfg.NodeID, Replicas: replicas, Endpoints: eps,
-			AllowPrivate: cfg.AllowPrivateWebhooks || cfg.Dev, Logger: s.log})
+			AllowPrivate: cfg.AllowPrivateWebhooks || cfg.Dev, RetryFor: l.WebhookRetryFor, Timeout: l.WebhookTimeout,
+			Observer: s.metrics.Webhooks(), Logger: s.log})
 		if err != nil {
 			return err
 		}
