@@ -14,6 +14,7 @@ import (
 	"github.com/heraldpush/herald/api/herald/v1/heraldv1connect"
 	"github.com/heraldpush/herald/internal/apierr"
 	"github.com/heraldpush/herald/internal/apikey"
+	"github.com/heraldpush/herald/internal/lifecycle"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/ops"
 	"github.com/heraldpush/herald/internal/push"
@@ -25,6 +26,8 @@ type Config struct {
 	MaxBatch      int // items in one batch
 	EngineTimeout time.Duration
 	MaxBody       int64 // caps any one request message (0: no cap), as over HTTP
+	// Lifecycle answers the presence query.
+	Lifecycle *lifecycle.Lifecycle
 }
 
 // API serves herald.v1.HeraldService.
@@ -42,7 +45,7 @@ var _ heraldv1connect.HeraldServiceHandler = (*API)(nil)
 // New builds the API over the push service (pushes, batches, message
 // status and recall) and the cluster operations (everything else).
 func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *ops.Ops, m *metrics.Metrics, log *slog.Logger) (*API, error) {
-	if keys == nil || svc == nil || o == nil || m == nil {
+	if keys == nil || svc == nil || o == nil || m == nil || cfg.Lifecycle == nil {
 		return nil, errors.New("grpcapi: missing dependency")
 	}
 	if cfg.MaxPayload <= 0 || cfg.MaxBatch <= 0 || cfg.EngineTimeout <= 0 {

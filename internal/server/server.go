@@ -164,8 +164,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.api = api
-	rpc, err := grpcapi.New(grpcapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, MaxBody: l.MaxBodyBytesInFlight},
-		apiKeys, s.service, s.ops, s.metrics, log)
+	rpc, err := grpcapi.New(grpcapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, MaxBody: l.MaxBodyBytesInFlight,
+		Lifecycle: s.lifecycle}, apiKeys, s.service, s.ops, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}

@@ -180,6 +180,23 @@ func (c *Client) Room(ctx context.Context, room, cursor string) (*RoomInfo, erro
 	return call[RoomInfo](ctx, c, &request{op: opRoom, app: c.cfg.app, name: room, cursor: cursor, idempotent: true})
 }
 
+// PresencePage is one page of the users present in a presence room,
+// cluster-wide.
+type PresencePage struct {
+	Room  string   `json:"room"`
+	Users []string `json:"users"` // sorted
+	// Next is the cursor of the next page; empty on the last.
+	Next string `json:"next"`
+}
+
+// Presence returns the page of the users present in a presence room (one
+// matching the server's presence_rooms) after cursor ("" for the first
+// page; pass PresencePage.Next for the next). A room that is not a
+// presence room is an *Error with code invalid_argument.
+func (c *Client) Presence(ctx context.Context, room, cursor string) (*PresencePage, error) {
+	return call[PresencePage](ctx, c, &request{op: opPresence, app: c.cfg.app, name: room, cursor: cursor, idempotent: true})
+}
+
 // UserInfo is a user's live connections on every node: all of them from
 // User, one page from UserPage.
 type UserInfo struct {

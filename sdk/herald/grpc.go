@@ -116,6 +116,16 @@ func (t *grpcTransport) do(ctx context.Context, r *request) error {
 			out.Members[i] = Member{Conn: mb.GetConn(), User: mb.GetUser()}
 		}
 		return nil
+	case opPresence:
+		m, err := unary(ctx, t.key, t.c.GetPresence, &heraldv1.GetPresenceRequest{Room: r.name, Cursor: r.cursor, App: r.app})
+		if err != nil {
+			return err
+		}
+		*r.out.(*PresencePage) = PresencePage{Room: m.GetRoom(), Users: m.GetUsers(), Next: m.GetNext()}
+		if r.out.(*PresencePage).Users == nil {
+			r.out.(*PresencePage).Users = []string{}
+		}
+		return nil
 	case opUser:
 		m, err := unary(ctx, t.key, t.c.GetUser, &heraldv1.GetUserRequest{User: r.name, App: r.app, Cursor: r.cursor, Limit: int32(r.limit)})
 		if err != nil {

@@ -35,6 +35,7 @@ const (
 	opNodes         = "nodes"
 	opRoute         = "route"
 	opDrain         = "drain"
+	opPresence      = "presence"
 )
 
 // request is one API operation with its arguments, whatever the transport.
@@ -42,7 +43,7 @@ type request struct {
 	op      string
 	app     string      // the app an admin key acts on; "" for the key's own
 	name    string      // the room, user, connection or message id acted on
-	cursor  string      // opRoom, opUser: the page
+	cursor  string      // opRoom, opUser, opPresence: the page
 	limit   int         // opUser: the page size (0: the server's)
 	push    *pushBody   // opPush
 	batch   []*pushBody // opBatch
@@ -50,8 +51,8 @@ type request struct {
 	// drainTime is opDrain's time to close the clients over; 0: the node's.
 	drainTime time.Duration
 	// out receives the answer: *pushAnswer, *batchAnswer, *RoomInfo,
-	// *UserInfo, *messageAnswer, *Stats, *nodesAnswer, *Route or
-	// *drainAnswer; nil for operations without one.
+	// *UserInfo, *messageAnswer, *Stats, *nodesAnswer, *Route,
+	// *drainAnswer or *PresencePage; nil for operations without one.
 	out        any
 	idempotent bool // may be sent again after a failure
 }
@@ -96,6 +97,14 @@ func endpoint(r *request) (method, path string, q url.Values, body any) {
 			q.Set("cursor", r.cursor)
 		}
 		return "GET", "/v1/rooms/" + name, q, nil
+	case opPresence:
+		if r.cursor != "" {
+			if q == nil {
+				q = url.Values{}
+			}
+			q.Set("cursor", r.cursor)
+		}
+		return "GET", "/v1/rooms/" + name + "/presence", q, nil
 	case opUser:
 		if r.cursor != "" || r.limit != 0 {
 			if q == nil {
