@@ -95,6 +95,10 @@ type Limits struct {
 	// PresenceMembers caps the members listed in a presence room's joined
 	// frame ("more": true beyond it).
 	PresenceMembers int `yaml:"presence_members"`
+	// WebhookRetryFor is how long a webhook event is retried before it
+	// moves to the dead-letter list; WebhookTimeout bounds one attempt.
+	WebhookRetryFor time.Duration `yaml:"webhook_retry_for"`
+	WebhookTimeout  time.Duration `yaml:"webhook_timeout"`
 }
 
 // DefaultMaxConnsPerIP is the per-IP connection cap outside dev mode when
@@ -200,6 +204,8 @@ func Default() Config {
 			MaxConnsPerUser:      100, // per node: see docs/security.md
 			OfflineDelay:         5 * time.Second,
 			PresenceMembers:      1000,
+			WebhookRetryFor:      24 * time.Hour,
+			WebhookTimeout:       10 * time.Second,
 		},
 	}
 }
@@ -316,6 +322,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validWebhooks("demo", c.DevWebhooks)...)
 	if l.OfflineDelay < 0 || l.OfflineDelay > time.Hour || l.PresenceMembers < 1 {
 		errs = append(errs, errors.New("limits: offline_delay must be from 0 to 1h and presence_members at least 1"))
+	}
+	if l.WebhookRetryFor <= 0 || l.WebhookTimeout <= 0 {
+		errs = append(errs, errors.New("limits: webhook_retry_for and webhook_timeout must be positive"))
 	}
 	for i, p := range c.PresenceRooms {
 		if p == "" {

@@ -51,6 +51,10 @@ type Config struct {
 	// Lifecycle, if set, is told of connections and room memberships
 	// (presence and lifecycle webhooks).
 	Lifecycle Lifecycle
+	// Presence, if set, lists the members of presence rooms in their
+	// joined frames, at most PresenceMembers (default 1,000).
+	Presence        Presence
+	PresenceMembers int
 }
 
 // Lifecycle is told when an authenticated connection opens and closes and
@@ -132,6 +136,9 @@ func New(cfg Config, h *hub.Hub, b engine.Broker, in engine.Inbox, keys *auth.Ke
 	}
 	if cfg.Writers <= 0 {
 		cfg.Writers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.PresenceMembers <= 0 {
+		cfg.PresenceMembers = 1000
 	}
 	return &Gateway{cfg: cfg, hub: h, broker: b, stored: stored{inbox: in, sender: s}, keys: keys, sender: s, metrics: m, log: log,
 		stop: make(chan struct{}), ready: make(chan *wsConn, 1<<16), streams: map[*sseConn]struct{}{}}, nil
@@ -573,7 +580,7 @@ func (g *Gateway) Join(hc *hub.Conn, room string) bool {
 	if !g.join(hc, room) {
 		return false
 	}
-	hc.Out.(*conn).sendText(protocol.Joined(room))
+	g.tellJoined(hc.Out.(*conn), room)
 	return true
 }
 
@@ -698,7 +705,7 @@ func (g *Gateway) clientJoin(c *conn, room string, since *uint64) {
 	if since == nil {
 		if !g.Join(&c.Conn, room) {
 			if slices.Contains(g.hub.Rooms(&c.Conn), room) {
-				c.sendText(protocol.Joined(room)) // already a member
+				g.tellJoined(c, room) // already a member
 			} else {
 				g.errorFrame(c, protocol.ErrCodeInvalidArgument, "could not join room "+strconv.Quote(room)+" now; retry")
 			}

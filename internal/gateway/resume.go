@@ -314,7 +314,7 @@ func (g *Gateway) ack(c *conn, seq uint64) {
 func (g *Gateway) roomReplay(c *conn, room string, since uint64) {
 	ctx, cancel := g.engineCtx()
 	defer cancel()
-	c.sendNow(protocol.NewText(protocol.Joined(room)))
+	c.sendNow(protocol.NewText(g.joinedFrame(ctx, &c.Conn, room)))
 	frames, resumed, last, ok, err := g.stored.room(ctx, c.App, room, since)
 	switch {
 	case err != nil:

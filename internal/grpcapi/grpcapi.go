@@ -15,6 +15,7 @@ import (
 	"github.com/heraldpush/herald/internal/apierr"
 	"github.com/heraldpush/herald/internal/apikey"
 	"github.com/heraldpush/herald/internal/cluster"
+	"github.com/heraldpush/herald/internal/lifecycle"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/push"
 )
@@ -25,6 +26,8 @@ type Config struct {
 	MaxBatch      int // items in one batch
 	EngineTimeout time.Duration
 	MaxBody       int64 // caps any one request message (0: no cap), as over HTTP
+	// Lifecycle answers the presence query.
+	Lifecycle *lifecycle.Lifecycle
 }
 
 // API serves herald.v1.HeraldService.

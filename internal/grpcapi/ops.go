@@ -65,6 +65,20 @@ func (a *API) GetRoom(ctx context.Context, req *connect.Request[heraldv1.GetRoom
 		Users: int32(page.Users), Members: list, Next: page.Next}), nil
 }
 
+// GetPresence returns one page of the users present in a presence room.
+func (a *API) GetPresence(ctx context.Context, req *connect.Request[heraldv1.GetPresenceRequest]) (*connect.Response[heraldv1.GetPresenceResponse], error) {
+	ctx, cancel, app, err := a.scoped(ctx, req.Msg.GetApp())
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	users, next, err := a.cfg.Lifecycle.PresencePage(ctx, app, req.Msg.GetRoom(), req.Msg.GetCursor())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&heraldv1.GetPresenceResponse{Room: req.Msg.GetRoom(), Users: users, Next: next}), nil
+}
+
 // GetUser returns one page of a user's connections.
 func (a *API) GetUser(ctx context.Context, req *connect.Request[heraldv1.GetUserRequest]) (*connect.Response[heraldv1.GetUserResponse], error) {
 	ctx, cancel, app, err := a.scoped(ctx, req.Msg.GetApp())

@@ -17,6 +17,7 @@ import (
 	"github.com/heraldpush/herald/internal/apierr"
 	"github.com/heraldpush/herald/internal/apikey"
 	"github.com/heraldpush/herald/internal/cluster"
+	"github.com/heraldpush/herald/internal/lifecycle"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/push"
 	heraldjs "github.com/heraldpush/herald/sdk/js"
@@ -31,6 +32,8 @@ type Config struct {
 	// MaxBody caps any one request body (limits.max_body_bytes_in_flight:
 	// a body over the node's whole budget could never be read); 0: no cap.
 	MaxBody int64
+	// Lifecycle answers the presence query and the dead-letter routes.
+	Lifecycle *lifecycle.Lifecycle
 }
 
 // pushBodyLimit is the largest body of one push: its data and room for the
@@ -110,6 +113,9 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/rooms/{room}/join", a.wrap(a.membership(a.ops.Join)))
 	mux.Handle("POST /v1/rooms/{room}/leave", a.wrap(a.membership(a.ops.Leave)))
 	mux.Handle("GET /v1/rooms/{room}", a.wrap(a.room))
+	mux.Handle("GET /v1/rooms/{room}/presence", a.wrap(a.presence))
+	mux.Handle("GET /v1/webhooks/dead", a.wrap(a.deadLetters))
+	mux.Handle("POST /v1/webhooks/dead/replay", a.wrap(a.replayDead))
 	mux.Handle("GET /v1/users/{user}", a.wrap(a.user))
 	mux.Handle("DELETE /v1/conns/{id}", a.wrap(a.kickConn))
 	mux.Handle("DELETE /v1/users/{user}/conns", a.wrap(a.kickUser))

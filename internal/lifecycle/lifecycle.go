@@ -22,12 +22,26 @@ import (
 )
 
 // Lifecycle is the bridge. Set Tracker before use; Outbox may be nil (no
-// webhooks configured).
+// webhooks configured), Notices too (no presence frames).
 type Lifecycle struct {
 	Tracker       *presence.Tracker
 	Outbox        *webhook.Outbox
+	Notices       Notifier
 	PresenceRooms []string // names, "prefix*" or "*"
 	Log           *slog.Logger
+}
+
+// Notifier tells a presence room's members, on every node, of a user's
+// arrival or departure (the presence frames; package push implements it).
+type Notifier interface {
+	PresenceNotice(ctx context.Context, app, room, user string, join bool) error
+}
+
+// Members implements gateway.Presence: the users present in a presence
+// room, sorted, at most limit, and whether there are more.
+func (l *Lifecycle) Members(ctx context.Context, app, room string, limit int) ([]string, bool, error) {
+	users, next, err := l.Tracker.Members(ctx, app, room, "", limit)
+	return users, next != "", err
 }
 
 // Presence reports whether room is a presence room.
@@ -88,6 +102,11 @@ func (l *Lifecycle) Changed(ctx context.Context, ch presence.Change) {
 		typ, data["room"] = pick(ch.Up, webhook.RoomOccupied, webhook.RoomVacated), s.Room
 	case presence.Member:
 		typ, data["room"], data["user"] = pick(ch.Up, webhook.PresenceJoin, webhook.PresenceLeave), s.Room, s.User
+		if l.Notices != nil {
+			if err := l.Notices.PresenceNotice(ctx, s.App, s.Room, s.User, ch.Up); err != nil && l.Log != nil {
+				l.Log.Warn("presence frame not published", "app", s.App, "room", s.Room, "err", err)
+			}
+		}
 	}
 	l.emit(ctx, s.App, typ, ch.At, data)
 }

@@ -36,6 +36,7 @@ type Metrics struct {
 	storeHealed   prometheus.Counter
 	authRefused   *prometheus.CounterVec
 	http          httpLimits
+	webhooks      webhooks
 }
 
 // New builds the collectors. gauges reports live counts at scrape time.
@@ -88,6 +89,7 @@ func New(gauges func() (conns, users, rooms int)) *Metrics {
 	reg.MustRegister(m.authRefused)
 	reg.MustRegister(m.userLimited)
 	m.http.register(reg)
+	m.webhooks.register(reg)
 	if gauges != nil {
 		for i, name := range []string{"connections", "users", "rooms"} {
 			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -148,6 +148,42 @@ func RoomResumed(room string, since, to uint64, complete bool) []byte {
 // Joined encodes a room-joined notice.
 func Joined(room string) []byte { return roomFrame("joined", room) }
 
+// JoinedMembers encodes the joined notice of a presence room: the users
+// present in it (at most the configured cap; more: there are others).
+func JoinedMembers(room string, members []string, more bool) []byte {
+	b := Joined(room)
+	b = appendList(append(b[:len(b)-1], `,"members":`...), members)
+	if more {
+		b = append(b, `,"more":true`...)
+	}
+	return append(b, '}')
+}
+
+// Presence encodes a presence room's change: users became present (join)
+// or are no longer present (leave).
+func Presence(room string, join bool, users []string) []byte {
+	b := append(make([]byte, 0, 48+len(room)), `{"type":"presence","room":`...)
+	b = AppendString(b, room)
+	if join {
+		b = append(b, `,"join":`...)
+	} else {
+		b = append(b, `,"leave":`...)
+	}
+	return append(appendList(b, users), '}')
+}
+
+// appendList appends a JSON array of strings.
+func appendList(b []byte, vs []string) []byte {
+	b = append(b, '[')
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendString(b, v)
+	}
+	return append(b, ']')
+}
+
 // Left encodes a room-left notice.
 func Left(room string) []byte { return roomFrame("left", room) }
 

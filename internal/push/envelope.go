@@ -24,11 +24,15 @@ type envelope struct {
 	Skip   []string `json:"su,omitempty"` // users whose connections get this push another way
 	Seq    uint64   `json:"s,omitempty"`  // the user's sequence of a stored message
 	Pos    uint64   `json:"p,omitempty"`  // the room history position of a room message
-	Kind   string   `json:"k,omitempty"`  // "" a push; kindRecall: msg is a recall notice
+	Kind   string   `json:"k,omitempty"`  // "" a push; else msg is a ready frame (kindRecall, kindPresence)
 }
 
-// kindRecall marks an envelope whose message is a recall frame.
-const kindRecall = "recall"
+// Envelope kinds whose message is a ready frame, not a push: a recall
+// notice, a presence room's join or leave.
+const (
+	kindRecall   = "recall"
+	kindPresence = "presence"
+)
 
 var errBadEnvelope = errors.New("push: malformed engine payload")
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -401,7 +402,7 @@ func (s *Service) Deliver(payloads [][]byte) {
 		}
 		runEnv = e
 		var f *protocol.Outgoing
-		if e.Kind == kindRecall {
+		if e.Kind != "" {
 			f = protocol.NewText(msg)
 		} else {
 			f = protocol.NewPush(msg)
@@ -432,8 +433,23 @@ func (s *Service) fanOut(e *envelope, frames []*protocol.Outgoing) {
 			s.delivered.note(e.App, e.Users[0], seq)
 		}
 	}
+	if e.Kind == kindPresence {
+		return // a notice, not a delivery
+	}
 	s.count(e.App, 0, n*len(frames))
 	s.metrics.Delivered(n * len(frames))
+}
+
+// PresenceNotice tells the members of a presence room, on every node, that
+// user became present in it (join) or is no longer (leave). The user's own
+// connections are left out: a joiner gets no presence frame about itself.
+func (s *Service) PresenceNotice(ctx context.Context, app, room, user string, join bool) error {
+	frame := protocol.Presence(room, join, []string{user})
+	buf := appendEnvelope(nil, &envelope{App: app, Rooms: []string{room}, ID: newID(), Skip: []string{user}, Kind: kindPresence}, frame)
+	if err := s.broker.Publish(ctx, engine.Topic{Kind: engine.Room, App: app, Name: room}, buf); err != nil {
+		return fmt.Errorf("push: presence notice for %s: %w", room, err)
+	}
+	return nil
 }
 
 // sameTargets reports whether two envelopes select the same connections.

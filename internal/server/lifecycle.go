@@ -22,7 +22,7 @@ import (
 // cluster-wide doubles a connection's memory; see docs/benchmarks.md).
 func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
 	l := cfg.Limits
-	lc := &lifecycle.Lifecycle{PresenceRooms: cfg.PresenceRooms, Log: s.log}
+	lc := &lifecycle.Lifecycle{PresenceRooms: cfg.PresenceRooms, Notices: s.service, Log: s.log}
 	var eps []webhook.Endpoint
 	add := func(app string, hooks []config.Webhook) error {
 		for _, h := range hooks {
@@ -44,7 +44,8 @@ func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
 	}
 	if len(eps) > 0 {
 		ob, err := webhook.New(webhook.Config{NodeID: cfg.NodeID, Replicas: replicas, Endpoints: eps,
-			AllowPrivate: cfg.AllowPrivateWebhooks || cfg.Dev, Logger: s.log})
+			AllowPrivate: cfg.AllowPrivateWebhooks || cfg.Dev, RetryFor: l.WebhookRetryFor, Timeout: l.WebhookTimeout,
+			Observer: s.metrics.Webhooks(), Logger: s.log})
 		if err != nil {
 			return err
 		}
@@ -114,6 +115,15 @@ func (s *Server) closeLifecycle() error {
 // gatewayLifecycle is s.lifecycle for the gateway's config: a nil
 // interface, not a nil pointer in one, when there is none.
 func (s *Server) gatewayLifecycle() gateway.Lifecycle {
+	if s.lifecycle == nil {
+		return nil
+	}
+	return s.lifecycle
+}
+
+// gatewayPresence is s.lifecycle as the gateway's member lister, or a nil
+// interface.
+func (s *Server) gatewayPresence() gateway.Presence {
 	if s.lifecycle == nil {
 		return nil
 	}

@@ -140,6 +140,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		AuthTimeout: l.AuthTimeout, WriteTimeout: l.WriteTimeout, EngineTimeout: l.EngineTimeout, MaxFrame: l.MaxFrame,
 		QueueBytes: l.QueueBytes, MaxRooms: l.MaxRooms, SendRate: l.SendRate, AllowedOrigins: cfg.AllowedOrigins,
 		MaxConnsPerUser: l.MaxConnsPerUser, AppMaxConnsPerUser: appUserLimits(cfg.Apps), Lifecycle: s.gatewayLifecycle(),
+		Presence: s.gatewayPresence(), PresenceMembers: l.PresenceMembers,
 	}, s.hub, s.engine, s.inbox, keys, s.service, s.metrics, log)
 	if err != nil {
 		return nil, err
@@ -159,14 +160,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.gateway.SetFrameRouter(s.ops)
 	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, Version: Version,
-		MaxBody: l.MaxBodyBytesInFlight},
+		MaxBody: l.MaxBodyBytesInFlight, Lifecycle: s.lifecycle},
 		apiKeys, s.service, s.ops, s.gateway, s.engine, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
 	s.api = api
-	rpc, err := grpcapi.New(grpcapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, MaxBody: l.MaxBodyBytesInFlight},
-		apiKeys, s.service, s.ops, s.metrics, log)
+	rpc, err := grpcapi.New(grpcapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, MaxBody: l.MaxBodyBytesInFlight,
+		Lifecycle: s.lifecycle}, apiKeys, s.service, s.ops, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -253,6 +254,9 @@ func (o *Outbox) Emit(ctx context.Context, app, typ string, at time.Time, data m
 		return fmt.Errorf("webhook: storing %s: %w", typ, err)
 	}
 	for _, s := range o.byApp[app] {
+		if !slices.Contains(s.ep.types(), typ) {
+			continue
+		}
 		s.queued.Add(1)
 		if o.cfg.Observer != nil {
 			o.cfg.Observer.Queued(s.id)

@@ -176,6 +176,23 @@ func (c *Client) Room(ctx context.Context, room, cursor string) (*RoomInfo, erro
 	return retry(ctx, c, true, func() (*RoomInfo, error) { return c.t.room(ctx, c.cfg.app, room, cursor) })
 }
 
+// PresencePage is one page of the users present in a presence room,
+// cluster-wide.
+type PresencePage struct {
+	Room  string   `json:"room"`
+	Users []string `json:"users"` // sorted
+	// Next is the cursor of the next page; empty on the last.
+	Next string `json:"next"`
+}
+
+// Presence returns the page of the users present in a presence room (one
+// matching the server's presence_rooms) after cursor ("" for the first
+// page; pass PresencePage.Next for the next). A room that is not a
+// presence room is an *Error with code invalid_argument.
+func (c *Client) Presence(ctx context.Context, room, cursor string) (*PresencePage, error) {
+	return retry(ctx, c, true, func() (*PresencePage, error) { return c.t.presence(ctx, c.cfg.app, room, cursor) })
+}
+
 // UserInfo is a user's live connections on every node: all of them from
 // User, one page from UserPage.
 type UserInfo struct {

@@ -58,7 +58,25 @@ type Resumed struct {
 }
 
 // Joined: the connection is in Room, by its own Join or the server API.
-type Joined struct{ Room string }
+// In a presence room, Members lists the users present (this one
+// included; sorted, up to the server's presence_members, More when there
+// are others); then Presence events tell who arrives and leaves. Apply
+// them as set operations: one may repeat what Members already shows.
+type Joined struct {
+	Room    string
+	Members []string // nil outside presence rooms
+	More    bool
+}
+
+// Presence: in a presence room the connection is in, users became present
+// (Join: their first connection anywhere joined it) or are no longer
+// (Leave: their last one left, or its node died). Never about the
+// connection's own user.
+type Presence struct {
+	Room  string
+	Join  []string
+	Leave []string
+}
 
 // Left: the connection left Room, by its own Leave or the server API.
 type Left struct{ Room string }
@@ -89,4 +107,5 @@ func (*Recall) event()       {}
 func (*Resumed) event()      {}
 func (*Joined) event()       {}
 func (*Left) event()         {}
+func (*Presence) event()     {}
 func (*RequestError) event() {}

@@ -125,6 +125,18 @@ func (t *grpcTransport) room(ctx context.Context, app, room, cursor string) (*Ro
 	return out, nil
 }
 
+func (t *grpcTransport) presence(ctx context.Context, app, room, cursor string) (*PresencePage, error) {
+	m, err := unary(ctx, t.key, t.c.GetPresence, &heraldv1.GetPresenceRequest{Room: room, Cursor: cursor, App: app})
+	if err != nil {
+		return nil, err
+	}
+	out := &PresencePage{Room: m.GetRoom(), Users: m.GetUsers(), Next: m.GetNext()}
+	if out.Users == nil {
+		out.Users = []string{}
+	}
+	return out, nil
+}
+
 func (t *grpcTransport) user(ctx context.Context, app, user, cursor string, limit int) (*UserInfo, error) {
 	m, err := unary(ctx, t.key, t.c.GetUser, &heraldv1.GetUserRequest{User: user, App: app, Cursor: cursor, Limit: int32(limit)})
 	if err != nil {

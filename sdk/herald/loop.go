@@ -234,7 +234,7 @@ func (c *Conn) handle(ctx context.Context, s *session, f *serverFrame) error {
 				r.joined = true
 			}
 		}
-		return c.emit(ctx, &Joined{Room: f.Room})
+		return c.emit(ctx, &Joined{Room: f.Room, Members: f.Members, More: f.More})
 	case "left":
 		if r != nil && r.kind == "leave" && r.room == f.Room {
 			s.inflight = nil
@@ -242,6 +242,8 @@ func (c *Conn) handle(ctx context.Context, s *session, f *serverFrame) error {
 		return c.emit(ctx, &Left{Room: f.Room})
 	case "recall":
 		return c.emit(ctx, &Recall{ID: f.ID})
+	case "presence":
+		return c.emit(ctx, &Presence{Room: f.Room, Join: f.Join, Leave: f.Leave})
 	case "error":
 		return c.onError(ctx, s, f)
 	}

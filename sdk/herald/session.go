@@ -60,6 +60,10 @@ type serverFrame struct {
 	ID        string        `json:"id"`
 	Code      int           `json:"code"`
 	Reason    string        `json:"reason"`
+	Members   []string      `json:"members"`
+	More      bool          `json:"more"`
+	Join      []string      `json:"join"`
+	Leave     []string      `json:"leave"`
 }
 
 // wireMessage is one message of a push frame.

@@ -22,6 +22,7 @@ type transport interface {
 	joinRoom(ctx context.Context, app, room string, m Members) error
 	leaveRoom(ctx context.Context, app, room string, m Members) error
 	room(ctx context.Context, app, room, cursor string) (*RoomInfo, error)
+	presence(ctx context.Context, app, room, cursor string) (*PresencePage, error)
 	user(ctx context.Context, app, user, cursor string, limit int) (*UserInfo, error)
 	kickConn(ctx context.Context, app, id string) error
 	kickUser(ctx context.Context, app, user string) error
@@ -49,6 +50,7 @@ const (
 	opNodes         = "nodes"
 	opRoute         = "route"
 	opDrain         = "drain"
+	opPresence      = "presence"
 )
 
 // httpTransport is the v1 HTTP/JSON API.
@@ -103,6 +105,27 @@ func (t *httpTransport) leaveRoom(ctx context.Context, app, room string, m Membe
 }
 
 func (t *httpTransport) room(ctx context.Context, app, room, cursor string) (*RoomInfo, error) {
+	var out RoomInfo
+	if err := t.call(ctx, opRoom, "GET", "/v1/rooms/"+url.PathEscape(room), pageQuery(app, cursor), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (t *httpTransport) presence(ctx context.Context, app, room, cursor string) (*PresencePage, error) {
+	var out PresencePage
+	if err := t.call(ctx, opPresence, "GET", "/v1/rooms/"+url.PathEscape(room)+"/presence", pageQuery(app, cursor), nil, &out); err != nil {
+		return nil, err
+	}
+	if out.Users == nil {
+		out.Users = []string{}
+	}
+	return &out, nil
+}
+
+// pageQuery is the query of a paged read: the app an admin key acts on
+// and the cursor, each when set.
+func pageQuery(app, cursor string) url.Values {
 	q := appQuery(app)
 	if cursor != "" {
 		if q == nil {
@@ -110,11 +133,7 @@ func (t *httpTransport) room(ctx context.Context, app, room, cursor string) (*Ro
 		}
 		q.Set("cursor", cursor)
 	}
-	var out RoomInfo
-	if err := t.call(ctx, opRoom, "GET", "/v1/rooms/"+url.PathEscape(room), q, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return q
 }
 
 func (t *httpTransport) user(ctx context.Context, app, user, cursor string, limit int) (*UserInfo, error) {

@@ -1203,6 +1203,134 @@ func (x *GetRoomResponse) GetNext() string {
 	return ""
 }
 
+// GetPresenceRequest asks for one page of a presence room's users.
+type GetPresenceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// room is the room name; it must match presence_rooms.
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// cursor is the previous page's next; empty: the first page.
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// app is the app to act on (admin keys).
+	App           string `protobuf:"bytes,3,opt,name=app,proto3" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPresenceRequest) Reset() {
+	*x = GetPresenceRequest{}
+	mi := &file_herald_v1_herald_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPresenceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPresenceRequest) ProtoMessage() {}
+
+func (x *GetPresenceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPresenceRequest.ProtoReflect.Descriptor instead.
+func (*GetPresenceRequest) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetPresenceRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *GetPresenceRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *GetPresenceRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+// GetPresenceResponse is one page of the users present in a room.
+type GetPresenceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// room is the room name.
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// users is this page (up to 100, sorted).
+	Users []string `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	// next is the cursor of the next page; empty on the last page.
+	Next          string `protobuf:"bytes,3,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPresenceResponse) Reset() {
+	*x = GetPresenceResponse{}
+	mi := &file_herald_v1_herald_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPresenceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPresenceResponse) ProtoMessage() {}
+
+func (x *GetPresenceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPresenceResponse.ProtoReflect.Descriptor instead.
+func (*GetPresenceResponse) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetPresenceResponse) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *GetPresenceResponse) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *GetPresenceResponse) GetNext() string {
+	if x != nil {
+		return x.Next
+	}
+	return ""
+}
+
 // RoomMember is one connection in a room.
 type RoomMember struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1218,7 +1346,7 @@ type RoomMember struct {
 
 func (x *RoomMember) Reset() {
 	*x = RoomMember{}
-	mi := &file_herald_v1_herald_proto_msgTypes[18]
+	mi := &file_herald_v1_herald_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1358,7 @@ func (x *RoomMember) String() string {
 func (*RoomMember) ProtoMessage() {}
 
 func (x *RoomMember) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[18]
+	mi := &file_herald_v1_herald_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1371,7 @@ func (x *RoomMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomMember.ProtoReflect.Descriptor instead.
 func (*RoomMember) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{18}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RoomMember) GetConn() string {
@@ -1284,7 +1412,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[19]
+	mi := &file_herald_v1_herald_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1424,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[19]
+	mi := &file_herald_v1_herald_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1437,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{19}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetUserRequest) GetUser() string {
@@ -1361,7 +1489,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[20]
+	mi := &file_herald_v1_herald_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1501,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[20]
+	mi := &file_herald_v1_herald_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1514,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{20}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetUserResponse) GetUser() string {
@@ -1445,7 +1573,7 @@ type Conn struct {
 
 func (x *Conn) Reset() {
 	*x = Conn{}
-	mi := &file_herald_v1_herald_proto_msgTypes[21]
+	mi := &file_herald_v1_herald_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1585,7 @@ func (x *Conn) String() string {
 func (*Conn) ProtoMessage() {}
 
 func (x *Conn) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[21]
+	mi := &file_herald_v1_herald_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1598,7 @@ func (x *Conn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conn.ProtoReflect.Descriptor instead.
 func (*Conn) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{21}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Conn) GetId() string {
@@ -1528,7 +1656,7 @@ type KickConnRequest struct {
 
 func (x *KickConnRequest) Reset() {
 	*x = KickConnRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[22]
+	mi := &file_herald_v1_herald_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1668,7 @@ func (x *KickConnRequest) String() string {
 func (*KickConnRequest) ProtoMessage() {}
 
 func (x *KickConnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[22]
+	mi := &file_herald_v1_herald_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1681,7 @@ func (x *KickConnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickConnRequest.ProtoReflect.Descriptor instead.
 func (*KickConnRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{22}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *KickConnRequest) GetId() string {
@@ -1579,7 +1707,7 @@ type KickConnResponse struct {
 
 func (x *KickConnResponse) Reset() {
 	*x = KickConnResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[23]
+	mi := &file_herald_v1_herald_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1719,7 @@ func (x *KickConnResponse) String() string {
 func (*KickConnResponse) ProtoMessage() {}
 
 func (x *KickConnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[23]
+	mi := &file_herald_v1_herald_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1732,7 @@ func (x *KickConnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickConnResponse.ProtoReflect.Descriptor instead.
 func (*KickConnResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{23}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{25}
 }
 
 // KickUserRequest names a user whose connections to close.
@@ -1620,7 +1748,7 @@ type KickUserRequest struct {
 
 func (x *KickUserRequest) Reset() {
 	*x = KickUserRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[24]
+	mi := &file_herald_v1_herald_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1760,7 @@ func (x *KickUserRequest) String() string {
 func (*KickUserRequest) ProtoMessage() {}
 
 func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[24]
+	mi := &file_herald_v1_herald_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1773,7 @@ func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickUserRequest.ProtoReflect.Descriptor instead.
 func (*KickUserRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{24}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KickUserRequest) GetUser() string {
@@ -1673,7 +1801,7 @@ type KickUserResponse struct {
 
 func (x *KickUserResponse) Reset() {
 	*x = KickUserResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[25]
+	mi := &file_herald_v1_herald_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1685,7 +1813,7 @@ func (x *KickUserResponse) String() string {
 func (*KickUserResponse) ProtoMessage() {}
 
 func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[25]
+	mi := &file_herald_v1_herald_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1698,7 +1826,7 @@ func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickUserResponse.ProtoReflect.Descriptor instead.
 func (*KickUserResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{25}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *KickUserResponse) GetKicked() int32 {
@@ -1718,7 +1846,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[26]
+	mi := &file_herald_v1_herald_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +1858,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[26]
+	mi := &file_herald_v1_herald_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +1871,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{26}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{28}
 }
 
 // GetStatsResponse holds the counts.
@@ -1767,7 +1895,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[27]
+	mi := &file_herald_v1_herald_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +1907,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[27]
+	mi := &file_herald_v1_herald_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +1920,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{27}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetStatsResponse) GetConns() int32 {
@@ -1846,7 +1974,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[28]
+	mi := &file_herald_v1_herald_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1986,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[28]
+	mi := &file_herald_v1_herald_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1999,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{28}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{30}
 }
 
 // ListNodesResponse lists the live nodes.
@@ -1885,7 +2013,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[29]
+	mi := &file_herald_v1_herald_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2025,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[29]
+	mi := &file_herald_v1_herald_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2038,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{29}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -1941,7 +2069,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_herald_v1_herald_proto_msgTypes[30]
+	mi := &file_herald_v1_herald_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2081,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[30]
+	mi := &file_herald_v1_herald_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2094,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{30}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Node) GetId() string {
@@ -2020,7 +2148,7 @@ type GetRouteRequest struct {
 
 func (x *GetRouteRequest) Reset() {
 	*x = GetRouteRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[31]
+	mi := &file_herald_v1_herald_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2160,7 @@ func (x *GetRouteRequest) String() string {
 func (*GetRouteRequest) ProtoMessage() {}
 
 func (x *GetRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[31]
+	mi := &file_herald_v1_herald_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2173,7 @@ func (x *GetRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteRequest.ProtoReflect.Descriptor instead.
 func (*GetRouteRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{31}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{33}
 }
 
 // GetRouteResponse names the least-loaded live node.
@@ -2063,7 +2191,7 @@ type GetRouteResponse struct {
 
 func (x *GetRouteResponse) Reset() {
 	*x = GetRouteResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[32]
+	mi := &file_herald_v1_herald_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2075,7 +2203,7 @@ func (x *GetRouteResponse) String() string {
 func (*GetRouteResponse) ProtoMessage() {}
 
 func (x *GetRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[32]
+	mi := &file_herald_v1_herald_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2088,7 +2216,7 @@ func (x *GetRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteResponse.ProtoReflect.Descriptor instead.
 func (*GetRouteResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{32}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetRouteResponse) GetNode() string {
@@ -2124,7 +2252,7 @@ type DrainRequest struct {
 
 func (x *DrainRequest) Reset() {
 	*x = DrainRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[33]
+	mi := &file_herald_v1_herald_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2264,7 @@ func (x *DrainRequest) String() string {
 func (*DrainRequest) ProtoMessage() {}
 
 func (x *DrainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[33]
+	mi := &file_herald_v1_herald_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2277,7 @@ func (x *DrainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
 func (*DrainRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{33}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DrainRequest) GetDrainTime() *durationpb.Duration {
@@ -2177,7 +2305,7 @@ type DrainResponse struct {
 
 func (x *DrainResponse) Reset() {
 	*x = DrainResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[34]
+	mi := &file_herald_v1_herald_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2317,7 @@ func (x *DrainResponse) String() string {
 func (*DrainResponse) ProtoMessage() {}
 
 func (x *DrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[34]
+	mi := &file_herald_v1_herald_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2330,7 @@ func (x *DrainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
 func (*DrainResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{34}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DrainResponse) GetNode() string {
@@ -2312,7 +2440,15 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\x05conns\x18\x02 \x01(\x05R\x05conns\x12\x14\n" +
 	"\x05users\x18\x03 \x01(\x05R\x05users\x12/\n" +
 	"\amembers\x18\x04 \x03(\v2\x15.herald.v1.RoomMemberR\amembers\x12\x12\n" +
-	"\x04next\x18\x05 \x01(\tR\x04next\"H\n" +
+	"\x04next\x18\x05 \x01(\tR\x04next\"R\n" +
+	"\x12GetPresenceRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x10\n" +
+	"\x03app\x18\x03 \x01(\tR\x03app\"S\n" +
+	"\x13GetPresenceResponse\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
+	"\x05users\x18\x02 \x03(\tR\x05users\x12\x12\n" +
+	"\x04next\x18\x03 \x01(\tR\x04next\"H\n" +
 	"\n" +
 	"RoomMember\x12\x12\n" +
 	"\x04conn\x18\x01 \x01(\tR\x04conn\x12\x12\n" +
@@ -2381,7 +2517,7 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\n" +
 	"drain_time\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"drain_time\x12\x18\n" +
-	"\aalready\x18\x04 \x01(\bR\aalready2\x8a\b\n" +
+	"\aalready\x18\x04 \x01(\bR\aalready2\xdd\b\n" +
 	"\rHeraldService\x127\n" +
 	"\x04Push\x12\x16.herald.v1.PushRequest\x1a\x17.herald.v1.PushResponse\x12F\n" +
 	"\tPushBatch\x12\x1b.herald.v1.PushBatchRequest\x1a\x1c.herald.v1.PushBatchResponse\x12N\n" +
@@ -2397,7 +2533,8 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\bGetStats\x12\x1a.herald.v1.GetStatsRequest\x1a\x1b.herald.v1.GetStatsResponse\"\x03\x90\x02\x01\x12K\n" +
 	"\tListNodes\x12\x1b.herald.v1.ListNodesRequest\x1a\x1c.herald.v1.ListNodesResponse\"\x03\x90\x02\x01\x12H\n" +
 	"\bGetRoute\x12\x1a.herald.v1.GetRouteRequest\x1a\x1b.herald.v1.GetRouteResponse\"\x03\x90\x02\x01\x12?\n" +
-	"\x05Drain\x12\x17.herald.v1.DrainRequest\x1a\x18.herald.v1.DrainResponse\"\x03\x90\x02\x02B5Z3github.com/heraldpush/herald/api/herald/v1;heraldv1b\x06proto3"
+	"\x05Drain\x12\x17.herald.v1.DrainRequest\x1a\x18.herald.v1.DrainResponse\"\x03\x90\x02\x02\x12Q\n" +
+	"\vGetPresence\x12\x1d.herald.v1.GetPresenceRequest\x1a\x1e.herald.v1.GetPresenceResponse\"\x03\x90\x02\x01B5Z3github.com/heraldpush/herald/api/herald/v1;heraldv1b\x06proto3"
 
 var (
 	file_herald_v1_herald_proto_rawDescOnce sync.Once
@@ -2411,7 +2548,7 @@ func file_herald_v1_herald_proto_rawDescGZIP() []byte {
 	return file_herald_v1_herald_proto_rawDescData
 }
 
-var file_herald_v1_herald_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_herald_v1_herald_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_herald_v1_herald_proto_goTypes = []any{
 	(*ErrorInfo)(nil),             // 0: herald.v1.ErrorInfo
 	(*Target)(nil),                // 1: herald.v1.Target
@@ -2431,40 +2568,42 @@ var file_herald_v1_herald_proto_goTypes = []any{
 	(*LeaveRoomResponse)(nil),     // 15: herald.v1.LeaveRoomResponse
 	(*GetRoomRequest)(nil),        // 16: herald.v1.GetRoomRequest
 	(*GetRoomResponse)(nil),       // 17: herald.v1.GetRoomResponse
-	(*RoomMember)(nil),            // 18: herald.v1.RoomMember
-	(*GetUserRequest)(nil),        // 19: herald.v1.GetUserRequest
-	(*GetUserResponse)(nil),       // 20: herald.v1.GetUserResponse
-	(*Conn)(nil),                  // 21: herald.v1.Conn
-	(*KickConnRequest)(nil),       // 22: herald.v1.KickConnRequest
-	(*KickConnResponse)(nil),      // 23: herald.v1.KickConnResponse
-	(*KickUserRequest)(nil),       // 24: herald.v1.KickUserRequest
-	(*KickUserResponse)(nil),      // 25: herald.v1.KickUserResponse
-	(*GetStatsRequest)(nil),       // 26: herald.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),      // 27: herald.v1.GetStatsResponse
-	(*ListNodesRequest)(nil),      // 28: herald.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 29: herald.v1.ListNodesResponse
-	(*Node)(nil),                  // 30: herald.v1.Node
-	(*GetRouteRequest)(nil),       // 31: herald.v1.GetRouteRequest
-	(*GetRouteResponse)(nil),      // 32: herald.v1.GetRouteResponse
-	(*DrainRequest)(nil),          // 33: herald.v1.DrainRequest
-	(*DrainResponse)(nil),         // 34: herald.v1.DrainResponse
-	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 36: google.protobuf.Duration
+	(*GetPresenceRequest)(nil),    // 18: herald.v1.GetPresenceRequest
+	(*GetPresenceResponse)(nil),   // 19: herald.v1.GetPresenceResponse
+	(*RoomMember)(nil),            // 20: herald.v1.RoomMember
+	(*GetUserRequest)(nil),        // 21: herald.v1.GetUserRequest
+	(*GetUserResponse)(nil),       // 22: herald.v1.GetUserResponse
+	(*Conn)(nil),                  // 23: herald.v1.Conn
+	(*KickConnRequest)(nil),       // 24: herald.v1.KickConnRequest
+	(*KickConnResponse)(nil),      // 25: herald.v1.KickConnResponse
+	(*KickUserRequest)(nil),       // 26: herald.v1.KickUserRequest
+	(*KickUserResponse)(nil),      // 27: herald.v1.KickUserResponse
+	(*GetStatsRequest)(nil),       // 28: herald.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),      // 29: herald.v1.GetStatsResponse
+	(*ListNodesRequest)(nil),      // 30: herald.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),     // 31: herald.v1.ListNodesResponse
+	(*Node)(nil),                  // 32: herald.v1.Node
+	(*GetRouteRequest)(nil),       // 33: herald.v1.GetRouteRequest
+	(*GetRouteResponse)(nil),      // 34: herald.v1.GetRouteResponse
+	(*DrainRequest)(nil),          // 35: herald.v1.DrainRequest
+	(*DrainResponse)(nil),         // 36: herald.v1.DrainResponse
+	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
 }
 var file_herald_v1_herald_proto_depIdxs = []int32{
 	1,  // 0: herald.v1.PushRequest.to:type_name -> herald.v1.Target
 	2,  // 1: herald.v1.PushBatchRequest.items:type_name -> herald.v1.PushRequest
 	6,  // 2: herald.v1.PushBatchResponse.results:type_name -> herald.v1.PushResult
 	0,  // 3: herald.v1.PushResult.error:type_name -> herald.v1.ErrorInfo
-	35, // 4: herald.v1.GetMessageResponse.created:type_name -> google.protobuf.Timestamp
+	37, // 4: herald.v1.GetMessageResponse.created:type_name -> google.protobuf.Timestamp
 	9,  // 5: herald.v1.GetMessageResponse.users:type_name -> herald.v1.UserStatus
-	18, // 6: herald.v1.GetRoomResponse.members:type_name -> herald.v1.RoomMember
-	21, // 7: herald.v1.GetUserResponse.conns:type_name -> herald.v1.Conn
-	35, // 8: herald.v1.Conn.since:type_name -> google.protobuf.Timestamp
-	30, // 9: herald.v1.ListNodesResponse.nodes:type_name -> herald.v1.Node
-	35, // 10: herald.v1.Node.heartbeat:type_name -> google.protobuf.Timestamp
-	36, // 11: herald.v1.DrainRequest.drain_time:type_name -> google.protobuf.Duration
-	36, // 12: herald.v1.DrainResponse.drain_time:type_name -> google.protobuf.Duration
+	20, // 6: herald.v1.GetRoomResponse.members:type_name -> herald.v1.RoomMember
+	23, // 7: herald.v1.GetUserResponse.conns:type_name -> herald.v1.Conn
+	37, // 8: herald.v1.Conn.since:type_name -> google.protobuf.Timestamp
+	32, // 9: herald.v1.ListNodesResponse.nodes:type_name -> herald.v1.Node
+	37, // 10: herald.v1.Node.heartbeat:type_name -> google.protobuf.Timestamp
+	38, // 11: herald.v1.DrainRequest.drain_time:type_name -> google.protobuf.Duration
+	38, // 12: herald.v1.DrainResponse.drain_time:type_name -> google.protobuf.Duration
 	2,  // 13: herald.v1.HeraldService.Push:input_type -> herald.v1.PushRequest
 	4,  // 14: herald.v1.HeraldService.PushBatch:input_type -> herald.v1.PushBatchRequest
 	7,  // 15: herald.v1.HeraldService.GetMessage:input_type -> herald.v1.GetMessageRequest
@@ -2472,29 +2611,31 @@ var file_herald_v1_herald_proto_depIdxs = []int32{
 	12, // 17: herald.v1.HeraldService.JoinRoom:input_type -> herald.v1.JoinRoomRequest
 	14, // 18: herald.v1.HeraldService.LeaveRoom:input_type -> herald.v1.LeaveRoomRequest
 	16, // 19: herald.v1.HeraldService.GetRoom:input_type -> herald.v1.GetRoomRequest
-	19, // 20: herald.v1.HeraldService.GetUser:input_type -> herald.v1.GetUserRequest
-	22, // 21: herald.v1.HeraldService.KickConn:input_type -> herald.v1.KickConnRequest
-	24, // 22: herald.v1.HeraldService.KickUser:input_type -> herald.v1.KickUserRequest
-	26, // 23: herald.v1.HeraldService.GetStats:input_type -> herald.v1.GetStatsRequest
-	28, // 24: herald.v1.HeraldService.ListNodes:input_type -> herald.v1.ListNodesRequest
-	31, // 25: herald.v1.HeraldService.GetRoute:input_type -> herald.v1.GetRouteRequest
-	33, // 26: herald.v1.HeraldService.Drain:input_type -> herald.v1.DrainRequest
-	3,  // 27: herald.v1.HeraldService.Push:output_type -> herald.v1.PushResponse
-	5,  // 28: herald.v1.HeraldService.PushBatch:output_type -> herald.v1.PushBatchResponse
-	8,  // 29: herald.v1.HeraldService.GetMessage:output_type -> herald.v1.GetMessageResponse
-	11, // 30: herald.v1.HeraldService.RecallMessage:output_type -> herald.v1.RecallMessageResponse
-	13, // 31: herald.v1.HeraldService.JoinRoom:output_type -> herald.v1.JoinRoomResponse
-	15, // 32: herald.v1.HeraldService.LeaveRoom:output_type -> herald.v1.LeaveRoomResponse
-	17, // 33: herald.v1.HeraldService.GetRoom:output_type -> herald.v1.GetRoomResponse
-	20, // 34: herald.v1.HeraldService.GetUser:output_type -> herald.v1.GetUserResponse
-	23, // 35: herald.v1.HeraldService.KickConn:output_type -> herald.v1.KickConnResponse
-	25, // 36: herald.v1.HeraldService.KickUser:output_type -> herald.v1.KickUserResponse
-	27, // 37: herald.v1.HeraldService.GetStats:output_type -> herald.v1.GetStatsResponse
-	29, // 38: herald.v1.HeraldService.ListNodes:output_type -> herald.v1.ListNodesResponse
-	32, // 39: herald.v1.HeraldService.GetRoute:output_type -> herald.v1.GetRouteResponse
-	34, // 40: herald.v1.HeraldService.Drain:output_type -> herald.v1.DrainResponse
-	27, // [27:41] is the sub-list for method output_type
-	13, // [13:27] is the sub-list for method input_type
+	21, // 20: herald.v1.HeraldService.GetUser:input_type -> herald.v1.GetUserRequest
+	24, // 21: herald.v1.HeraldService.KickConn:input_type -> herald.v1.KickConnRequest
+	26, // 22: herald.v1.HeraldService.KickUser:input_type -> herald.v1.KickUserRequest
+	28, // 23: herald.v1.HeraldService.GetStats:input_type -> herald.v1.GetStatsRequest
+	30, // 24: herald.v1.HeraldService.ListNodes:input_type -> herald.v1.ListNodesRequest
+	33, // 25: herald.v1.HeraldService.GetRoute:input_type -> herald.v1.GetRouteRequest
+	35, // 26: herald.v1.HeraldService.Drain:input_type -> herald.v1.DrainRequest
+	18, // 27: herald.v1.HeraldService.GetPresence:input_type -> herald.v1.GetPresenceRequest
+	3,  // 28: herald.v1.HeraldService.Push:output_type -> herald.v1.PushResponse
+	5,  // 29: herald.v1.HeraldService.PushBatch:output_type -> herald.v1.PushBatchResponse
+	8,  // 30: herald.v1.HeraldService.GetMessage:output_type -> herald.v1.GetMessageResponse
+	11, // 31: herald.v1.HeraldService.RecallMessage:output_type -> herald.v1.RecallMessageResponse
+	13, // 32: herald.v1.HeraldService.JoinRoom:output_type -> herald.v1.JoinRoomResponse
+	15, // 33: herald.v1.HeraldService.LeaveRoom:output_type -> herald.v1.LeaveRoomResponse
+	17, // 34: herald.v1.HeraldService.GetRoom:output_type -> herald.v1.GetRoomResponse
+	22, // 35: herald.v1.HeraldService.GetUser:output_type -> herald.v1.GetUserResponse
+	25, // 36: herald.v1.HeraldService.KickConn:output_type -> herald.v1.KickConnResponse
+	27, // 37: herald.v1.HeraldService.KickUser:output_type -> herald.v1.KickUserResponse
+	29, // 38: herald.v1.HeraldService.GetStats:output_type -> herald.v1.GetStatsResponse
+	31, // 39: herald.v1.HeraldService.ListNodes:output_type -> herald.v1.ListNodesResponse
+	34, // 40: herald.v1.HeraldService.GetRoute:output_type -> herald.v1.GetRouteResponse
+	36, // 41: herald.v1.HeraldService.Drain:output_type -> herald.v1.DrainResponse
+	19, // 42: herald.v1.HeraldService.GetPresence:output_type -> herald.v1.GetPresenceResponse
+	28, // [28:43] is the sub-list for method output_type
+	13, // [13:28] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
 	13, // [13:13] is the sub-list for extension extendee
 	0,  // [0:13] is the sub-list for field type_name
@@ -2510,14 +2651,14 @@ func file_herald_v1_herald_proto_init() {
 		(*PushResult_Id)(nil),
 		(*PushResult_Error)(nil),
 	}
-	file_herald_v1_herald_proto_msgTypes[33].OneofWrappers = []any{}
+	file_herald_v1_herald_proto_msgTypes[35].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_v1_herald_proto_rawDesc), len(file_herald_v1_herald_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -71,6 +71,9 @@ const (
 	HeraldServiceGetRouteProcedure = "/herald.v1.HeraldService/GetRoute"
 	// HeraldServiceDrainProcedure is the fully-qualified name of the HeraldService's Drain RPC.
 	HeraldServiceDrainProcedure = "/herald.v1.HeraldService/Drain"
+	// HeraldServiceGetPresenceProcedure is the fully-qualified name of the HeraldService's GetPresence
+	// RPC.
+	HeraldServiceGetPresenceProcedure = "/herald.v1.HeraldService/GetPresence"
 )
 
 // HeraldServiceClient is a client for the herald.v1.HeraldService service.
@@ -112,6 +115,9 @@ type HeraldServiceClient interface {
 	// Drain drains the node that takes the call: it moves its clients to
 	// other nodes and exits (POST /v1/admin/drain; admin keys only).
 	Drain(context.Context, *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error)
+	// GetPresence returns one page of the users present in a presence room,
+	// cluster-wide (GET /v1/rooms/{room}/presence).
+	GetPresence(context.Context, *connect.Request[v1.GetPresenceRequest]) (*connect.Response[v1.GetPresenceResponse], error)
 }
 
 // NewHeraldServiceClient constructs a client for the herald.v1.HeraldService service. By default,
@@ -219,6 +225,13 @@ func NewHeraldServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
+		getPresence: connect.NewClient[v1.GetPresenceRequest, v1.GetPresenceResponse](
+			httpClient,
+			baseURL+HeraldServiceGetPresenceProcedure,
+			connect.WithSchema(heraldServiceMethods.ByName("GetPresence")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -238,6 +251,7 @@ type heraldServiceClient struct {
 	listNodes     *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
 	getRoute      *connect.Client[v1.GetRouteRequest, v1.GetRouteResponse]
 	drain         *connect.Client[v1.DrainRequest, v1.DrainResponse]
+	getPresence   *connect.Client[v1.GetPresenceRequest, v1.GetPresenceResponse]
 }
 
 // Push calls herald.v1.HeraldService.Push.
@@ -310,6 +324,11 @@ func (c *heraldServiceClient) Drain(ctx context.Context, req *connect.Request[v1
 	return c.drain.CallUnary(ctx, req)
 }
 
+// GetPresence calls herald.v1.HeraldService.GetPresence.
+func (c *heraldServiceClient) GetPresence(ctx context.Context, req *connect.Request[v1.GetPresenceRequest]) (*connect.Response[v1.GetPresenceResponse], error) {
+	return c.getPresence.CallUnary(ctx, req)
+}
+
 // HeraldServiceHandler is an implementation of the herald.v1.HeraldService service.
 type HeraldServiceHandler interface {
 	// Push pushes one message (POST /v1/push).
@@ -349,6 +368,9 @@ type HeraldServiceHandler interface {
 	// Drain drains the node that takes the call: it moves its clients to
 	// other nodes and exits (POST /v1/admin/drain; admin keys only).
 	Drain(context.Context, *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error)
+	// GetPresence returns one page of the users present in a presence room,
+	// cluster-wide (GET /v1/rooms/{room}/presence).
+	GetPresence(context.Context, *connect.Request[v1.GetPresenceRequest]) (*connect.Response[v1.GetPresenceResponse], error)
 }
 
 // NewHeraldServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -452,6 +474,13 @@ func NewHeraldServiceHandler(svc HeraldServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
+	heraldServiceGetPresenceHandler := connect.NewUnaryHandler(
+		HeraldServiceGetPresenceProcedure,
+		svc.GetPresence,
+		connect.WithSchema(heraldServiceMethods.ByName("GetPresence")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/herald.v1.HeraldService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case HeraldServicePushProcedure:
@@ -482,6 +511,8 @@ func NewHeraldServiceHandler(svc HeraldServiceHandler, opts ...connect.HandlerOp
 			heraldServiceGetRouteHandler.ServeHTTP(w, r)
 		case HeraldServiceDrainProcedure:
 			heraldServiceDrainHandler.ServeHTTP(w, r)
+		case HeraldServiceGetPresenceProcedure:
+			heraldServiceGetPresenceHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -545,4 +576,8 @@ func (UnimplementedHeraldServiceHandler) GetRoute(context.Context, *connect.Requ
 
 func (UnimplementedHeraldServiceHandler) Drain(context.Context, *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.Drain is not implemented"))
+}
+
+func (UnimplementedHeraldServiceHandler) GetPresence(context.Context, *connect.Request[v1.GetPresenceRequest]) (*connect.Response[v1.GetPresenceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.GetPresence is not implemented"))
 }
