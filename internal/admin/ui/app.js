@@ -490,7 +490,7 @@ async function webhooks(main) {
   try {
     const r = await api("GET", "/v1/webhooks/dead" + q());
     const list = r.dead || r.items || [];
-    out.replaceChildren(list.length ? h("table", {}, list.map((d) => h("tr", { testid: "webhook-dead-row" }, h("td", {}, h("pre", {}, JSON.stringify(d)))))) : h("p", {}, "No dead letters."));
+    out.replaceChildren(list.length ? h("table", {}, list.map((d) => h("tr", { testid: "webhook-dead-row" }, h("td", {}, h("pre", {}, JSON.stringify(d)))))) : h("p", { testid: "webhooks-empty" }, "No dead letters."));
   } catch (e) {
     out.replaceChildren(e.status === 404
       ? h("p", { testid: "webhooks-unavailable" }, "Not available: this server has no webhook dead-letter API (GET /v1/webhooks/dead) yet.")
