@@ -77,8 +77,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 // read whole.
 func (a *API) readLimit(procedure string) int {
 	switch procedure {
-	case heraldv1connect.HeraldServicePushProcedure:
-		return a.cfg.MaxPayload + 64<<10
+	case heraldv1connect.HeraldServicePushProcedure, heraldv1connect.HeraldServicePushStreamProcedure:
+		return a.cfg.MaxPayload + 64<<10 // per message of a stream
 	case heraldv1connect.HeraldServicePushBatchProcedure:
 		n := int64(a.cfg.MaxBatch) * (int64(a.cfg.MaxPayload) + 4<<10)
 		if a.cfg.MaxBody > 0 {

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/heraldpush/herald/api/herald/v1/heraldv1connect"
 	"github.com/heraldpush/herald/internal/admin"
 	"github.com/heraldpush/herald/internal/apikey"
 	"github.com/heraldpush/herald/internal/auth"
@@ -186,7 +187,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.http = &http.Server{Handler: bodyDeadline(s.guard(budget.Wrap(mux)), l.BodyTimeout), ReadHeaderTimeout: l.HeaderTimeout,
+	s.http = &http.Server{Handler: streamsApart(s.guard(mux), bodyDeadline(s.guard(budget.Wrap(mux)), l.BodyTimeout)), ReadHeaderTimeout: l.HeaderTimeout,
 		IdleTimeout: l.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug), Protocols: new(http.Protocols),
 		ConnContext: connContext, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: h2MaxStreams}}
 	// Shutdown waits for running handlers: SSE streams end first (1001).
@@ -406,6 +407,21 @@ func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 		// Go's server looks at the body's type after the handler to decide
 		// whether to read what is left of it or to close the connection.
 		r.Body = orig
+	})
+}
+
+// streamsApart sends the streaming calls (PushStream: one long request
+// whose body is a stream of messages, each bounded by its own read limit)
+// to stream, and every other request to bounded: a whole-body deadline or
+// a share of the body budget held for a stream's life would cut it off or
+// starve the other calls.
+func streamsApart(stream, bounded http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == heraldv1connect.HeraldServicePushStreamProcedure {
+			stream.ServeHTTP(w, r)
+			return
+		}
+		bounded.ServeHTTP(w, r)
 	})
 }
 

@@ -28,7 +28,7 @@ const (
 // node is a real Herald server running in the test process, with app
 // "shop" and an admin key.
 type node struct {
-	t    *testing.T
+	t    testing.TB
 	cfg  config.Config
 	addr string // host:port, kept across restarts
 	stop func()
@@ -67,7 +67,7 @@ func eachTransport(t *testing.T, test func(t *testing.T, n *node)) {
 }
 
 // startNode runs a node on a free loopback port until the test ends.
-func startNode(t *testing.T, edit func(*config.Config)) *node {
+func startNode(t testing.TB, edit func(*config.Config)) *node {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Addr = "127.0.0.1:0"
@@ -145,7 +145,7 @@ func (n *node) client(key string, opts ...herald.Option) *herald.Client {
 }
 
 // token mints a client token of app shop for user.
-func token(t *testing.T, user string, edit func(*auth.Claims)) string {
+func token(t testing.TB, user string, edit func(*auth.Claims)) string {
 	t.Helper()
 	c := auth.Claims{App: "shop", User: user, Rooms: []string{"*"}, Expires: time.Now().Add(time.Hour)}
 	if edit != nil {
@@ -159,7 +159,7 @@ func token(t *testing.T, user string, edit func(*auth.Claims)) string {
 }
 
 // ctx returns a context that ends with the test or after wait.
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), wait)
 	t.Cleanup(cancel)
 	return c
@@ -178,7 +178,7 @@ func (n *node) dial(user string, opts ...herald.DialOption) (*herald.Conn, *hera
 }
 
 // next returns the next event, failing unless it is a T.
-func next[T herald.Event](t *testing.T, c *herald.Conn) T {
+func next[T herald.Event](t testing.TB, c *herald.Conn) T {
 	t.Helper()
 	ev := nextEvent(t, c)
 	got, ok := ev.(T)
@@ -190,7 +190,7 @@ func next[T herald.Event](t *testing.T, c *herald.Conn) T {
 }
 
 // nextEvent returns the next event of c.
-func nextEvent(t *testing.T, c *herald.Conn) herald.Event {
+func nextEvent(t testing.TB, c *herald.Conn) herald.Event {
 	t.Helper()
 	select {
 	case ev, ok := <-c.Events():
@@ -205,7 +205,7 @@ func nextEvent(t *testing.T, c *herald.Conn) herald.Event {
 }
 
 // skipTo returns the next event that is a T, skipping others.
-func skipTo[T herald.Event](t *testing.T, c *herald.Conn) T {
+func skipTo[T herald.Event](t testing.TB, c *herald.Conn) T {
 	t.Helper()
 	for {
 		if ev, ok := nextEvent(t, c).(T); ok {
@@ -215,7 +215,7 @@ func skipTo[T herald.Event](t *testing.T, c *herald.Conn) T {
 }
 
 // waitFor polls cond until it holds, failing after wait.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for !cond() {
@@ -227,7 +227,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // code returns err's *herald.Error, failing if there is none.
-func apiError(t *testing.T, err error) *herald.Error {
+func apiError(t testing.TB, err error) *herald.Error {
 	t.Helper()
 	var e *herald.Error
 	if !errors.As(err, &e) {

@@ -309,6 +309,107 @@ func (x *PushResponse) GetId() string {
 	return ""
 }
 
+// PushStreamRequest is one push of a PushStream.
+type PushStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// push is handled as by Push.
+	Push          *PushRequest `protobuf:"bytes,1,opt,name=push,proto3" json:"push,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushStreamRequest) Reset() {
+	*x = PushStreamRequest{}
+	mi := &file_herald_v1_herald_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushStreamRequest) ProtoMessage() {}
+
+func (x *PushStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushStreamRequest.ProtoReflect.Descriptor instead.
+func (*PushStreamRequest) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PushStreamRequest) GetPush() *PushRequest {
+	if x != nil {
+		return x.Push
+	}
+	return nil
+}
+
+// PushStreamResponse answers one PushStreamRequest, in the order they came.
+type PushStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// index counts the stream's pushes from 0.
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// result is the message id, or why the push failed.
+	Result        *PushResult `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushStreamResponse) Reset() {
+	*x = PushStreamResponse{}
+	mi := &file_herald_v1_herald_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushStreamResponse) ProtoMessage() {}
+
+func (x *PushStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushStreamResponse.ProtoReflect.Descriptor instead.
+func (*PushStreamResponse) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PushStreamResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *PushStreamResponse) GetResult() *PushResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
 // PushBatchRequest is the body of POST /v1/push/batch.
 type PushBatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -320,7 +421,7 @@ type PushBatchRequest struct {
 
 func (x *PushBatchRequest) Reset() {
 	*x = PushBatchRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[4]
+	mi := &file_herald_v1_herald_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -332,7 +433,7 @@ func (x *PushBatchRequest) String() string {
 func (*PushBatchRequest) ProtoMessage() {}
 
 func (x *PushBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[4]
+	mi := &file_herald_v1_herald_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -345,7 +446,7 @@ func (x *PushBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBatchRequest.ProtoReflect.Descriptor instead.
 func (*PushBatchRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{4}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PushBatchRequest) GetItems() []*PushRequest {
@@ -366,7 +467,7 @@ type PushBatchResponse struct {
 
 func (x *PushBatchResponse) Reset() {
 	*x = PushBatchResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[5]
+	mi := &file_herald_v1_herald_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +479,7 @@ func (x *PushBatchResponse) String() string {
 func (*PushBatchResponse) ProtoMessage() {}
 
 func (x *PushBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[5]
+	mi := &file_herald_v1_herald_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +492,7 @@ func (x *PushBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBatchResponse.ProtoReflect.Descriptor instead.
 func (*PushBatchResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{5}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PushBatchResponse) GetResults() []*PushResult {
@@ -417,7 +518,7 @@ type PushResult struct {
 
 func (x *PushResult) Reset() {
 	*x = PushResult{}
-	mi := &file_herald_v1_herald_proto_msgTypes[6]
+	mi := &file_herald_v1_herald_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +530,7 @@ func (x *PushResult) String() string {
 func (*PushResult) ProtoMessage() {}
 
 func (x *PushResult) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[6]
+	mi := &file_herald_v1_herald_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +543,7 @@ func (x *PushResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResult.ProtoReflect.Descriptor instead.
 func (*PushResult) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{6}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PushResult) GetResult() isPushResult_Result {
@@ -501,7 +602,7 @@ type GetMessageRequest struct {
 
 func (x *GetMessageRequest) Reset() {
 	*x = GetMessageRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[7]
+	mi := &file_herald_v1_herald_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +614,7 @@ func (x *GetMessageRequest) String() string {
 func (*GetMessageRequest) ProtoMessage() {}
 
 func (x *GetMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[7]
+	mi := &file_herald_v1_herald_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +627,7 @@ func (x *GetMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMessageRequest.ProtoReflect.Descriptor instead.
 func (*GetMessageRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{7}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetMessageRequest) GetId() string {
@@ -572,7 +673,7 @@ type GetMessageResponse struct {
 
 func (x *GetMessageResponse) Reset() {
 	*x = GetMessageResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[8]
+	mi := &file_herald_v1_herald_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +685,7 @@ func (x *GetMessageResponse) String() string {
 func (*GetMessageResponse) ProtoMessage() {}
 
 func (x *GetMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[8]
+	mi := &file_herald_v1_herald_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +698,7 @@ func (x *GetMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMessageResponse.ProtoReflect.Descriptor instead.
 func (*GetMessageResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{8}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetMessageResponse) GetId() string {
@@ -687,7 +788,7 @@ type UserStatus struct {
 
 func (x *UserStatus) Reset() {
 	*x = UserStatus{}
-	mi := &file_herald_v1_herald_proto_msgTypes[9]
+	mi := &file_herald_v1_herald_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +800,7 @@ func (x *UserStatus) String() string {
 func (*UserStatus) ProtoMessage() {}
 
 func (x *UserStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[9]
+	mi := &file_herald_v1_herald_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +813,7 @@ func (x *UserStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserStatus.ProtoReflect.Descriptor instead.
 func (*UserStatus) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{9}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UserStatus) GetUser() string {
@@ -756,7 +857,7 @@ type RecallMessageRequest struct {
 
 func (x *RecallMessageRequest) Reset() {
 	*x = RecallMessageRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[10]
+	mi := &file_herald_v1_herald_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +869,7 @@ func (x *RecallMessageRequest) String() string {
 func (*RecallMessageRequest) ProtoMessage() {}
 
 func (x *RecallMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[10]
+	mi := &file_herald_v1_herald_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +882,7 @@ func (x *RecallMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecallMessageRequest.ProtoReflect.Descriptor instead.
 func (*RecallMessageRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{10}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RecallMessageRequest) GetId() string {
@@ -807,7 +908,7 @@ type RecallMessageResponse struct {
 
 func (x *RecallMessageResponse) Reset() {
 	*x = RecallMessageResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[11]
+	mi := &file_herald_v1_herald_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +920,7 @@ func (x *RecallMessageResponse) String() string {
 func (*RecallMessageResponse) ProtoMessage() {}
 
 func (x *RecallMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[11]
+	mi := &file_herald_v1_herald_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +933,7 @@ func (x *RecallMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecallMessageResponse.ProtoReflect.Descriptor instead.
 func (*RecallMessageResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{11}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{13}
 }
 
 // JoinRoomRequest names the connections to put into a room: every
@@ -853,7 +954,7 @@ type JoinRoomRequest struct {
 
 func (x *JoinRoomRequest) Reset() {
 	*x = JoinRoomRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[12]
+	mi := &file_herald_v1_herald_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +966,7 @@ func (x *JoinRoomRequest) String() string {
 func (*JoinRoomRequest) ProtoMessage() {}
 
 func (x *JoinRoomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[12]
+	mi := &file_herald_v1_herald_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +979,7 @@ func (x *JoinRoomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRoomRequest.ProtoReflect.Descriptor instead.
 func (*JoinRoomRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{12}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *JoinRoomRequest) GetRoom() string {
@@ -918,7 +1019,7 @@ type JoinRoomResponse struct {
 
 func (x *JoinRoomResponse) Reset() {
 	*x = JoinRoomResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[13]
+	mi := &file_herald_v1_herald_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1031,7 @@ func (x *JoinRoomResponse) String() string {
 func (*JoinRoomResponse) ProtoMessage() {}
 
 func (x *JoinRoomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[13]
+	mi := &file_herald_v1_herald_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1044,7 @@ func (x *JoinRoomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRoomResponse.ProtoReflect.Descriptor instead.
 func (*JoinRoomResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{13}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{15}
 }
 
 // LeaveRoomRequest names the connections to take out of a room, as
@@ -964,7 +1065,7 @@ type LeaveRoomRequest struct {
 
 func (x *LeaveRoomRequest) Reset() {
 	*x = LeaveRoomRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[14]
+	mi := &file_herald_v1_herald_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1077,7 @@ func (x *LeaveRoomRequest) String() string {
 func (*LeaveRoomRequest) ProtoMessage() {}
 
 func (x *LeaveRoomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[14]
+	mi := &file_herald_v1_herald_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1090,7 @@ func (x *LeaveRoomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRoomRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRoomRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{14}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LeaveRoomRequest) GetRoom() string {
@@ -1029,7 +1130,7 @@ type LeaveRoomResponse struct {
 
 func (x *LeaveRoomResponse) Reset() {
 	*x = LeaveRoomResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[15]
+	mi := &file_herald_v1_herald_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1142,7 @@ func (x *LeaveRoomResponse) String() string {
 func (*LeaveRoomResponse) ProtoMessage() {}
 
 func (x *LeaveRoomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[15]
+	mi := &file_herald_v1_herald_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1155,7 @@ func (x *LeaveRoomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRoomResponse.ProtoReflect.Descriptor instead.
 func (*LeaveRoomResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{15}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{17}
 }
 
 // GetRoomRequest asks for one page of a room.
@@ -1072,7 +1173,7 @@ type GetRoomRequest struct {
 
 func (x *GetRoomRequest) Reset() {
 	*x = GetRoomRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[16]
+	mi := &file_herald_v1_herald_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1185,7 @@ func (x *GetRoomRequest) String() string {
 func (*GetRoomRequest) ProtoMessage() {}
 
 func (x *GetRoomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[16]
+	mi := &file_herald_v1_herald_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1198,7 @@ func (x *GetRoomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoomRequest.ProtoReflect.Descriptor instead.
 func (*GetRoomRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{16}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetRoomRequest) GetRoom() string {
@@ -1140,7 +1241,7 @@ type GetRoomResponse struct {
 
 func (x *GetRoomResponse) Reset() {
 	*x = GetRoomResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[17]
+	mi := &file_herald_v1_herald_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1253,7 @@ func (x *GetRoomResponse) String() string {
 func (*GetRoomResponse) ProtoMessage() {}
 
 func (x *GetRoomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[17]
+	mi := &file_herald_v1_herald_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1266,7 @@ func (x *GetRoomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoomResponse.ProtoReflect.Descriptor instead.
 func (*GetRoomResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{17}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetRoomResponse) GetRoom() string {
@@ -1218,7 +1319,7 @@ type GetPresenceRequest struct {
 
 func (x *GetPresenceRequest) Reset() {
 	*x = GetPresenceRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[18]
+	mi := &file_herald_v1_herald_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1331,7 @@ func (x *GetPresenceRequest) String() string {
 func (*GetPresenceRequest) ProtoMessage() {}
 
 func (x *GetPresenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[18]
+	mi := &file_herald_v1_herald_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1344,7 @@ func (x *GetPresenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPresenceRequest.ProtoReflect.Descriptor instead.
 func (*GetPresenceRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{18}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetPresenceRequest) GetRoom() string {
@@ -1282,7 +1383,7 @@ type GetPresenceResponse struct {
 
 func (x *GetPresenceResponse) Reset() {
 	*x = GetPresenceResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[19]
+	mi := &file_herald_v1_herald_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1395,7 @@ func (x *GetPresenceResponse) String() string {
 func (*GetPresenceResponse) ProtoMessage() {}
 
 func (x *GetPresenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[19]
+	mi := &file_herald_v1_herald_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1408,7 @@ func (x *GetPresenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPresenceResponse.ProtoReflect.Descriptor instead.
 func (*GetPresenceResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{19}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetPresenceResponse) GetRoom() string {
@@ -1346,7 +1447,7 @@ type RoomMember struct {
 
 func (x *RoomMember) Reset() {
 	*x = RoomMember{}
-	mi := &file_herald_v1_herald_proto_msgTypes[20]
+	mi := &file_herald_v1_herald_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1459,7 @@ func (x *RoomMember) String() string {
 func (*RoomMember) ProtoMessage() {}
 
 func (x *RoomMember) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[20]
+	mi := &file_herald_v1_herald_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1472,7 @@ func (x *RoomMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomMember.ProtoReflect.Descriptor instead.
 func (*RoomMember) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{20}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RoomMember) GetConn() string {
@@ -1412,7 +1513,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[21]
+	mi := &file_herald_v1_herald_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1424,7 +1525,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[21]
+	mi := &file_herald_v1_herald_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1437,7 +1538,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{21}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetUserRequest) GetUser() string {
@@ -1489,7 +1590,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[22]
+	mi := &file_herald_v1_herald_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1602,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[22]
+	mi := &file_herald_v1_herald_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1615,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{22}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetUserResponse) GetUser() string {
@@ -1573,7 +1674,7 @@ type Conn struct {
 
 func (x *Conn) Reset() {
 	*x = Conn{}
-	mi := &file_herald_v1_herald_proto_msgTypes[23]
+	mi := &file_herald_v1_herald_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1686,7 @@ func (x *Conn) String() string {
 func (*Conn) ProtoMessage() {}
 
 func (x *Conn) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[23]
+	mi := &file_herald_v1_herald_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1699,7 @@ func (x *Conn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conn.ProtoReflect.Descriptor instead.
 func (*Conn) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{23}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Conn) GetId() string {
@@ -1656,7 +1757,7 @@ type KickConnRequest struct {
 
 func (x *KickConnRequest) Reset() {
 	*x = KickConnRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[24]
+	mi := &file_herald_v1_herald_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1769,7 @@ func (x *KickConnRequest) String() string {
 func (*KickConnRequest) ProtoMessage() {}
 
 func (x *KickConnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[24]
+	mi := &file_herald_v1_herald_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1782,7 @@ func (x *KickConnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickConnRequest.ProtoReflect.Descriptor instead.
 func (*KickConnRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{24}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KickConnRequest) GetId() string {
@@ -1707,7 +1808,7 @@ type KickConnResponse struct {
 
 func (x *KickConnResponse) Reset() {
 	*x = KickConnResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[25]
+	mi := &file_herald_v1_herald_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +1820,7 @@ func (x *KickConnResponse) String() string {
 func (*KickConnResponse) ProtoMessage() {}
 
 func (x *KickConnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[25]
+	mi := &file_herald_v1_herald_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +1833,7 @@ func (x *KickConnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickConnResponse.ProtoReflect.Descriptor instead.
 func (*KickConnResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{25}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{27}
 }
 
 // KickUserRequest names a user whose connections to close.
@@ -1748,7 +1849,7 @@ type KickUserRequest struct {
 
 func (x *KickUserRequest) Reset() {
 	*x = KickUserRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[26]
+	mi := &file_herald_v1_herald_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +1861,7 @@ func (x *KickUserRequest) String() string {
 func (*KickUserRequest) ProtoMessage() {}
 
 func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[26]
+	mi := &file_herald_v1_herald_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +1874,7 @@ func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickUserRequest.ProtoReflect.Descriptor instead.
 func (*KickUserRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{26}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *KickUserRequest) GetUser() string {
@@ -1801,7 +1902,7 @@ type KickUserResponse struct {
 
 func (x *KickUserResponse) Reset() {
 	*x = KickUserResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[27]
+	mi := &file_herald_v1_herald_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +1914,7 @@ func (x *KickUserResponse) String() string {
 func (*KickUserResponse) ProtoMessage() {}
 
 func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[27]
+	mi := &file_herald_v1_herald_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +1927,7 @@ func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickUserResponse.ProtoReflect.Descriptor instead.
 func (*KickUserResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{27}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *KickUserResponse) GetKicked() int32 {
@@ -1846,7 +1947,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[28]
+	mi := &file_herald_v1_herald_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1959,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[28]
+	mi := &file_herald_v1_herald_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1972,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{28}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{30}
 }
 
 // GetStatsResponse holds the counts.
@@ -1895,7 +1996,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[29]
+	mi := &file_herald_v1_herald_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +2008,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[29]
+	mi := &file_herald_v1_herald_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +2021,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{29}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetStatsResponse) GetConns() int32 {
@@ -1974,7 +2075,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[30]
+	mi := &file_herald_v1_herald_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1986,7 +2087,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[30]
+	mi := &file_herald_v1_herald_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1999,7 +2100,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{30}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{32}
 }
 
 // ListNodesResponse lists the live nodes.
@@ -2013,7 +2114,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[31]
+	mi := &file_herald_v1_herald_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2126,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[31]
+	mi := &file_herald_v1_herald_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2139,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{31}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -2069,7 +2170,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_herald_v1_herald_proto_msgTypes[32]
+	mi := &file_herald_v1_herald_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2182,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[32]
+	mi := &file_herald_v1_herald_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2195,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{32}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Node) GetId() string {
@@ -2148,7 +2249,7 @@ type GetRouteRequest struct {
 
 func (x *GetRouteRequest) Reset() {
 	*x = GetRouteRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[33]
+	mi := &file_herald_v1_herald_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2160,7 +2261,7 @@ func (x *GetRouteRequest) String() string {
 func (*GetRouteRequest) ProtoMessage() {}
 
 func (x *GetRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[33]
+	mi := &file_herald_v1_herald_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2173,7 +2274,7 @@ func (x *GetRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteRequest.ProtoReflect.Descriptor instead.
 func (*GetRouteRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{33}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{35}
 }
 
 // GetRouteResponse names the least-loaded live node.
@@ -2191,7 +2292,7 @@ type GetRouteResponse struct {
 
 func (x *GetRouteResponse) Reset() {
 	*x = GetRouteResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[34]
+	mi := &file_herald_v1_herald_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2304,7 @@ func (x *GetRouteResponse) String() string {
 func (*GetRouteResponse) ProtoMessage() {}
 
 func (x *GetRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[34]
+	mi := &file_herald_v1_herald_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2317,7 @@ func (x *GetRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteResponse.ProtoReflect.Descriptor instead.
 func (*GetRouteResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{34}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetRouteResponse) GetNode() string {
@@ -2252,7 +2353,7 @@ type DrainRequest struct {
 
 func (x *DrainRequest) Reset() {
 	*x = DrainRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[35]
+	mi := &file_herald_v1_herald_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2264,7 +2365,7 @@ func (x *DrainRequest) String() string {
 func (*DrainRequest) ProtoMessage() {}
 
 func (x *DrainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[35]
+	mi := &file_herald_v1_herald_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2277,7 +2378,7 @@ func (x *DrainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
 func (*DrainRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{35}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DrainRequest) GetDrainTime() *durationpb.Duration {
@@ -2305,7 +2406,7 @@ type DrainResponse struct {
 
 func (x *DrainResponse) Reset() {
 	*x = DrainResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[36]
+	mi := &file_herald_v1_herald_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2418,7 @@ func (x *DrainResponse) String() string {
 func (*DrainResponse) ProtoMessage() {}
 
 func (x *DrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[36]
+	mi := &file_herald_v1_herald_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2431,7 @@ func (x *DrainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
 func (*DrainResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{36}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DrainResponse) GetNode() string {
@@ -2384,7 +2485,12 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\x03app\x18\x06 \x01(\tR\x03appB\x06\n" +
 	"\x04_ttl\"\x1e\n" +
 	"\fPushResponse\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"@\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"?\n" +
+	"\x11PushStreamRequest\x12*\n" +
+	"\x04push\x18\x01 \x01(\v2\x16.herald.v1.PushRequestR\x04push\"Y\n" +
+	"\x12PushStreamResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12-\n" +
+	"\x06result\x18\x02 \x01(\v2\x15.herald.v1.PushResultR\x06result\"@\n" +
 	"\x10PushBatchRequest\x12,\n" +
 	"\x05items\x18\x01 \x03(\v2\x16.herald.v1.PushRequestR\x05items\"D\n" +
 	"\x11PushBatchResponse\x12/\n" +
@@ -2517,10 +2623,12 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\n" +
 	"drain_time\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"drain_time\x12\x18\n" +
-	"\aalready\x18\x04 \x01(\bR\aalready2\xdd\b\n" +
+	"\aalready\x18\x04 \x01(\bR\aalready2\xac\t\n" +
 	"\rHeraldService\x127\n" +
 	"\x04Push\x12\x16.herald.v1.PushRequest\x1a\x17.herald.v1.PushResponse\x12F\n" +
-	"\tPushBatch\x12\x1b.herald.v1.PushBatchRequest\x1a\x1c.herald.v1.PushBatchResponse\x12N\n" +
+	"\tPushBatch\x12\x1b.herald.v1.PushBatchRequest\x1a\x1c.herald.v1.PushBatchResponse\x12M\n" +
+	"\n" +
+	"PushStream\x12\x1c.herald.v1.PushStreamRequest\x1a\x1d.herald.v1.PushStreamResponse(\x010\x01\x12N\n" +
 	"\n" +
 	"GetMessage\x12\x1c.herald.v1.GetMessageRequest\x1a\x1d.herald.v1.GetMessageResponse\"\x03\x90\x02\x01\x12W\n" +
 	"\rRecallMessage\x12\x1f.herald.v1.RecallMessageRequest\x1a .herald.v1.RecallMessageResponse\"\x03\x90\x02\x02\x12H\n" +
@@ -2548,97 +2656,103 @@ func file_herald_v1_herald_proto_rawDescGZIP() []byte {
 	return file_herald_v1_herald_proto_rawDescData
 }
 
-var file_herald_v1_herald_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_herald_v1_herald_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_herald_v1_herald_proto_goTypes = []any{
 	(*ErrorInfo)(nil),             // 0: herald.v1.ErrorInfo
 	(*Target)(nil),                // 1: herald.v1.Target
 	(*PushRequest)(nil),           // 2: herald.v1.PushRequest
 	(*PushResponse)(nil),          // 3: herald.v1.PushResponse
-	(*PushBatchRequest)(nil),      // 4: herald.v1.PushBatchRequest
-	(*PushBatchResponse)(nil),     // 5: herald.v1.PushBatchResponse
-	(*PushResult)(nil),            // 6: herald.v1.PushResult
-	(*GetMessageRequest)(nil),     // 7: herald.v1.GetMessageRequest
-	(*GetMessageResponse)(nil),    // 8: herald.v1.GetMessageResponse
-	(*UserStatus)(nil),            // 9: herald.v1.UserStatus
-	(*RecallMessageRequest)(nil),  // 10: herald.v1.RecallMessageRequest
-	(*RecallMessageResponse)(nil), // 11: herald.v1.RecallMessageResponse
-	(*JoinRoomRequest)(nil),       // 12: herald.v1.JoinRoomRequest
-	(*JoinRoomResponse)(nil),      // 13: herald.v1.JoinRoomResponse
-	(*LeaveRoomRequest)(nil),      // 14: herald.v1.LeaveRoomRequest
-	(*LeaveRoomResponse)(nil),     // 15: herald.v1.LeaveRoomResponse
-	(*GetRoomRequest)(nil),        // 16: herald.v1.GetRoomRequest
-	(*GetRoomResponse)(nil),       // 17: herald.v1.GetRoomResponse
-	(*GetPresenceRequest)(nil),    // 18: herald.v1.GetPresenceRequest
-	(*GetPresenceResponse)(nil),   // 19: herald.v1.GetPresenceResponse
-	(*RoomMember)(nil),            // 20: herald.v1.RoomMember
-	(*GetUserRequest)(nil),        // 21: herald.v1.GetUserRequest
-	(*GetUserResponse)(nil),       // 22: herald.v1.GetUserResponse
-	(*Conn)(nil),                  // 23: herald.v1.Conn
-	(*KickConnRequest)(nil),       // 24: herald.v1.KickConnRequest
-	(*KickConnResponse)(nil),      // 25: herald.v1.KickConnResponse
-	(*KickUserRequest)(nil),       // 26: herald.v1.KickUserRequest
-	(*KickUserResponse)(nil),      // 27: herald.v1.KickUserResponse
-	(*GetStatsRequest)(nil),       // 28: herald.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),      // 29: herald.v1.GetStatsResponse
-	(*ListNodesRequest)(nil),      // 30: herald.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 31: herald.v1.ListNodesResponse
-	(*Node)(nil),                  // 32: herald.v1.Node
-	(*GetRouteRequest)(nil),       // 33: herald.v1.GetRouteRequest
-	(*GetRouteResponse)(nil),      // 34: herald.v1.GetRouteResponse
-	(*DrainRequest)(nil),          // 35: herald.v1.DrainRequest
-	(*DrainResponse)(nil),         // 36: herald.v1.DrainResponse
-	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
+	(*PushStreamRequest)(nil),     // 4: herald.v1.PushStreamRequest
+	(*PushStreamResponse)(nil),    // 5: herald.v1.PushStreamResponse
+	(*PushBatchRequest)(nil),      // 6: herald.v1.PushBatchRequest
+	(*PushBatchResponse)(nil),     // 7: herald.v1.PushBatchResponse
+	(*PushResult)(nil),            // 8: herald.v1.PushResult
+	(*GetMessageRequest)(nil),     // 9: herald.v1.GetMessageRequest
+	(*GetMessageResponse)(nil),    // 10: herald.v1.GetMessageResponse
+	(*UserStatus)(nil),            // 11: herald.v1.UserStatus
+	(*RecallMessageRequest)(nil),  // 12: herald.v1.RecallMessageRequest
+	(*RecallMessageResponse)(nil), // 13: herald.v1.RecallMessageResponse
+	(*JoinRoomRequest)(nil),       // 14: herald.v1.JoinRoomRequest
+	(*JoinRoomResponse)(nil),      // 15: herald.v1.JoinRoomResponse
+	(*LeaveRoomRequest)(nil),      // 16: herald.v1.LeaveRoomRequest
+	(*LeaveRoomResponse)(nil),     // 17: herald.v1.LeaveRoomResponse
+	(*GetRoomRequest)(nil),        // 18: herald.v1.GetRoomRequest
+	(*GetRoomResponse)(nil),       // 19: herald.v1.GetRoomResponse
+	(*GetPresenceRequest)(nil),    // 20: herald.v1.GetPresenceRequest
+	(*GetPresenceResponse)(nil),   // 21: herald.v1.GetPresenceResponse
+	(*RoomMember)(nil),            // 22: herald.v1.RoomMember
+	(*GetUserRequest)(nil),        // 23: herald.v1.GetUserRequest
+	(*GetUserResponse)(nil),       // 24: herald.v1.GetUserResponse
+	(*Conn)(nil),                  // 25: herald.v1.Conn
+	(*KickConnRequest)(nil),       // 26: herald.v1.KickConnRequest
+	(*KickConnResponse)(nil),      // 27: herald.v1.KickConnResponse
+	(*KickUserRequest)(nil),       // 28: herald.v1.KickUserRequest
+	(*KickUserResponse)(nil),      // 29: herald.v1.KickUserResponse
+	(*GetStatsRequest)(nil),       // 30: herald.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),      // 31: herald.v1.GetStatsResponse
+	(*ListNodesRequest)(nil),      // 32: herald.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),     // 33: herald.v1.ListNodesResponse
+	(*Node)(nil),                  // 34: herald.v1.Node
+	(*GetRouteRequest)(nil),       // 35: herald.v1.GetRouteRequest
+	(*GetRouteResponse)(nil),      // 36: herald.v1.GetRouteResponse
+	(*DrainRequest)(nil),          // 37: herald.v1.DrainRequest
+	(*DrainResponse)(nil),         // 38: herald.v1.DrainResponse
+	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
 }
 var file_herald_v1_herald_proto_depIdxs = []int32{
 	1,  // 0: herald.v1.PushRequest.to:type_name -> herald.v1.Target
-	2,  // 1: herald.v1.PushBatchRequest.items:type_name -> herald.v1.PushRequest
-	6,  // 2: herald.v1.PushBatchResponse.results:type_name -> herald.v1.PushResult
-	0,  // 3: herald.v1.PushResult.error:type_name -> herald.v1.ErrorInfo
-	37, // 4: herald.v1.GetMessageResponse.created:type_name -> google.protobuf.Timestamp
-	9,  // 5: herald.v1.GetMessageResponse.users:type_name -> herald.v1.UserStatus
-	20, // 6: herald.v1.GetRoomResponse.members:type_name -> herald.v1.RoomMember
-	23, // 7: herald.v1.GetUserResponse.conns:type_name -> herald.v1.Conn
-	37, // 8: herald.v1.Conn.since:type_name -> google.protobuf.Timestamp
-	32, // 9: herald.v1.ListNodesResponse.nodes:type_name -> herald.v1.Node
-	37, // 10: herald.v1.Node.heartbeat:type_name -> google.protobuf.Timestamp
-	38, // 11: herald.v1.DrainRequest.drain_time:type_name -> google.protobuf.Duration
-	38, // 12: herald.v1.DrainResponse.drain_time:type_name -> google.protobuf.Duration
-	2,  // 13: herald.v1.HeraldService.Push:input_type -> herald.v1.PushRequest
-	4,  // 14: herald.v1.HeraldService.PushBatch:input_type -> herald.v1.PushBatchRequest
-	7,  // 15: herald.v1.HeraldService.GetMessage:input_type -> herald.v1.GetMessageRequest
-	10, // 16: herald.v1.HeraldService.RecallMessage:input_type -> herald.v1.RecallMessageRequest
-	12, // 17: herald.v1.HeraldService.JoinRoom:input_type -> herald.v1.JoinRoomRequest
-	14, // 18: herald.v1.HeraldService.LeaveRoom:input_type -> herald.v1.LeaveRoomRequest
-	16, // 19: herald.v1.HeraldService.GetRoom:input_type -> herald.v1.GetRoomRequest
-	21, // 20: herald.v1.HeraldService.GetUser:input_type -> herald.v1.GetUserRequest
-	24, // 21: herald.v1.HeraldService.KickConn:input_type -> herald.v1.KickConnRequest
-	26, // 22: herald.v1.HeraldService.KickUser:input_type -> herald.v1.KickUserRequest
-	28, // 23: herald.v1.HeraldService.GetStats:input_type -> herald.v1.GetStatsRequest
-	30, // 24: herald.v1.HeraldService.ListNodes:input_type -> herald.v1.ListNodesRequest
-	33, // 25: herald.v1.HeraldService.GetRoute:input_type -> herald.v1.GetRouteRequest
-	35, // 26: herald.v1.HeraldService.Drain:input_type -> herald.v1.DrainRequest
-	18, // 27: herald.v1.HeraldService.GetPresence:input_type -> herald.v1.GetPresenceRequest
-	3,  // 28: herald.v1.HeraldService.Push:output_type -> herald.v1.PushResponse
-	5,  // 29: herald.v1.HeraldService.PushBatch:output_type -> herald.v1.PushBatchResponse
-	8,  // 30: herald.v1.HeraldService.GetMessage:output_type -> herald.v1.GetMessageResponse
-	11, // 31: herald.v1.HeraldService.RecallMessage:output_type -> herald.v1.RecallMessageResponse
-	13, // 32: herald.v1.HeraldService.JoinRoom:output_type -> herald.v1.JoinRoomResponse
-	15, // 33: herald.v1.HeraldService.LeaveRoom:output_type -> herald.v1.LeaveRoomResponse
-	17, // 34: herald.v1.HeraldService.GetRoom:output_type -> herald.v1.GetRoomResponse
-	22, // 35: herald.v1.HeraldService.GetUser:output_type -> herald.v1.GetUserResponse
-	25, // 36: herald.v1.HeraldService.KickConn:output_type -> herald.v1.KickConnResponse
-	27, // 37: herald.v1.HeraldService.KickUser:output_type -> herald.v1.KickUserResponse
-	29, // 38: herald.v1.HeraldService.GetStats:output_type -> herald.v1.GetStatsResponse
-	31, // 39: herald.v1.HeraldService.ListNodes:output_type -> herald.v1.ListNodesResponse
-	34, // 40: herald.v1.HeraldService.GetRoute:output_type -> herald.v1.GetRouteResponse
-	36, // 41: herald.v1.HeraldService.Drain:output_type -> herald.v1.DrainResponse
-	19, // 42: herald.v1.HeraldService.GetPresence:output_type -> herald.v1.GetPresenceResponse
-	28, // [28:43] is the sub-list for method output_type
-	13, // [13:28] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	2,  // 1: herald.v1.PushStreamRequest.push:type_name -> herald.v1.PushRequest
+	8,  // 2: herald.v1.PushStreamResponse.result:type_name -> herald.v1.PushResult
+	2,  // 3: herald.v1.PushBatchRequest.items:type_name -> herald.v1.PushRequest
+	8,  // 4: herald.v1.PushBatchResponse.results:type_name -> herald.v1.PushResult
+	0,  // 5: herald.v1.PushResult.error:type_name -> herald.v1.ErrorInfo
+	39, // 6: herald.v1.GetMessageResponse.created:type_name -> google.protobuf.Timestamp
+	11, // 7: herald.v1.GetMessageResponse.users:type_name -> herald.v1.UserStatus
+	22, // 8: herald.v1.GetRoomResponse.members:type_name -> herald.v1.RoomMember
+	25, // 9: herald.v1.GetUserResponse.conns:type_name -> herald.v1.Conn
+	39, // 10: herald.v1.Conn.since:type_name -> google.protobuf.Timestamp
+	34, // 11: herald.v1.ListNodesResponse.nodes:type_name -> herald.v1.Node
+	39, // 12: herald.v1.Node.heartbeat:type_name -> google.protobuf.Timestamp
+	40, // 13: herald.v1.DrainRequest.drain_time:type_name -> google.protobuf.Duration
+	40, // 14: herald.v1.DrainResponse.drain_time:type_name -> google.protobuf.Duration
+	2,  // 15: herald.v1.HeraldService.Push:input_type -> herald.v1.PushRequest
+	6,  // 16: herald.v1.HeraldService.PushBatch:input_type -> herald.v1.PushBatchRequest
+	4,  // 17: herald.v1.HeraldService.PushStream:input_type -> herald.v1.PushStreamRequest
+	9,  // 18: herald.v1.HeraldService.GetMessage:input_type -> herald.v1.GetMessageRequest
+	12, // 19: herald.v1.HeraldService.RecallMessage:input_type -> herald.v1.RecallMessageRequest
+	14, // 20: herald.v1.HeraldService.JoinRoom:input_type -> herald.v1.JoinRoomRequest
+	16, // 21: herald.v1.HeraldService.LeaveRoom:input_type -> herald.v1.LeaveRoomRequest
+	18, // 22: herald.v1.HeraldService.GetRoom:input_type -> herald.v1.GetRoomRequest
+	23, // 23: herald.v1.HeraldService.GetUser:input_type -> herald.v1.GetUserRequest
+	26, // 24: herald.v1.HeraldService.KickConn:input_type -> herald.v1.KickConnRequest
+	28, // 25: herald.v1.HeraldService.KickUser:input_type -> herald.v1.KickUserRequest
+	30, // 26: herald.v1.HeraldService.GetStats:input_type -> herald.v1.GetStatsRequest
+	32, // 27: herald.v1.HeraldService.ListNodes:input_type -> herald.v1.ListNodesRequest
+	35, // 28: herald.v1.HeraldService.GetRoute:input_type -> herald.v1.GetRouteRequest
+	37, // 29: herald.v1.HeraldService.Drain:input_type -> herald.v1.DrainRequest
+	20, // 30: herald.v1.HeraldService.GetPresence:input_type -> herald.v1.GetPresenceRequest
+	3,  // 31: herald.v1.HeraldService.Push:output_type -> herald.v1.PushResponse
+	7,  // 32: herald.v1.HeraldService.PushBatch:output_type -> herald.v1.PushBatchResponse
+	5,  // 33: herald.v1.HeraldService.PushStream:output_type -> herald.v1.PushStreamResponse
+	10, // 34: herald.v1.HeraldService.GetMessage:output_type -> herald.v1.GetMessageResponse
+	13, // 35: herald.v1.HeraldService.RecallMessage:output_type -> herald.v1.RecallMessageResponse
+	15, // 36: herald.v1.HeraldService.JoinRoom:output_type -> herald.v1.JoinRoomResponse
+	17, // 37: herald.v1.HeraldService.LeaveRoom:output_type -> herald.v1.LeaveRoomResponse
+	19, // 38: herald.v1.HeraldService.GetRoom:output_type -> herald.v1.GetRoomResponse
+	24, // 39: herald.v1.HeraldService.GetUser:output_type -> herald.v1.GetUserResponse
+	27, // 40: herald.v1.HeraldService.KickConn:output_type -> herald.v1.KickConnResponse
+	29, // 41: herald.v1.HeraldService.KickUser:output_type -> herald.v1.KickUserResponse
+	31, // 42: herald.v1.HeraldService.GetStats:output_type -> herald.v1.GetStatsResponse
+	33, // 43: herald.v1.HeraldService.ListNodes:output_type -> herald.v1.ListNodesResponse
+	36, // 44: herald.v1.HeraldService.GetRoute:output_type -> herald.v1.GetRouteResponse
+	38, // 45: herald.v1.HeraldService.Drain:output_type -> herald.v1.DrainResponse
+	21, // 46: herald.v1.HeraldService.GetPresence:output_type -> herald.v1.GetPresenceResponse
+	31, // [31:47] is the sub-list for method output_type
+	15, // [15:31] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_herald_v1_herald_proto_init() }
@@ -2647,18 +2761,18 @@ func file_herald_v1_herald_proto_init() {
 		return
 	}
 	file_herald_v1_herald_proto_msgTypes[2].OneofWrappers = []any{}
-	file_herald_v1_herald_proto_msgTypes[6].OneofWrappers = []any{
+	file_herald_v1_herald_proto_msgTypes[8].OneofWrappers = []any{
 		(*PushResult_Id)(nil),
 		(*PushResult_Error)(nil),
 	}
-	file_herald_v1_herald_proto_msgTypes[35].OneofWrappers = []any{}
+	file_herald_v1_herald_proto_msgTypes[37].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_v1_herald_proto_rawDesc), len(file_herald_v1_herald_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

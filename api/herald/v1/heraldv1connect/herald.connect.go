@@ -45,6 +45,9 @@ const (
 	HeraldServicePushProcedure = "/herald.v1.HeraldService/Push"
 	// HeraldServicePushBatchProcedure is the fully-qualified name of the HeraldService's PushBatch RPC.
 	HeraldServicePushBatchProcedure = "/herald.v1.HeraldService/PushBatch"
+	// HeraldServicePushStreamProcedure is the fully-qualified name of the HeraldService's PushStream
+	// RPC.
+	HeraldServicePushStreamProcedure = "/herald.v1.HeraldService/PushStream"
 	// HeraldServiceGetMessageProcedure is the fully-qualified name of the HeraldService's GetMessage
 	// RPC.
 	HeraldServiceGetMessageProcedure = "/herald.v1.HeraldService/GetMessage"
@@ -83,6 +86,12 @@ type HeraldServiceClient interface {
 	// PushBatch pushes many messages, each handled as by Push, with one
 	// result per item in order (POST /v1/push/batch).
 	PushBatch(context.Context, *connect.Request[v1.PushBatchRequest]) (*connect.Response[v1.PushBatchResponse], error)
+	// PushStream takes a stream of pushes and answers each one, in order,
+	// with its id or its error: a busy backend pushes without a round trip
+	// per message. Each push is handled exactly as by Push (validation,
+	// idempotency by id, offline storage). Needs HTTP/2 (gRPC, or Connect
+	// over HTTP/2).
+	PushStream(context.Context) *connect.BidiStreamForClient[v1.PushStreamRequest, v1.PushStreamResponse]
 	// GetMessage reports the status of a stored (offline) push
 	// (GET /v1/messages/{id}).
 	GetMessage(context.Context, *connect.Request[v1.GetMessageRequest]) (*connect.Response[v1.GetMessageResponse], error)
@@ -141,6 +150,12 @@ func NewHeraldServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			httpClient,
 			baseURL+HeraldServicePushBatchProcedure,
 			connect.WithSchema(heraldServiceMethods.ByName("PushBatch")),
+			connect.WithClientOptions(opts...),
+		),
+		pushStream: connect.NewClient[v1.PushStreamRequest, v1.PushStreamResponse](
+			httpClient,
+			baseURL+HeraldServicePushStreamProcedure,
+			connect.WithSchema(heraldServiceMethods.ByName("PushStream")),
 			connect.WithClientOptions(opts...),
 		),
 		getMessage: connect.NewClient[v1.GetMessageRequest, v1.GetMessageResponse](
@@ -239,6 +254,7 @@ func NewHeraldServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 type heraldServiceClient struct {
 	push          *connect.Client[v1.PushRequest, v1.PushResponse]
 	pushBatch     *connect.Client[v1.PushBatchRequest, v1.PushBatchResponse]
+	pushStream    *connect.Client[v1.PushStreamRequest, v1.PushStreamResponse]
 	getMessage    *connect.Client[v1.GetMessageRequest, v1.GetMessageResponse]
 	recallMessage *connect.Client[v1.RecallMessageRequest, v1.RecallMessageResponse]
 	joinRoom      *connect.Client[v1.JoinRoomRequest, v1.JoinRoomResponse]
@@ -262,6 +278,11 @@ func (c *heraldServiceClient) Push(ctx context.Context, req *connect.Request[v1.
 // PushBatch calls herald.v1.HeraldService.PushBatch.
 func (c *heraldServiceClient) PushBatch(ctx context.Context, req *connect.Request[v1.PushBatchRequest]) (*connect.Response[v1.PushBatchResponse], error) {
 	return c.pushBatch.CallUnary(ctx, req)
+}
+
+// PushStream calls herald.v1.HeraldService.PushStream.
+func (c *heraldServiceClient) PushStream(ctx context.Context) *connect.BidiStreamForClient[v1.PushStreamRequest, v1.PushStreamResponse] {
+	return c.pushStream.CallBidiStream(ctx)
 }
 
 // GetMessage calls herald.v1.HeraldService.GetMessage.
@@ -336,6 +357,12 @@ type HeraldServiceHandler interface {
 	// PushBatch pushes many messages, each handled as by Push, with one
 	// result per item in order (POST /v1/push/batch).
 	PushBatch(context.Context, *connect.Request[v1.PushBatchRequest]) (*connect.Response[v1.PushBatchResponse], error)
+	// PushStream takes a stream of pushes and answers each one, in order,
+	// with its id or its error: a busy backend pushes without a round trip
+	// per message. Each push is handled exactly as by Push (validation,
+	// idempotency by id, offline storage). Needs HTTP/2 (gRPC, or Connect
+	// over HTTP/2).
+	PushStream(context.Context, *connect.BidiStream[v1.PushStreamRequest, v1.PushStreamResponse]) error
 	// GetMessage reports the status of a stored (offline) push
 	// (GET /v1/messages/{id}).
 	GetMessage(context.Context, *connect.Request[v1.GetMessageRequest]) (*connect.Response[v1.GetMessageResponse], error)
@@ -390,6 +417,12 @@ func NewHeraldServiceHandler(svc HeraldServiceHandler, opts ...connect.HandlerOp
 		HeraldServicePushBatchProcedure,
 		svc.PushBatch,
 		connect.WithSchema(heraldServiceMethods.ByName("PushBatch")),
+		connect.WithHandlerOptions(opts...),
+	)
+	heraldServicePushStreamHandler := connect.NewBidiStreamHandler(
+		HeraldServicePushStreamProcedure,
+		svc.PushStream,
+		connect.WithSchema(heraldServiceMethods.ByName("PushStream")),
 		connect.WithHandlerOptions(opts...),
 	)
 	heraldServiceGetMessageHandler := connect.NewUnaryHandler(
@@ -487,6 +520,8 @@ func NewHeraldServiceHandler(svc HeraldServiceHandler, opts ...connect.HandlerOp
 			heraldServicePushHandler.ServeHTTP(w, r)
 		case HeraldServicePushBatchProcedure:
 			heraldServicePushBatchHandler.ServeHTTP(w, r)
+		case HeraldServicePushStreamProcedure:
+			heraldServicePushStreamHandler.ServeHTTP(w, r)
 		case HeraldServiceGetMessageProcedure:
 			heraldServiceGetMessageHandler.ServeHTTP(w, r)
 		case HeraldServiceRecallMessageProcedure:
@@ -528,6 +563,10 @@ func (UnimplementedHeraldServiceHandler) Push(context.Context, *connect.Request[
 
 func (UnimplementedHeraldServiceHandler) PushBatch(context.Context, *connect.Request[v1.PushBatchRequest]) (*connect.Response[v1.PushBatchResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.PushBatch is not implemented"))
+}
+
+func (UnimplementedHeraldServiceHandler) PushStream(context.Context, *connect.BidiStream[v1.PushStreamRequest, v1.PushStreamResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.PushStream is not implemented"))
 }
 
 func (UnimplementedHeraldServiceHandler) GetMessage(context.Context, *connect.Request[v1.GetMessageRequest]) (*connect.Response[v1.GetMessageResponse], error) {
