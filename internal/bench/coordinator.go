@@ -67,6 +67,7 @@ type Result struct {
 	Dups           uint64  `json:"dups"`
 	DeliveriesPerS float64 `json:"deliveries_per_sec,omitempty"`
 	CPUPerMillion  float64 `json:"server_cpu_s_per_million,omitempty"`
+	CPUPerPushUS   float64 `json:"server_cpu_us_per_push,omitempty"` // unicast: server CPU over the push phase, per push
 	P50ms          float64 `json:"p50_ms,omitempty"`
 	P99ms          float64 `json:"p99_ms,omitempty"`
 	P999ms         float64 `json:"p999_ms,omitempty"`

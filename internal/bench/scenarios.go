@@ -128,6 +128,10 @@ func (c *coordinator) unicast(ctx context.Context) (Result, error) {
 	api := newHist()
 	pushes := 0
 	var firstErr error
+	_, cpu0, err := c.serverSample()
+	if err != nil {
+		return Result{}, err
+	}
 	deadline := time.Now().Add(c.opts.Duration)
 	start := time.Now()
 	var sent atomic.Int64 // requests started, for pacing
@@ -177,9 +181,14 @@ func (c *coordinator) unicast(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	_, cpu1, err := c.serverSample()
+	if err != nil {
+		return Result{}, err
+	}
 	elapsed := max(pushed, time.Unix(0, r.LastNS).Sub(start))
 	return Result{Pushes: pushes, PushesPerSec: float64(pushes) / pushed.Seconds(), Deliveries: r.Received,
-		Expected: uint64(want), Lost: want - int64(r.Received), Dups: r.Dups,
+		CPUPerPushUS: (cpu1 - cpu0).Seconds() / float64(max(pushes, 1)) * 1e6,
+		Expected:     uint64(want), Lost: want - int64(r.Received), Dups: r.Dups,
 		DeliveriesPerS: float64(r.Received) / elapsed.Seconds(), Seconds: pushed.Seconds(),
 		APIP50ms: ms(api.Quantile(.5)), APIP99ms: ms(api.Quantile(.99)),
 		P50ms: ms(r.Hist.Quantile(.5)), P99ms: ms(r.Hist.Quantile(.99)), Maxms: ms(r.Hist.Quantile(1))}, nil

@@ -13,7 +13,7 @@ var columns = map[string][]string{
 	"idle":      {"conns", "connect/s", "rss/conn KiB", "server RSS MiB", "closed"},
 	"broadcast": {"conns", "pushes", "deliveries", "lost", "dups", "deliveries/s", "CPU-s/M", "p50 ms", "p99 ms", "max ms"},
 	"latency":   {"conns", "pushes", "pushes/s", "lost", "dups", "p50 ms", "p99 ms", "p999 ms", "max ms"},
-	"unicast":   {"conns", "pushes", "pushes/s", "api p50 ms", "api p99 ms", "deliveries/s", "lost", "dups", "p99 ms"},
+	"unicast":   {"conns", "pushes", "pushes/s", "CPU µs/push", "api p50 ms", "api p99 ms", "deliveries/s", "lost", "dups", "p99 ms"},
 	"churn":     {"conns", "connect/s", "mass disconnect s"},
 	"resume":    {"pushes", "stored/s", "resume ms", "lost", "dups"},
 }
@@ -25,7 +25,7 @@ func (r Result) cell(col string) float64 {
 		"deliveries": float64(r.Deliveries), "lost": float64(r.Lost), "dups": float64(r.Dups),
 		"deliveries/s": r.DeliveriesPerS, "CPU-s/M": r.CPUPerMillion, "p50 ms": r.P50ms, "p99 ms": r.P99ms,
 		"p999 ms": r.P999ms, "max ms": r.Maxms, "pushes/s": r.PushesPerSec, "api p50 ms": r.APIP50ms,
-		"api p99 ms": r.APIP99ms, "mass disconnect s": r.DisconnectS, "stored/s": r.PushesPerSec, "resume ms": r.ResumeMS,
+		"api p99 ms": r.APIP99ms, "CPU µs/push": r.CPUPerPushUS, "mass disconnect s": r.DisconnectS, "stored/s": r.PushesPerSec, "resume ms": r.ResumeMS,
 	}[col]
 }
 
