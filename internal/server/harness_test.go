@@ -30,7 +30,7 @@ type node struct {
 	// admin is the admin listener's http://host:port (admin_addr; else
 	// empty).
 	admin string
-	ws   string // ws://host:port/v1/ws (wss:// with TLS)
+	ws    string // ws://host:port/v1/ws (wss:// with TLS)
 	// tls trusts the node's certificate when it serves TLS (else nil);
 	// http is the API client (http.DefaultClient without TLS).
 	tls  *tls.Config
