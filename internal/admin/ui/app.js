@@ -30,6 +30,11 @@ function h(tag, attrs = {}, ...kids) {
   return el;
 }
 
+/** fill replaces el's children with kids, skipping null, undefined and false. */
+function fill(el, ...kids) {
+  el.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
+}
+
 function mount(...kids) {
   const root = document.getElementById("root");
   root.replaceChildren(...kids);
@@ -333,7 +338,7 @@ function users(main, arg) {
           } }, "Kick"))));
       const presence = h("p", { class: "muted", testid: "user-presence" }, "None of the user's rooms is a presence room.");
       presenceRooms(u, presence);
-      out.replaceChildren(
+      fill(out,
         h("p", { testid: "user-online", "data-online": String(u.online) }, u.online ? `${u.user} is online with ${u.count ?? u.conns.length} connection(s).` : `${u.user} is offline.`),
         h("table", {}, h("tr", {}, ["Connection", "Node", "Device", "Address", "Since", "Rooms", ""].map((t) => h("th", {}, t))), rows),
         u.next ? h("p", { class: "muted" }, "More connections exist than shown.") : null,
@@ -546,8 +551,8 @@ async function webhooks(main) {
   main.append(out);
   try {
     const r = await api("GET", "/v1/webhooks/dead" + q());
-    const list = r.dead || r.items || [];
-    out.replaceChildren(list.length ? h("table", {}, list.map((d) => h("tr", { testid: "webhook-dead-row" }, h("td", {}, h("pre", {}, JSON.stringify(d)))))) : h("p", {}, "No dead letters."));
+    const list = r.events || r.dead || r.items || [];
+    out.replaceChildren(list.length ? h("table", {}, list.map((d) => h("tr", { testid: "webhook-dead-row" }, h("td", {}, h("pre", {}, JSON.stringify(d)))))) : h("p", { testid: "webhooks-empty" }, "No dead letters."));
   } catch (e) {
     out.replaceChildren(e.status === 404
       ? h("p", { testid: "webhooks-unavailable" }, "Not available: this server has no webhook dead-letter API (GET /v1/webhooks/dead) yet.")
