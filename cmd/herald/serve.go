@@ -26,6 +26,7 @@ func serve(args []string) error {
 	var (
 		dev           = fs.Bool("dev", false, "development mode: loopback only, app \"demo\", no tokens or API keys needed")
 		addr          = fs.String("addr", def.Addr, "listen address (127.0.0.1:8080 with --dev)")
+		adminAddr     = fs.String("admin-addr", "", "serve the admin UI (/admin/) and the API on this host:port instead of on --addr")
 		data          = fs.String("data", def.Data, "data directory of the embedded engine")
 		file          = fs.String("config", "", "YAML config file (see config.example.yaml)")
 		natsURL       = fs.String("nats-url", "", "external NATS cluster URL(s), comma-separated; empty embeds one")
@@ -86,6 +87,7 @@ func serve(args []string) error {
 	}
 	over("dev", func() { cfg.Dev = *dev })
 	over("addr", func() { cfg.Addr = *addr })
+	over("admin-addr", func() { cfg.AdminAddr = *adminAddr })
 	over("data", func() { cfg.Data = *data })
 	over("nats-url", func() { cfg.NATSURL = *natsURL })
 	over("advertise", func() { cfg.Advertise = *advertise })
@@ -139,6 +141,11 @@ func serve(args []string) error {
 		}
 		if err := loopbackOnly(cfg.Addr); err != nil {
 			return err
+		}
+		if cfg.AdminAddr != "" {
+			if err := loopbackOnly(cfg.AdminAddr); err != nil {
+				return fmt.Errorf("--admin-addr: %w", err)
+			}
 		}
 	}
 	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)

@@ -102,6 +102,12 @@ func loadAssets() (map[string]asset, error) {
 
 // Routes registers /admin/ and its login, and the live tail.
 func (a *Admin) Routes(mux *http.ServeMux) {
+	a.UIRoutes(mux)
+	a.APIRoutes(mux)
+}
+
+// UIRoutes registers /admin/: the UI's files, its login and logout.
+func (a *Admin) UIRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/admin/", http.StatusMovedPermanently)
 	})
@@ -109,7 +115,32 @@ func (a *Admin) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /admin/login", a.login)
 	mux.HandleFunc("POST /admin/logout", a.logout)
 	mux.HandleFunc("GET /admin/session", a.session)
+}
+
+// APIRoutes registers the admin API this package owns: the live tail.
+func (a *Admin) APIRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/admin/tail", a.serveTail)
+}
+
+// WithoutSessions hides the session cookie from h: a listener that does
+// not serve the UI (the main one, when the UI has a listener of its own)
+// takes API keys only, never a session.
+func WithoutSessions(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cks := r.Cookies()
+		if !slices.ContainsFunc(cks, func(c *http.Cookie) bool { return c.Name == CookieName }) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		r = r.Clone(r.Context())
+		r.Header.Del("Cookie")
+		for _, c := range cks {
+			if c.Name != CookieName {
+				r.AddCookie(c)
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // serveAsset answers the UI's files; any other path under /admin/ is the

@@ -29,6 +29,7 @@ const (
 	opLeave = "leave" // take them out of the room
 	opStats = "stats" // the node's counts
 	opFrame = "frame" // run an SSE connection's client frame
+	opDrain = "drain" // drain the node
 )
 
 // request is what one node asks another to do with its connections.
@@ -41,6 +42,7 @@ type request struct {
 	Users  []string `json:"users,omitempty"`
 	Conns  []string `json:"conns,omitempty"`
 	Frame  []byte   `json:"frame,omitempty"` // opFrame's client frame; Name is its user
+	Time   string   `json:"time,omitempty"`  // opDrain's drain time ("": the node's own)
 }
 
 // answer is one node's part of an operation's result.
@@ -53,6 +55,7 @@ type answer struct {
 	Conns   []ConnInfo `json:"conns,omitempty"`
 	Stats   *Stats     `json:"stats,omitempty"`
 	Status  int        `json:"status,omitempty"` // opFrame: 403 another user's connection, 400 a bad frame
+	Drain   *Drain     `json:"drain,omitempty"`  // opDrain: what the drain started
 }
 
 // serve answers a request from another node.
@@ -98,6 +101,8 @@ func (o *Ops) local(r *request) answer {
 		return answer{Stats: &s}
 	case opFrame:
 		return o.localFrame(r)
+	case opDrain:
+		return o.localDrain(r)
 	}
 	return answer{Err: "unknown operation " + r.Op}
 }

@@ -21,6 +21,16 @@ type Route struct {
 // holds what it last announced). While the registry does not answer, it
 // lists the nodes of the last list read (see listNodes).
 func (o *Ops) Nodes(ctx context.Context) ([]engine.NodeInfo, error) {
+	return o.nodes(ctx, false)
+}
+
+// AllNodes is Nodes with the draining nodes listed too (they hold
+// connections until they exit).
+func (o *Ops) AllNodes(ctx context.Context) ([]engine.NodeInfo, error) {
+	return o.nodes(ctx, true)
+}
+
+func (o *Ops) nodes(ctx context.Context, draining bool) ([]engine.NodeInfo, error) {
 	list, err := o.listNodes(ctx)
 	if err != nil {
 		return nil, err
@@ -33,11 +43,11 @@ func (o *Ops) Nodes(ctx context.Context) ([]engine.NodeInfo, error) {
 			self.Addr = n.Addr
 			n, listed = self, true
 		}
-		if !n.Draining {
+		if draining || !n.Draining {
 			out = append(out, n)
 		}
 	}
-	if !listed && !self.Draining { // not announced yet
+	if !listed && (draining || !self.Draining) { // not announced yet
 		out = append(out, self)
 	}
 	return out, nil
@@ -69,8 +79,10 @@ func (o *Ops) Self() engine.NodeInfo {
 	if o.cfg.MaxConn > 0 {
 		load = math.Round(float64(n.Conns)/float64(o.cfg.MaxConn)*1e4) / 1e4
 	}
+	uptime, cpu, rss := o.proc.sample()
 	return engine.NodeInfo{ID: o.cfg.NodeID, Addr: o.cfg.Addr, Conns: n.Conns, Load: load,
-		Version: o.cfg.Version, Heartbeat: time.Now().UTC(), Draining: o.draining.Load()}
+		Version: o.cfg.Version, Heartbeat: time.Now().UTC(), Draining: o.draining.Load(),
+		Uptime: uptime, CPU: cpu, RSS: rss}
 }
 
 // Announce keeps this node in the registry, reachable at addr: now, every
@@ -142,6 +154,47 @@ func (o *Ops) Drain(over *time.Duration) (Drain, error) {
 	default:
 	}
 	return d, nil
+}
+
+// DrainNode is Drain run on the node named node (this one when it is
+// empty): CodeNotFound when no such node is live, CodeUnavailable when it
+// does not answer in time.
+func (o *Ops) DrainNode(ctx context.Context, node string, over *time.Duration) (Drain, error) {
+	if node == "" || node == o.cfg.NodeID {
+		return o.Drain(over)
+	}
+	if over != nil && (*over < 0 || *over > MaxDrainTime) {
+		return Drain{}, push.Errorf(push.CodeInvalidArgument, "drain time must be from 0 to %v", MaxDrainTime)
+	}
+	r := &request{Op: opDrain}
+	if over != nil {
+		r.Time = over.String()
+	}
+	answers, err := o.ask(ctx, []string{node}, r)
+	if err != nil {
+		return Drain{}, err
+	}
+	if answers[0].Drain == nil {
+		return Drain{}, push.Errorf(push.CodeNotFound, "no live node %q", node)
+	}
+	return *answers[0].Drain, nil
+}
+
+// localDrain runs a drain request from another node.
+func (o *Ops) localDrain(r *request) answer {
+	var over *time.Duration
+	if r.Time != "" {
+		d, err := time.ParseDuration(r.Time)
+		if err != nil {
+			return answer{Err: "drain: bad time"}
+		}
+		over = &d
+	}
+	d, err := o.Drain(over)
+	if err != nil {
+		return answer{Err: err.Error()}
+	}
+	return answer{Drain: &d}
 }
 
 // MaxDrainTime bounds the time a drain may take.

@@ -77,6 +77,7 @@ type Ops struct {
 		ok   bool // a list was read
 	}
 
+	proc     *procStats // uptime, CPU and memory for Self
 	draining atomic.Bool
 	drains   chan time.Duration // the one drain's time, for the server
 	wake     chan struct{}      // announce now
@@ -99,7 +100,7 @@ func New(cfg Config, h *hub.Hub, gw Gateway, svc Counters, registry engine.Nodes
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Ops{cfg: cfg, hub: h, gw: gw, svc: svc, registry: registry, ctl: ctl,
-		drains: make(chan time.Duration, 1), wake: make(chan struct{}, 1)}, nil
+		drains: make(chan time.Duration, 1), wake: make(chan struct{}, 1), proc: newProcStats()}, nil
 }
 
 // Start answers the other nodes' requests until the engine closes.

@@ -121,6 +121,10 @@ func (c *Config) ConnsPerIP() int {
 type Config struct {
 	Addr      string `yaml:"addr"`
 	Advertise string `yaml:"advertise"` // host:port clients reach this node at (default: addr)
+	// AdminAddr, when set, is a listener of its own for the admin UI
+	// (/admin/) and the API; the main listener then serves no /admin/ and
+	// accepts no admin session cookie.
+	AdminAddr string `yaml:"admin_addr"`
 	Data      string `yaml:"data"`
 	NATSURL   string `yaml:"nats_url"`
 	// ClusterName, ClusterListen and ClusterPeers cluster the embedded NATS

@@ -17,6 +17,13 @@ type NodeInfo struct {
 	// clients away; it is not offered to clients, but still holds
 	// connections until it exits.
 	Draining bool `json:"draining,omitempty"`
+	// Uptime is how long the node's process has run, in whole seconds;
+	// CPU the process's CPU use, in percent of one core, over the last
+	// few seconds; RSS its resident memory in bytes. (Zero where the
+	// system does not tell: these come from /proc/self on Linux.)
+	Uptime int64   `json:"uptime,omitempty"`
+	CPU    float64 `json:"cpu,omitempty"`
+	RSS    int64   `json:"rss,omitempty"`
 }
 
 // Nodes is the registry of live nodes. Each node announces itself

@@ -117,6 +117,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/webhooks/dead", a.wrap(a.deadLetters))
 	mux.Handle("POST /v1/webhooks/dead/replay", a.wrap(a.replayDead))
 	mux.Handle("GET /v1/users/{user}", a.wrap(a.user))
+	mux.Handle("GET /v1/users/{user}/inbox", a.wrap(a.inbox))
 	mux.Handle("DELETE /v1/conns/{id}", a.wrap(a.kickConn))
 	mux.Handle("DELETE /v1/users/{user}/conns", a.wrap(a.kickUser))
 	mux.Handle("GET /v1/messages/{id}", a.wrap(a.messageStatus))

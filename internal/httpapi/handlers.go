@@ -291,7 +291,15 @@ func addPartial(body map[string]any, missing []string) {
 func (a *API) nodes(w http.ResponseWriter, r *http.Request, _ principal) error {
 	ctx, cancel := a.engineCtx(r)
 	defer cancel()
-	list, err := a.ops.Nodes(ctx)
+	nodes := a.ops.Nodes
+	switch r.URL.Query().Get("draining") {
+	case "", "0", "false":
+	case "1", "true":
+		nodes = a.ops.AllNodes
+	default:
+		return push.Errorf(push.CodeInvalidArgument, "draining must be 1 or 0")
+	}
+	list, err := nodes(ctx)
 	if err != nil {
 		return err
 	}
@@ -353,6 +361,7 @@ func (a *API) drain(w http.ResponseWriter, r *http.Request, p principal) error {
 	}
 	var b struct {
 		DrainTime *string `json:"drain_time"`
+		Node      string  `json:"node"`
 	}
 	if len(bytes.TrimSpace(raw)) > 0 {
 		if err := strictUnmarshal(raw, &b); err != nil {
@@ -367,7 +376,9 @@ func (a *API) drain(w http.ResponseWriter, r *http.Request, p principal) error {
 		}
 		over = &d
 	}
-	d, err := a.ops.Drain(over)
+	ctx, cancel := a.engineCtx(r)
+	defer cancel()
+	d, err := a.ops.DrainNode(ctx, b.Node, over)
 	if err != nil {
 		return err
 	}

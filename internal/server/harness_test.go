@@ -27,7 +27,10 @@ const wait = 10 * time.Second
 type node struct {
 	t    *testing.T
 	base string // http://host:port (https:// with TLS)
-	ws   string // ws://host:port/v1/ws (wss:// with TLS)
+	// admin is the admin listener's http://host:port (admin_addr; else
+	// empty).
+	admin string
+	ws    string // ws://host:port/v1/ws (wss:// with TLS)
 	// tls trusts the node's certificate when it serves TLS (else nil);
 	// http is the API client (http.DefaultClient without TLS).
 	tls  *tls.Config
@@ -69,6 +72,9 @@ func startNodeLog(t *testing.T, edit func(*config.Config), log *slog.Logger) *no
 		t.Fatal("server did not start in time")
 	}
 	n := &node{t: t, base: "http://" + srv.Addr, ws: "ws://" + srv.Addr + "/v1/ws", http: http.DefaultClient}
+	if srv.AdminAddr != "" {
+		n.admin = "http://" + srv.AdminAddr
+	}
 	if cfg.TLSCert != "" {
 		n.base, n.ws = "https://"+srv.Addr, "wss://"+srv.Addr+"/v1/ws"
 		n.tls = trusting(t, cfg.TLSCert)

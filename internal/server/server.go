@@ -57,6 +57,7 @@ type Server struct {
 	service   *push.Service
 	gateway   *gateway.Gateway
 	http      *http.Server
+	adminHTTP *http.Server // the admin listener's server (nil without admin_addr)
 	api       *httpapi.API
 	ops       *cluster.Ops
 	nodes     *natsengine.Nodes
@@ -64,9 +65,11 @@ type Server struct {
 	budget    connlimit.Budget     // the open-file budget; Max 0 when unknown
 	// refusedWarned is when (Unix seconds) refused last logged a warning.
 	refusedWarned atomic.Int64
-	// Ready is closed once the node listens; Addr is then its address.
-	Ready chan struct{}
-	Addr  string
+	// Ready is closed once the node listens; Addr is then its address,
+	// and AdminAddr that of the admin listener (admin_addr; else empty).
+	Ready     chan struct{}
+	Addr      string
+	AdminAddr string
 }
 
 // New builds a node from cfg. It opens no socket and starts nothing.
@@ -178,7 +181,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	api.SetAuthenticator(s.admin.Authenticate)
 	mux := http.NewServeMux()
 	api.Routes(mux)
-	s.admin.Routes(mux)
+	s.admin.APIRoutes(mux)
 	rpc.Routes(mux)
 	if cfg.Pprof {
 		api.Pprof(mux)
@@ -187,16 +190,38 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.http = &http.Server{Handler: streamsApart(s.guard(mux), bodyDeadline(s.guard(budget.Wrap(mux)), l.BodyTimeout)), ReadHeaderTimeout: l.HeaderTimeout,
-		IdleTimeout: l.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug), Protocols: new(http.Protocols),
-		ConnContext: connContext, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: h2MaxStreams}}
+	var main http.Handler = mux
+	if cfg.AdminAddr == "" {
+		s.admin.UIRoutes(mux)
+	} else {
+		// The UI and its sessions live on the admin listener only.
+		main = admin.WithoutSessions(mux)
+		amux := http.NewServeMux()
+		api.Routes(amux)
+		s.admin.Routes(amux)
+		s.adminHTTP = s.newHTTP(streamsApart(s.guard(amux), bodyDeadline(s.guard(budget.Wrap(amux)), l.BodyTimeout)))
+	}
+	s.http = s.newHTTP(streamsApart(s.guard(main), bodyDeadline(s.guard(budget.Wrap(main)), l.BodyTimeout)))
 	// Shutdown waits for running handlers: SSE streams end first (1001).
 	s.http.RegisterOnShutdown(func() { s.gateway.CloseStreams(protocol.CloseGoingAway) })
 	s.http.RegisterOnShutdown(s.admin.Close)
-	s.http.Protocols.SetHTTP1(true)
-	s.http.Protocols.SetHTTP2(true)            // gRPC over TLS
-	s.http.Protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c, prior knowledge)
+	if s.adminHTTP != nil {
+		s.adminHTTP.RegisterOnShutdown(func() { s.gateway.CloseStreams(protocol.CloseGoingAway) })
+		s.adminHTTP.RegisterOnShutdown(s.admin.Close)
+	}
 	return s, nil
+}
+
+// newHTTP is an HTTP server of the node's limits serving h.
+func (s *Server) newHTTP(h http.Handler) *http.Server {
+	l := s.cfg.Limits
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: l.HeaderTimeout,
+		IdleTimeout: l.IdleTimeout, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug), Protocols: new(http.Protocols),
+		ConnContext: connContext, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: h2MaxStreams}}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)            // gRPC over TLS
+	srv.Protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c, prior knowledge)
+	return srv
 }
 
 // appUserLimits returns the apps' own max_conns_per_user values.
@@ -261,6 +286,14 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("server: listen: %w", err)
 	}
+	var adminLn net.Listener
+	if s.adminHTTP != nil {
+		if adminLn, err = net.Listen("tcp", s.cfg.AdminAddr); err != nil {
+			raw.Close()
+			return fmt.Errorf("server: listen (admin_addr): %w", err)
+		}
+		defer adminLn.Close() // on an early return; Shutdown closes it too
+	}
 	ln := connlimit.New(raw, connlimit.Config{Max: s.maxConns(), PerIP: s.cfg.ConnsPerIP(), OnRefuse: s.refused})
 	s.metrics.Gauge("herald_listener_connections", "Connections open on the listener (API and clients, before and after auth).",
 		func() float64 { return float64(ln.Open()) })
@@ -294,17 +327,25 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	flushed := make(chan struct{})
 	go func() { s.service.Run(life, stopBackground, 250*time.Millisecond); close(flushed) }()
 	s.Addr = ln.Addr().String()
-	serveErr := make(chan error, 1)
-	go func() {
+	serveErr := make(chan error, 2)
+	serve := func(srv *http.Server, ln net.Listener) {
 		if s.cfg.TLSCert != "" {
-			serveErr <- s.http.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
+			serveErr <- srv.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
 		} else {
-			serveErr <- s.http.Serve(ln)
+			serveErr <- srv.Serve(ln)
 		}
-	}()
+	}
+	go serve(s.http, ln)
+	uiAddr := s.Addr
+	if adminLn != nil {
+		s.AdminAddr = adminLn.Addr().String()
+		uiAddr = s.AdminAddr
+		s.adminHTTP.BaseContext = s.http.BaseContext
+		go serve(s.adminHTTP, adminLn)
+	}
 	s.log.Info("herald serving", "addr", s.Addr, "node", s.cfg.NodeID, "engine", s.engineName(), "version", Version,
 		"max_conns", s.maxConns(), "max_conns_per_ip", s.cfg.ConnsPerIP(), "open_file_limit", s.budget.Limit)
-	s.log.Info("admin UI", "url", adminURL(s.cfg.TLSCert != "", s.Addr))
+	s.log.Info("admin UI", "url", adminURL(s.cfg.TLSCert != "", uiAddr))
 	close(s.Ready)
 	announced := make(chan struct{})
 	go func() {
@@ -323,6 +364,9 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	defer cancel()
 	context.AfterFunc(sctx, endLife) // grace is over: cancel what still waits on the engine
 	errs := []error{err}
+	if s.adminHTTP != nil {
+		errs = append(errs, s.adminHTTP.Shutdown(sctx))
+	}
 	errs = append(errs, s.http.Shutdown(sctx)) // stop accepting; API calls in flight finish
 	errs = append(errs, s.gateway.Shutdown(sctx, protocol.CloseGoingAway))
 	close(stopBackground)

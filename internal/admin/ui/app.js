@@ -30,6 +30,11 @@ function h(tag, attrs = {}, ...kids) {
   return el;
 }
 
+/** fill replaces el's children with kids, skipping null, undefined and false. */
+function fill(el, ...kids) {
+  el.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
+}
+
 function mount(...kids) {
   const root = document.getElementById("root");
   root.replaceChildren(...kids);
@@ -212,7 +217,7 @@ function overview(main) {
   };
   const tick = async () => {
     try {
-      const [st, nl] = await Promise.all([api("GET", "/v1/stats" + q()), api("GET", "/v1/nodes")]);
+      const [st, nl] = await Promise.all([api("GET", "/v1/stats" + q()), api("GET", "/v1/nodes?draining=1")]);
       if (!alive) return;
       const now = Date.now();
       let pr = 0;
@@ -234,13 +239,7 @@ function overview(main) {
         card("Deliveries / s", "stat-deliveries-rate", dr.toFixed(1), series.deliveries),
         card("Rooms", "stat-rooms", st.rooms, []),
       );
-      nodes.replaceChildren(
-        h("table", {},
-          h("tr", {}, ["Node", "Address", "Version", "Connections", "Load", "Last heartbeat"].map((t) => h("th", {}, t))),
-          (nl.nodes || []).map((n) =>
-            h("tr", { testid: "node-row", "data-node": n.id },
-              h("td", {}, n.id), h("td", {}, n.addr), h("td", {}, n.version || ""), h("td", {}, n.conns),
-              h("td", {}, typeof n.load === "number" ? n.load.toFixed(2) : n.load ?? ""), h("td", {}, n.heartbeat || "")))));
+      nodes.replaceChildren(nodeTable(nl.nodes || [], tick));
       status.textContent = (st.partial ? "Partial: nodes " + st.missing.join(", ") + " did not answer. " : "") +
         "Updated " + new Date(now).toLocaleTimeString() + "; graphs: the last 15 minutes seen by this page.";
     } catch (e) {
@@ -249,6 +248,42 @@ function overview(main) {
     if (alive && state) timer = setTimeout(tick, POLL_MS);
   };
   tick();
+}
+
+/** duration shows seconds as "3d 4h", "2h 5m", "4m 10s". */
+function duration(sec) {
+  if (!sec) return "";
+  const d = Math.floor(sec / 86400), hr = Math.floor((sec % 86400) / 3600), m = Math.floor((sec % 3600) / 60);
+  if (d) return `${d}d ${hr}h`;
+  if (hr) return `${hr}h ${m}m`;
+  return m ? `${m}m ${sec % 60}s` : `${sec}s`;
+}
+
+const mib = (b) => (b ? (b / 1048576).toFixed(0) + " MiB" : "");
+
+/** nodeTable lists the nodes; an admin session may drain one (confirmed). */
+function nodeTable(list, refresh) {
+  const drain = (n) => async (ev) => {
+    if (!confirm(`Drain node ${n.id}? It takes no new connections, moves its ${n.conns} client(s) to other nodes over its drain time, then exits.`)) return;
+    ev.target.disabled = true;
+    try {
+      await api("POST", "/v1/admin/drain", { node: n.id });
+    } catch (e) {
+      alert("Drain failed: " + e.message);
+    }
+    refresh();
+  };
+  return h("table", {},
+    h("tr", {}, ["Node", "Address", "Version", "Uptime", "Connections", "Load", "CPU", "RSS", "State", ""].map((t) => h("th", {}, t))),
+    list.map((n) =>
+      h("tr", { testid: "node-row", "data-node": n.id, "data-draining": String(!!n.draining) },
+        h("td", {}, n.id), h("td", {}, n.addr), h("td", {}, n.version || ""), h("td", { "data-value": n.uptime ?? 0 }, duration(n.uptime)),
+        h("td", { testid: "node-conns", "data-value": n.conns }, n.conns),
+        h("td", {}, typeof n.load === "number" ? n.load.toFixed(2) : n.load ?? ""),
+        h("td", { "data-value": n.cpu ?? 0 }, n.cpu !== undefined ? n.cpu.toFixed(1) + " %" : ""),
+        h("td", { "data-value": n.rss ?? 0 }, mib(n.rss)),
+        h("td", { testid: "node-state" }, n.draining ? "draining" : "live"),
+        h("td", {}, readOnly() || n.draining ? "" : h("button", { class: "danger", testid: "drain-node", onclick: drain(n) }, "Drain")))));
 }
 
 // ---- users
@@ -261,6 +296,25 @@ function searchForm(testid, placeholder, initial, go) {
   } }, input, h("button", { type: "submit", testid: testid + "-submit" }, "Look up"));
 }
 
+/** presenceRooms fills el with the user's rooms that are presence rooms
+ * (the presence endpoint answers 400 for the others); 20 rooms at most. */
+async function presenceRooms(u, el) {
+  const rooms = [...new Set(u.conns.flatMap((c) => c.rooms || []))].slice(0, 20);
+  const found = [];
+  await Promise.all(rooms.map(async (room) => {
+    try {
+      const p = await api("GET", `/v1/rooms/${enc(room)}/presence` + q());
+      found.push({ room, present: p.users.includes(u.user) ? "present" : p.next ? "maybe on a later page" : "not listed" });
+    } catch {
+      /* not a presence room */
+    }
+  }));
+  if (!found.length) return;
+  found.sort((a, b) => a.room.localeCompare(b.room));
+  el.className = "";
+  el.replaceChildren(...found.map((f, i) => h("span", { testid: "user-presence-room", "data-room": f.room }, (i ? ", " : "") + `${f.room} (${f.present})`)));
+}
+
 function users(main, arg) {
   const out = h("div");
   const look = async (user) => {
@@ -268,7 +322,7 @@ function users(main, arg) {
     if (route().arg !== user) window.history.replaceState(null, "", "#/users/" + enc(user));
     out.replaceChildren(h("p", { class: "muted" }, "Loading…"));
     try {
-      const u = await api("GET", `/v1/users/${enc(user)}` + q());
+      const [u, box] = await Promise.all([api("GET", `/v1/users/${enc(user)}` + q()), api("GET", `/v1/users/${enc(user)}/inbox` + q()).catch(() => null)]);
       const rows = u.conns.map((c) =>
         h("tr", { testid: "user-conn-row", "data-conn": c.id },
           h("td", {}, c.id), h("td", {}, c.node), h("td", {}, c.device || ""), h("td", {}, c.addr),
@@ -282,10 +336,18 @@ function users(main, arg) {
             }
             look(user);
           } }, "Kick"))));
-      out.replaceChildren(
+      const presence = h("p", { class: "muted", testid: "user-presence" }, "None of the user's rooms is a presence room.");
+      presenceRooms(u, presence);
+      fill(out,
         h("p", { testid: "user-online", "data-online": String(u.online) }, u.online ? `${u.user} is online with ${u.count ?? u.conns.length} connection(s).` : `${u.user} is offline.`),
         h("table", {}, h("tr", {}, ["Connection", "Node", "Device", "Address", "Since", "Rooms", ""].map((t) => h("th", {}, t))), rows),
         u.next ? h("p", { class: "muted" }, "More connections exist than shown.") : null,
+        h("h2", {}, "Inbox"),
+        box ? h("p", { testid: "user-inbox", "data-latest": box.latest_seq, "data-delivered": box.delivered_seq, "data-acked": box.acked_seq },
+          `Latest seq ${box.latest_seq}, delivered ${box.delivered_seq}, acked ${box.acked_seq}` +
+          (box.latest_seq > box.acked_seq ? ` (at most ${box.latest_seq - box.acked_seq} waiting for an ack).` : ".")) : h("p", { class: "muted" }, "Inbox unavailable."),
+        h("h2", {}, "Presence rooms"),
+        presence,
         readOnly() || !u.online ? null : h("p", {}, h("button", { class: "danger", testid: "kick-user", onclick: async () => {
           if (!confirm(`Disconnect every connection of ${user}?`)) return;
           await api("DELETE", `/v1/users/${enc(user)}/conns` + q()).catch((e) => alert(e.message));
@@ -489,7 +551,7 @@ async function webhooks(main) {
   main.append(out);
   try {
     const r = await api("GET", "/v1/webhooks/dead" + q());
-    const list = r.dead || r.items || [];
+    const list = r.events || r.dead || r.items || [];
     out.replaceChildren(list.length ? h("table", {}, list.map((d) => h("tr", { testid: "webhook-dead-row" }, h("td", {}, h("pre", {}, JSON.stringify(d)))))) : h("p", { testid: "webhooks-empty" }, "No dead letters."));
   } catch (e) {
     out.replaceChildren(e.status === 404

@@ -21,6 +21,7 @@ const srv = new Server([]);
 let chrome;
 before(async () => {
   writeFileSync(srv.config, `admin_keys: ["${ADMIN}"]
+presence_rooms: ["chat-*"]
 apps:
   - name: "a"
     api_keys: ["${KEY_A}"]
@@ -129,11 +130,16 @@ test("overview follows real clients; a user's connections are listed and one is 
     await c2.close();
     await page.waitForFunction(() => document.querySelector('[data-testid="stat-conns"]')?.dataset.value === "1");
     const c3 = await client("a", "alice", "tablet");
+    assert.equal((await api("POST", "/v1/rooms/chat-1/join", { app: "a", users: ["alice"] })).status, 204);
 
     await nav(page, "users");
     await page.fill('[data-testid="user-search"]', "alice");
     await page.press('[data-testid="user-search"]', "Enter");
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="user-conn-row"]').length === 2);
+    // Her presence room and her inbox (no stored message yet).
+    await page.waitForSelector('[data-testid="user-presence-room"][data-room="chat-1"]');
+    assert.match(await page.textContent('[data-testid="user-presence"]'), /chat-1 \(present\)/);
+    assert.equal(await page.getAttribute('[data-testid="user-inbox"]', "data-latest"), "0");
     const ids = await page.$$eval('[data-testid="user-conn-row"]', (r) => r.map((e) => e.dataset.conn).sort());
     assert.deepEqual(ids, [c1.welcome.conn, c3.welcome.conn].sort());
     await shot(page, "users");
@@ -180,6 +186,11 @@ test("a console push reaches the client, its status shows delivered then acked, 
     await shot(page, "messages");
     await page.click('[data-testid="recall-message"]');
     await until(() => bob.frames.find((f) => f.type === "recall" && f.id === id), "the recall at the client");
+    // Bob's inbox on the Users page: his ack is its acked position.
+    await nav(page, "users");
+    await page.fill('[data-testid="user-search"]', "bob");
+    await page.press('[data-testid="user-search"]', "Enter");
+    await page.waitForSelector(`[data-testid="user-inbox"][data-acked="${got.seq}"][data-latest="${got.seq}"]`);
     await bob.close();
   });
   await page.context().close();
@@ -206,7 +217,8 @@ test("the live tail shows pushes to a room; rooms list members", async () => {
     await shot(page, "tail");
 
     await nav(page, "webhooks");
-    await page.waitForSelector('[data-testid="webhooks-empty"], [data-testid="webhook-dead-row"]');
+    // The dead-letter API exists now: an app without webhooks has none.
+    await page.waitForSelector('[data-testid="webhooks-empty"], [data-testid="webhooks-unavailable"]');
     await shot(page, "webhooks");
     await carol.close();
   });

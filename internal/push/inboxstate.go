@@ -1,0 +1,32 @@
+package push
+
+import (
+	"context"
+
+	"github.com/heraldpush/herald/internal/protocol"
+)
+
+// InboxState is where a user's inbox stands.
+type InboxState struct {
+	User      string `json:"user"`
+	Latest    uint64 `json:"latest_seq"`    // the seq of the last message stored for the user
+	Delivered uint64 `json:"delivered_seq"` // the highest seq written to a live connection of the user
+	Acked     uint64 `json:"acked_seq"`     // the user's acked position
+}
+
+// Inbox reports where app's user's inbox stands (read only; a user that
+// never had a message stands at zero).
+func (s *Service) Inbox(ctx context.Context, app, user string) (InboxState, error) {
+	if err := protocol.ValidName("user", user); err != nil {
+		return InboxState{}, Errorf(CodeInvalidArgument, "%v", err)
+	}
+	st := InboxState{User: user}
+	var err error
+	if st.Latest, st.Acked, err = s.inbox.State(ctx, app, user); err != nil {
+		return InboxState{}, &Error{Code: CodeUnavailable, Message: "inbox unavailable", Err: err}
+	}
+	if st.Delivered, err = s.records.DeliveredSeq(ctx, app, user); err != nil {
+		return InboxState{}, &Error{Code: CodeUnavailable, Message: "inbox unavailable", Err: err}
+	}
+	return st, nil
+}
