@@ -220,6 +220,9 @@ type Message struct {
 	Room string // set on room messages
 	Pos  uint64 // 0: room keeps no history
 	From string // sending user, on client-sent messages
+	// Event names the message for Pusher clients (their event name); ""
+	// is "message" and is left out of the encoding.
+	Event string
 	Data json.RawMessage
 	TS   int64 // unix milliseconds
 }
@@ -244,6 +247,10 @@ func AppendMessage(b []byte, m *Message) []byte {
 	if m.From != "" {
 		b = append(b, `,"from":`...)
 		b = AppendString(b, m.From)
+	}
+	if m.Event != "" {
+		b = append(b, `,"event":`...)
+		b = AppendString(b, m.Event)
 	}
 	b = append(b, `,"data":`...)
 	b = append(b, bytes.TrimSpace(m.Data)...)
