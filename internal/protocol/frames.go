@@ -25,6 +25,9 @@ type ClientFrame struct {
 	Seq   uint64          `json:"seq,omitempty"`
 	To    *SendTarget     `json:"to,omitempty"`
 	Data  json.RawMessage `json:"data,omitempty"`
+	// Event, set only by the Pusher wire (never decoded), makes a send a
+	// Pusher client event named Event to the room Room.
+	Event string `json:"-"`
 }
 
 // Client frame types.

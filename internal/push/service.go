@@ -516,3 +516,18 @@ func newID() string {
 	put(17, idCount.Add(1), 4)
 	return string(b[:])
 }
+
+// ClientEvent publishes a Pusher client's client- event to room, to every
+// recipient but the sending connection: a message with the event's name,
+// from the sending user.
+func (s *Service) ClientEvent(ctx context.Context, from *hub.Conn, room, event string, data json.RawMessage) error {
+	if len(data) > s.limits.MaxPayload {
+		return Errorf(CodeTooLarge, "data is %d bytes; the limit is %d", len(data), s.limits.MaxPayload)
+	}
+	m := protocol.Message{ID: newID(), Room: room, From: from.User, Event: event, Data: data, TS: time.Now().UnixMilli()}
+	if err := s.send(ctx, from.App, &Target{Rooms: []string{room}}, &m, from.ID); err != nil {
+		return err
+	}
+	s.metrics.Pushed("client", 1)
+	return nil
+}
