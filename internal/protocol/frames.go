@@ -226,8 +226,8 @@ type Message struct {
 	// Event names the message for Pusher clients (their event name); ""
 	// is "message" and is left out of the encoding.
 	Event string
-	Data json.RawMessage
-	TS   int64 // unix milliseconds
+	Data  json.RawMessage
+	TS    int64 // unix milliseconds
 }
 
 // AppendMessage appends the JSON object for m, as it stands in a push
