@@ -64,18 +64,18 @@ func TestCheckRequest(t *testing.T) {
 		at   time.Time
 		want error
 	}{
-		"late":           {docQuery(), docBody, "/apps/3/events", at.Add(601 * time.Second), ErrAuthTimestamp},
-		"early":          {docQuery(), docBody, "/apps/3/events", at.Add(-601 * time.Second), ErrAuthTimestamp},
-		"other body":     {docQuery(), docBody + " ", "/apps/3/events", at, ErrBodyMD5},
-		"other path":     {docQuery(), docBody, "/apps/4/events", at, ErrSignature},
-		"other key":      {edit("auth_key", "x"), docBody, "/apps/3/events", at, ErrAuthKey},
-		"no signature":   {edit("auth_signature", ""), docBody, "/apps/3/events", at, ErrAuthMissing},
-		"bad signature":  {edit("auth_signature", docSig[:63]+"0"), docBody, "/apps/3/events", at, ErrSignature},
-		"extra param":    {edit("info", "user_count"), docBody, "/apps/3/events", at, ErrSignature},
-		"version 2":      {edit("auth_version", "2.0"), docBody, "/apps/3/events", at, ErrAuthVersion},
-		"bad timestamp":  {edit("auth_timestamp", "soon"), docBody, "/apps/3/events", at, ErrAuthTimestamp},
-		"body, no md5":   {edit("body_md5", ""), docBody, "/apps/3/events", at, ErrBodyMD5},
-		"md5, no body":   {docQuery(), "", "/apps/3/events", at, ErrBodyMD5},
+		"late":          {docQuery(), docBody, "/apps/3/events", at.Add(601 * time.Second), ErrAuthTimestamp},
+		"early":         {docQuery(), docBody, "/apps/3/events", at.Add(-601 * time.Second), ErrAuthTimestamp},
+		"other body":    {docQuery(), docBody + " ", "/apps/3/events", at, ErrBodyMD5},
+		"other path":    {docQuery(), docBody, "/apps/4/events", at, ErrSignature},
+		"other key":     {edit("auth_key", "x"), docBody, "/apps/3/events", at, ErrAuthKey},
+		"no signature":  {edit("auth_signature", ""), docBody, "/apps/3/events", at, ErrAuthMissing},
+		"bad signature": {edit("auth_signature", docSig[:63]+"0"), docBody, "/apps/3/events", at, ErrSignature},
+		"extra param":   {edit("info", "user_count"), docBody, "/apps/3/events", at, ErrSignature},
+		"version 2":     {edit("auth_version", "2.0"), docBody, "/apps/3/events", at, ErrAuthVersion},
+		"bad timestamp": {edit("auth_timestamp", "soon"), docBody, "/apps/3/events", at, ErrAuthTimestamp},
+		"body, no md5":  {edit("body_md5", ""), docBody, "/apps/3/events", at, ErrBodyMD5},
+		"md5, no body":  {docQuery(), "", "/apps/3/events", at, ErrBodyMD5},
 	} {
 		err := CheckRequest(docKey, docSecret, "POST", tc.path, tc.q, []byte(tc.body), tc.at)
 		if !errors.Is(err, tc.want) {
