@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/heraldpush/herald/internal/apierr"
+	"github.com/heraldpush/herald/internal/cluster"
 	"github.com/heraldpush/herald/internal/push"
 	"github.com/heraldpush/herald/internal/pusher"
 )
@@ -36,21 +38,28 @@ const (
 type PusherAPI struct {
 	apps    map[string]PusherApp // by Pusher app id
 	svc     *push.Service
+	rooms   PusherRooms
 	maxBody int64
 	timeout time.Duration
 	log     *slog.Logger
 }
 
+// PusherRooms counts a room's connections cluster-wide (package cluster's
+// Ops).
+type PusherRooms interface {
+	Room(ctx context.Context, app, room, cursor string) (cluster.RoomPage, error)
+}
+
 // NewPusherAPI builds the Pusher HTTP API; maxPayload bounds one event's
 // data (Herald's max_payload).
-func NewPusherAPI(apps []PusherApp, svc *push.Service, maxPayload int, engineTimeout time.Duration, log *slog.Logger) (*PusherAPI, error) {
-	if svc == nil || maxPayload <= 0 || engineTimeout <= 0 {
+func NewPusherAPI(apps []PusherApp, svc *push.Service, rooms PusherRooms, maxPayload int, engineTimeout time.Duration, log *slog.Logger) (*PusherAPI, error) {
+	if svc == nil || rooms == nil || maxPayload <= 0 || engineTimeout <= 0 {
 		return nil, errors.New("httpapi: pusher API needs the push service, a payload limit and an engine timeout")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &PusherAPI{apps: map[string]PusherApp{}, svc: svc, maxBody: int64(pusherMaxBatch*maxPayload) + 64<<10, timeout: engineTimeout, log: log}
+	p := &PusherAPI{apps: map[string]PusherApp{}, svc: svc, rooms: rooms, maxBody: int64(pusherMaxBatch*maxPayload) + 64<<10, timeout: engineTimeout, log: log}
 	for _, a := range apps {
 		p.apps[a.ID] = a
 	}
@@ -61,6 +70,7 @@ func NewPusherAPI(apps []PusherApp, svc *push.Service, maxPayload int, engineTim
 func (p *PusherAPI) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /apps/{id}/events", p.signed(p.events))
 	mux.HandleFunc("POST /apps/{id}/batch_events", p.signed(p.batchEvents))
+	mux.HandleFunc("GET /apps/{id}/channels/{channel}", p.signed(p.channel))
 }
 
 // pusherError is an answer of the Pusher API: a status and a plain-text
@@ -76,7 +86,7 @@ func perr(status int, msg string) error { return &pusherError{status, msg} }
 
 // signed reads the body, checks the request's signature against the app of
 // the path, and runs h; nothing is published unless the signature holds.
-func (p *PusherAPI) signed(h func(ctx context.Context, app PusherApp, body []byte) (any, error)) http.HandlerFunc {
+func (p *PusherAPI) signed(h func(ctx context.Context, app PusherApp, r *http.Request, body []byte) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		app, ok := p.apps[r.PathValue("id")]
 		if !ok {
@@ -95,7 +105,7 @@ func (p *PusherAPI) signed(h func(ctx context.Context, app PusherApp, body []byt
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
 		defer cancel()
-		v, err := h(ctx, app, body)
+		v, err := h(ctx, app, r, body)
 		pusherAnswer(w, v, err)
 	}
 }
@@ -184,7 +194,7 @@ func (p *PusherAPI) publish(ctx context.Context, app PusherApp, e *pusherEvent, 
 }
 
 // events serves POST /apps/{id}/events.
-func (p *PusherAPI) events(ctx context.Context, app PusherApp, body []byte) (any, error) {
+func (p *PusherAPI) events(ctx context.Context, app PusherApp, _ *http.Request, body []byte) (any, error) {
 	var e pusherEvent
 	if err := json.Unmarshal(body, &e); err != nil {
 		return nil, perr(http.StatusBadRequest, "body is not a JSON event")
@@ -201,7 +211,7 @@ func (p *PusherAPI) events(ctx context.Context, app PusherApp, body []byte) (any
 
 // batchEvents serves POST /apps/{id}/batch_events: every event is checked
 // before any is published.
-func (p *PusherAPI) batchEvents(ctx context.Context, app PusherApp, body []byte) (any, error) {
+func (p *PusherAPI) batchEvents(ctx context.Context, app PusherApp, _ *http.Request, body []byte) (any, error) {
 	var b struct {
 		Batch []pusherEvent `json:"batch"`
 	}
@@ -228,4 +238,34 @@ func (p *PusherAPI) batchEvents(ctx context.Context, app PusherApp, body []byte)
 		}
 	}
 	return struct{}{}, nil
+}
+
+// channel serves GET /apps/{id}/channels/{channel}: occupied, and with
+// info=subscription_count the connections subscribed, cluster-wide.
+func (p *PusherAPI) channel(ctx context.Context, app PusherApp, r *http.Request, _ []byte) (any, error) {
+	name := r.PathValue("channel")
+	if !pusher.ValidChannel(name) {
+		return nil, perr(http.StatusBadRequest, "Invalid channel name "+strconv.Quote(name))
+	}
+	out := map[string]any{}
+	for _, attr := range strings.Split(r.URL.Query().Get("info"), ",") {
+		switch attr {
+		case "":
+		case "subscription_count":
+			out["subscription_count"] = 0
+		case "user_count":
+			return nil, perr(http.StatusBadRequest, "user_count needs a presence channel; presence channels are not supported yet")
+		default:
+			return nil, perr(http.StatusBadRequest, "unknown info attribute "+strconv.Quote(attr))
+		}
+	}
+	page, err := p.rooms.Room(ctx, app.App, name, "")
+	if err != nil {
+		return nil, err
+	}
+	out["occupied"] = page.Conns > 0
+	if _, ok := out["subscription_count"]; ok {
+		out["subscription_count"] = page.Conns
+	}
+	return out, nil
 }

@@ -98,7 +98,13 @@ func channelAuth(p config.Pusher, socketID, channel string) string {
 
 // signedURL signs a Pusher API request as the server SDKs do.
 func signedURL(base string, p config.Pusher, method, path string, body []byte, at time.Time) string {
-	q := url.Values{"auth_key": {p.Key}, "auth_timestamp": {strconv.FormatInt(at.Unix(), 10)}, "auth_version": {"1.0"}}
+	return signedURLWith(base, p, method, path, body, at, url.Values{})
+}
+
+func signedURLWith(base string, p config.Pusher, method, path string, body []byte, at time.Time, q url.Values) string {
+	q.Set("auth_key", p.Key)
+	q.Set("auth_timestamp", strconv.FormatInt(at.Unix(), 10))
+	q.Set("auth_version", "1.0")
 	if body != nil {
 		sum := md5.Sum(body)
 		q.Set("body_md5", hex.EncodeToString(sum[:]))
@@ -289,5 +295,39 @@ func TestPusherHTTPAPI(t *testing.T) {
 	}
 	if m := h.expectData(map[string]any{"k": true}); m["event"] != "to-herald" {
 		t.Fatalf("got %v", m)
+	}
+}
+
+func TestPusherChannelQuery(t *testing.T) {
+	n := startPusherNode(t)
+	c, _ := n.pusherConnect()
+	c.subscribe("news", "")
+	c.event("pusher_internal:subscription_succeeded")
+	get := func(p config.Pusher, path string, q url.Values) (int, map[string]any) {
+		resp, err := http.Get(signedURLWith(n.base, p, "GET", path, nil, time.Now(), q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	s, out := get(shopPusher, "/apps/1001/channels/news", url.Values{"info": {"subscription_count"}})
+	if s != 200 || out["occupied"] != true || out["subscription_count"] != float64(1) {
+		t.Fatalf("news: %d %v", s, out)
+	}
+	if s, out = get(shopPusher, "/apps/1001/channels/empty", url.Values{}); s != 200 || out["occupied"] != false || out["subscription_count"] != nil {
+		t.Fatalf("empty: %d %v", s, out)
+	}
+	// The blog app's key and id see nothing of the shop's channels.
+	if s, out = get(blogPusher, "/apps/2002/channels/news", url.Values{}); s != 200 || out["occupied"] != false {
+		t.Fatalf("blog: %d %v", s, out)
+	}
+	if s, _ = get(blogPusher, "/apps/1001/channels/news", url.Values{}); s != 401 {
+		t.Fatalf("blog's key on shop: %d", s)
+	}
+	if s, _ = get(shopPusher, "/apps/1001/channels/news", url.Values{"info": {"user_count"}}); s != 400 {
+		t.Fatalf("user_count of a public channel: %d", s)
 	}
 }

@@ -175,7 +175,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	api.SetAuthenticator(s.admin.Authenticate)
-	pusherAPI, err := httpapi.NewPusherAPI(pusherApps(cfg), s.service, l.MaxPayload, l.EngineTimeout, log)
+	pusherAPI, err := httpapi.NewPusherAPI(pusherApps(cfg), s.service, s.ops, l.MaxPayload, l.EngineTimeout, log)
 	if err != nil {
 		return nil, err
 	}

@@ -133,6 +133,17 @@ test("a bad channel auth gets subscription_error 401 and joins nothing", async (
   assert.equal(ch.subscribed, false);
 });
 
+test("channel query through the SDK: occupied and subscription_count", async () => {
+  const p = client();
+  await connected(p);
+  await subscribe(p, "queried");
+  const r = await api.get({ path: "/channels/queried", params: { info: "subscription_count" } });
+  assert.equal(r.status, 200);
+  assert.deepEqual(await r.json(), { occupied: true, subscription_count: 1 });
+  const empty = await api.get({ path: "/channels/nobody-here" });
+  assert.deepEqual(await empty.json(), { occupied: false });
+});
+
 test("an HTTP API call with a bad signature is refused with 401", async () => {
   await assert.rejects(sdk("not-the-secret").trigger("news", "x", {}), (e) => e.status === 401);
 });
