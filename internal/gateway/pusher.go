@@ -188,7 +188,7 @@ func pusherPush(f *protocol.Outgoing) *protocol.Outgoing {
 func (g *Gateway) pusherText(c *conn, payload []byte) {
 	f, err := pusher.Decode(payload)
 	if err != nil {
-		c.sendNow(protocol.NewText(pusher.Error(4200, "could not parse the frame: "+err.Error())))
+		c.sendNow(protocol.NewText(pusher.Error(pusher.CodeClientEventError, "could not parse the frame: "+err.Error())))
 		return
 	}
 	switch {

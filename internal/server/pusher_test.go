@@ -39,7 +39,11 @@ func startPusherNode(t *testing.T) *node {
 }
 
 // pusherDial connects a raw WebSocket client to /app/{key}?{query}.
-func (n *node) pusherDial(key, query string) *client {
+func (n *node) pusherDial(key, query string) *client { return n.pusherDialPong(key, query, true) }
+
+// pusherDialPong is pusherDial answering the server's WebSocket pings or
+// not.
+func (n *node) pusherDialPong(key, query string, pong bool) *client {
 	n.t.Helper()
 	u := strings.Replace(n.ws, "/v1/ws", "/app/"+key, 1) + "?" + query
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -52,7 +56,7 @@ func (n *node) pusherDial(key, query string) *client {
 	if br != nil {
 		c.in = io.MultiReader(br, conn)
 	}
-	go c.read(true)
+	go c.read(pong)
 	n.t.Cleanup(func() { conn.Close() })
 	return c
 }
@@ -329,5 +333,32 @@ func TestPusherChannelQuery(t *testing.T) {
 	}
 	if s, _ = get(shopPusher, "/apps/1001/channels/news", url.Values{"info": {"user_count"}}); s != 400 {
 		t.Fatalf("user_count of a public channel: %d", s)
+	}
+}
+
+// Herald's own closes carry Pusher's codes on this endpoint: a silent
+// client 4201 (pusher-js reconnects at once), a kicked one 4009 (it gives
+// up); never Herald's 4005 or 4002.
+func TestPusherHeraldCloses(t *testing.T) {
+	n := startNode(t, func(c *config.Config) {
+		sp := shopPusher
+		c.Apps = []config.App{{Name: "shop", APIKeys: []string{shopAPIKey}, TokenSecret: "shop-secret-0123456789", Pusher: &sp}}
+		c.Limits.Heartbeat, c.Limits.HeartbeatLimit = 200*time.Millisecond, 600*time.Millisecond
+	})
+	silent := n.pusherDialPong(shopPusher.Key, "protocol=7", false)
+	m := silent.event("pusher:connection_established")
+	if !strings.Contains(m["data"].(string), `"activity_timeout":1`) {
+		t.Fatalf("activity_timeout: %v", m)
+	}
+	if code := silent.expectClose(); code != 4201 {
+		t.Fatalf("heartbeat close %d, want 4201", code)
+	}
+	kicked, sid := n.pusherConnect()
+	// Its user is pusher-<socket_id> (conn-id routing does not know socket ids).
+	if status, out := n.call("DELETE", "/v1/users/pusher-"+sid+"/conns", shopAPIKey, nil); status != 204 {
+		t.Fatalf("kick: %d %v", status, out)
+	}
+	if code := kicked.expectClose(); code != 4009 {
+		t.Fatalf("kick close %d, want 4009", code)
 	}
 }
