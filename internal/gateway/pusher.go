@@ -52,7 +52,7 @@ func (g *Gateway) ServePusher(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	app, known := g.cfg.Pusher[r.PathValue("key")]
-	nc, _, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
+	nc, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
 	if err != nil {
 		if nc != nil {
 			_ = nc.Close()
@@ -66,6 +66,11 @@ func (g *Gateway) ServePusher(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.pusher = &pusherState{app: app}
+	var early []byte // frames that came with the upgrade request
+	if n := rw.Reader.Buffered(); n > 0 {
+		early, _ = rw.Reader.Peek(n)
+		early = append([]byte(nil), early...)
+	}
 	// A refusal is a pusher:error frame and a close with the same code,
 	// as Pusher does: pusher-js decides from the close code.
 	refuse := func(code int, msg string) {
@@ -87,6 +92,9 @@ func (g *Gateway) ServePusher(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.pusherRegister(c)
+	if len(early) > 0 {
+		c.consume(early)
+	}
 	if err := c.poller.add(c); err != nil && !c.isClosed() {
 		c.fail()
 	}

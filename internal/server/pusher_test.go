@@ -1,11 +1,14 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -360,5 +363,36 @@ func TestPusherHeraldCloses(t *testing.T) {
 	}
 	if code := kicked.expectClose(); code != 4009 {
 		t.Fatalf("kick close %d, want 4009", code)
+	}
+}
+
+// A subscribe that arrives in the same packet as the upgrade request is
+// read, not lost.
+func TestPusherFrameWithTheUpgrade(t *testing.T) {
+	n := startPusherNode(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(n.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	var out bytes.Buffer
+	out.WriteString("GET /app/" + shopPusher.Key + "?protocol=7 HTTP/1.1\r\nHost: herald\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	if err := ws.WriteFrame(&out, ws.MaskFrame(ws.NewTextFrame([]byte(`{"event":"pusher:subscribe","data":{"channel":"early"}}`)))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(out.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	c := &client{t: t, conn: conn, in: br, frames: make(chan map[string]any, 16), closed: make(chan int, 1)}
+	go c.read(true)
+	c.event("pusher:connection_established")
+	if m := c.event("pusher_internal:subscription_succeeded"); m["channel"] != "early" {
+		t.Fatalf("got %v", m)
 	}
 }
