@@ -203,10 +203,53 @@ func (p *PusherAPI) events(ctx context.Context, app PusherApp, _ *http.Request, 
 	if err != nil {
 		return nil, err
 	}
+	if err := checkInfo(e.Info); err != nil {
+		return nil, err
+	}
 	if err := p.publish(ctx, app, &e, channels); err != nil {
 		return nil, err
 	}
-	return struct{}{}, nil
+	if e.Info == "" {
+		return struct{}{}, nil
+	}
+	out := map[string]any{}
+	for _, c := range channels {
+		attrs, err := p.info(ctx, app, c, e.Info)
+		if err != nil {
+			return nil, err
+		}
+		out[c] = attrs
+	}
+	return map[string]any{"channels": out}, nil
+}
+
+// checkInfo checks an event's info attributes: subscription_count only
+// (user_count needs presence channels, not supported yet).
+func checkInfo(info string) error {
+	for _, attr := range strings.Split(info, ",") {
+		switch attr {
+		case "", "subscription_count":
+		case "user_count":
+			return perr(http.StatusBadRequest, "user_count needs a presence channel; presence channels are not supported yet")
+		default:
+			return perr(http.StatusBadRequest, "unknown info attribute "+strconv.Quote(attr))
+		}
+	}
+	return nil
+}
+
+// info returns a channel's attributes for an event's info.
+func (p *PusherAPI) info(ctx context.Context, app PusherApp, channel, info string) (map[string]any, error) {
+	out := map[string]any{}
+	if info == "" {
+		return out, nil
+	}
+	page, err := p.rooms.Room(ctx, app.App, channel, "")
+	if err != nil {
+		return nil, err
+	}
+	out["subscription_count"] = page.Conns
+	return out, nil
 }
 
 // batchEvents serves POST /apps/{id}/batch_events: every event is checked
@@ -230,14 +273,30 @@ func (p *PusherAPI) batchEvents(ctx context.Context, app PusherApp, _ *http.Requ
 		if err != nil {
 			return nil, err
 		}
+		if err := checkInfo(b.Batch[i].Info); err != nil {
+			return nil, err
+		}
 		all[i] = channels
 	}
+	withInfo := false
 	for i := range b.Batch {
 		if err := p.publish(ctx, app, &b.Batch[i], all[i]); err != nil {
 			return nil, err
 		}
+		withInfo = withInfo || b.Batch[i].Info != ""
 	}
-	return struct{}{}, nil
+	if !withInfo {
+		return struct{}{}, nil
+	}
+	out := make([]map[string]any, len(b.Batch))
+	for i := range b.Batch {
+		attrs, err := p.info(ctx, app, all[i][0], b.Batch[i].Info)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = attrs
+	}
+	return map[string]any{"batch": out}, nil
 }
 
 // channel serves GET /apps/{id}/channels/{channel}: occupied, and with

@@ -337,6 +337,21 @@ func TestPusherChannelQuery(t *testing.T) {
 	if s, _ = get(shopPusher, "/apps/1001/channels/news", url.Values{"info": {"user_count"}}); s != 400 {
 		t.Fatalf("user_count of a public channel: %d", s)
 	}
+	// An event's info: the channels' counts after publishing.
+	ev := `{"name":"x","channels":["news","empty"],"data":"1","info":"subscription_count"}`
+	s, body := n.pusherPost(signedURL(n.base, shopPusher, "POST", "/apps/1001/events", []byte(ev), time.Now()), []byte(ev))
+	if want := `{"channels":{"empty":{"subscription_count":0},"news":{"subscription_count":1}}}`; s != 200 || strings.TrimSpace(body) != want {
+		t.Fatalf("events with info: %d %s, want %s", s, body, want)
+	}
+	ev = `{"batch":[{"name":"x","channel":"news","data":"1","info":"subscription_count"},{"name":"y","channel":"news","data":"2"}]}`
+	s, body = n.pusherPost(signedURL(n.base, shopPusher, "POST", "/apps/1001/batch_events", []byte(ev), time.Now()), []byte(ev))
+	if want := `{"batch":[{"subscription_count":1},{}]}`; s != 200 || strings.TrimSpace(body) != want {
+		t.Fatalf("batch with info: %d %s, want %s", s, body, want)
+	}
+	ev = `{"name":"x","channel":"news","data":"1","info":"user_count"}`
+	if s, _ := n.pusherPost(signedURL(n.base, shopPusher, "POST", "/apps/1001/events", []byte(ev), time.Now()), []byte(ev)); s != 400 {
+		t.Fatalf("user_count info: %d", s)
+	}
 }
 
 // Herald's own closes carry Pusher's codes on this endpoint: a silent

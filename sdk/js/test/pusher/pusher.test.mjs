@@ -142,6 +142,8 @@ test("channel query through the SDK: occupied and subscription_count", async () 
   assert.deepEqual(await r.json(), { occupied: true, subscription_count: 1 });
   const empty = await api.get({ path: "/channels/nobody-here" });
   assert.deepEqual(await empty.json(), { occupied: false });
+  const t = await api.trigger("queried", "x", {}, { info: "subscription_count" });
+  assert.deepEqual(await t.json(), { channels: { queried: { subscription_count: 1 } } });
 });
 
 test("an HTTP API call with a bad signature is refused with 401", async () => {
