@@ -118,3 +118,23 @@ func TestWebhookFlagsSayWhichAppIsWrong(t *testing.T) {
 		}
 	}
 }
+
+// TestPusherFlags: the --pusher-* flags give the --app (or, with --dev,
+// app "demo") a Pusher identity, checked as the config's.
+func TestPusherFlags(t *testing.T) {
+	app := []string{"--app", "shop", "--api-key", "shop-api-key-0123456789", "--token-secret", "shop-token-secret-0123"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{append(app, "--pusher-app-id", "1001", "--pusher-key", "k"), `app "shop": pusher needs app_id, key and secret`},
+		{[]string{"--pusher-app-id", "1", "--pusher-key", "k", "--pusher-secret", "s"}, "--pusher-* without --app needs --dev"},
+		{append(app, "--pusher-app-id", "1", "--pusher-key", "k", "--pusher-secret", "s", "--pusher-webhook-url", "http://10.1.2.3/h"), `app "shop": pusher webhook_url`},
+	} {
+		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir()}, tc.args...)
+		r := run(t, nil, args...)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("herald %v: %v; want it to say %q", args, r, tc.want)
+		}
+	}
+}

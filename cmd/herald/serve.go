@@ -62,6 +62,11 @@ func serve(args []string) error {
 		presenceRooms listFlag
 		webhookURL    = fs.String("webhook-url", "", "a webhook endpoint of --app (of app \"demo\" with --dev) receiving lifecycle events")
 		webhookSecret = fs.String("webhook-secret", "", "Standard Webhooks secret (\"whsec_\" + base64) of --webhook-url")
+		pusherAppID   = fs.String("pusher-app-id", "", "Pusher app id of --app (of app \"demo\" with --dev): the server SDKs' appId")
+		pusherKey     = fs.String("pusher-key", "", "Pusher key of --app (of app \"demo\" with --dev): pusher-js connects to /app/<key>")
+		pusherSecret  = fs.String("pusher-secret", "", "Pusher secret of --app (of app \"demo\" with --dev): signs channel auth and API calls")
+		pusherClient  = fs.Bool("pusher-client-events", false, "allow Pusher client- events on private and presence channels")
+		pusherHook    = fs.String("pusher-webhook-url", "", "Pusher-format webhook endpoint of --app (not implemented yet: accepted and validated)")
 		allowPrivate  = fs.Bool("allow-private-webhooks", false, "accept http:// and private or loopback webhook URLs (always with --dev)")
 	)
 	fs.Var(&presenceRooms, "presence-rooms", "presence rooms: names or prefix* patterns, comma-separated")
@@ -133,6 +138,14 @@ func serve(args []string) error {
 			last.Webhooks = append(last.Webhooks, hook)
 		} else {
 			cfg.DevWebhooks = append(cfg.DevWebhooks, hook)
+		}
+	}
+	if set["pusher-app-id"] || set["pusher-key"] || set["pusher-secret"] || set["pusher-client-events"] || set["pusher-webhook-url"] {
+		p := &config.Pusher{AppID: *pusherAppID, Key: *pusherKey, Secret: *pusherSecret, ClientEvents: *pusherClient, WebhookURL: *pusherHook}
+		if set["app"] {
+			cfg.Apps[len(cfg.Apps)-1].Pusher = p
+		} else {
+			cfg.DevPusher = p
 		}
 	}
 	if cfg.Dev {

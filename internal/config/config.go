@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/heraldpush/herald/internal/webhook"
@@ -32,6 +33,21 @@ type App struct {
 	MaxConnsPerUser int `yaml:"max_conns_per_user"`
 	// Webhooks receive the app's lifecycle events (docs/webhooks.md).
 	Webhooks []Webhook `yaml:"webhooks"`
+	// Pusher, if set, lets Pusher Channels clients and server SDKs use the
+	// app (docs/pusher.md).
+	Pusher *Pusher `yaml:"pusher"`
+}
+
+// Pusher is an app's Pusher Channels identity: pusher-js connects to
+// /app/{key}, the server SDKs call /apps/{app_id}/… signed with secret.
+type Pusher struct {
+	AppID  string `yaml:"app_id"`
+	Key    string `yaml:"key"`
+	Secret string `yaml:"secret"`
+	// ClientEvents allows client- events on private and presence channels.
+	ClientEvents bool `yaml:"client_events"`
+	// WebhookURL receives Pusher-format webhooks (not implemented yet).
+	WebhookURL string `yaml:"webhook_url"`
 }
 
 // Webhook is one endpoint of an app's lifecycle events.
@@ -171,7 +187,10 @@ type Config struct {
 	// DevWebhooks are the webhooks of app "demo" in dev mode
 	// (--webhook-url without --app).
 	DevWebhooks []Webhook `yaml:"-"`
-	Limits      Limits    `yaml:"limits"`
+	// DevPusher is the Pusher identity of app "demo" in dev mode (the
+	// --pusher-* flags without --app).
+	DevPusher *Pusher `yaml:"-"`
+	Limits    Limits  `yaml:"limits"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -324,6 +343,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--webhook-url without --app needs --dev (app \"demo\")"))
 	}
 	errs = append(errs, c.validWebhooks("demo", c.DevWebhooks)...)
+	errs = append(errs, c.validPusher()...)
 	if l.OfflineDelay < 0 || l.OfflineDelay > time.Hour || l.PresenceMembers < 1 {
 		errs = append(errs, errors.New("limits: offline_delay must be from 0 to 1h and presence_members at least 1"))
 	}
@@ -364,5 +384,41 @@ func (c *Config) validWebhooks(app string, hooks []Webhook) []error {
 			errs = append(errs, fmt.Errorf("app %q: webhooks[%d]: %w", app, i, err))
 		}
 	}
+	return errs
+}
+
+// validPusher checks the apps' Pusher identities: app id, key and secret
+// all set, and no app id or key shared by two apps (a key must never reach
+// another app).
+func (c *Config) validPusher() []error {
+	var errs []error
+	ids, keys := map[string]bool{}, map[string]bool{}
+	check := func(app string, p *Pusher) {
+		if p == nil {
+			return
+		}
+		if p.AppID == "" || p.Key == "" || p.Secret == "" {
+			errs = append(errs, fmt.Errorf("app %q: pusher needs app_id, key and secret", app))
+		}
+		if ids[p.AppID] || keys[p.Key] {
+			errs = append(errs, fmt.Errorf("app %q: pusher app_id and key must be unique across apps", app))
+		}
+		ids[p.AppID], keys[p.Key] = true, true
+		if strings.ContainsAny(p.Key, "/?#") || strings.ContainsAny(p.AppID, "/?#") {
+			errs = append(errs, fmt.Errorf("app %q: pusher app_id and key may not contain '/', '?' or '#'", app))
+		}
+		if p.WebhookURL != "" {
+			if err := webhook.CheckURL(p.WebhookURL, c.AllowPrivateWebhooks || c.Dev); err != nil {
+				errs = append(errs, fmt.Errorf("app %q: pusher webhook_url: %w", app, err))
+			}
+		}
+	}
+	for _, a := range c.Apps {
+		check(a.Name, a.Pusher)
+	}
+	if c.DevPusher != nil && !c.Dev {
+		errs = append(errs, errors.New("--pusher-* without --app needs --dev (app \"demo\")"))
+	}
+	check("demo", c.DevPusher)
 	return errs
 }

@@ -107,6 +107,23 @@ func TestValidate(t *testing.T) {
 		{"dev webhook without dev", func(c *Config) { c.Apps = []App{app}; c.DevWebhooks = []Webhook{okHook} }, "needs --dev"},
 		{"offline delay", func(c *Config) { c.Dev = true; c.Limits.OfflineDelay = -time.Second }, "offline_delay"},
 		{"presence rooms", func(c *Config) { c.Dev = true; c.PresenceRooms = []string{"chat-*", ""} }, "presence_rooms[1]"},
+		{"pusher", func(c *Config) { a := app; a.Pusher = &Pusher{AppID: "1", Key: "k", Secret: "s"}; c.Apps = []App{a} }, ""},
+		{"pusher without secret", func(c *Config) { a := app; a.Pusher = &Pusher{AppID: "1", Key: "k"}; c.Apps = []App{a} }, "pusher needs app_id, key and secret"},
+		{"pusher key of two apps", func(c *Config) {
+			a, b := app, app
+			b.Name, b.APIKeys = "blog", []string{"fedcba9876543210"}
+			a.Pusher = &Pusher{AppID: "1", Key: "k", Secret: "s"}
+			b.Pusher = &Pusher{AppID: "2", Key: "k", Secret: "t"}
+			c.Apps = []App{a, b}
+		}, "unique across apps"},
+		{"pusher key with a slash", func(c *Config) { a := app; a.Pusher = &Pusher{AppID: "1", Key: "a/b", Secret: "s"}; c.Apps = []App{a} }, "may not contain"},
+		{"pusher webhook http", func(c *Config) {
+			a := app
+			a.Pusher = &Pusher{AppID: "1", Key: "k", Secret: "s", WebhookURL: "http://10.0.0.1/h"}
+			c.Apps = []App{a}
+		}, "pusher webhook_url"},
+		{"dev pusher without dev", func(c *Config) { c.Apps = []App{app}; c.DevPusher = &Pusher{AppID: "1", Key: "k", Secret: "s"} }, "needs --dev"},
+		{"dev pusher", func(c *Config) { c.Dev = true; c.DevPusher = &Pusher{AppID: "1", Key: "k", Secret: "s"} }, ""},
 		{"too many replicas", func(c *Config) { c.Dev = true; c.NATSURL = "nats://127.0.0.1:4222"; c.Replicas = 7 }, "from 1 to 5"},
 	}
 	for _, tc := range cases {

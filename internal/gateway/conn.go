@@ -54,6 +54,9 @@ type conn struct {
 	// (SSE): heartbeats are keep-alives sent every Heartbeat and silence
 	// closes nothing; a dead client shows as a failed write.
 	oneWay bool
+	// pusher is set for a Pusher Channels connection (pusher.go): its
+	// frames are re-encoded in Pusher's format.
+	pusher *pusherState
 
 	// Rights and read-side state: touched by one goroutine at a time (the
 	// poller, or the upgrade goroutine before that; for SSE the POST
@@ -90,7 +93,14 @@ type conn struct {
 // Send queues frames for writing; it never blocks. A queue over its byte
 // limit closes the connection with the slow-consumer code. While the inbox
 // is replayed, frames are held until the replay is sent.
-func (c *conn) Send(frames ...*protocol.Outgoing) { c.enqueue(frames, false) }
+func (c *conn) Send(frames ...*protocol.Outgoing) {
+	if c.pusher != nil {
+		if frames = pusherFrames(frames); len(frames) == 0 {
+			return
+		}
+	}
+	c.enqueue(frames, false)
+}
 
 func (c *conn) enqueue(frames []*protocol.Outgoing, now bool) {
 	size := 0

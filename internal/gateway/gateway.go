@@ -24,6 +24,7 @@ import (
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/protocol"
+	"github.com/heraldpush/herald/internal/pusher"
 )
 
 // Config holds the gateway's limits and timings.
@@ -55,6 +56,8 @@ type Config struct {
 	// joined frames, at most PresenceMembers (default 1,000).
 	Presence        Presence
 	PresenceMembers int
+	// Pusher lists the apps' Pusher identities by key: GET /app/{key}.
+	Pusher map[string]PusherApp
 }
 
 // Lifecycle is told when an authenticated connection opens and closes and
@@ -758,9 +761,17 @@ func (g *Gateway) publishSends(c *conn) {
 		c.sends = c.sends[1:]
 		c.mu.Unlock()
 		ctx, cancel := g.engineCtx()
-		err := g.sender.ClientSend(ctx, &c.Conn, *f.To, f.Data)
+		var err error
+		if f.Event != "" {
+			err = g.sender.(PusherEvents).ClientEvent(ctx, &c.Conn, f.Room, f.Event, f.Data)
+		} else {
+			err = g.sender.ClientSend(ctx, &c.Conn, *f.To, f.Data)
+		}
 		cancel()
-		if err != nil {
+		switch {
+		case err != nil && c.pusher != nil:
+			c.sendNow(protocol.NewText(pusher.Error(pusher.CodeClientEventError, err.Error())))
+		case err != nil:
 			g.errorFrame(c, protocol.ErrCodeInvalidArgument, err.Error())
 		}
 	}

@@ -54,6 +54,9 @@ func (c *wsConn) schedule() {
 
 // closeFrame is a WebSocket close frame.
 func (c *wsConn) closeFrame(code int, reason string) *protocol.Outgoing {
+	if c.pusher != nil {
+		code = pusherCloseCode(code)
+	}
 	return &protocol.Outgoing{Frame: protocol.CloseFrame(code, reason)}
 }
 
@@ -345,6 +348,10 @@ func (c *wsConn) onFrame(op byte, payload []byte) error {
 	case protocol.OpText:
 		if err := protocol.ValidText(payload); err != nil {
 			return err // 1007, see consume
+		}
+		if c.pusher != nil {
+			c.g.pusherText(&c.conn, payload)
+			return nil
 		}
 		return c.g.onText(&c.conn, payload)
 	}

@@ -23,6 +23,7 @@ type pushBody struct {
 	TTL     *int64          `json:"ttl"`
 	Offline bool            `json:"offline"`
 	ID      string          `json:"id"`
+	Event   string          `json:"event"` // Pusher event name; default "message"
 }
 
 func (a *API) request(p principal, b *pushBody) (*push.Request, error) {
@@ -30,7 +31,7 @@ func (a *API) request(p principal, b *pushBody) (*push.Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &push.Request{App: app, Admin: p.Admin, To: b.To, Data: b.Data, TTL: b.TTL, Offline: b.Offline, ID: b.ID}, nil
+	return &push.Request{App: app, Admin: p.Admin, To: b.To, Data: b.Data, TTL: b.TTL, Offline: b.Offline, ID: b.ID, Event: b.Event}, nil
 }
 
 func (a *API) engineCtx(r *http.Request) (context.Context, context.CancelFunc) {

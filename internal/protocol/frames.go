@@ -25,6 +25,9 @@ type ClientFrame struct {
 	Seq   uint64          `json:"seq,omitempty"`
 	To    *SendTarget     `json:"to,omitempty"`
 	Data  json.RawMessage `json:"data,omitempty"`
+	// Event, set only by the Pusher wire (never decoded), makes a send a
+	// Pusher client event named Event to the room Room.
+	Event string `json:"-"`
 }
 
 // Client frame types.
@@ -220,8 +223,11 @@ type Message struct {
 	Room string // set on room messages
 	Pos  uint64 // 0: room keeps no history
 	From string // sending user, on client-sent messages
-	Data json.RawMessage
-	TS   int64 // unix milliseconds
+	// Event names the message for Pusher clients (their event name); ""
+	// is "message" and is left out of the encoding.
+	Event string
+	Data  json.RawMessage
+	TS    int64 // unix milliseconds
 }
 
 // AppendMessage appends the JSON object for m, as it stands in a push
@@ -244,6 +250,10 @@ func AppendMessage(b []byte, m *Message) []byte {
 	if m.From != "" {
 		b = append(b, `,"from":`...)
 		b = AppendString(b, m.From)
+	}
+	if m.Event != "" {
+		b = append(b, `,"event":`...)
+		b = AppendString(b, m.Event)
 	}
 	b = append(b, `,"data":`...)
 	b = append(b, bytes.TrimSpace(m.Data)...)

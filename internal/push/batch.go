@@ -173,7 +173,7 @@ func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, ite
 		if id == "" {
 			id = engine.BatchID(batch, k)
 		}
-		m := protocol.Message{ID: id, Data: r.Data, TS: now.UnixMilli()}
+		m := protocol.Message{ID: id, Event: r.Event, Data: r.Data, TS: now.UnixMilli()}
 		entries[k] = engine.Entry{User: users[k], ID: m.ID, Payload: protocol.AppendMessage(nil, &m), TTL: ttl}
 	}
 	seqs, failed := s.inbox.AppendMany(ctx, app, entries)

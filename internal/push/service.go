@@ -60,6 +60,11 @@ type Request struct {
 	TTL     *int64          // seconds; nil: the default
 	Offline bool
 	ID      string // optional idempotency key and message id
+	// Event is the Pusher event name of the message ("": "message").
+	Event string
+	// Except is a connection (a Pusher socket_id) left out of the live
+	// delivery: the sender of a Pusher API event.
+	Except string
 }
 
 // Service publishes pushes and delivers received ones to the local hub.
@@ -216,6 +221,11 @@ func (s *Service) validate(r *Request) error {
 			return Errorf(CodeInvalidTarget, "conn %q is not a connection id", c)
 		}
 	}
+	if r.Event != "" {
+		if err := protocol.ValidName("event", r.Event); err != nil || len(r.Event) > 200 {
+			return Errorf(CodeInvalidArgument, "event must be 1 to 200 bytes without control characters")
+		}
+	}
 	if len(r.Data) == 0 {
 		return Errorf(CodeInvalidArgument, "push needs data")
 	}
@@ -245,7 +255,7 @@ func (s *Service) validate(r *Request) error {
 // publish encodes the message once and publishes it to every target topic.
 func (s *Service) publish(ctx context.Context, r *Request, id string) (string, error) {
 	t := &r.To
-	m := protocol.Message{ID: id, Data: r.Data, TS: time.Now().UnixMilli()}
+	m := protocol.Message{ID: id, Event: r.Event, Data: r.Data, TS: time.Now().UnixMilli()}
 	if len(t.Rooms) == 1 && len(t.Users)+len(t.Conns) == 0 && !t.App && !t.All {
 		m.Room = t.Rooms[0]
 	}
@@ -267,7 +277,7 @@ func (s *Service) publish(ctx context.Context, r *Request, id string) (string, e
 		} else {
 			s.count(r.App, 1, 0)
 		}
-	} else if err := s.send(ctx, r.App, t, &m, ""); err != nil {
+	} else if err := s.send(ctx, r.App, t, &m, r.Except); err != nil {
 		return "", err
 	}
 	s.metrics.Pushed("api", 1)
@@ -505,4 +515,19 @@ func newID() string {
 	put(11, idNode, 6)
 	put(17, idCount.Add(1), 4)
 	return string(b[:])
+}
+
+// ClientEvent publishes a Pusher client's client- event to room, to every
+// recipient but the sending connection: a message with the event's name,
+// from the sending user.
+func (s *Service) ClientEvent(ctx context.Context, from *hub.Conn, room, event string, data json.RawMessage) error {
+	if len(data) > s.limits.MaxPayload {
+		return Errorf(CodeTooLarge, "data is %d bytes; the limit is %d", len(data), s.limits.MaxPayload)
+	}
+	m := protocol.Message{ID: newID(), Room: room, From: from.User, Event: event, Data: data, TS: time.Now().UnixMilli()}
+	if err := s.send(ctx, from.App, &Target{Rooms: []string{room}}, &m, from.ID); err != nil {
+		return err
+	}
+	s.metrics.Pushed("client", 1)
+	return nil
 }

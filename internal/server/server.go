@@ -144,7 +144,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		AuthTimeout: l.AuthTimeout, WriteTimeout: l.WriteTimeout, EngineTimeout: l.EngineTimeout, MaxFrame: l.MaxFrame,
 		QueueBytes: l.QueueBytes, MaxRooms: l.MaxRooms, SendRate: l.SendRate, AllowedOrigins: cfg.AllowedOrigins,
 		MaxConnsPerUser: l.MaxConnsPerUser, AppMaxConnsPerUser: appUserLimits(cfg.Apps), Lifecycle: s.gatewayLifecycle(),
-		Presence: s.gatewayPresence(), PresenceMembers: l.PresenceMembers,
+		Presence: s.gatewayPresence(), PresenceMembers: l.PresenceMembers, Pusher: gatewayPusher(cfg),
 	}, s.hub, s.engine, s.inbox, keys, s.service, s.metrics, log)
 	if err != nil {
 		return nil, err
@@ -179,9 +179,15 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	api.SetAuthenticator(s.admin.Authenticate)
+	pusherAPI, err := httpapi.NewPusherAPI(pusherApps(cfg), s.service, s.ops, l.MaxPayload, l.EngineTimeout, log)
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	api.Routes(mux)
 	s.admin.APIRoutes(mux)
+	mux.HandleFunc("GET /app/{key}", s.gateway.ServePusher)
+	pusherAPI.Routes(mux)
 	rpc.Routes(mux)
 	if cfg.Pprof {
 		api.Pprof(mux)
@@ -222,6 +228,41 @@ func (s *Server) newHTTP(h http.Handler) *http.Server {
 	srv.Protocols.SetHTTP2(true)            // gRPC over TLS
 	srv.Protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c, prior knowledge)
 	return srv
+}
+
+// pusherApps lists the apps' Pusher identities (app "demo"'s from the
+// --pusher-* flags in dev mode).
+func pusherApps(cfg config.Config) []httpapi.PusherApp {
+	var out []httpapi.PusherApp
+	add := func(app string, p *config.Pusher) {
+		if p != nil {
+			out = append(out, httpapi.PusherApp{App: app, ID: p.AppID, Key: p.Key, Secret: p.Secret})
+		}
+	}
+	for _, a := range cfg.Apps {
+		add(a.Name, a.Pusher)
+	}
+	if cfg.Dev {
+		add("demo", cfg.DevPusher)
+	}
+	return out
+}
+
+// gatewayPusher maps the apps' Pusher keys to what the gateway needs.
+func gatewayPusher(cfg config.Config) map[string]gateway.PusherApp {
+	out := map[string]gateway.PusherApp{}
+	add := func(app string, p *config.Pusher) {
+		if p != nil {
+			out[p.Key] = gateway.PusherApp{App: app, Key: p.Key, Secret: p.Secret, ClientEvents: p.ClientEvents}
+		}
+	}
+	for _, a := range cfg.Apps {
+		add(a.Name, a.Pusher)
+	}
+	if cfg.Dev {
+		add("demo", cfg.DevPusher)
+	}
+	return out
 }
 
 // appUserLimits returns the apps' own max_conns_per_user values.
