@@ -27,6 +27,7 @@ type receiver struct {
 	repeats     int
 	first, last time.Time
 	srv         *http.Server
+	addr        string // where it listens
 }
 
 // listenReceiver serves a receiver on addr (host:port on loopback).
@@ -35,7 +36,7 @@ func listenReceiver(addr, prefix string) (*receiver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: webhook receiver: %w", err)
 	}
-	r := &receiver{prefix: prefix, seen: map[string]bool{}}
+	r := &receiver{prefix: prefix, seen: map[string]bool{}, addr: ln.Addr().String()}
 	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = r.srv.Serve(ln) }() // ends with close
 	return r, nil
