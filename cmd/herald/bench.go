@@ -22,6 +22,8 @@ const benchSummary = `Load-test a running node. SCENARIO is one of:
   unicast    pushes to random single users from --concurrency publishers (--batch N: batch API)
   churn      connect --conns clients and drop them all at once, --rounds times
   resume     store --pushes offline messages for one user, then time connect → resumed
+  webhooks   connect and drop --conns clients while a receiver on --receiver answers 503, then 204:
+             lifecycle events delivered per second (serve with --webhook-url http://RECEIVER/)
 
 Clients are spread over --workers processes dialing from --sources addresses of a random 127.x.y.0/24.
 Give --server-pid to read the server's RSS and CPU from /proc, otherwise /metrics is used.
@@ -53,6 +55,7 @@ func benchCmd(args []string) error {
 	fs.StringVar(&o.App, "app", "", "app to mint client tokens for (with --token-secret; none with a --dev server)")
 	fs.StringVar(&o.TokenSecret, "token-secret", "", "the app's token secret")
 	fs.StringVar(&o.Transport, "transport", "ws", "how clients connect: ws (WebSocket) or sse (Server-Sent Events; idle, broadcast, latency)")
+	fs.StringVar(&o.Receiver, "receiver", "127.0.0.1:9099", "webhooks: host:port of the bench's webhook receiver")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
 		fs.Usage()

@@ -110,8 +110,8 @@ func newCluster(t *testing.T, args ...[]string) *cluster {
 }
 
 // embeddedCluster starts three herald nodes that cluster their embedded
-// NATS servers.
-func embeddedCluster(t *testing.T) *cluster {
+// NATS servers; extra flags are given to every node.
+func embeddedCluster(t *testing.T, extra ...string) *cluster {
 	var routes [3]string
 	for i := range routes {
 		routes[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -127,6 +127,7 @@ func embeddedCluster(t *testing.T) *cluster {
 		args[i] = []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data", t.TempDir(),
 			"--node-id", fmt.Sprintf("node%d", i+1), "--cluster-name", "herald-test",
 			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(peers, ",")}
+		args[i] = append(args[i], extra...)
 	}
 	return newCluster(t, args...)
 }

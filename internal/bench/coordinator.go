@@ -23,7 +23,7 @@ import (
 
 // Options configure one benchmark run.
 type Options struct {
-	Scenario string // idle, broadcast, latency, unicast, churn
+	Scenario string // idle, broadcast, latency, unicast, churn, resume, webhooks
 	URL      string // http://host:port of the server (the API; clients too unless Connect)
 	// Connect lists the http://host:port of the nodes clients connect to,
 	// worker w to Connect[w % len(Connect)] (empty: URL).
@@ -49,7 +49,10 @@ type Options struct {
 	// Transport is how clients connect: "ws" (default) or "sse" (idle,
 	// broadcast and latency only).
 	Transport string
-	Progress  io.Writer
+	// Receiver is the host:port the webhooks scenario's endpoint listens
+	// on (the server's --webhook-url points at it).
+	Receiver string
+	Progress io.Writer
 }
 
 // Result is one run's measurements; zero fields do not apply.
@@ -76,6 +79,7 @@ type Result struct {
 	APIP99ms       float64 `json:"api_p99_ms,omitempty"`
 	DisconnectS    float64 `json:"mass_disconnect_s,omitempty"`
 	ResumeMS       float64 `json:"resume_ms,omitempty"`
+	DrainS         float64 `json:"drain_s,omitempty"` // webhooks: receiver accepting → last event
 	Seconds        float64 `json:"seconds"`
 }
 
@@ -96,9 +100,10 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	fn := map[string]func(*coordinator, context.Context) (Result, error){
 		"idle": (*coordinator).idle, "broadcast": (*coordinator).broadcast, "latency": (*coordinator).latency,
 		"unicast": (*coordinator).unicast, "churn": (*coordinator).churn, "resume": (*coordinator).resume,
+		"webhooks": (*coordinator).webhooks,
 	}[opts.Scenario]
 	if fn == nil {
-		return nil, fmt.Errorf("bench: unknown scenario %q (idle, broadcast, latency, unicast, churn, resume)", opts.Scenario)
+		return nil, fmt.Errorf("bench: unknown scenario %q (idle, broadcast, latency, unicast, churn, resume, webhooks)", opts.Scenario)
 	}
 	switch opts.Transport {
 	case "", "ws":

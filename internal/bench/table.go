@@ -16,6 +16,7 @@ var columns = map[string][]string{
 	"unicast":   {"conns", "pushes", "pushes/s", "CPU µs/push", "api p50 ms", "api p99 ms", "deliveries/s", "lost", "dups", "p99 ms"},
 	"churn":     {"conns", "connect/s", "mass disconnect s"},
 	"resume":    {"pushes", "stored/s", "resume ms", "lost", "dups"},
+	"webhooks":  {"conns", "events", "lost", "dups", "events/s", "drain s"},
 }
 
 func (r Result) cell(col string) float64 {
@@ -26,6 +27,7 @@ func (r Result) cell(col string) float64 {
 		"deliveries/s": r.DeliveriesPerS, "CPU-s/M": r.CPUPerMillion, "p50 ms": r.P50ms, "p99 ms": r.P99ms,
 		"p999 ms": r.P999ms, "max ms": r.Maxms, "pushes/s": r.PushesPerSec, "api p50 ms": r.APIP50ms,
 		"api p99 ms": r.APIP99ms, "CPU µs/push": r.CPUPerPushUS, "mass disconnect s": r.DisconnectS, "stored/s": r.PushesPerSec, "resume ms": r.ResumeMS,
+		"events": float64(r.Deliveries), "events/s": r.DeliveriesPerS, "drain s": r.DrainS,
 	}[col]
 }
 

@@ -75,6 +75,8 @@ type Lifecycle interface {
 type ClientSender interface {
 	ClientSend(ctx context.Context, from *hub.Conn, to protocol.SendTarget, data json.RawMessage) error
 	NoteDelivered(app, user string, seq uint64)
+	// NoteAcked: the user's acked position reached seq (within ctx).
+	NoteAcked(ctx context.Context, app, user string, seq uint64)
 	RoomReplay(ctx context.Context, app, room string, since uint64) (frames []*protocol.Outgoing, resumed []byte, last uint64, ok bool, err error)
 }
 

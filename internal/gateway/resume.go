@@ -297,6 +297,9 @@ func (g *Gateway) ack(c *conn, seq uint64) {
 			c.mu.Unlock()
 			ctx, cancel := g.engineCtx()
 			ok, err := g.stored.ack(ctx, c.App, c.User, seq)
+			if err == nil && ok {
+				g.stored.acked(ctx, c.App, c.User, seq)
+			}
 			cancel()
 			switch {
 			case err != nil:

@@ -55,3 +55,8 @@ func (s stored) room(ctx context.Context, app, room string, since uint64) (frame
 
 // delivered notes stored messages up to seq as handed to a connection.
 func (s stored) delivered(app, user string, seq uint64) { s.sender.NoteDelivered(app, user, seq) }
+
+// acked notes the user's acked position reaching seq.
+func (s stored) acked(ctx context.Context, app, user string, seq uint64) {
+	s.sender.NoteAcked(ctx, app, user, seq)
+}

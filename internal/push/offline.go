@@ -8,6 +8,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/protocol"
+	"github.com/heraldpush/herald/internal/webhook"
 )
 
 // store puts an offline push in each targeted user's inbox (durably, before
@@ -241,27 +242,47 @@ func (s *Service) Recall(ctx context.Context, app, id string) error {
 
 // NoteDelivered records that a stored message (or every one up to seq)
 // was handed to a live connection of the user.
-func (s *Service) NoteDelivered(app, user string, seq uint64) { s.delivered.note(app, user, seq) }
+func (s *Service) NoteDelivered(app, user string, seq uint64) { s.delivered.note(app, user, seq, "") }
 
 // delivery remembers, per user, the highest stored sequence handed to a
 // live connection on this node, until the next flush to the records.
 type delivery struct {
 	mu  sync.Mutex
-	pos map[[2]string]uint64 // (app, user) → seq
+	pos map[[2]string]delivered // (app, user) → the highest delivery
 }
 
-func (d *delivery) note(app, user string, seq uint64) {
+// delivered is a user's highest delivery: seq, the message's id if known,
+// and when it was handed over.
+type delivered struct {
+	seq uint64
+	id  string
+	at  time.Time
+}
+
+func (d *delivery) note(app, user string, seq uint64, id string) {
 	d.mu.Lock()
 	if d.pos == nil {
-		d.pos = make(map[[2]string]uint64)
+		d.pos = make(map[[2]string]delivered)
 	}
-	if k := [2]string{app, user}; seq > d.pos[k] {
-		d.pos[k] = seq
+	if k := [2]string{app, user}; seq > d.pos[k].seq {
+		d.pos[k] = delivered{seq: seq, id: id, at: time.Now()}
 	}
 	d.mu.Unlock()
 }
 
-func (d *delivery) take() map[[2]string]uint64 {
+// again puts back a delivery whose flush failed (unless a later one came).
+func (d *delivery) again(app, user string, v delivered) {
+	d.mu.Lock()
+	if d.pos == nil {
+		d.pos = make(map[[2]string]delivered)
+	}
+	if k := [2]string{app, user}; v.seq > d.pos[k].seq {
+		d.pos[k] = v
+	}
+	d.mu.Unlock()
+}
+
+func (d *delivery) take() map[[2]string]delivered {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	p := d.pos
@@ -298,10 +319,14 @@ func (s *Service) flushDeliveredWithin(ctx context.Context) {
 }
 
 func (s *Service) flushDelivered(ctx context.Context) {
-	for k, seq := range s.delivered.take() {
-		if err := s.records.Delivered(ctx, k[0], k[1], seq); err != nil {
+	for k, v := range s.delivered.take() {
+		if err := s.records.Delivered(ctx, k[0], k[1], v.seq); err != nil {
 			s.log.Warn("recording delivery", "err", err)
-			s.delivered.note(k[0], k[1], seq) // next time
+			s.delivered.again(k[0], k[1], v) // next time
+			continue
+		}
+		if s.events != nil && s.events.Wants(k[0], webhook.MessageDelivered) {
+			s.emitMessage(ctx, k[0], webhook.MessageDelivered, k[1], v.seq, v.id, v.at)
 		}
 	}
 }

@@ -86,6 +86,7 @@ type Service struct {
 
 	delivered delivery
 	order     orderLocks
+	events    Events // message events; nil: none
 }
 
 // New builds a Service.
@@ -440,7 +441,11 @@ func (s *Service) fanOut(e *envelope, frames []*protocol.Outgoing) {
 			seq = max(seq, f.Seq)
 		}
 		if seq > 0 {
-			s.delivered.note(e.App, e.Users[0], seq)
+			id := "" // looked up at the flush, if a message event wants it
+			if e.Seq == seq && e.Pos == 0 {
+				id = e.ID // e is the run's last envelope
+			}
+			s.delivered.note(e.App, e.Users[0], seq, id)
 		}
 	}
 	if e.Kind == kindPresence {

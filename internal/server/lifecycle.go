@@ -50,6 +50,7 @@ func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
 			return err
 		}
 		lc.Outbox = ob
+		s.service.SetEvents(ob) // message.* events, for endpoints that list them
 	}
 	if lc.Outbox == nil && len(cfg.PresenceRooms) == 0 {
 		return nil

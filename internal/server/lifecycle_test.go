@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -148,5 +149,65 @@ func waitSummary(t *testing.T, r *hookReceiver, want []string) {
 			t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMessageWebhooks: an endpoint that lists message.delivered and
+// message.acked gets them, with the message's id, the user and the seq,
+// for a stored message replayed on connect and for one delivered live,
+// and then for the client's ack; an endpoint with the default list gets
+// no message event.
+func TestMessageWebhooks(t *testing.T) {
+	msgs, msgsURL := newHookReceiver(t)
+	dflt, dfltURL := newHookReceiver(t)
+	n := startNode(t, func(c *config.Config) {
+		c.DevWebhooks = []config.Webhook{
+			{URL: msgsURL, Secret: hookSecret, Events: []string{"message.delivered", "message.acked"}},
+			{URL: dfltURL, Secret: hookSecret},
+		}
+	})
+	id1 := n.offline("", "one", "alice")
+	c, err := n.tryDial("app=demo&user=alice", dialOpt{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.expect("welcome")
+	c.expectStored(1, "one") // replayed
+	c.expect("resumed")
+	want := []string{"message.delivered " + id1 + " alice 1"}
+	waitMessageEvents(t, msgs, want)
+
+	id2 := n.offline("", "two", "alice")
+	c.expectStored(2, "two") // live
+	want = append(want, "message.delivered "+id2+" alice 2")
+	waitMessageEvents(t, msgs, want)
+
+	c.send(`{"type":"ack","seq":2}`)
+	want = append(want, "message.acked "+id2+" alice 2")
+	waitMessageEvents(t, msgs, want)
+
+	c.conn.Close()
+	waitSummary(t, dflt, []string{"conn.closed alice", "conn.opened alice", "user.offline alice", "user.online alice"})
+}
+
+// waitMessageEvents waits until r holds exactly want ("type id user seq",
+// in order of arrival).
+func waitMessageEvents(t *testing.T, r *hookReceiver, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * wait)
+	for {
+		r.mu.Lock()
+		var got []string
+		for _, e := range r.events {
+			got = append(got, fmt.Sprintf("%s %v %v %v", e.Type, e.Data["id"], e.Data["user"], e.Data["seq"]))
+		}
+		r.mu.Unlock()
+		if strings.Join(got, "\n") == strings.Join(want, "\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond) // a poll interval, not a synchronisation
 	}
 }

@@ -1,0 +1,47 @@
+package push
+
+import (
+	"context"
+	"time"
+
+	"github.com/heraldpush/herald/internal/webhook"
+)
+
+// Events is where the service reports message events (the webhook
+// outbox): message.delivered and message.acked, for the apps that have an
+// endpoint listing them.
+type Events interface {
+	// Wants reports whether some endpoint of app receives typ.
+	Wants(app, typ string) bool
+	// Emit stores an event durably; nil means it will be delivered.
+	Emit(ctx context.Context, app, typ string, at time.Time, data map[string]any) error
+}
+
+// SetEvents makes the service report message events to e. Call it before
+// Run and before any connection is served; nil (the default) reports none.
+func (s *Service) SetEvents(e Events) { s.events = e }
+
+// NoteAcked reports that the user's acked position reached seq: a
+// message.acked event for the message at seq, if the app wants it. It
+// runs on the caller's goroutine (the gateway's ack worker, off the read
+// loop) and stores the event within ctx.
+func (s *Service) NoteAcked(ctx context.Context, app, user string, seq uint64) {
+	if s.events == nil || !s.events.Wants(app, webhook.MessageAcked) {
+		return
+	}
+	s.emitMessage(ctx, app, webhook.MessageAcked, user, seq, "", time.Now())
+}
+
+// emitMessage stores a message event; id "" is looked up in the inbox
+// (the message at seq, if it is still stored).
+func (s *Service) emitMessage(ctx context.Context, app, typ, user string, seq uint64, id string, at time.Time) {
+	if id == "" {
+		if page, err := s.inbox.Read(ctx, app, user, seq-1, 1); err == nil && len(page.Msgs) > 0 && page.Msgs[0].Seq == seq {
+			id = page.Msgs[0].ID
+		}
+	}
+	data := map[string]any{"id": id, "user": user, "seq": seq}
+	if err := s.events.Emit(ctx, app, typ, at, data); err != nil {
+		s.log.Warn("storing a webhook event failed; it is lost", "app", app, "type", typ, "err", err)
+	}
+}
