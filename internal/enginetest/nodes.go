@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -100,21 +101,38 @@ func (r *nreg) list() []engine.NodeInfo {
 	return mine
 }
 
-// expect fails unless this registry lists exactly want (in id order).
+// expect fails unless this registry lists exactly want (in id order),
+// within a few seconds: a registry is read from any replica, so on a
+// cluster a List may lag the writes just made by a moment (nodes announce
+// themselves every few seconds; nothing needs the list sooner).
 func (r *nreg) expect(what string, want ...engine.NodeInfo) {
 	r.t.Helper()
-	got := r.list()
 	slices.SortFunc(want, func(a, b engine.NodeInfo) int { return strings.Compare(a.ID, b.ID) })
+	var mismatch string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if mismatch = r.differs(r.list(), want); mismatch == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%s: %s", what, mismatch)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition
+	}
+}
+
+// differs says how got differs from want ("" when it does not).
+func (r *nreg) differs(got, want []engine.NodeInfo) string {
 	if len(got) != len(want) {
-		r.t.Fatalf("%s: listed %+v, want %+v", what, got, want)
+		return fmt.Sprintf("listed %+v, want %+v", got, want)
 	}
 	for i := range got {
 		g, w := got[i], want[i]
 		if g.ID != w.ID || g.Addr != w.Addr || g.Conns != w.Conns || g.Load != w.Load || g.Version != w.Version ||
 			g.Draining != w.Draining || !g.Heartbeat.Equal(w.Heartbeat) {
-			r.t.Fatalf("%s: entry %d is %+v, want %+v", what, i, g, w)
+			return fmt.Sprintf("entry %d is %+v, want %+v", i, g, w)
 		}
 	}
+	return ""
 }
 
 func (s *nodesSuite) testAnnounceList(t *testing.T) {
@@ -156,9 +174,7 @@ func (s *nodesSuite) testNodeExpiry(t *testing.T) {
 	r := s.registry(t)
 	a := r.info("a", 1)
 	r.announce(a)
-	if got := r.list(); len(got) != 1 {
-		t.Fatalf("after Announce: %+v", got)
-	}
+	r.expect("after Announce", a)
 	poll(t, "the entry expiring after NodesTTL", 50*time.Millisecond, func() bool { return len(r.list()) == 0 })
 }
 
