@@ -670,12 +670,10 @@ func TestRecordsConformanceCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-server cluster")
 	}
-	// Known defect, not fixed here: Records reads with the key-value
-	// bucket's direct gets, which a replica behind the leader answers, so
-	// on three replicas a Record, Recall or DeliveredSeq right after a
-	// write may miss it (RoundTrip, NamesDistinct, Recall and
-	// RecallConcurrent fail). Remove this skip with the fix.
-	t.Skip("known defect: Records reads are not read-your-writes on a replicated bucket")
+	// Records reads a replicated bucket from its leader (kvRead): a
+	// key-value Get is a direct get that a replica behind the leader
+	// answers, and RoundTrip, NamesDistinct, Recall and RecallConcurrent
+	// failed on it here.
 	urls := natstest.Cluster(t)
 	var n atomic.Int64
 	enginetest.RunRecords(t, func(t *testing.T) engine.Records {

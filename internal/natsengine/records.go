@@ -147,17 +147,17 @@ func (r *Records) get(ctx context.Context, app, id string) (engine.MessageRecord
 	if err := r.open(ctx); err != nil {
 		return rec, 0, err
 	}
-	e, err := r.msgs.Get(ctx, recordKey(app, id))
+	v, rev, err := r.read(ctx, r.msgs, recordKey(app, id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return r.batchMember(ctx, app, id)
 	}
 	if err != nil {
 		return rec, 0, fmt.Errorf("natsengine: reading record %s: %w", id, err)
 	}
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+	if err := json.Unmarshal(v, &rec); err != nil {
 		return rec, 0, fmt.Errorf("natsengine: record %s: %w", id, err)
 	}
-	return rec, e.Revision(), nil
+	return rec, rev, nil
 }
 
 // batchMember finds the record of id in its batch's records (revision 0:
@@ -167,7 +167,7 @@ func (r *Records) batchMember(ctx context.Context, app, id string) (engine.Messa
 	if !ok {
 		return engine.MessageRecord{}, 0, engine.ErrNotFound
 	}
-	e, err := r.msgs.Get(ctx, batchKey(app, batch))
+	v, _, err := r.read(ctx, r.msgs, batchKey(app, batch))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return engine.MessageRecord{}, 0, engine.ErrNotFound
 	}
@@ -175,7 +175,7 @@ func (r *Records) batchMember(ctx context.Context, app, id string) (engine.Messa
 		return engine.MessageRecord{}, 0, fmt.Errorf("natsengine: reading record %s: %w", id, err)
 	}
 	var rs []engine.MessageRecord
-	if err := json.Unmarshal(e.Value(), &rs); err != nil {
+	if err := json.Unmarshal(v, &rs); err != nil {
 		return engine.MessageRecord{}, 0, fmt.Errorf("natsengine: records of batch %s: %w", batch, err)
 	}
 	for _, rec := range rs {
@@ -211,6 +211,11 @@ func (r *Records) Recall(ctx context.Context, app, id string) (engine.MessageRec
 	}
 }
 
+// read reads key of bucket kv, seeing every acknowledged write (kvRead).
+func (r *Records) read(ctx context.Context, kv jetstream.KeyValue, key string) ([]byte, uint64, error) {
+	return kvRead(ctx, r.e.Conn(), kv, r.e.Replicas(), key)
+}
+
 // Delivered implements engine.Records.
 func (r *Records) Delivered(ctx context.Context, app, user string, seq uint64) error {
 	if err := r.open(ctx); err != nil {
@@ -218,18 +223,18 @@ func (r *Records) Delivered(ctx context.Context, app, user string, seq uint64) e
 	}
 	key := recordKey(app, user)
 	for {
-		e, err := r.delivers.Get(ctx, key)
+		v, rev, err := r.read(ctx, r.delivers, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			_, err = r.delivers.Create(ctx, key, strconv.AppendUint(nil, seq, 10))
 		case err != nil:
 			return fmt.Errorf("natsengine: delivered position: %w", err)
 		default:
-			cur, _ := strconv.ParseUint(string(e.Value()), 10, 64)
+			cur, _ := strconv.ParseUint(string(v), 10, 64)
 			if cur >= seq {
 				return nil
 			}
-			_, err = r.delivers.Update(ctx, key, strconv.AppendUint(nil, seq, 10), e.Revision())
+			_, err = r.delivers.Update(ctx, key, strconv.AppendUint(nil, seq, 10), rev)
 		}
 		if err == nil {
 			return nil
@@ -245,12 +250,12 @@ func (r *Records) DeliveredSeq(ctx context.Context, app, user string) (uint64, e
 	if err := r.open(ctx); err != nil {
 		return 0, err
 	}
-	e, err := r.delivers.Get(ctx, recordKey(app, user))
+	v, _, err := r.read(ctx, r.delivers, recordKey(app, user))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("natsengine: delivered position: %w", err)
 	}
-	return strconv.ParseUint(string(e.Value()), 10, 64)
+	return strconv.ParseUint(string(v), 10, 64)
 }
