@@ -14,9 +14,11 @@ import (
 
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/gateway"
+	"github.com/heraldpush/herald/internal/history"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/push"
+	"github.com/heraldpush/herald/internal/recent"
 )
 
 // The operations one node runs on its own connections for a request from
@@ -43,19 +45,22 @@ type request struct {
 	Conns  []string `json:"conns,omitempty"`
 	Frame  []byte   `json:"frame,omitempty"` // opFrame's client frame; Name is its user
 	Time   string   `json:"time,omitempty"`  // opDrain's drain time ("": the node's own)
+	Since  int64    `json:"since,omitempty"` // opHistory: points after this time (Unix ms)
 }
 
 // answer is one node's part of an operation's result.
 type answer struct {
-	Err     string     `json:"err,omitempty"`     // a request the node did not understand
-	N       int        `json:"n,omitempty"`       // connections touched, in the room, or of the user
-	Users   []byte     `json:"users,omitempty"`   // the room's users, as 8-byte hashes
-	Members []Member   `json:"members,omitempty"` // the room's first members after the cursor
-	More    bool       `json:"more,omitempty"`    // members or conns beyond those
-	Conns   []ConnInfo `json:"conns,omitempty"`
-	Stats   *Stats     `json:"stats,omitempty"`
-	Status  int        `json:"status,omitempty"` // opFrame: 403 another user's connection, 400 a bad frame
-	Drain   *Drain     `json:"drain,omitempty"`  // opDrain: what the drain started
+	Err     string          `json:"err,omitempty"`     // a request the node did not understand
+	N       int             `json:"n,omitempty"`       // connections touched, in the room, or of the user
+	Users   []byte          `json:"users,omitempty"`   // the room's users, as 8-byte hashes
+	Members []Member        `json:"members,omitempty"` // the room's first members after the cursor
+	More    bool            `json:"more,omitempty"`    // members or conns beyond those
+	Conns   []ConnInfo      `json:"conns,omitempty"`
+	Stats   *Stats          `json:"stats,omitempty"`
+	Status  int             `json:"status,omitempty"` // opFrame: 403 another user's connection, 400 a bad frame
+	Drain   *Drain          `json:"drain,omitempty"`  // opDrain: what the drain started
+	Recent  []recent.Entry  `json:"recent,omitempty"`
+	History []history.Point `json:"history,omitempty"`
 }
 
 // serve answers a request from another node.
@@ -103,6 +108,10 @@ func (o *Ops) local(r *request) answer {
 		return o.localFrame(r)
 	case opDrain:
 		return o.localDrain(r)
+	case opRecent:
+		return o.localRecent(r)
+	case opHistory:
+		return o.localHistory(r)
 	}
 	return answer{Err: "unknown operation " + r.Op}
 }

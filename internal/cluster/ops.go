@@ -16,6 +16,7 @@ import (
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/push"
+	"github.com/heraldpush/herald/internal/recent"
 )
 
 // Config describes this node.
@@ -53,9 +54,11 @@ type Gateway interface {
 var _ Gateway = (*gateway.Gateway)(nil)
 
 // Counters is what the operations need of the push service
-// (*push.Service): the node's push and delivery counters, for Stats.
+// (*push.Service): the node's push and delivery counters, for Stats, and
+// the pushes it accepted lately, for Recent.
 type Counters interface {
 	Counters(app string) (pushes, deliveries uint64)
+	Recent(app string, cursor recent.Key, limit int) ([]recent.Entry, bool)
 }
 
 var _ Counters = (*push.Service)(nil)
@@ -66,6 +69,7 @@ type Ops struct {
 	hub      *hub.Hub
 	gw       Gateway
 	svc      Counters
+	hist     Histories // nil: no history
 	registry engine.Nodes
 	ctl      engine.Control
 

@@ -336,3 +336,22 @@ func (h *Hub) AppCounts(app string) Counts {
 	n.Users = len(users)
 	return n
 }
+
+// CountsByApp returns every app's connections and users on this node
+// (rooms are not counted), in one pass over the users: for periodic
+// sampling, not hot paths.
+func (h *Hub) CountsByApp() map[string]Counts {
+	out := map[string]Counts{}
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for k, conns := range s.users {
+			n := out[k.App]
+			n.Users++
+			n.Conns += len(conns)
+			out[k.App] = n
+		}
+		s.mu.RUnlock()
+	}
+	return out
+}

@@ -190,6 +190,9 @@ func testRegistry(t *testing.T, h *Hub) {
 	if got := h.AppCounts("appC"); got != (Counts{}) {
 		t.Fatalf("AppCounts(appC) = %+v", got)
 	}
+	if got, want := h.CountsByApp(), map[string]Counts{"appA": {Conns: 3, Users: 2}, "appB": {Conns: 1, Users: 1}}; !maps.Equal(got, want) {
+		t.Fatalf("CountsByApp() = %+v, want %+v", got, want)
+	}
 
 	// Leave.
 	if !h.Leave(a1, "zeta") {

@@ -3,7 +3,6 @@ package push
 import (
 	"context"
 	"hash/maphash"
-	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -144,11 +143,9 @@ func (s *Service) storeMany(ctx context.Context, reqs []*Request, errs []error) 
 		<-e.done
 		ids[i], errs[i] = e.id, e.err
 	}
-	if s.log.Enabled(ctx, slog.LevelDebug) {
-		for i, err := range errs {
-			if err == nil {
-				s.logPush(reqs[i], ids[i])
-			}
+	for i, err := range errs {
+		if err == nil {
+			s.accepted(reqs[i], ids[i])
 		}
 	}
 	return ids
@@ -221,5 +218,6 @@ func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, ite
 		stored = 0
 	}
 	s.count(app, stored, 0)
+	s.countStored(app, stored)
 	s.metrics.Pushed("api", stored)
 }

@@ -21,11 +21,13 @@ type Events interface {
 // Run and before any connection is served; nil (the default) reports none.
 func (s *Service) SetEvents(e Events) { s.events = e }
 
-// NoteAcked reports that the user's acked position reached seq: a
-// message.acked event for the message at seq, if the app wants it. It
-// runs on the caller's goroutine (the gateway's ack worker, off the read
-// loop) and stores the event within ctx.
+// NoteAcked reports that the user's acked position reached seq: it counts
+// the ack (for the overview's history) and, if the app wants it, stores a
+// message.acked event for the message at seq. It runs on the caller's
+// goroutine (the gateway's ack worker, off the read loop) and stores the
+// event within ctx.
 func (s *Service) NoteAcked(ctx context.Context, app, user string, seq uint64) {
+	s.countAck(app)
 	if s.events == nil || !s.events.Wants(app, webhook.MessageAcked) {
 		return
 	}

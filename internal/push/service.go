@@ -17,6 +17,7 @@ import (
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/protocol"
+	"github.com/heraldpush/herald/internal/recent"
 )
 
 // Limits bound what one push may carry.
@@ -87,6 +88,7 @@ type Service struct {
 	delivered delivery
 	order     orderLocks
 	events    Events // message events; nil: none
+	recent    recent.Log
 }
 
 // New builds a Service.
@@ -107,7 +109,7 @@ func New(l Limits, b engine.Broker, in engine.Inbox, rec engine.Records, h *hub.
 		idem: newIdemTable(l.IdempotencyTTL, l.IdempotencyMax), seen: make(map[string]int64)}, nil
 }
 
-type counters struct{ pushes, deliveries atomic.Uint64 }
+type counters struct{ pushes, deliveries, stored, acks atomic.Uint64 }
 
 func (s *Service) countersOf(app string) *counters {
 	if c, ok := s.counters.Load(app); ok {
@@ -135,7 +137,7 @@ func (s *Service) count(app string, pushes, deliveries int) {
 func (s *Service) Push(ctx context.Context, r *Request) (string, error) {
 	id, err := s.push(ctx, r)
 	if err == nil {
-		s.logPush(r, id)
+		s.accepted(r, id)
 	}
 	return id, err
 }

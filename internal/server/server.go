@@ -32,6 +32,7 @@ import (
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/gateway"
 	"github.com/heraldpush/herald/internal/grpcapi"
+	"github.com/heraldpush/herald/internal/history"
 	"github.com/heraldpush/herald/internal/httpapi"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/lifecycle"
@@ -62,6 +63,7 @@ type Server struct {
 	ops       *cluster.Ops
 	nodes     *natsengine.Nodes
 	lifecycle *lifecycle.Lifecycle // presence and lifecycle webhooks
+	history   *history.Sampler     // the overview's last 15 minutes
 	budget    connlimit.Budget     // the open-file budget; Max 0 when unknown
 	// refusedWarned is when (Unix seconds) refused last logged a warning.
 	refusedWarned atomic.Int64
@@ -126,12 +128,12 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	records := s.engine.Records(l.MaxTTL + 24*time.Hour)
-	history := make([]push.RoomHistory, len(cfg.RoomHistory))
+	roomHistory := make([]push.RoomHistory, len(cfg.RoomHistory))
 	for i, h := range cfg.RoomHistory {
-		history[i] = push.RoomHistory{Rooms: h.Rooms, Size: h.Size, TTL: h.TTL}
+		roomHistory[i] = push.RoomHistory{Rooms: h.Rooms, Size: h.Size, TTL: h.TTL}
 	}
 	s.service, err = push.New(push.Limits{MaxPayload: l.MaxPayload, MaxTargets: l.MaxTargets, DefaultTTL: l.DefaultTTL,
-		MaxTTL: l.MaxTTL, IdempotencyTTL: l.IdempotencyTTL, IdempotencyMax: l.IdempotencyMax, RoomHistory: history, Alone: alone,
+		MaxTTL: l.MaxTTL, IdempotencyTTL: l.IdempotencyTTL, IdempotencyMax: l.IdempotencyMax, RoomHistory: roomHistory, Alone: alone,
 		EngineTimeout: l.EngineTimeout}, s.engine, s.inbox, records, s.hub, s.metrics, log)
 	if err != nil {
 		return nil, err
@@ -163,6 +165,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.gateway.SetFrameRouter(s.ops)
+	if s.history, err = history.New(s.readings); err != nil {
+		return nil, err
+	}
+	s.ops.SetHistory(s.history)
 	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, Version: Version,
 		MaxBody: l.MaxBodyBytesInFlight, Lifecycle: s.lifecycle},
 		apiKeys, s.service, s.ops, s.gateway, s.engine, s.metrics, log)
@@ -367,6 +373,8 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	stopBackground := make(chan struct{}) // the flush and the announcements: their last round
 	flushed := make(chan struct{})
 	go func() { s.service.Run(life, stopBackground, 250*time.Millisecond); close(flushed) }()
+	sampled := make(chan struct{})
+	go func() { s.history.Run(life, stopBackground, s.cfg.Limits.EngineTimeout); close(sampled) }()
 	s.Addr = ln.Addr().String()
 	serveErr := make(chan error, 2)
 	serve := func(srv *http.Server, ln net.Listener) {
@@ -413,6 +421,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	close(stopBackground)
 	<-announced // and this node left the registry
 	<-flushed   // the last delivered positions are recorded
+	<-sampled
 	errs = append(errs, s.closeLifecycle())
 	endLife() // the graceful phase is over
 	errs = append(errs, s.engine.Close())
