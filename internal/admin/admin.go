@@ -28,10 +28,18 @@ import (
 //go:embed ui
 var uiFS embed.FS
 
+// Observer counts the logins (metrics.AdminObserver).
+type Observer interface {
+	LoginAttempt()
+	LoginFailed()
+	LoginThrottled()
+}
+
 // Admin serves the admin UI, its login and the live tail.
 type Admin struct {
 	keys     *apikey.Keys
 	tap      Tapper
+	obs      Observer
 	log      *slog.Logger
 	sessions *sessions
 	throttle *throttle
@@ -48,10 +56,10 @@ type asset struct {
 }
 
 // New builds the admin UI over the node's keys; tap feeds the live tail
-// (nil: no tail).
-func New(keys *apikey.Keys, tap Tapper, log *slog.Logger) (*Admin, error) {
-	if keys == nil {
-		return nil, errors.New("admin: missing keys")
+// (nil: no tail) and obs counts the logins.
+func New(keys *apikey.Keys, tap Tapper, obs Observer, log *slog.Logger) (*Admin, error) {
+	if keys == nil || obs == nil {
+		return nil, errors.New("admin: missing keys or observer")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -62,7 +70,7 @@ func New(keys *apikey.Keys, tap Tapper, log *slog.Logger) (*Admin, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Admin{
-		keys: keys, tap: tap, log: log, assets: assets,
+		keys: keys, tap: tap, obs: obs, log: log, assets: assets,
 		sessions: &sessions{byID: map[string]*session{}, now: time.Now, ttl: SessionTTL},
 		throttle: &throttle{ips: map[string]*bucket{}, now: time.Now, burst: LoginBurst, every: LoginRefill},
 		tails:    make(chan struct{}, MaxTails),
@@ -228,7 +236,9 @@ func (a *Admin) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := clientIP(r)
+	a.obs.LoginAttempt()
 	if ok, wait := a.throttle.allowed(ip); !ok {
+		a.obs.LoginThrottled()
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
 		writeError(w, push.Errorf(push.CodeRateLimited, "too many failed logins from this address; try again later"))
 		return
@@ -250,6 +260,7 @@ func (a *Admin) login(w http.ResponseWriter, r *http.Request) {
 		c, err = a.keys.Authenticate("Bearer " + b.Key)
 	}
 	if err != nil {
+		a.obs.LoginFailed()
 		a.throttle.failed(ip)
 		a.log.Info("admin login refused", "ip", ip)
 		writeError(w, push.Errorf(push.CodeUnauthorized, "invalid API key"))

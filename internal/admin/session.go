@@ -90,6 +90,22 @@ func (s *sessions) get(id string) (*session, bool) {
 	return v, ok
 }
 
+// live counts the sessions that have not expired.
+func (s *sessions) live() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now, n := s.now(), 0
+	for _, v := range s.byID {
+		if now.Before(v.expires) {
+			n++
+		}
+	}
+	return n
+}
+
+// Sessions is how many admin sessions are live on this node.
+func (a *Admin) Sessions() int { return a.sessions.live() }
+
 func (s *sessions) remove(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

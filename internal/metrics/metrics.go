@@ -37,6 +37,7 @@ type Metrics struct {
 	authRefused   *prometheus.CounterVec
 	http          httpLimits
 	webhooks      webhooks
+	admin         adminUI
 }
 
 // New builds the collectors. gauges reports live counts at scrape time.
@@ -90,6 +91,7 @@ func New(gauges func() (conns, users, rooms int)) *Metrics {
 	reg.MustRegister(m.userLimited)
 	m.http.register(reg)
 	m.webhooks.register(reg)
+	m.admin.register(reg)
 	if gauges != nil {
 		for i, name := range []string{"connections", "users", "rooms"} {
 			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -93,3 +93,24 @@ func TestMergeAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAdd is what recording a push costs on the push path,
+// uncontended and with every core pushing to one app.
+func BenchmarkAdd(b *testing.B) {
+	var l Log
+	e := Entry{ID: "m_1", At: 1, Users: 1, First: "alice"}
+	b.Run("goroutines=1", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			l.Add("a", e)
+		}
+	})
+	b.Run("goroutines=parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				l.Add("a", e)
+			}
+		})
+	})
+}

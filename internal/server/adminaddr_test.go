@@ -3,11 +3,15 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/heraldpush/herald/internal/admin"
 	"github.com/heraldpush/herald/internal/config"
@@ -140,4 +144,60 @@ func TestAdminUIOnTheMainListener(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET /admin/: %d", resp.StatusCode)
 	}
+}
+
+// TestAdminListenerCapsAndLoginMetrics: logins are counted (tried,
+// failed) and the live sessions are a gauge; the admin listener refuses
+// an address past its per-IP cap (counted as admin_per_ip) while the
+// main listener still answers it.
+func TestAdminListenerCapsAndLoginMetrics(t *testing.T) {
+	n := startNode(t, func(c *config.Config) {
+		twoApps(c)
+		c.AdminAddr = "127.0.0.1:0"
+	})
+	for _, key := range []string{"wrong", adminKey} {
+		req, _ := http.NewRequest("POST", n.admin+"/admin/login", strings.NewReader(`{"key":"`+key+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Close = true // holds no place on the admin listener afterwards
+		httpDo(t, req)
+	}
+	m := n.metrics()
+	for _, want := range []string{"herald_admin_login_attempts_total 2", "herald_admin_login_failures_total 1",
+		"herald_admin_login_throttled_total 0", "herald_admin_sessions 1"} {
+		if !strings.Contains(m, want) {
+			t.Fatalf("metrics lack %q", want)
+		}
+	}
+
+	waitFor(t, func() bool { return strings.Contains(n.metrics(), "herald_admin_listener_connections 0\n") })
+	adminHost := strings.TrimPrefix(n.admin, "http://")
+	for range adminMaxConnsPerIP {
+		c, err := net.DialTimeout("tcp", adminHost, wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	// One more is accepted and closed at once: it reads no answer.
+	waitFor(t, func() bool {
+		c, err := net.DialTimeout("tcp", adminHost, wait)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(wait))
+		_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		_, err = c.Read(make([]byte, 1))
+		return err != nil
+	})
+	if status, _ := n.call("GET", "/healthz", "", nil); status != 200 {
+		t.Fatalf("main listener /healthz: %d", status)
+	}
+	if m := n.metrics(); !strings.Contains(m, `herald_listener_refused_total{reason="admin_per_ip"}`) {
+		t.Fatal("no admin_per_ip refusal counted")
+	}
+	// The probes answered before the cap was reached close in a moment.
+	waitFor(t, func() bool {
+		return strings.Contains(n.metrics(), "herald_admin_listener_connections "+strconv.Itoa(adminMaxConnsPerIP)+"\n")
+	})
 }

@@ -181,9 +181,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.admin, err = admin.New(apiKeys, admin.NATSTap{Conn: s.engine.Conn}, log); err != nil {
+	if s.admin, err = admin.New(apiKeys, admin.NATSTap{Conn: s.engine.Conn}, s.metrics.Admin(), log); err != nil {
 		return nil, err
 	}
+	s.metrics.AdminSessions(s.admin.Sessions)
 	api.SetAuthenticator(s.admin.Authenticate)
 	pusherAPI, err := httpapi.NewPusherAPI(pusherApps(cfg), s.service, s.ops, l.MaxPayload, l.EngineTimeout, log)
 	if err != nil {
@@ -335,9 +336,9 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	}
 	var adminLn net.Listener
 	if s.adminHTTP != nil {
-		if adminLn, err = net.Listen("tcp", s.cfg.AdminAddr); err != nil {
+		if adminLn, err = s.listenAdmin(); err != nil {
 			raw.Close()
-			return fmt.Errorf("server: listen (admin_addr): %w", err)
+			return err
 		}
 		defer adminLn.Close() // on an early return; Shutdown closes it too
 	}
