@@ -32,6 +32,8 @@ type transport interface {
 	nodes(ctx context.Context) ([]Node, error)
 	route(ctx context.Context) (*Route, error)
 	drain(ctx context.Context, over time.Duration) (*drainAnswer, error)
+	recent(ctx context.Context, app, cursor string, limit int) (*RecentPage, error)
+	history(ctx context.Context, app string, since int64) (*StatsHistory, error)
 }
 
 // Operations of the server API, as named in the HTTP transport's errors.

@@ -2462,6 +2462,473 @@ func (x *DrainResponse) GetAlready() bool {
 	return false
 }
 
+// ListRecentMessagesRequest asks for one page of an app's recent pushes.
+type ListRecentMessagesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// app is the app to act on (admin keys).
+	App string `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// cursor is the previous page's next; empty: the first page.
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// limit is the page size, from 1 to 1000; 0: 100.
+	Limit         int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRecentMessagesRequest) Reset() {
+	*x = ListRecentMessagesRequest{}
+	mi := &file_herald_v1_herald_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRecentMessagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRecentMessagesRequest) ProtoMessage() {}
+
+func (x *ListRecentMessagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRecentMessagesRequest.ProtoReflect.Descriptor instead.
+func (*ListRecentMessagesRequest) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ListRecentMessagesRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *ListRecentMessagesRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListRecentMessagesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// ListRecentMessagesResponse is one page of recent pushes, newest first.
+type ListRecentMessagesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// messages is this page.
+	Messages []*RecentMessage `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	// next is the cursor of the next page; empty on the last page.
+	Next          string `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRecentMessagesResponse) Reset() {
+	*x = ListRecentMessagesResponse{}
+	mi := &file_herald_v1_herald_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRecentMessagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRecentMessagesResponse) ProtoMessage() {}
+
+func (x *ListRecentMessagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRecentMessagesResponse.ProtoReflect.Descriptor instead.
+func (*ListRecentMessagesResponse) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListRecentMessagesResponse) GetMessages() []*RecentMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *ListRecentMessagesResponse) GetNext() string {
+	if x != nil {
+		return x.Next
+	}
+	return ""
+}
+
+// RecentMessage is one push a node accepted lately.
+type RecentMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the message id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// at is when the node accepted it.
+	At *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	// node is the node that accepted it.
+	Node string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	// offline is true for a stored push (it has a status: GetMessage).
+	Offline bool `protobuf:"varint,4,opt,name=offline,proto3" json:"offline,omitempty"`
+	// users counts the users it named.
+	Users int32 `protobuf:"varint,5,opt,name=users,proto3" json:"users,omitempty"`
+	// conns counts the connections it named.
+	Conns int32 `protobuf:"varint,6,opt,name=conns,proto3" json:"conns,omitempty"`
+	// rooms counts the rooms it named.
+	Rooms int32 `protobuf:"varint,7,opt,name=rooms,proto3" json:"rooms,omitempty"`
+	// to_app is true for a push to the whole app.
+	ToApp bool `protobuf:"varint,8,opt,name=to_app,json=toApp,proto3" json:"to_app,omitempty"`
+	// to_all is true for a push to every app.
+	ToAll bool `protobuf:"varint,9,opt,name=to_all,json=toAll,proto3" json:"to_all,omitempty"`
+	// first is the first target it named (a user, else a conn, else a room).
+	First         string `protobuf:"bytes,10,opt,name=first,proto3" json:"first,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecentMessage) Reset() {
+	*x = RecentMessage{}
+	mi := &file_herald_v1_herald_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecentMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecentMessage) ProtoMessage() {}
+
+func (x *RecentMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecentMessage.ProtoReflect.Descriptor instead.
+func (*RecentMessage) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *RecentMessage) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RecentMessage) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *RecentMessage) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RecentMessage) GetOffline() bool {
+	if x != nil {
+		return x.Offline
+	}
+	return false
+}
+
+func (x *RecentMessage) GetUsers() int32 {
+	if x != nil {
+		return x.Users
+	}
+	return 0
+}
+
+func (x *RecentMessage) GetConns() int32 {
+	if x != nil {
+		return x.Conns
+	}
+	return 0
+}
+
+func (x *RecentMessage) GetRooms() int32 {
+	if x != nil {
+		return x.Rooms
+	}
+	return 0
+}
+
+func (x *RecentMessage) GetToApp() bool {
+	if x != nil {
+		return x.ToApp
+	}
+	return false
+}
+
+func (x *RecentMessage) GetToAll() bool {
+	if x != nil {
+		return x.ToAll
+	}
+	return false
+}
+
+func (x *RecentMessage) GetFirst() string {
+	if x != nil {
+		return x.First
+	}
+	return ""
+}
+
+// GetStatsHistoryRequest asks for the last 15 minutes of the counts: an
+// app key's own app, for an admin key every app or the one named.
+type GetStatsHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// app is the app to report (admin keys); empty: every app.
+	App string `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// since_ms returns only the points after this time (Unix milliseconds).
+	SinceMs       int64 `protobuf:"varint,2,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatsHistoryRequest) Reset() {
+	*x = GetStatsHistoryRequest{}
+	mi := &file_herald_v1_herald_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatsHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatsHistoryRequest) ProtoMessage() {}
+
+func (x *GetStatsHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatsHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetStatsHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *GetStatsHistoryRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *GetStatsHistoryRequest) GetSinceMs() int64 {
+	if x != nil {
+		return x.SinceMs
+	}
+	return 0
+}
+
+// GetStatsHistoryResponse is the history, oldest point first.
+type GetStatsHistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// interval_seconds is the width of a slot (5).
+	IntervalSeconds int32 `protobuf:"varint,1,opt,name=interval_seconds,json=intervalSeconds,proto3" json:"interval_seconds,omitempty"`
+	// points are the slots, oldest first.
+	Points        []*StatsPoint `protobuf:"bytes,2,rep,name=points,proto3" json:"points,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatsHistoryResponse) Reset() {
+	*x = GetStatsHistoryResponse{}
+	mi := &file_herald_v1_herald_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatsHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatsHistoryResponse) ProtoMessage() {}
+
+func (x *GetStatsHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatsHistoryResponse.ProtoReflect.Descriptor instead.
+func (*GetStatsHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *GetStatsHistoryResponse) GetIntervalSeconds() int32 {
+	if x != nil {
+		return x.IntervalSeconds
+	}
+	return 0
+}
+
+func (x *GetStatsHistoryResponse) GetPoints() []*StatsPoint {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+// StatsPoint is one slot of the history, summed over the live nodes.
+type StatsPoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// at is the slot's end.
+	At *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
+	// conns counts the connections at the slot's end.
+	Conns int32 `protobuf:"varint,2,opt,name=conns,proto3" json:"conns,omitempty"`
+	// users counts the users at the slot's end (one connected to several
+	// nodes counts on each).
+	Users int32 `protobuf:"varint,3,opt,name=users,proto3" json:"users,omitempty"`
+	// pushes is the pushes accepted per second over the slot.
+	Pushes float64 `protobuf:"fixed64,4,opt,name=pushes,proto3" json:"pushes,omitempty"`
+	// deliveries is the messages handed to connections per second.
+	Deliveries float64 `protobuf:"fixed64,5,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// stored is the copies stored in users' inboxes per second.
+	Stored float64 `protobuf:"fixed64,6,opt,name=stored,proto3" json:"stored,omitempty"`
+	// acks is the acks stored per second.
+	Acks float64 `protobuf:"fixed64,7,opt,name=acks,proto3" json:"acks,omitempty"`
+	// webhook_backlog counts the webhook events not yet delivered.
+	WebhookBacklog uint64 `protobuf:"varint,8,opt,name=webhook_backlog,json=webhookBacklog,proto3" json:"webhook_backlog,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StatsPoint) Reset() {
+	*x = StatsPoint{}
+	mi := &file_herald_v1_herald_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsPoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsPoint) ProtoMessage() {}
+
+func (x *StatsPoint) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsPoint.ProtoReflect.Descriptor instead.
+func (*StatsPoint) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *StatsPoint) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *StatsPoint) GetConns() int32 {
+	if x != nil {
+		return x.Conns
+	}
+	return 0
+}
+
+func (x *StatsPoint) GetUsers() int32 {
+	if x != nil {
+		return x.Users
+	}
+	return 0
+}
+
+func (x *StatsPoint) GetPushes() float64 {
+	if x != nil {
+		return x.Pushes
+	}
+	return 0
+}
+
+func (x *StatsPoint) GetDeliveries() float64 {
+	if x != nil {
+		return x.Deliveries
+	}
+	return 0
+}
+
+func (x *StatsPoint) GetStored() float64 {
+	if x != nil {
+		return x.Stored
+	}
+	return 0
+}
+
+func (x *StatsPoint) GetAcks() float64 {
+	if x != nil {
+		return x.Acks
+	}
+	return 0
+}
+
+func (x *StatsPoint) GetWebhookBacklog() uint64 {
+	if x != nil {
+		return x.WebhookBacklog
+	}
+	return 0
+}
+
 var File_herald_v1_herald_proto protoreflect.FileDescriptor
 
 const file_herald_v1_herald_proto_rawDesc = "" +
@@ -2623,7 +3090,45 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\n" +
 	"drain_time\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"drain_time\x12\x18\n" +
-	"\aalready\x18\x04 \x01(\bR\aalready2\xac\t\n" +
+	"\aalready\x18\x04 \x01(\bR\aalready\"[\n" +
+	"\x19ListRecentMessagesRequest\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"f\n" +
+	"\x1aListRecentMessagesResponse\x124\n" +
+	"\bmessages\x18\x01 \x03(\v2\x18.herald.v1.RecentMessageR\bmessages\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\tR\x04next\"\xff\x01\n" +
+	"\rRecentMessage\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x18\n" +
+	"\aoffline\x18\x04 \x01(\bR\aoffline\x12\x14\n" +
+	"\x05users\x18\x05 \x01(\x05R\x05users\x12\x14\n" +
+	"\x05conns\x18\x06 \x01(\x05R\x05conns\x12\x14\n" +
+	"\x05rooms\x18\a \x01(\x05R\x05rooms\x12\x15\n" +
+	"\x06to_app\x18\b \x01(\bR\x05toApp\x12\x15\n" +
+	"\x06to_all\x18\t \x01(\bR\x05toAll\x12\x14\n" +
+	"\x05first\x18\n" +
+	" \x01(\tR\x05first\"E\n" +
+	"\x16GetStatsHistoryRequest\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x19\n" +
+	"\bsince_ms\x18\x02 \x01(\x03R\asinceMs\"s\n" +
+	"\x17GetStatsHistoryResponse\x12)\n" +
+	"\x10interval_seconds\x18\x01 \x01(\x05R\x0fintervalSeconds\x12-\n" +
+	"\x06points\x18\x02 \x03(\v2\x15.herald.v1.StatsPointR\x06points\"\xf1\x01\n" +
+	"\n" +
+	"StatsPoint\x12*\n" +
+	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
+	"\x05conns\x18\x02 \x01(\x05R\x05conns\x12\x14\n" +
+	"\x05users\x18\x03 \x01(\x05R\x05users\x12\x16\n" +
+	"\x06pushes\x18\x04 \x01(\x01R\x06pushes\x12\x1e\n" +
+	"\n" +
+	"deliveries\x18\x05 \x01(\x01R\n" +
+	"deliveries\x12\x16\n" +
+	"\x06stored\x18\x06 \x01(\x01R\x06stored\x12\x12\n" +
+	"\x04acks\x18\a \x01(\x01R\x04acks\x12'\n" +
+	"\x0fwebhook_backlog\x18\b \x01(\x04R\x0ewebhookBacklog2\xf3\n" +
+	"\n" +
 	"\rHeraldService\x127\n" +
 	"\x04Push\x12\x16.herald.v1.PushRequest\x1a\x17.herald.v1.PushResponse\x12F\n" +
 	"\tPushBatch\x12\x1b.herald.v1.PushBatchRequest\x1a\x1c.herald.v1.PushBatchResponse\x12M\n" +
@@ -2642,7 +3147,9 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\tListNodes\x12\x1b.herald.v1.ListNodesRequest\x1a\x1c.herald.v1.ListNodesResponse\"\x03\x90\x02\x01\x12H\n" +
 	"\bGetRoute\x12\x1a.herald.v1.GetRouteRequest\x1a\x1b.herald.v1.GetRouteResponse\"\x03\x90\x02\x01\x12?\n" +
 	"\x05Drain\x12\x17.herald.v1.DrainRequest\x1a\x18.herald.v1.DrainResponse\"\x03\x90\x02\x02\x12Q\n" +
-	"\vGetPresence\x12\x1d.herald.v1.GetPresenceRequest\x1a\x1e.herald.v1.GetPresenceResponse\"\x03\x90\x02\x01B5Z3github.com/heraldpush/herald/api/herald/v1;heraldv1b\x06proto3"
+	"\vGetPresence\x12\x1d.herald.v1.GetPresenceRequest\x1a\x1e.herald.v1.GetPresenceResponse\"\x03\x90\x02\x01\x12f\n" +
+	"\x12ListRecentMessages\x12$.herald.v1.ListRecentMessagesRequest\x1a%.herald.v1.ListRecentMessagesResponse\"\x03\x90\x02\x01\x12]\n" +
+	"\x0fGetStatsHistory\x12!.herald.v1.GetStatsHistoryRequest\x1a\".herald.v1.GetStatsHistoryResponse\"\x03\x90\x02\x01B5Z3github.com/heraldpush/herald/api/herald/v1;heraldv1b\x06proto3"
 
 var (
 	file_herald_v1_herald_proto_rawDescOnce sync.Once
@@ -2656,49 +3163,55 @@ func file_herald_v1_herald_proto_rawDescGZIP() []byte {
 	return file_herald_v1_herald_proto_rawDescData
 }
 
-var file_herald_v1_herald_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_herald_v1_herald_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_herald_v1_herald_proto_goTypes = []any{
-	(*ErrorInfo)(nil),             // 0: herald.v1.ErrorInfo
-	(*Target)(nil),                // 1: herald.v1.Target
-	(*PushRequest)(nil),           // 2: herald.v1.PushRequest
-	(*PushResponse)(nil),          // 3: herald.v1.PushResponse
-	(*PushStreamRequest)(nil),     // 4: herald.v1.PushStreamRequest
-	(*PushStreamResponse)(nil),    // 5: herald.v1.PushStreamResponse
-	(*PushBatchRequest)(nil),      // 6: herald.v1.PushBatchRequest
-	(*PushBatchResponse)(nil),     // 7: herald.v1.PushBatchResponse
-	(*PushResult)(nil),            // 8: herald.v1.PushResult
-	(*GetMessageRequest)(nil),     // 9: herald.v1.GetMessageRequest
-	(*GetMessageResponse)(nil),    // 10: herald.v1.GetMessageResponse
-	(*UserStatus)(nil),            // 11: herald.v1.UserStatus
-	(*RecallMessageRequest)(nil),  // 12: herald.v1.RecallMessageRequest
-	(*RecallMessageResponse)(nil), // 13: herald.v1.RecallMessageResponse
-	(*JoinRoomRequest)(nil),       // 14: herald.v1.JoinRoomRequest
-	(*JoinRoomResponse)(nil),      // 15: herald.v1.JoinRoomResponse
-	(*LeaveRoomRequest)(nil),      // 16: herald.v1.LeaveRoomRequest
-	(*LeaveRoomResponse)(nil),     // 17: herald.v1.LeaveRoomResponse
-	(*GetRoomRequest)(nil),        // 18: herald.v1.GetRoomRequest
-	(*GetRoomResponse)(nil),       // 19: herald.v1.GetRoomResponse
-	(*GetPresenceRequest)(nil),    // 20: herald.v1.GetPresenceRequest
-	(*GetPresenceResponse)(nil),   // 21: herald.v1.GetPresenceResponse
-	(*RoomMember)(nil),            // 22: herald.v1.RoomMember
-	(*GetUserRequest)(nil),        // 23: herald.v1.GetUserRequest
-	(*GetUserResponse)(nil),       // 24: herald.v1.GetUserResponse
-	(*Conn)(nil),                  // 25: herald.v1.Conn
-	(*KickConnRequest)(nil),       // 26: herald.v1.KickConnRequest
-	(*KickConnResponse)(nil),      // 27: herald.v1.KickConnResponse
-	(*KickUserRequest)(nil),       // 28: herald.v1.KickUserRequest
-	(*KickUserResponse)(nil),      // 29: herald.v1.KickUserResponse
-	(*GetStatsRequest)(nil),       // 30: herald.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),      // 31: herald.v1.GetStatsResponse
-	(*ListNodesRequest)(nil),      // 32: herald.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 33: herald.v1.ListNodesResponse
-	(*Node)(nil),                  // 34: herald.v1.Node
-	(*GetRouteRequest)(nil),       // 35: herald.v1.GetRouteRequest
-	(*GetRouteResponse)(nil),      // 36: herald.v1.GetRouteResponse
-	(*DrainRequest)(nil),          // 37: herald.v1.DrainRequest
-	(*DrainResponse)(nil),         // 38: herald.v1.DrainResponse
-	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
+	(*ErrorInfo)(nil),                  // 0: herald.v1.ErrorInfo
+	(*Target)(nil),                     // 1: herald.v1.Target
+	(*PushRequest)(nil),                // 2: herald.v1.PushRequest
+	(*PushResponse)(nil),               // 3: herald.v1.PushResponse
+	(*PushStreamRequest)(nil),          // 4: herald.v1.PushStreamRequest
+	(*PushStreamResponse)(nil),         // 5: herald.v1.PushStreamResponse
+	(*PushBatchRequest)(nil),           // 6: herald.v1.PushBatchRequest
+	(*PushBatchResponse)(nil),          // 7: herald.v1.PushBatchResponse
+	(*PushResult)(nil),                 // 8: herald.v1.PushResult
+	(*GetMessageRequest)(nil),          // 9: herald.v1.GetMessageRequest
+	(*GetMessageResponse)(nil),         // 10: herald.v1.GetMessageResponse
+	(*UserStatus)(nil),                 // 11: herald.v1.UserStatus
+	(*RecallMessageRequest)(nil),       // 12: herald.v1.RecallMessageRequest
+	(*RecallMessageResponse)(nil),      // 13: herald.v1.RecallMessageResponse
+	(*JoinRoomRequest)(nil),            // 14: herald.v1.JoinRoomRequest
+	(*JoinRoomResponse)(nil),           // 15: herald.v1.JoinRoomResponse
+	(*LeaveRoomRequest)(nil),           // 16: herald.v1.LeaveRoomRequest
+	(*LeaveRoomResponse)(nil),          // 17: herald.v1.LeaveRoomResponse
+	(*GetRoomRequest)(nil),             // 18: herald.v1.GetRoomRequest
+	(*GetRoomResponse)(nil),            // 19: herald.v1.GetRoomResponse
+	(*GetPresenceRequest)(nil),         // 20: herald.v1.GetPresenceRequest
+	(*GetPresenceResponse)(nil),        // 21: herald.v1.GetPresenceResponse
+	(*RoomMember)(nil),                 // 22: herald.v1.RoomMember
+	(*GetUserRequest)(nil),             // 23: herald.v1.GetUserRequest
+	(*GetUserResponse)(nil),            // 24: herald.v1.GetUserResponse
+	(*Conn)(nil),                       // 25: herald.v1.Conn
+	(*KickConnRequest)(nil),            // 26: herald.v1.KickConnRequest
+	(*KickConnResponse)(nil),           // 27: herald.v1.KickConnResponse
+	(*KickUserRequest)(nil),            // 28: herald.v1.KickUserRequest
+	(*KickUserResponse)(nil),           // 29: herald.v1.KickUserResponse
+	(*GetStatsRequest)(nil),            // 30: herald.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),           // 31: herald.v1.GetStatsResponse
+	(*ListNodesRequest)(nil),           // 32: herald.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),          // 33: herald.v1.ListNodesResponse
+	(*Node)(nil),                       // 34: herald.v1.Node
+	(*GetRouteRequest)(nil),            // 35: herald.v1.GetRouteRequest
+	(*GetRouteResponse)(nil),           // 36: herald.v1.GetRouteResponse
+	(*DrainRequest)(nil),               // 37: herald.v1.DrainRequest
+	(*DrainResponse)(nil),              // 38: herald.v1.DrainResponse
+	(*ListRecentMessagesRequest)(nil),  // 39: herald.v1.ListRecentMessagesRequest
+	(*ListRecentMessagesResponse)(nil), // 40: herald.v1.ListRecentMessagesResponse
+	(*RecentMessage)(nil),              // 41: herald.v1.RecentMessage
+	(*GetStatsHistoryRequest)(nil),     // 42: herald.v1.GetStatsHistoryRequest
+	(*GetStatsHistoryResponse)(nil),    // 43: herald.v1.GetStatsHistoryResponse
+	(*StatsPoint)(nil),                 // 44: herald.v1.StatsPoint
+	(*timestamppb.Timestamp)(nil),      // 45: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 46: google.protobuf.Duration
 }
 var file_herald_v1_herald_proto_depIdxs = []int32{
 	1,  // 0: herald.v1.PushRequest.to:type_name -> herald.v1.Target
@@ -2707,52 +3220,60 @@ var file_herald_v1_herald_proto_depIdxs = []int32{
 	2,  // 3: herald.v1.PushBatchRequest.items:type_name -> herald.v1.PushRequest
 	8,  // 4: herald.v1.PushBatchResponse.results:type_name -> herald.v1.PushResult
 	0,  // 5: herald.v1.PushResult.error:type_name -> herald.v1.ErrorInfo
-	39, // 6: herald.v1.GetMessageResponse.created:type_name -> google.protobuf.Timestamp
+	45, // 6: herald.v1.GetMessageResponse.created:type_name -> google.protobuf.Timestamp
 	11, // 7: herald.v1.GetMessageResponse.users:type_name -> herald.v1.UserStatus
 	22, // 8: herald.v1.GetRoomResponse.members:type_name -> herald.v1.RoomMember
 	25, // 9: herald.v1.GetUserResponse.conns:type_name -> herald.v1.Conn
-	39, // 10: herald.v1.Conn.since:type_name -> google.protobuf.Timestamp
+	45, // 10: herald.v1.Conn.since:type_name -> google.protobuf.Timestamp
 	34, // 11: herald.v1.ListNodesResponse.nodes:type_name -> herald.v1.Node
-	39, // 12: herald.v1.Node.heartbeat:type_name -> google.protobuf.Timestamp
-	40, // 13: herald.v1.DrainRequest.drain_time:type_name -> google.protobuf.Duration
-	40, // 14: herald.v1.DrainResponse.drain_time:type_name -> google.protobuf.Duration
-	2,  // 15: herald.v1.HeraldService.Push:input_type -> herald.v1.PushRequest
-	6,  // 16: herald.v1.HeraldService.PushBatch:input_type -> herald.v1.PushBatchRequest
-	4,  // 17: herald.v1.HeraldService.PushStream:input_type -> herald.v1.PushStreamRequest
-	9,  // 18: herald.v1.HeraldService.GetMessage:input_type -> herald.v1.GetMessageRequest
-	12, // 19: herald.v1.HeraldService.RecallMessage:input_type -> herald.v1.RecallMessageRequest
-	14, // 20: herald.v1.HeraldService.JoinRoom:input_type -> herald.v1.JoinRoomRequest
-	16, // 21: herald.v1.HeraldService.LeaveRoom:input_type -> herald.v1.LeaveRoomRequest
-	18, // 22: herald.v1.HeraldService.GetRoom:input_type -> herald.v1.GetRoomRequest
-	23, // 23: herald.v1.HeraldService.GetUser:input_type -> herald.v1.GetUserRequest
-	26, // 24: herald.v1.HeraldService.KickConn:input_type -> herald.v1.KickConnRequest
-	28, // 25: herald.v1.HeraldService.KickUser:input_type -> herald.v1.KickUserRequest
-	30, // 26: herald.v1.HeraldService.GetStats:input_type -> herald.v1.GetStatsRequest
-	32, // 27: herald.v1.HeraldService.ListNodes:input_type -> herald.v1.ListNodesRequest
-	35, // 28: herald.v1.HeraldService.GetRoute:input_type -> herald.v1.GetRouteRequest
-	37, // 29: herald.v1.HeraldService.Drain:input_type -> herald.v1.DrainRequest
-	20, // 30: herald.v1.HeraldService.GetPresence:input_type -> herald.v1.GetPresenceRequest
-	3,  // 31: herald.v1.HeraldService.Push:output_type -> herald.v1.PushResponse
-	7,  // 32: herald.v1.HeraldService.PushBatch:output_type -> herald.v1.PushBatchResponse
-	5,  // 33: herald.v1.HeraldService.PushStream:output_type -> herald.v1.PushStreamResponse
-	10, // 34: herald.v1.HeraldService.GetMessage:output_type -> herald.v1.GetMessageResponse
-	13, // 35: herald.v1.HeraldService.RecallMessage:output_type -> herald.v1.RecallMessageResponse
-	15, // 36: herald.v1.HeraldService.JoinRoom:output_type -> herald.v1.JoinRoomResponse
-	17, // 37: herald.v1.HeraldService.LeaveRoom:output_type -> herald.v1.LeaveRoomResponse
-	19, // 38: herald.v1.HeraldService.GetRoom:output_type -> herald.v1.GetRoomResponse
-	24, // 39: herald.v1.HeraldService.GetUser:output_type -> herald.v1.GetUserResponse
-	27, // 40: herald.v1.HeraldService.KickConn:output_type -> herald.v1.KickConnResponse
-	29, // 41: herald.v1.HeraldService.KickUser:output_type -> herald.v1.KickUserResponse
-	31, // 42: herald.v1.HeraldService.GetStats:output_type -> herald.v1.GetStatsResponse
-	33, // 43: herald.v1.HeraldService.ListNodes:output_type -> herald.v1.ListNodesResponse
-	36, // 44: herald.v1.HeraldService.GetRoute:output_type -> herald.v1.GetRouteResponse
-	38, // 45: herald.v1.HeraldService.Drain:output_type -> herald.v1.DrainResponse
-	21, // 46: herald.v1.HeraldService.GetPresence:output_type -> herald.v1.GetPresenceResponse
-	31, // [31:47] is the sub-list for method output_type
-	15, // [15:31] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	45, // 12: herald.v1.Node.heartbeat:type_name -> google.protobuf.Timestamp
+	46, // 13: herald.v1.DrainRequest.drain_time:type_name -> google.protobuf.Duration
+	46, // 14: herald.v1.DrainResponse.drain_time:type_name -> google.protobuf.Duration
+	41, // 15: herald.v1.ListRecentMessagesResponse.messages:type_name -> herald.v1.RecentMessage
+	45, // 16: herald.v1.RecentMessage.at:type_name -> google.protobuf.Timestamp
+	44, // 17: herald.v1.GetStatsHistoryResponse.points:type_name -> herald.v1.StatsPoint
+	45, // 18: herald.v1.StatsPoint.at:type_name -> google.protobuf.Timestamp
+	2,  // 19: herald.v1.HeraldService.Push:input_type -> herald.v1.PushRequest
+	6,  // 20: herald.v1.HeraldService.PushBatch:input_type -> herald.v1.PushBatchRequest
+	4,  // 21: herald.v1.HeraldService.PushStream:input_type -> herald.v1.PushStreamRequest
+	9,  // 22: herald.v1.HeraldService.GetMessage:input_type -> herald.v1.GetMessageRequest
+	12, // 23: herald.v1.HeraldService.RecallMessage:input_type -> herald.v1.RecallMessageRequest
+	14, // 24: herald.v1.HeraldService.JoinRoom:input_type -> herald.v1.JoinRoomRequest
+	16, // 25: herald.v1.HeraldService.LeaveRoom:input_type -> herald.v1.LeaveRoomRequest
+	18, // 26: herald.v1.HeraldService.GetRoom:input_type -> herald.v1.GetRoomRequest
+	23, // 27: herald.v1.HeraldService.GetUser:input_type -> herald.v1.GetUserRequest
+	26, // 28: herald.v1.HeraldService.KickConn:input_type -> herald.v1.KickConnRequest
+	28, // 29: herald.v1.HeraldService.KickUser:input_type -> herald.v1.KickUserRequest
+	30, // 30: herald.v1.HeraldService.GetStats:input_type -> herald.v1.GetStatsRequest
+	32, // 31: herald.v1.HeraldService.ListNodes:input_type -> herald.v1.ListNodesRequest
+	35, // 32: herald.v1.HeraldService.GetRoute:input_type -> herald.v1.GetRouteRequest
+	37, // 33: herald.v1.HeraldService.Drain:input_type -> herald.v1.DrainRequest
+	20, // 34: herald.v1.HeraldService.GetPresence:input_type -> herald.v1.GetPresenceRequest
+	39, // 35: herald.v1.HeraldService.ListRecentMessages:input_type -> herald.v1.ListRecentMessagesRequest
+	42, // 36: herald.v1.HeraldService.GetStatsHistory:input_type -> herald.v1.GetStatsHistoryRequest
+	3,  // 37: herald.v1.HeraldService.Push:output_type -> herald.v1.PushResponse
+	7,  // 38: herald.v1.HeraldService.PushBatch:output_type -> herald.v1.PushBatchResponse
+	5,  // 39: herald.v1.HeraldService.PushStream:output_type -> herald.v1.PushStreamResponse
+	10, // 40: herald.v1.HeraldService.GetMessage:output_type -> herald.v1.GetMessageResponse
+	13, // 41: herald.v1.HeraldService.RecallMessage:output_type -> herald.v1.RecallMessageResponse
+	15, // 42: herald.v1.HeraldService.JoinRoom:output_type -> herald.v1.JoinRoomResponse
+	17, // 43: herald.v1.HeraldService.LeaveRoom:output_type -> herald.v1.LeaveRoomResponse
+	19, // 44: herald.v1.HeraldService.GetRoom:output_type -> herald.v1.GetRoomResponse
+	24, // 45: herald.v1.HeraldService.GetUser:output_type -> herald.v1.GetUserResponse
+	27, // 46: herald.v1.HeraldService.KickConn:output_type -> herald.v1.KickConnResponse
+	29, // 47: herald.v1.HeraldService.KickUser:output_type -> herald.v1.KickUserResponse
+	31, // 48: herald.v1.HeraldService.GetStats:output_type -> herald.v1.GetStatsResponse
+	33, // 49: herald.v1.HeraldService.ListNodes:output_type -> herald.v1.ListNodesResponse
+	36, // 50: herald.v1.HeraldService.GetRoute:output_type -> herald.v1.GetRouteResponse
+	38, // 51: herald.v1.HeraldService.Drain:output_type -> herald.v1.DrainResponse
+	21, // 52: herald.v1.HeraldService.GetPresence:output_type -> herald.v1.GetPresenceResponse
+	40, // 53: herald.v1.HeraldService.ListRecentMessages:output_type -> herald.v1.ListRecentMessagesResponse
+	43, // 54: herald.v1.HeraldService.GetStatsHistory:output_type -> herald.v1.GetStatsHistoryResponse
+	37, // [37:55] is the sub-list for method output_type
+	19, // [19:37] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_herald_v1_herald_proto_init() }
@@ -2772,7 +3293,7 @@ func file_herald_v1_herald_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_v1_herald_proto_rawDesc), len(file_herald_v1_herald_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -77,6 +77,12 @@ const (
 	// HeraldServiceGetPresenceProcedure is the fully-qualified name of the HeraldService's GetPresence
 	// RPC.
 	HeraldServiceGetPresenceProcedure = "/herald.v1.HeraldService/GetPresence"
+	// HeraldServiceListRecentMessagesProcedure is the fully-qualified name of the HeraldService's
+	// ListRecentMessages RPC.
+	HeraldServiceListRecentMessagesProcedure = "/herald.v1.HeraldService/ListRecentMessages"
+	// HeraldServiceGetStatsHistoryProcedure is the fully-qualified name of the HeraldService's
+	// GetStatsHistory RPC.
+	HeraldServiceGetStatsHistoryProcedure = "/herald.v1.HeraldService/GetStatsHistory"
 )
 
 // HeraldServiceClient is a client for the herald.v1.HeraldService service.
@@ -127,6 +133,13 @@ type HeraldServiceClient interface {
 	// GetPresence returns one page of the users present in a presence room,
 	// cluster-wide (GET /v1/rooms/{room}/presence).
 	GetPresence(context.Context, *connect.Request[v1.GetPresenceRequest]) (*connect.Response[v1.GetPresenceResponse], error)
+	// ListRecentMessages returns one page of an app's recent pushes, newest
+	// first: those the live nodes accepted lately and hold in memory
+	// (GET /v1/messages).
+	ListRecentMessages(context.Context, *connect.Request[v1.ListRecentMessagesRequest]) (*connect.Response[v1.ListRecentMessagesResponse], error)
+	// GetStatsHistory returns the last 15 minutes of the counts, one point
+	// per 5-second slot summed over the live nodes (GET /v1/stats/history).
+	GetStatsHistory(context.Context, *connect.Request[v1.GetStatsHistoryRequest]) (*connect.Response[v1.GetStatsHistoryResponse], error)
 }
 
 // NewHeraldServiceClient constructs a client for the herald.v1.HeraldService service. By default,
@@ -247,27 +260,43 @@ func NewHeraldServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listRecentMessages: connect.NewClient[v1.ListRecentMessagesRequest, v1.ListRecentMessagesResponse](
+			httpClient,
+			baseURL+HeraldServiceListRecentMessagesProcedure,
+			connect.WithSchema(heraldServiceMethods.ByName("ListRecentMessages")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		getStatsHistory: connect.NewClient[v1.GetStatsHistoryRequest, v1.GetStatsHistoryResponse](
+			httpClient,
+			baseURL+HeraldServiceGetStatsHistoryProcedure,
+			connect.WithSchema(heraldServiceMethods.ByName("GetStatsHistory")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // heraldServiceClient implements HeraldServiceClient.
 type heraldServiceClient struct {
-	push          *connect.Client[v1.PushRequest, v1.PushResponse]
-	pushBatch     *connect.Client[v1.PushBatchRequest, v1.PushBatchResponse]
-	pushStream    *connect.Client[v1.PushStreamRequest, v1.PushStreamResponse]
-	getMessage    *connect.Client[v1.GetMessageRequest, v1.GetMessageResponse]
-	recallMessage *connect.Client[v1.RecallMessageRequest, v1.RecallMessageResponse]
-	joinRoom      *connect.Client[v1.JoinRoomRequest, v1.JoinRoomResponse]
-	leaveRoom     *connect.Client[v1.LeaveRoomRequest, v1.LeaveRoomResponse]
-	getRoom       *connect.Client[v1.GetRoomRequest, v1.GetRoomResponse]
-	getUser       *connect.Client[v1.GetUserRequest, v1.GetUserResponse]
-	kickConn      *connect.Client[v1.KickConnRequest, v1.KickConnResponse]
-	kickUser      *connect.Client[v1.KickUserRequest, v1.KickUserResponse]
-	getStats      *connect.Client[v1.GetStatsRequest, v1.GetStatsResponse]
-	listNodes     *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
-	getRoute      *connect.Client[v1.GetRouteRequest, v1.GetRouteResponse]
-	drain         *connect.Client[v1.DrainRequest, v1.DrainResponse]
-	getPresence   *connect.Client[v1.GetPresenceRequest, v1.GetPresenceResponse]
+	push               *connect.Client[v1.PushRequest, v1.PushResponse]
+	pushBatch          *connect.Client[v1.PushBatchRequest, v1.PushBatchResponse]
+	pushStream         *connect.Client[v1.PushStreamRequest, v1.PushStreamResponse]
+	getMessage         *connect.Client[v1.GetMessageRequest, v1.GetMessageResponse]
+	recallMessage      *connect.Client[v1.RecallMessageRequest, v1.RecallMessageResponse]
+	joinRoom           *connect.Client[v1.JoinRoomRequest, v1.JoinRoomResponse]
+	leaveRoom          *connect.Client[v1.LeaveRoomRequest, v1.LeaveRoomResponse]
+	getRoom            *connect.Client[v1.GetRoomRequest, v1.GetRoomResponse]
+	getUser            *connect.Client[v1.GetUserRequest, v1.GetUserResponse]
+	kickConn           *connect.Client[v1.KickConnRequest, v1.KickConnResponse]
+	kickUser           *connect.Client[v1.KickUserRequest, v1.KickUserResponse]
+	getStats           *connect.Client[v1.GetStatsRequest, v1.GetStatsResponse]
+	listNodes          *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
+	getRoute           *connect.Client[v1.GetRouteRequest, v1.GetRouteResponse]
+	drain              *connect.Client[v1.DrainRequest, v1.DrainResponse]
+	getPresence        *connect.Client[v1.GetPresenceRequest, v1.GetPresenceResponse]
+	listRecentMessages *connect.Client[v1.ListRecentMessagesRequest, v1.ListRecentMessagesResponse]
+	getStatsHistory    *connect.Client[v1.GetStatsHistoryRequest, v1.GetStatsHistoryResponse]
 }
 
 // Push calls herald.v1.HeraldService.Push.
@@ -350,6 +379,16 @@ func (c *heraldServiceClient) GetPresence(ctx context.Context, req *connect.Requ
 	return c.getPresence.CallUnary(ctx, req)
 }
 
+// ListRecentMessages calls herald.v1.HeraldService.ListRecentMessages.
+func (c *heraldServiceClient) ListRecentMessages(ctx context.Context, req *connect.Request[v1.ListRecentMessagesRequest]) (*connect.Response[v1.ListRecentMessagesResponse], error) {
+	return c.listRecentMessages.CallUnary(ctx, req)
+}
+
+// GetStatsHistory calls herald.v1.HeraldService.GetStatsHistory.
+func (c *heraldServiceClient) GetStatsHistory(ctx context.Context, req *connect.Request[v1.GetStatsHistoryRequest]) (*connect.Response[v1.GetStatsHistoryResponse], error) {
+	return c.getStatsHistory.CallUnary(ctx, req)
+}
+
 // HeraldServiceHandler is an implementation of the herald.v1.HeraldService service.
 type HeraldServiceHandler interface {
 	// Push pushes one message (POST /v1/push).
@@ -398,6 +437,13 @@ type HeraldServiceHandler interface {
 	// GetPresence returns one page of the users present in a presence room,
 	// cluster-wide (GET /v1/rooms/{room}/presence).
 	GetPresence(context.Context, *connect.Request[v1.GetPresenceRequest]) (*connect.Response[v1.GetPresenceResponse], error)
+	// ListRecentMessages returns one page of an app's recent pushes, newest
+	// first: those the live nodes accepted lately and hold in memory
+	// (GET /v1/messages).
+	ListRecentMessages(context.Context, *connect.Request[v1.ListRecentMessagesRequest]) (*connect.Response[v1.ListRecentMessagesResponse], error)
+	// GetStatsHistory returns the last 15 minutes of the counts, one point
+	// per 5-second slot summed over the live nodes (GET /v1/stats/history).
+	GetStatsHistory(context.Context, *connect.Request[v1.GetStatsHistoryRequest]) (*connect.Response[v1.GetStatsHistoryResponse], error)
 }
 
 // NewHeraldServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -514,6 +560,20 @@ func NewHeraldServiceHandler(svc HeraldServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	heraldServiceListRecentMessagesHandler := connect.NewUnaryHandler(
+		HeraldServiceListRecentMessagesProcedure,
+		svc.ListRecentMessages,
+		connect.WithSchema(heraldServiceMethods.ByName("ListRecentMessages")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	heraldServiceGetStatsHistoryHandler := connect.NewUnaryHandler(
+		HeraldServiceGetStatsHistoryProcedure,
+		svc.GetStatsHistory,
+		connect.WithSchema(heraldServiceMethods.ByName("GetStatsHistory")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/herald.v1.HeraldService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case HeraldServicePushProcedure:
@@ -548,6 +608,10 @@ func NewHeraldServiceHandler(svc HeraldServiceHandler, opts ...connect.HandlerOp
 			heraldServiceDrainHandler.ServeHTTP(w, r)
 		case HeraldServiceGetPresenceProcedure:
 			heraldServiceGetPresenceHandler.ServeHTTP(w, r)
+		case HeraldServiceListRecentMessagesProcedure:
+			heraldServiceListRecentMessagesHandler.ServeHTTP(w, r)
+		case HeraldServiceGetStatsHistoryProcedure:
+			heraldServiceGetStatsHistoryHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -619,4 +683,12 @@ func (UnimplementedHeraldServiceHandler) Drain(context.Context, *connect.Request
 
 func (UnimplementedHeraldServiceHandler) GetPresence(context.Context, *connect.Request[v1.GetPresenceRequest]) (*connect.Response[v1.GetPresenceResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.GetPresence is not implemented"))
+}
+
+func (UnimplementedHeraldServiceHandler) ListRecentMessages(context.Context, *connect.Request[v1.ListRecentMessagesRequest]) (*connect.Response[v1.ListRecentMessagesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.ListRecentMessages is not implemented"))
+}
+
+func (UnimplementedHeraldServiceHandler) GetStatsHistory(context.Context, *connect.Request[v1.GetStatsHistoryRequest]) (*connect.Response[v1.GetStatsHistoryResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.GetStatsHistory is not implemented"))
 }
