@@ -6,7 +6,9 @@
 // engine's control requests. Authentication and app resolution stay in
 // the transports: Ops takes the app a call acts on. Errors are *push.Error
 // values, so every transport maps them the same way. Pushes, message
-// status and recall stay on the push service.
+// status and recall stay on the push service; the admin overview's views
+// (the recent pushes each node remembers, each node's 15 minutes of
+// history) are merged here from every node.
 //
 // Ops holds no state of its own beyond its dependencies; its methods are
 // safe for concurrent use.

@@ -6,13 +6,13 @@
 const CSRF_HEADER = "X-Herald-CSRF";
 const PAGES = ["overview", "users", "rooms", "messages", "push", "tail", "webhooks"];
 const POLL_MS = 2000;
-const HISTORY = (15 * 60 * 1000) / POLL_MS; // 15 minutes of samples
+const WINDOW_MS = 15 * 60 * 1000; // the graphs' span: the server keeps 15 minutes
+const RECENT_PAGE = 20;
 
 /** state is the session: null until known. */
 let state = null;
 let app = ""; // the app every page acts on
 let cleanup = []; // what the current page must stop when it is left
-const series = { conns: [], users: [], pushes: [], deliveries: [] };
 
 // ---- DOM helpers (text only: nothing from the server is parsed as HTML)
 
@@ -177,47 +177,94 @@ window.addEventListener("hashchange", render);
 
 // ---- overview
 
-function spark(values) {
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", `0 0 ${HISTORY} 36`);
-  svg.setAttribute("preserveAspectRatio", "none");
-  if (values.length > 1) {
-    const top = Math.max(1, ...values);
-    const off = HISTORY - values.length;
-    const line = document.createElementNS(svg.namespaceURI, "polyline");
-    line.setAttribute("points", values.map((v, i) => `${off + i},${34 - (v / top) * 32}`).join(" "));
-    svg.append(line);
-  }
-  return svg;
+const SVG = "http://www.w3.org/2000/svg";
+const GRAPHS = [
+  ["conns", "Connections"], ["users", "Users"], ["pushes", "Pushes / s"], ["deliveries", "Deliveries / s"],
+  ["stored", "Stored messages / s"], ["acks", "Acks / s"], ["webhook_backlog", "Webhook backlog"],
+];
+
+function svgEl(tag, attrs = {}, text) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
 }
 
-function card(label, testid, value, series) {
+/** num shows a count or a rate briefly: 12, 3.5, 1.2k, 4.1M. */
+function num(v) {
+  if (v >= 1e6) return (v / 1e6).toFixed(1) + "M";
+  if (v >= 1e4) return (v / 1e3).toFixed(1) + "k";
+  return Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1);
+}
+
+/** graph draws one series of the history over the last 15 minutes up to now. */
+function graph(key, label, points, now) {
+  const W = 360, H = 120, top = 14, bottom = 18, x0 = now - WINDOW_MS;
+  const vals = points.map((p) => p[key] ?? 0);
+  const max = Math.max(1, ...vals);
+  const x = (t) => ((t - x0) / WINDOW_MS) * W;
+  const y = (v) => H - bottom - (v / max) * (H - top - bottom);
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": label + ", last 15 minutes" });
+  svg.dataset.testid = "graph-" + key;
+  svg.dataset.points = String(points.length);
+  svg.dataset.last = String(vals.length ? vals[vals.length - 1] : "");
+  for (const f of [0, 0.5, 1]) svg.append(svgEl("line", { x1: 0, x2: W, y1: y(max * f), y2: y(max * f), class: "grid" }));
+  for (const m of [15, 10, 5, 0]) {
+    svg.append(svgEl("text", { x: x(now - m * 60000), y: H - 4, "text-anchor": m === 15 ? "start" : m === 0 ? "end" : "middle" }, m ? `-${m}m` : "now"));
+  }
+  svg.append(svgEl("text", { x: 2, y: 10 }, num(max)));
+  const xy = points.map((p, i) => `${x(p.at).toFixed(1)},${y(vals[i]).toFixed(1)}`);
+  if (points.length > 1) {
+    svg.append(svgEl("polygon", { points: `${x(points[0].at).toFixed(1)},${y(0)} ${xy.join(" ")} ${x(points[points.length - 1].at).toFixed(1)},${y(0)}`, class: "area" }));
+    svg.append(svgEl("polyline", { points: xy.join(" ") }));
+  }
+  if (points.length) {
+    const [cx, cy] = xy[xy.length - 1].split(",");
+    svg.append(svgEl("circle", { cx, cy, r: 2.5 }));
+  }
+  return h("div", { class: "card graph" },
+    h("div", { class: "label" }, label),
+    h("div", { class: "value small" }, vals.length ? num(vals[vals.length - 1]) : "–"),
+    svg);
+}
+
+function card(label, testid, value) {
   return h("div", { class: "card" },
     h("div", { class: "label" }, label),
-    h("div", { class: "value", testid, "data-value": value }, value),
-    spark(series));
+    h("div", { class: "value", testid, "data-value": value }, value));
+}
+
+/** mergePoints adds fresh points to hist (a slot seen again replaces the
+ * old one, which may have missed a node) and drops those older than the
+ * window. */
+function mergePoints(hist, fresh, now) {
+  const bySlot = new Map(hist.map((p) => [p.at, p]));
+  for (const p of fresh) bySlot.set(p.at, p);
+  return [...bySlot.values()].filter((p) => p.at > now - WINDOW_MS).sort((a, b) => a.at - b.at);
 }
 
 function overview(main) {
   main.append(h("h1", {}, "Overview"));
   const cards = h("div", { class: "cards" });
+  const graphs = h("div", { class: "graphs", testid: "graphs" }, h("p", { class: "muted" }, "Loading…"));
   const nodes = h("div");
   const status = h("p", { class: "muted" });
-  main.append(cards, h("h2", {}, "Nodes"), nodes, status);
+  main.append(cards, h("h2", {}, "Nodes"), nodes, status, h("h2", {}, "Last 15 minutes"), graphs,
+    h("p", { class: "muted" }, "One point per 5 seconds, summed over the live nodes; each node keeps its last 15 minutes in memory (a restarted node starts empty)."));
   let last = null;
+  let hist = null;
   let timer = 0;
   let alive = true;
   cleanup.push(() => {
     alive = false;
     clearTimeout(timer);
   });
-  const push = (k, v) => {
-    series[k].push(v);
-    if (series[k].length > HISTORY) series[k].shift();
-  };
   const tick = async () => {
     try {
-      const [st, nl] = await Promise.all([api("GET", "/v1/stats" + q()), api("GET", "/v1/nodes?draining=1")]);
+      // The last point again: a node may have sampled its slot since.
+      const since = hist && hist.length ? hist[hist.length - 1].at - 1 : 0;
+      const [st, nl, hs] = await Promise.all([api("GET", "/v1/stats" + q()), api("GET", "/v1/nodes?draining=1"),
+        api("GET", "/v1/stats/history" + q({ since: since ? String(since) : "" }))]);
       if (!alive) return;
       const now = Date.now();
       let pr = 0;
@@ -228,20 +275,19 @@ function overview(main) {
         dr = Math.max(0, (st.deliveries - last.deliveries) / dt);
       }
       last = { at: now, pushes: st.pushes, deliveries: st.deliveries };
-      push("conns", st.conns);
-      push("users", st.users);
-      push("pushes", pr);
-      push("deliveries", dr);
+      hist = mergePoints(hist || [], hs.points || [], now);
       cards.replaceChildren(
-        card("Connections", "stat-conns", st.conns, series.conns),
-        card("Users", "stat-users", st.users, series.users),
-        card("Pushes / s", "stat-pushes-rate", pr.toFixed(1), series.pushes),
-        card("Deliveries / s", "stat-deliveries-rate", dr.toFixed(1), series.deliveries),
-        card("Rooms", "stat-rooms", st.rooms, []),
+        card("Connections", "stat-conns", st.conns),
+        card("Users", "stat-users", st.users),
+        card("Pushes / s", "stat-pushes-rate", pr.toFixed(1)),
+        card("Deliveries / s", "stat-deliveries-rate", dr.toFixed(1)),
+        card("Rooms", "stat-rooms", st.rooms),
       );
+      graphs.replaceChildren(...GRAPHS.map(([k, label]) => graph(k, label, hist, now)));
       nodes.replaceChildren(nodeTable(nl.nodes || [], tick));
-      status.textContent = (st.partial ? "Partial: nodes " + st.missing.join(", ") + " did not answer. " : "") +
-        "Updated " + new Date(now).toLocaleTimeString() + "; graphs: the last 15 minutes seen by this page.";
+      const missing = [...new Set([...(st.missing || []), ...(hs.missing || [])])];
+      status.textContent = (missing.length ? "Partial: nodes " + missing.join(", ") + " did not answer. " : "") +
+        "Updated " + new Date(now).toLocaleTimeString() + ".";
     } catch (e) {
       if (alive) status.textContent = "Could not refresh: " + e.message;
     }
@@ -434,8 +480,75 @@ function messages(main, arg) {
       if (alive) out.replaceChildren(h("p", { class: "error", testid: "message-error" }, e.message));
     }
   };
-  main.append(h("h1", {}, "Messages"), searchForm("message-search", "message id", arg, look), out);
+  const recent = h("div", { testid: "recent-messages" }, h("p", { class: "muted" }, "Loading…"));
+  main.append(h("h1", {}, "Messages"), searchForm("message-search", "message id", arg, look), out,
+    h("h2", {}, "Recent messages"),
+    h("p", { class: "muted" }, "The pushes the live nodes accepted lately, newest first: each node keeps its last 200 per app in memory (a restarted node forgets its own). Stored (offline) pushes show their status."),
+    recent);
   if (arg) look(arg);
+  recentList(recent, () => alive);
+}
+
+/** targetsText summarises a recent push's targets. */
+function targetsText(t) {
+  if (t.all) return "every app";
+  if (t.app) return "the whole app";
+  const kinds = [["user", t.users], ["conn", t.conns], ["room", t.rooms]].filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}${n > 1 ? "s" : ""}`);
+  const more = t.users + t.conns + t.rooms > 1 ? ", …" : "";
+  return kinds.join(", ") + (t.first ? ` (${t.first}${more})` : "");
+}
+
+/** funnelCell shows a stored push's status funnel; a live push has none. */
+function funnelCell(m, st) {
+  if (!m.offline) return h("td", { class: "muted" }, "live only: no status kept");
+  if (!st) return h("td", { class: "muted" }, "status unavailable");
+  const n = (k) => st[k] ?? 0;
+  const extra = ["expired", "dropped"].filter((k) => n(k) > 0).map((k) => ` · ${n(k)} ${k}`).join("") + (st.recalled ? " · recalled" : "");
+  return h("td", {}, h("span", { testid: "recent-funnel", "data-targeted": n("targeted"), "data-delivered": n("delivered"), "data-acked": n("acked"), "data-recalled": String(!!st.recalled) },
+    `${n("targeted")} targeted → ${n("delivered")} delivered → ${n("acked")} acked${extra}`));
+}
+
+/** recentList fills box with the app's recent pushes, newest first, a
+ * page at a time, each stored one with its status funnel; the first page
+ * refreshes every few seconds. */
+function recentList(box, alive) {
+  const cursors = []; // the cursors of the pages before this one
+  let cursor = "";
+  let timer = 0;
+  cleanup.push(() => clearTimeout(timer));
+  const load = async () => {
+    clearTimeout(timer);
+    try {
+      const r = await api("GET", "/v1/messages" + q({ limit: String(RECENT_PAGE), cursor }));
+      const status = await Promise.all(r.messages.map((m) => (m.offline ? api("GET", `/v1/messages/${enc(m.id)}` + q()).catch(() => null) : null)));
+      if (!alive()) return;
+      const older = () => {
+        cursors.push(cursor);
+        cursor = r.next;
+        load();
+      };
+      const newer = () => {
+        cursor = cursors.pop() ?? "";
+        load();
+      };
+      fill(box,
+        r.messages.length ? h("table", {},
+          h("tr", {}, ["Accepted", "Message", "Targets", "Node", "Status"].map((t) => h("th", {}, t))),
+          r.messages.map((m, i) => h("tr", { testid: "recent-row", "data-id": m.id, "data-offline": String(m.offline) },
+            h("td", {}, new Date(m.at).toLocaleString()),
+            h("td", {}, h("a", { href: "#/messages/" + enc(m.id), testid: "recent-link" }, m.id)),
+            h("td", {}, targetsText(m.to)), h("td", {}, m.node), funnelCell(m, status[i])))) :
+          h("p", { testid: "recent-empty" }, "No push accepted lately."),
+        h("div", { class: "row" },
+          cursor ? h("button", { class: "plain", testid: "recent-prev", onclick: newer }, "Newer") : null,
+          r.next ? h("button", { class: "plain", testid: "recent-next", onclick: older }, "Older") : null),
+        r.partial ? h("p", { class: "muted" }, "Partial: nodes " + r.missing.join(", ") + " did not answer.") : null);
+    } catch (e) {
+      if (alive()) box.replaceChildren(h("p", { class: "error" }, e.message));
+    }
+    if (alive() && !cursor) timer = setTimeout(load, 5000);
+  };
+  load();
 }
 
 // ---- push console

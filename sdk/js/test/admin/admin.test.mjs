@@ -196,6 +196,59 @@ test("a console push reaches the client, its status shows delivered then acked, 
   await page.context().close();
 });
 
+test("the overview draws 15 minutes of server-side history on first load, and it follows real clients", async () => {
+  const page = await session(ADMIN);
+  await shotOnFailure(page, "admin-graphs", async () => {
+    const g = '[data-testid="graph-conns"]';
+    await page.waitForSelector(g);
+    // The first render draws what the server kept: no waiting for polls.
+    assert.ok(Number(await page.getAttribute(g, "data-points")) >= 1, "no point on first load");
+    assert.equal(page.requests.filter((r) => new URL(r.url).pathname === "/v1/stats/history").length, 1);
+    assert.equal((await page.$$('[data-testid="graphs"] svg')).length, 7);
+    assert.ok((await page.$$(g + " polyline, " + g + " circle")).length >= 1, "nothing drawn");
+    const frank = await client("a", "frank");
+    // The next 5-second slot counts him; the page fetches it by itself.
+    await page.waitForFunction((sel) => document.querySelector(sel)?.dataset.last === "1", g, { timeout: 20000 });
+    await frank.close();
+  });
+  await page.context().close();
+});
+
+test("the messages page lists an app's recent pushes newest first, with the funnel of stored ones", async () => {
+  const erin = await client("a", "erin");
+  const page = await session(ADMIN);
+  await shotOnFailure(page, "admin-recent", async () => {
+    const push = async (body) => {
+      const r = await api("POST", "/v1/push", { app: "a", ...body });
+      assert.equal(r.status, 200);
+      return r.body.id;
+    };
+    const first = await push({ to: { users: ["erin"] }, data: { n: 1 }, offline: true });
+    const second = await push({ to: { rooms: ["news"] }, data: { n: 2 } });
+    const third = await push({ to: { users: ["erin"] }, data: { n: 3 }, offline: true });
+    assert.equal((await api("POST", "/v1/push", { app: "b", to: { users: ["erin"] }, data: 0 })).status, 200); // app b: not listed
+    await until(() => erin.pushes().length === 2, "erin's two pushes");
+    await nav(page, "messages");
+    const rows = () => page.$$eval('[data-testid="recent-row"]', (r) => r.map((e) => e.dataset.id));
+    await page.waitForSelector(`[data-testid="recent-row"][data-id="${third}"]`);
+    const ids = (await rows()).filter((id) => [first, second, third].includes(id));
+    assert.deepEqual(ids, [third, second, first]);
+    assert.equal((await rows())[0], third, "the newest is not first");
+    const funnel = (id) => `[data-testid="recent-row"][data-id="${id}"] [data-testid="recent-funnel"]`;
+    // Delivered to erin's live connection; the list refreshes by itself.
+    await page.waitForSelector(funnel(third) + '[data-targeted="1"][data-delivered="1"][data-acked="0"]', { timeout: 20000 });
+    assert.equal(await page.$(`[data-testid="recent-row"][data-id="${second}"] [data-testid="recent-funnel"]`), null, "a live push has no status");
+    erin.ws.send(JSON.stringify({ type: "ack", seq: erin.pushes().find((m) => m.id === third).seq }));
+    await page.waitForSelector(funnel(third) + '[data-acked="1"]', { timeout: 20000 });
+    await shot(page, "messages-recent");
+    await page.click(`[data-testid="recent-row"][data-id="${third}"] [data-testid="recent-link"]`);
+    await page.waitForSelector('[data-testid="message-status"][data-acked="1"]');
+    assert.equal(new URL(page.url()).hash, "#/messages/" + third);
+  });
+  await page.context().close();
+  await erin.close();
+});
+
 test("the live tail shows pushes to a room; rooms list members", async () => {
   const page = await session(ADMIN);
   await shotOnFailure(page, "admin-tail", async () => {
