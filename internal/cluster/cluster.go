@@ -19,6 +19,7 @@ import (
 	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/push"
 	"github.com/heraldpush/herald/internal/recent"
+	"github.com/heraldpush/herald/internal/webhook"
 )
 
 // The operations one node runs on its own connections for a request from
@@ -50,17 +51,18 @@ type request struct {
 
 // answer is one node's part of an operation's result.
 type answer struct {
-	Err     string          `json:"err,omitempty"`     // a request the node did not understand
-	N       int             `json:"n,omitempty"`       // connections touched, in the room, or of the user
-	Users   []byte          `json:"users,omitempty"`   // the room's users, as 8-byte hashes
-	Members []Member        `json:"members,omitempty"` // the room's first members after the cursor
-	More    bool            `json:"more,omitempty"`    // members or conns beyond those
-	Conns   []ConnInfo      `json:"conns,omitempty"`
-	Stats   *Stats          `json:"stats,omitempty"`
-	Status  int             `json:"status,omitempty"` // opFrame: 403 another user's connection, 400 a bad frame
-	Drain   *Drain          `json:"drain,omitempty"`  // opDrain: what the drain started
-	Recent  []recent.Entry  `json:"recent,omitempty"`
-	History []history.Point `json:"history,omitempty"`
+	Err      string                  `json:"err,omitempty"`     // a request the node did not understand
+	N        int                     `json:"n,omitempty"`       // connections touched, in the room, or of the user
+	Users    []byte                  `json:"users,omitempty"`   // the room's users, as 8-byte hashes
+	Members  []Member                `json:"members,omitempty"` // the room's first members after the cursor
+	More     bool                    `json:"more,omitempty"`    // members or conns beyond those
+	Conns    []ConnInfo              `json:"conns,omitempty"`
+	Stats    *Stats                  `json:"stats,omitempty"`
+	Status   int                     `json:"status,omitempty"` // opFrame: 403 another user's connection, 400 a bad frame
+	Drain    *Drain                  `json:"drain,omitempty"`  // opDrain: what the drain started
+	Recent   []recent.Entry          `json:"recent,omitempty"`
+	History  []history.Point         `json:"history,omitempty"`
+	Webhooks []webhook.EndpointStats `json:"webhooks,omitempty"`
 }
 
 // serve answers a request from another node.
@@ -112,6 +114,8 @@ func (o *Ops) local(r *request) answer {
 		return o.localRecent(r)
 	case opHistory:
 		return o.localHistory(r)
+	case opWebhooks:
+		return o.localWebhooks(r)
 	}
 	return answer{Err: "unknown operation " + r.Op}
 }

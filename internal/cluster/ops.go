@@ -70,6 +70,7 @@ type Ops struct {
 	gw       Gateway
 	svc      Counters
 	hist     Histories // nil: no history
+	hooks    Webhooks  // nil: no webhooks
 	registry engine.Nodes
 	ctl      engine.Control
 

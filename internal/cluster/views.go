@@ -2,18 +2,22 @@ package cluster
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/heraldpush/herald/internal/history"
 	"github.com/heraldpush/herald/internal/push"
 	"github.com/heraldpush/herald/internal/recent"
+	"github.com/heraldpush/herald/internal/webhook"
 )
 
 // The admin overview's cluster-wide views: the recent pushes each node
 // holds in memory (package recent) and each node's last 15 minutes of
 // counts (package history), merged by the node taking the call.
 const (
-	opRecent  = "recent"  // a page of the node's recent pushes of an app
-	opHistory = "history" // the node's history points of an app
+	opRecent   = "recent"   // a page of the node's recent pushes of an app
+	opHistory  = "history"  // the node's history points of an app
+	opWebhooks = "webhooks" // the node's counts per webhook endpoint of an app
 )
 
 // Histories is what the history query needs of this node's sampler
@@ -110,4 +114,65 @@ func (o *Ops) localHistory(r *request) answer {
 		return answer{}
 	}
 	return answer{History: o.hist.Points(r.App, r.Since)}
+}
+
+// Webhooks is what the webhook query needs of this node's lifecycle
+// (*lifecycle.Lifecycle): its outbox's counts per endpoint.
+type Webhooks interface {
+	EndpointStats(ctx context.Context, app string) []webhook.EndpointStats
+}
+
+// SetWebhooks gives the operations this node's webhook counts; without
+// them, a node answers none. Call it before Start.
+func (o *Ops) SetWebhooks(w Webhooks) { o.hooks = w }
+
+// WebhookStats are an app's webhook endpoints with the live nodes' counts.
+type WebhookStats struct {
+	// Endpoints, ordered by URL: queued, delivered, retried and dead are
+	// summed over the nodes (each counts what it did since it started);
+	// pending (read from the cluster-wide outbox) is the largest reading,
+	// disabled true if any node saw it.
+	Endpoints []webhook.EndpointStats
+	// Missing names the listed nodes that did not answer in time.
+	Missing []string
+}
+
+// Webhooks returns app's webhook endpoints ("": every app's) with their
+// counts summed over the live nodes.
+func (o *Ops) Webhooks(ctx context.Context, app string) (WebhookStats, error) {
+	answers, missing, err := o.queryAll(ctx, &request{Op: opWebhooks, App: app})
+	if err != nil {
+		return WebhookStats{}, err
+	}
+	byID := map[string]*webhook.EndpointStats{}
+	for _, a := range answers {
+		for _, e := range a.Webhooks {
+			m, ok := byID[e.ID]
+			if !ok {
+				m = &webhook.EndpointStats{ID: e.ID, App: e.App, URL: e.URL}
+				byID[e.ID] = m
+			}
+			m.Queued += e.Queued
+			m.Delivered += e.Delivered
+			m.Retried += e.Retried
+			m.Dead += e.Dead
+			m.Pending = max(m.Pending, e.Pending)
+			m.Disabled = m.Disabled || e.Disabled
+		}
+	}
+	s := WebhookStats{Endpoints: make([]webhook.EndpointStats, 0, len(byID)), Missing: missing}
+	for _, e := range byID {
+		s.Endpoints = append(s.Endpoints, *e)
+	}
+	slices.SortFunc(s.Endpoints, func(a, b webhook.EndpointStats) int { return strings.Compare(a.URL+a.ID, b.URL+b.ID) })
+	return s, nil
+}
+
+func (o *Ops) localWebhooks(r *request) answer {
+	if o.hooks == nil {
+		return answer{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.cfg.EngineTimeout)
+	defer cancel()
+	return answer{Webhooks: o.hooks.EndpointStats(ctx, r.App)}
 }

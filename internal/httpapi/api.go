@@ -114,6 +114,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/rooms/{room}/leave", a.wrap(a.membership(a.ops.Leave)))
 	mux.Handle("GET /v1/rooms/{room}", a.wrap(a.room))
 	mux.Handle("GET /v1/rooms/{room}/presence", a.wrap(a.presence))
+	mux.Handle("GET /v1/webhooks", a.wrap(a.webhooks))
 	mux.Handle("GET /v1/webhooks/dead", a.wrap(a.deadLetters))
 	mux.Handle("POST /v1/webhooks/dead/replay", a.wrap(a.replayDead))
 	mux.Handle("GET /v1/users/{user}", a.wrap(a.user))

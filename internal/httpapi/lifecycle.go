@@ -85,3 +85,22 @@ func (a *API) replayDead(w http.ResponseWriter, r *http.Request, p principal) er
 	writeJSON(w, 200, map[string]int{"replayed": n})
 	return nil
 }
+
+// webhooks answers GET /v1/webhooks: the app's webhook endpoints with
+// what the live nodes' outboxes did for each.
+func (a *API) webhooks(w http.ResponseWriter, r *http.Request, p principal) error {
+	app, err := a.appFor(p, r.URL.Query().Get("app"))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.engineCtx(r)
+	defer cancel()
+	st, err := a.ops.Webhooks(ctx, app)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"endpoints": st.Endpoints}
+	addPartial(body, st.Missing)
+	writeJSON(w, 200, body)
+	return nil
+}

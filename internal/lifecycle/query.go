@@ -56,3 +56,13 @@ func (l *Lifecycle) ReplayDead(ctx context.Context, app string, ids []string) (i
 	}
 	return n, nil
 }
+
+// EndpointStats reports what this node's webhook outbox did for each
+// endpoint of app ("": every app) since the node started (see
+// webhook.EndpointStats). Without webhooks the list is empty.
+func (l *Lifecycle) EndpointStats(ctx context.Context, app string) []webhook.EndpointStats {
+	if l == nil || l.Outbox == nil {
+		return nil
+	}
+	return l.Outbox.Stats(ctx, app)
+}

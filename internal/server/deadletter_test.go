@@ -16,7 +16,8 @@ import (
 // TestWebhookDeadLetters: an event a receiver refuses for longer than
 // webhook_retry_for is listed by GET /v1/webhooks/dead and, once the
 // receiver is back, POST /v1/webhooks/dead/replay delivers it with the
-// same webhook-id; the herald_webhook_* metrics count each step.
+// same webhook-id; GET /v1/webhooks and the herald_webhook_* metrics
+// count each step.
 func TestWebhookDeadLetters(t *testing.T) {
 	var up atomic.Bool
 	var mu sync.Mutex
@@ -52,6 +53,17 @@ func TestWebhookDeadLetters(t *testing.T) {
 		!strings.Contains(mustJSON(ev["event"]), `"user":"alice"`) {
 		t.Fatalf("dead letter %v", ev)
 	}
+	endpoint := func() map[string]any {
+		status, out := n.call("GET", "/v1/webhooks", "", nil)
+		eps, _ := out["endpoints"].([]any)
+		if status != 200 || len(eps) != 1 {
+			t.Fatalf("GET /v1/webhooks: %d %v", status, out)
+		}
+		return eps[0].(map[string]any)
+	}
+	if ep := endpoint(); ep["url"] != srv.URL || ep["dead"] != 1.0 || ep["retried"].(float64) < 1 || ep["delivered"] != 0.0 {
+		t.Fatalf("endpoint after the dead letter: %v", ep)
+	}
 	if status, out := n.call("GET", "/v1/webhooks/dead?cursor=x", "", nil); status != 400 {
 		t.Fatalf("bad cursor: %d %v", status, out)
 	}
@@ -68,6 +80,7 @@ func TestWebhookDeadLetters(t *testing.T) {
 	if ids[0] != ev["id"] {
 		t.Fatalf("replayed with webhook-id %q, want %q", ids[0], ev["id"])
 	}
+	waitFor(t, func() bool { return endpoint()["delivered"] == 1.0 })
 	if _, out := n.call("GET", "/v1/webhooks/dead", "", nil); len(out["events"].([]any)) != 0 {
 		t.Fatalf("still listed after the replay: %v", out)
 	}

@@ -169,6 +169,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.ops.SetHistory(s.history)
+	s.ops.SetWebhooks(s.lifecycle)
 	api, err := httpapi.New(httpapi.Config{MaxPayload: l.MaxPayload, MaxBatch: l.MaxBatch, EngineTimeout: l.EngineTimeout, Version: Version,
 		MaxBody: l.MaxBodyBytesInFlight, Lifecycle: s.lifecycle},
 		apiKeys, s.service, s.ops, s.gateway, s.engine, s.metrics, log)

@@ -658,19 +658,56 @@ function tail(main) {
 
 // ---- webhooks
 
-async function webhooks(main) {
+function webhooks(main) {
   main.append(h("h1", {}, "Webhooks"));
-  const out = h("div", {}, h("p", { class: "muted" }, "Loading…"));
-  main.append(out);
-  try {
-    const r = await api("GET", "/v1/webhooks/dead" + q());
-    const list = r.events || r.dead || r.items || [];
-    out.replaceChildren(list.length ? h("table", {}, list.map((d) => h("tr", { testid: "webhook-dead-row" }, h("td", {}, h("pre", {}, JSON.stringify(d)))))) : h("p", { testid: "webhooks-empty" }, "No dead letters."));
-  } catch (e) {
-    out.replaceChildren(e.status === 404
-      ? h("p", { testid: "webhooks-unavailable" }, "Not available: this server has no webhook dead-letter API (GET /v1/webhooks/dead) yet.")
-      : h("p", { class: "error" }, e.message));
-  }
+  const eps = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  const dead = h("div");
+  main.append(h("h2", {}, "Endpoints"),
+    h("p", { class: "muted" }, "Summed over the live nodes, each counting since it started; pending is what the outbox holds for the endpoint now. Refreshed every 5 s."),
+    eps, h("h2", {}, "Dead letters"), dead);
+  let timer = 0;
+  let alive = true;
+  cleanup.push(() => {
+    alive = false;
+    clearTimeout(timer);
+  });
+  const replay = (ids) => async (ev) => {
+    if (!confirm(ids ? `Send event ${ids[0]} to its endpoint again?` : "Send every dead letter of this app to its endpoint again?")) return;
+    ev.target.disabled = true;
+    try {
+      await api("POST", "/v1/webhooks/dead/replay", { app: app || undefined, ids });
+    } catch (e) {
+      alert("Replay failed: " + e.message);
+    }
+    load();
+  };
+  const load = async () => {
+    clearTimeout(timer);
+    try {
+      const [e, d] = await Promise.all([api("GET", "/v1/webhooks" + q()), api("GET", "/v1/webhooks/dead" + q())]);
+      if (!alive) return;
+      const list = e.endpoints || [];
+      eps.replaceChildren(list.length ? h("table", {},
+        h("tr", {}, ["Endpoint", "Delivered", "Retried", "Dead", "Pending", "State"].map((t) => h("th", {}, t))),
+        list.map((p) => h("tr", { testid: "webhook-endpoint-row", "data-id": p.id, "data-delivered": p.delivered, "data-retried": p.retried, "data-dead": p.dead, "data-pending": p.pending },
+          h("td", {}, p.url), h("td", {}, p.delivered), h("td", {}, p.retried), h("td", {}, p.dead), h("td", {}, p.pending),
+          h("td", {}, p.disabled ? "disabled (410)" : "active")))) : h("p", { testid: "webhooks-none" }, "This app has no webhook endpoint."));
+      const evs = d.events || [];
+      fill(dead, evs.length ? h("table", { class: "dead" },
+        h("tr", {}, ["Failed", "Type", "Endpoint", "Last error", "Event", ""].map((t) => h("th", {}, t))),
+        evs.map((v) => h("tr", { testid: "webhook-dead-row", "data-id": v.id },
+          h("td", {}, v.failed ? new Date(v.failed).toLocaleString() : ""), h("td", {}, v.type), h("td", {}, v.endpoint), h("td", {}, v.error),
+          h("td", {}, h("pre", {}, JSON.stringify(v.event))),
+          h("td", {}, readOnly() ? "" : h("button", { class: "plain", testid: "webhook-replay", onclick: replay([v.id]) }, "Replay"))))) :
+        h("p", { testid: "webhooks-empty" }, "No dead letters."),
+        d.next ? h("p", { class: "muted" }, "More dead letters exist than shown.") : null,
+        evs.length && !readOnly() ? h("p", {}, h("button", { testid: "webhook-replay-all", onclick: replay(undefined) }, "Replay all")) : null);
+    } catch (err) {
+      if (alive) eps.replaceChildren(h("p", { class: "error" }, err.message));
+    }
+    if (alive) timer = setTimeout(load, 5000);
+  };
+  load();
 }
 
 const PAGE_RENDER = { overview, users, rooms, messages, push: pushPage, tail, webhooks };

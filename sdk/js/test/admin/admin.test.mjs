@@ -6,7 +6,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { request } from "node:http";
+import { createServer, request } from "node:http";
 import WebSocket from "ws";
 import { Server, repo, token, until } from "../server.mjs";
 import { browser, shotOnFailure } from "../browser/page.mjs";
@@ -19,9 +19,22 @@ const shots = repo + "/docs/admin/";
 
 const srv = new Server([]);
 let chrome;
+// receiver takes app b's webhooks: it refuses them (500) until up is set.
+const receiver = { up: false, got: [] };
+const hooks = createServer((req, res) => {
+  req.resume();
+  req.on("end", () => {
+    if (receiver.up) receiver.got.push(req.headers["webhook-id"]);
+    res.writeHead(receiver.up ? 204 : 500).end();
+  });
+});
 before(async () => {
+  await new Promise((ok) => hooks.listen(0, "127.0.0.1", ok));
   writeFileSync(srv.config, `admin_keys: ["${ADMIN}"]
 presence_rooms: ["chat-*"]
+allow_private_webhooks: true
+limits:
+  webhook_retry_for: 500ms
 apps:
   - name: "a"
     api_keys: ["${KEY_A}"]
@@ -29,12 +42,17 @@ apps:
   - name: "b"
     api_keys: ["${KEY_B}"]
     token_secret: "${SECRET.b}"
+    webhooks:
+      - url: "http://127.0.0.1:${hooks.address().port}/hook"
+        secret: "whsec_${Buffer.from("webhook-secret-0123456789abcdef").toString("base64")}"
+        events: ["user.online"]
 `);
   [chrome] = await Promise.all([browser(), srv.start()]);
 });
 after(async () => {
   await chrome?.close();
   await srv.close();
+  hooks.close();
 });
 
 /** client is a real WebSocket client of app's user; it records frames and its close code. */
@@ -270,10 +288,33 @@ test("the live tail shows pushes to a room; rooms list members", async () => {
     await shot(page, "tail");
 
     await nav(page, "webhooks");
-    // The dead-letter API exists now: an app without webhooks has none.
-    await page.waitForSelector('[data-testid="webhooks-empty"], [data-testid="webhooks-unavailable"]');
-    await shot(page, "webhooks");
+    // App a has no webhook endpoint, and so no dead letter.
+    await page.waitForSelector('[data-testid="webhooks-none"]');
+    await page.waitForSelector('[data-testid="webhooks-empty"]');
     await carol.close();
+  });
+  await page.context().close();
+});
+
+test("the webhooks page shows an endpoint's counts and dead letters, and replays them", async () => {
+  const page = await session(ADMIN);
+  await shotOnFailure(page, "admin-webhooks", async () => {
+    await page.selectOption('[data-testid="app-select"]', "b");
+    const hank = await client("b", "hank"); // user.online: refused until the receiver is up
+    await nav(page, "webhooks");
+    const ep = '[data-testid="webhook-endpoint-row"]';
+    // The page refreshes itself (every 5 s) until the event is dead.
+    await page.waitForSelector('[data-testid="webhook-dead-row"]', { timeout: 20000 });
+    await page.waitForFunction((sel) => Number(document.querySelector(sel)?.dataset.dead) >= 1, ep, { timeout: 20000 });
+    assert.ok(Number(await page.getAttribute(ep, "data-retried")) >= 1);
+    const deadIDs = await page.$$eval('[data-testid="webhook-dead-row"]', (r) => r.map((e) => e.dataset.id));
+    await shot(page, "webhooks");
+    receiver.up = true;
+    await page.click('[data-testid="webhook-replay-all"]');
+    await page.waitForSelector('[data-testid="webhooks-empty"]');
+    await until(() => deadIDs.every((id) => receiver.got.includes(id)), "the replayed events at the receiver");
+    await page.waitForFunction(([sel, n]) => Number(document.querySelector(sel)?.dataset.delivered) >= n, [ep, deadIDs.length], { timeout: 20000 });
+    await hank.close();
   });
   await page.context().close();
 });
