@@ -103,12 +103,12 @@ func (s *Sampler) Sample(ctx context.Context) {
 		cur[""] = Reading{}
 	}
 	for app, r := range s.rings {
-		if _, ok := cur[app]; !ok && r.idle >= Samples {
-			delete(s.rings, app) // idle for the whole window
+		if _, ok := cur[app]; ok {
+			continue
 		}
-	}
-	for _, app := range slices.Sorted(maps.Keys(s.rings)) {
-		if _, ok := cur[app]; !ok {
+		if r.idle >= Samples {
+			delete(s.rings, app) // idle for the whole window
+		} else {
 			cur[app] = Reading{} // gone: its counts are 0 now
 		}
 	}
