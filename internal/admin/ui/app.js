@@ -389,9 +389,9 @@ function users(main, arg) {
         h("table", {}, h("tr", {}, ["Connection", "Node", "Device", "Address", "Since", "Rooms", ""].map((t) => h("th", {}, t))), rows),
         u.next ? h("p", { class: "muted" }, "More connections exist than shown.") : null,
         h("h2", {}, "Inbox"),
-        box ? h("p", { testid: "user-inbox", "data-latest": box.latest_seq, "data-delivered": box.delivered_seq, "data-acked": box.acked_seq },
-          `Latest seq ${box.latest_seq}, delivered ${box.delivered_seq}, acked ${box.acked_seq}` +
-          (box.latest_seq > box.acked_seq ? ` (at most ${box.latest_seq - box.acked_seq} waiting for an ack).` : ".")) : h("p", { class: "muted" }, "Inbox unavailable."),
+        box ? h("p", { testid: "user-inbox", "data-latest": box.latest_seq, "data-delivered": box.delivered_seq, "data-acked": box.acked_seq, "data-waiting": box.waiting },
+          `Latest seq ${box.latest_seq}, delivered ${box.delivered_seq}, acked ${box.acked_seq}; ` +
+          `${box.waiting}${box.waiting_more ? "+" : ""} stored message${box.waiting === 1 ? "" : "s"} waiting for an ack.`) : h("p", { class: "muted" }, "Inbox unavailable."),
         h("h2", {}, "Presence rooms"),
         presence,
         readOnly() || !u.online ? null : h("p", {}, h("button", { class: "danger", testid: "kick-user", onclick: async () => {

@@ -208,7 +208,7 @@ test("a console push reaches the client, its status shows delivered then acked, 
     await nav(page, "users");
     await page.fill('[data-testid="user-search"]', "bob");
     await page.press('[data-testid="user-search"]', "Enter");
-    await page.waitForSelector(`[data-testid="user-inbox"][data-acked="${got.seq}"][data-latest="${got.seq}"]`);
+    await page.waitForSelector(`[data-testid="user-inbox"][data-acked="${got.seq}"][data-latest="${got.seq}"][data-waiting="0"]`);
     await bob.close();
   });
   await page.context().close();
