@@ -66,7 +66,7 @@ func serve(args []string) error {
 		pusherKey     = fs.String("pusher-key", "", "Pusher key of --app (of app \"demo\" with --dev): pusher-js connects to /app/<key>")
 		pusherSecret  = fs.String("pusher-secret", "", "Pusher secret of --app (of app \"demo\" with --dev): signs channel auth and API calls")
 		pusherClient  = fs.Bool("pusher-client-events", false, "allow Pusher client- events on private and presence channels")
-		pusherHook    = fs.String("pusher-webhook-url", "", "Pusher-format webhook endpoint of --app (not implemented yet: accepted and validated)")
+		pusherHook    = fs.String("pusher-webhook-url", "", "Pusher-format webhook endpoint of --app (of app \"demo\" with --dev): channel and member events, client events")
 		allowPrivate  = fs.Bool("allow-private-webhooks", false, "accept http:// and private or loopback webhook URLs (always with --dev)")
 	)
 	fs.Var(&presenceRooms, "presence-rooms", "presence rooms: names or prefix* patterns, comma-separated")

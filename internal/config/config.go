@@ -46,7 +46,8 @@ type Pusher struct {
 	Secret string `yaml:"secret"`
 	// ClientEvents allows client- events on private and presence channels.
 	ClientEvents bool `yaml:"client_events"`
-	// WebhookURL receives Pusher-format webhooks (not implemented yet).
+	// WebhookURL receives Pusher-format webhooks: channel_occupied,
+	// channel_vacated, member_added, member_removed and client_event.
 	WebhookURL string `yaml:"webhook_url"`
 }
 

@@ -536,5 +536,6 @@ func (s *Service) ClientEvent(ctx context.Context, from *hub.Conn, room, event s
 		return err
 	}
 	s.metrics.Pushed("client", 1)
+	s.noteClientEvent(ctx, from, room, event, data)
 	return nil
 }

@@ -42,6 +42,7 @@ func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
 	if err := add("demo", cfg.DevWebhooks); err != nil {
 		return err
 	}
+	eps = append(eps, pusherEndpoints(cfg)...)
 	if len(eps) > 0 {
 		ob, err := webhook.New(webhook.Config{NodeID: cfg.NodeID, Replicas: replicas, Endpoints: eps,
 			AllowPrivate: cfg.AllowPrivateWebhooks || cfg.Dev, RetryFor: l.WebhookRetryFor, Timeout: l.WebhookTimeout,

@@ -1,5 +1,10 @@
 // Package webhook delivers Herald's lifecycle events to HTTP endpoints,
 // signed as the Standard Webhooks specification says, at least once.
+// A Pusher-format endpoint (Endpoint.PusherKey) gets the same stream's
+// room, presence and client events as Pusher Channels webhooks instead:
+// {"time_ms","events":[…]} batches of up to 20 events collected within
+// 250 ms, signed with X-Pusher-Key and X-Pusher-Signature; its consumer
+// lets one batch be outstanding.
 //
 // Emit writes an event into a JetStream stream (the outbox) before any
 // attempt is made. Each configured endpoint has one durable consumer of

@@ -37,19 +37,34 @@ func ValidType(t string) bool { return slices.Contains(Types, t) }
 type Endpoint struct {
 	App    string
 	URL    string
-	Key    []byte   // the decoded secret
+	Key    []byte   // the decoded secret (a Pusher-format endpoint's: the app's Pusher secret)
 	Events []string // empty: every type except message.*
+	// PusherKey, when set, makes this a Pusher-format endpoint of the app
+	// with that Pusher key: it receives the Pusher events (channel_*,
+	// member_*, client_event) in batches, signed as Pusher signs them,
+	// and Events must be empty.
+	PusherKey string
 }
+
+// Pusher reports whether e is a Pusher-format endpoint.
+func (e Endpoint) Pusher() bool { return e.PusherKey != "" }
 
 // ID names the endpoint stably (its app and URL), for consumers, metrics
 // and the dead-letter list.
 func (e Endpoint) ID() string {
-	h := sha256.Sum256([]byte(e.App + "\x00" + e.URL))
+	id := e.App + "\x00" + e.URL
+	if e.Pusher() {
+		id += "\x00pusher"
+	}
+	h := sha256.Sum256([]byte(id))
 	return "ep_" + hex.EncodeToString(h[:8])
 }
 
 // types is what the endpoint receives.
 func (e Endpoint) types() []string {
+	if e.Pusher() {
+		return pusherTypes
+	}
 	if len(e.Events) > 0 {
 		return e.Events
 	}

@@ -132,6 +132,9 @@ func New(cfg Config) (*Outbox, error) {
 		if err := CheckURL(ep.URL, cfg.AllowPrivate); err != nil {
 			return nil, fmt.Errorf("app %q: %w", ep.App, err)
 		}
+		if ep.Pusher() && len(ep.Events) > 0 {
+			return nil, fmt.Errorf("app %q: Pusher webhook %s: the event types are Pusher's, not a list", ep.App, ep.URL)
+		}
 		if len(ep.Key) == 0 {
 			return nil, fmt.Errorf("app %q: webhook %s: %w", ep.App, ep.URL, ErrBadSecret)
 		}
@@ -194,9 +197,13 @@ func (o *Outbox) Start(ctx context.Context, nc *nats.Conn) error {
 		for _, t := range s.ep.types() {
 			filters = append(filters, eventSubject(s.ep.App, t))
 		}
+		pending := 1
+		if s.ep.Pusher() {
+			pending = pusherBatch
+		}
 		s.cons, err = o.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: s.id,
 			Description: s.ep.App + " " + s.ep.URL, FilterSubjects: filters,
-			AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1, AckWait: o.cfg.AckWait,
+			AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: pending, AckWait: o.cfg.AckWait,
 			DeliverPolicy: jetstream.DeliverNewPolicy, MaxDeliver: -1})
 		if err != nil {
 			return fmt.Errorf("webhook: consumer of %s: %w", s.ep.URL, err)
@@ -266,7 +273,8 @@ func (o *Outbox) Emit(ctx context.Context, app, typ string, at time.Time, data m
 }
 
 // run is one endpoint's sender: it takes the endpoint's next event (the
-// consumer lets one be outstanding cluster-wide) and delivers it.
+// consumer lets one be outstanding cluster-wide; a Pusher-format
+// endpoint's, one batch) and delivers it.
 func (o *Outbox) run(s *sender) {
 	defer o.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -279,7 +287,7 @@ func (o *Outbox) run(s *sender) {
 		}
 	}()
 	for ctx.Err() == nil {
-		batch, err := s.cons.Fetch(1, jetstream.FetchContext(ctx))
+		msgs, err := o.next(ctx, s)
 		if err != nil {
 			if ctx.Err() == nil {
 				o.cfg.Logger.Warn("webhook: fetching", "endpoint", s.ep.URL, "err", err)
@@ -287,10 +295,34 @@ func (o *Outbox) run(s *sender) {
 			}
 			continue
 		}
-		for msg := range batch.Messages() {
-			o.deliver(ctx, s, msg)
+		if len(msgs) > 0 {
+			o.deliver(ctx, s, msgs)
 		}
 	}
+}
+
+// next waits for the endpoint's next event; for a Pusher-format endpoint
+// it then collects up to pusherBatch events within pusherWindow.
+func (o *Outbox) next(ctx context.Context, s *sender) ([]jetstream.Msg, error) {
+	batch, err := s.cons.Fetch(1, jetstream.FetchContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if !s.ep.Pusher() || len(msgs) == 0 {
+		return msgs, nil
+	}
+	more, err := s.cons.Fetch(pusherBatch-len(msgs), jetstream.FetchMaxWait(pusherWindow))
+	if err != nil {
+		return msgs, nil // the first is sent alone
+	}
+	for m := range more.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
 }
 
 func pause(ctx context.Context, d time.Duration) bool {
@@ -315,35 +347,64 @@ func (o *Outbox) backoff(k int) time.Duration {
 	return rand.N(limit + 1)
 }
 
-// deliver posts one event until it succeeds, the endpoint is gone (410),
-// the event is too old (dead-lettered) or the node stops (handed back).
-func (o *Outbox) deliver(ctx context.Context, s *sender, msg jetstream.Msg) {
-	meta, err := msg.Metadata()
-	if err != nil {
-		msg.Term()
+// deliver posts events (one, or a Pusher-format endpoint's batch in one
+// request) until it succeeds, the endpoint is gone (410), they are too
+// old (dead-lettered) or the node stops (handed back).
+func (o *Outbox) deliver(ctx context.Context, s *sender, msgs []jetstream.Msg) {
+	var born time.Time
+	ok := msgs[:0]
+	for _, m := range msgs {
+		meta, err := m.Metadata()
+		if err != nil {
+			m.Term()
+			continue
+		}
+		ok = append(ok, m)
+		if born.IsZero() || meta.Timestamp.Before(born) {
+			born = meta.Timestamp
+		}
+		if meta.NumDelivered == 1 && o.cfg.Observer != nil {
+			o.cfg.Observer.FirstAttempt(s.id, time.Since(meta.Timestamp))
+		}
+	}
+	if msgs = ok; len(msgs) == 0 {
 		return
 	}
-	born := meta.Timestamp
-	id := msg.Headers().Get(hdrEventID)
-	if meta.NumDelivered == 1 && o.cfg.Observer != nil {
-		o.cfg.Observer.FirstAttempt(s.id, time.Since(born))
+	post := func() (int, error) { return o.post(ctx, s, msgs[0].Headers().Get(hdrEventID), msgs[0].Data()) }
+	if s.ep.Pusher() {
+		body, kept, err := pusherBody(msgs, time.Now())
+		if err != nil || len(kept) == 0 {
+			for _, m := range msgs {
+				m.Term()
+			}
+			return
+		}
+		msgs = kept
+		post = func() (int, error) { return o.postPusher(ctx, s, body) }
+	}
+	each := func(f func(jetstream.Msg)) {
+		for _, m := range msgs {
+			f(m)
+		}
 	}
 	for k := 1; ; k++ {
-		status, err := o.post(ctx, s, id, msg.Data())
+		status, err := post()
 		switch {
 		case ctx.Err() != nil:
-			msg.Nak()
+			each(func(m jetstream.Msg) { m.Nak() })
 			return
 		case err == nil && status/100 == 2:
-			msg.Ack()
-			s.delivered.Add(1)
-			if o.cfg.Observer != nil {
-				o.cfg.Observer.Delivered(s.id)
-			}
+			each(func(m jetstream.Msg) {
+				m.Ack()
+				s.delivered.Add(1)
+				if o.cfg.Observer != nil {
+					o.cfg.Observer.Delivered(s.id)
+				}
+			})
 			return
 		case err == nil && status == http.StatusGone:
 			o.disable(s)
-			msg.Nak()
+			each(func(m jetstream.Msg) { m.Nak() })
 			return
 		}
 		why := fmt.Sprintf("HTTP %d", status)
@@ -352,22 +413,22 @@ func (o *Outbox) deliver(ctx context.Context, s *sender, msg jetstream.Msg) {
 		}
 		left := o.cfg.RetryFor - time.Since(born)
 		if left <= 0 {
-			o.bury(ctx, s, msg, why, k)
+			each(func(m jetstream.Msg) { o.bury(ctx, s, m, why, k) })
 			return
 		}
 		s.retried.Add(1)
 		if o.cfg.Observer != nil {
 			o.cfg.Observer.Retried(s.id)
 		}
-		if !o.hold(ctx, msg, min(o.backoff(k), left)) {
-			msg.Nak()
+		if !o.hold(ctx, min(o.backoff(k), left), msgs) {
+			each(func(m jetstream.Msg) { m.Nak() })
 			return
 		}
 	}
 }
 
-// hold waits d, telling the stream the message is still being worked on.
-func (o *Outbox) hold(ctx context.Context, msg jetstream.Msg, d time.Duration) bool {
+// hold waits d, telling the stream the messages are still being worked on.
+func (o *Outbox) hold(ctx context.Context, d time.Duration, msgs []jetstream.Msg) bool {
 	end := time.Now().Add(d)
 	for {
 		left := time.Until(end)
@@ -377,7 +438,9 @@ func (o *Outbox) hold(ctx context.Context, msg jetstream.Msg, d time.Duration) b
 		if !pause(ctx, min(left, o.cfg.AckWait/3)) {
 			return false
 		}
-		msg.InProgress()
+		for _, m := range msgs {
+			m.InProgress()
+		}
 	}
 }
 
@@ -385,15 +448,23 @@ func (o *Outbox) hold(ctx context.Context, msg jetstream.Msg, d time.Duration) b
 // no answer within the timeout.
 func (o *Outbox) post(ctx context.Context, s *sender, id string, body []byte) (int, error) {
 	ts := time.Now().Unix()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.ep.URL, bytes.NewReader(body))
+	return o.attempt(ctx, s.ep.URL, body, map[string]string{"webhook-id": id,
+		"webhook-timestamp": strconv.FormatInt(ts, 10), "webhook-signature": Sign(s.ep.Key, id, ts, body)})
+}
+
+// attempt posts a JSON body with the given headers; it returns the status,
+// or an error if there was no answer within the timeout.
+func (o *Outbox) attempt(ctx context.Context, url string, body []byte, headers map[string]string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
+	// Exactly "application/json": Pusher's SDKs refuse anything else.
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Herald-Webhooks/1")
-	req.Header.Set("webhook-id", id)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set("webhook-signature", Sign(s.ep.Key, id, ts, body))
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	resp, err := o.client.Do(req)
 	if err != nil {
 		return 0, err

@@ -1,0 +1,179 @@
+package webhook
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	pusherKey    = "shop-pusher-key"
+	pusherSecret = "shop-pusher-secret"
+)
+
+// pusherReceiver checks each request as Pusher's server SDKs do (exact
+// content type, key, hex HMAC-SHA256 of the body) and keeps the bodies
+// answered 2xx.
+type pusherReceiver struct {
+	t      *testing.T
+	mu     sync.Mutex
+	status func(n int) int
+	n      int
+	bodies [][]byte // every request's body
+	ok     []pusherWebhook
+}
+
+type pusherWebhook struct {
+	TimeMS int64         `json:"time_ms"`
+	Events []pusherEvent `json:"events"`
+}
+
+func (r *pusherReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	m := hmac.New(sha256.New, []byte(pusherSecret))
+	m.Write(body)
+	if req.Header.Get("Content-Type") != "application/json" || req.Header.Get("X-Pusher-Key") != pusherKey ||
+		req.Header.Get("X-Pusher-Signature") != hex.EncodeToString(m.Sum(nil)) {
+		r.t.Errorf("request not as Pusher signs: %v %s", req.Header, body)
+		w.WriteHeader(400)
+		return
+	}
+	var wh pusherWebhook
+	if err := json.Unmarshal(body, &wh); err != nil || wh.TimeMS == 0 || len(wh.Events) == 0 {
+		r.t.Errorf("body %s: %v", body, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	code := 200
+	if r.status != nil {
+		code = r.status(r.n)
+	}
+	r.n++
+	r.bodies = append(r.bodies, body)
+	if code/100 == 2 {
+		r.ok = append(r.ok, wh)
+	}
+	w.WriteHeader(code)
+}
+
+func (r *pusherReceiver) delivered() (events []pusherEvent, requests int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, wh := range r.ok {
+		events = append(events, wh.Events...)
+	}
+	return events, len(r.bodies)
+}
+
+func pusherEndpoint(url string) Endpoint {
+	return Endpoint{App: "shop", URL: url, Key: []byte(pusherSecret), PusherKey: pusherKey}
+}
+
+// The Pusher names and fields of every type; events come in batches of
+// at most 20, and a Herald endpoint of the same app is untouched.
+func TestPusherFormatAndBatches(t *testing.T) {
+	r := &pusherReceiver{t: t}
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	herald := newReceiver(t, nil)
+	hsrv := httptest.NewServer(herald)
+	defer hsrv.Close()
+	o := startOutbox(t, runNATS(t), Config{Endpoints: []Endpoint{pusherEndpoint(srv.URL), endpoint(hsrv.URL, RoomOccupied)}})
+	ctx := context.Background()
+	emitData := func(typ string, d map[string]any) {
+		t.Helper()
+		if err := o.Emit(ctx, "shop", typ, time.Now(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.Wants("shop", UserOnline) || !o.Wants("shop", ClientEvent) || o.Wants("other", ClientEvent) {
+		t.Fatal("Wants disagrees with the Pusher endpoint's types")
+	}
+	emitData(RoomOccupied, map[string]any{"room": "news"})
+	emitData(PresenceJoin, map[string]any{"room": "presence-lobby", "user": "alice"})
+	emitData(ClientEvent, map[string]any{"room": "private-chat", "event": "client-typing", "data": `{"who":"a"}`, "socket_id": "1.2"})
+	emitData(PresenceLeave, map[string]any{"room": "presence-lobby", "user": "alice"})
+	emitData(RoomVacated, map[string]any{"room": "news"})
+	const more = 40
+	for i := range more {
+		emitData(RoomOccupied, map[string]any{"room": fmt.Sprintf("r%d", i)})
+	}
+	waitFor(t, "all events", 20*time.Second, func() bool { ev, _ := r.delivered(); return len(ev) == 5+more })
+	ev, _ := r.delivered()
+	want := []pusherEvent{
+		{Name: "channel_occupied", Channel: "news"},
+		{Name: "member_added", Channel: "presence-lobby", UserID: "alice"},
+		{Name: "client_event", Channel: "private-chat", Event: "client-typing", Data: `{"who":"a"}`, SocketID: "1.2"},
+		{Name: "member_removed", Channel: "presence-lobby", UserID: "alice"},
+		{Name: "channel_vacated", Channel: "news"},
+	}
+	for i, w := range want {
+		if ev[i] != w {
+			t.Fatalf("event %d = %+v, want %+v", i, ev[i], w)
+		}
+	}
+	r.mu.Lock()
+	for _, wh := range r.ok {
+		if len(wh.Events) > pusherBatch {
+			t.Errorf("a request of %d events", len(wh.Events))
+		}
+	}
+	if len(r.ok) >= 5+more {
+		t.Errorf("%d requests for %d events: not batched", len(r.ok), 5+more)
+	}
+	r.mu.Unlock()
+	waitFor(t, "the Herald endpoint's event", 20*time.Second, func() bool { _, ok := herald.counts(); return len(ok) == 1+more })
+}
+
+// A receiver failing, then recovering, gets each event once it answers
+// 2xx, every attempt of a batch with the same, validly signed body.
+func TestPusherRetried(t *testing.T) {
+	const failures = 3
+	r := &pusherReceiver{t: t, status: func(n int) int {
+		if n < failures {
+			return 502
+		}
+		return 200
+	}}
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	o := startOutbox(t, runNATS(t), Config{Endpoints: []Endpoint{pusherEndpoint(srv.URL)}})
+	if err := o.Emit(context.Background(), "shop", RoomOccupied, time.Now(), map[string]any{"room": "news"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delivered", 20*time.Second, func() bool { ev, _ := r.delivered(); return len(ev) == 1 })
+	ev, n := r.delivered()
+	if n != failures+1 || ev[0].Name != "channel_occupied" {
+		t.Fatalf("%d requests, events %+v", n, ev)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.bodies[1:] {
+		if string(b) != string(r.bodies[0]) {
+			t.Fatalf("the retried body changed: %s then %s", r.bodies[0], b)
+		}
+	}
+	if s := o.Stats(context.Background(), "shop")[0]; s.Delivered != 1 || s.Retried != failures {
+		t.Fatalf("stats = %+v", s)
+	}
+}
+
+func TestPusherEndpointRefusesEventList(t *testing.T) {
+	ep := pusherEndpoint("https://example.com/h")
+	ep.Events = []string{UserOnline}
+	if _, err := New(Config{NodeID: "n", Endpoints: []Endpoint{ep}}); err == nil {
+		t.Fatal("a Pusher endpoint with an event list was accepted")
+	}
+	if pusherEndpoint("https://example.com/h").ID() == endpoint("https://example.com/h").ID() {
+		t.Fatal("a Pusher and a Herald endpoint of one URL share an id")
+	}
+}
