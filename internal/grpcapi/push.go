@@ -32,6 +32,7 @@ func (a *API) request(ctx context.Context, m *heraldv1.PushRequest) (*push.Reque
 		TTL:     m.Ttl,
 		Offline: m.GetOffline(),
 		ID:      m.GetId(),
+		Event:   m.GetEvent(),
 	}, nil
 }
 

@@ -34,6 +34,10 @@ type PushRequest struct {
 	// App is the app to push to, for admin keys; empty: the Client's
 	// (WithApp).
 	App string
+	// Event names the message: the event name Pusher clients (pusher-js,
+	// Laravel Echo) receive it as, also carried to Herald clients as
+	// Message.Event. Empty: "message".
+	Event string
 }
 
 // pushBody is a push on the wire.
@@ -44,6 +48,7 @@ type pushBody struct {
 	TTL     int64           `json:"ttl,omitempty"`
 	Offline bool            `json:"offline,omitempty"`
 	ID      string          `json:"id,omitempty"`
+	Event   string          `json:"event,omitempty"`
 }
 
 func (c *Client) pushBody(p *PushRequest) (*pushBody, error) {
@@ -54,7 +59,7 @@ func (c *Client) pushBody(p *PushRequest) (*pushBody, error) {
 			return nil, fmt.Errorf("herald: encoding push data: %w", err)
 		}
 	}
-	b := &pushBody{App: p.App, To: p.To, Data: data, Offline: p.Offline, ID: p.ID}
+	b := &pushBody{App: p.App, To: p.To, Data: data, Offline: p.Offline, ID: p.ID, Event: p.Event}
 	if b.App == "" {
 		b.App = c.cfg.app
 	}

@@ -39,8 +39,11 @@ type Message struct {
 	Room string
 	Pos  uint64
 	From string // the sending user, on messages a client sent
-	Data json.RawMessage
-	Time time.Time // when the server accepted the push
+	// Event is the message's event name (a push's Event, or a Pusher
+	// client event's); empty for "message".
+	Event string
+	Data  json.RawMessage
+	Time  time.Time // when the server accepted the push
 }
 
 // Recall: stored message ID was withdrawn; remove it from view.

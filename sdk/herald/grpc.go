@@ -229,7 +229,7 @@ func (t *grpcTransport) drain(ctx context.Context, over time.Duration) (*drainAn
 // pushProto is a push as a protobuf message.
 func pushProto(b *pushBody) *heraldv1.PushRequest {
 	p := &heraldv1.PushRequest{To: &heraldv1.Target{Users: b.To.Users, Conns: b.To.Conns, Rooms: b.To.Rooms, App: b.To.App, All: b.To.All},
-		Data: string(b.Data), Offline: b.Offline, Id: b.ID, App: b.App}
+		Data: string(b.Data), Offline: b.Offline, Id: b.ID, App: b.App, Event: b.Event}
 	if b.TTL != 0 {
 		ttl := b.TTL
 		p.Ttl = &ttl

@@ -283,7 +283,7 @@ func (c *Conn) onPush(ctx context.Context, s *session, msgs []wireMessage) error
 		if !fresh {
 			continue
 		}
-		ev := &Message{ID: m.ID, Seq: m.Seq, Room: m.Room, Pos: m.Pos, From: m.From, Data: m.Data, Time: time.UnixMilli(m.TS)}
+		ev := &Message{ID: m.ID, Seq: m.Seq, Room: m.Room, Pos: m.Pos, From: m.From, Event: m.Event, Data: m.Data, Time: time.UnixMilli(m.TS)}
 		if err := c.emit(ctx, ev); err != nil {
 			return err
 		}

@@ -68,13 +68,14 @@ type serverFrame struct {
 
 // wireMessage is one message of a push frame.
 type wireMessage struct {
-	ID   string          `json:"id"`
-	Seq  uint64          `json:"seq"`
-	Room string          `json:"room"`
-	Pos  uint64          `json:"pos"`
-	From string          `json:"from"`
-	Data json.RawMessage `json:"data"`
-	TS   int64           `json:"ts"`
+	ID    string          `json:"id"`
+	Seq   uint64          `json:"seq"`
+	Room  string          `json:"room"`
+	Pos   uint64          `json:"pos"`
+	From  string          `json:"from"`
+	Event string          `json:"event"`
+	Data  json.RawMessage `json:"data"`
+	TS    int64           `json:"ts"`
 }
 
 // clientFrame is one client → server frame.

@@ -186,7 +186,10 @@ type PushRequest struct {
 	// id is the message id and idempotency key; empty: the server assigns one.
 	Id string `protobuf:"bytes,5,opt,name=id,proto3" json:"id,omitempty"`
 	// app is the app to act on (admin keys; an app key may name only its own).
-	App           string `protobuf:"bytes,6,opt,name=app,proto3" json:"app,omitempty"`
+	App string `protobuf:"bytes,6,opt,name=app,proto3" json:"app,omitempty"`
+	// event names the message for Pusher clients (their event name) and is
+	// carried on the message to Herald clients; empty: "message".
+	Event         string `protobuf:"bytes,7,opt,name=event,proto3" json:"event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -259,6 +262,13 @@ func (x *PushRequest) GetId() string {
 func (x *PushRequest) GetApp() string {
 	if x != nil {
 		return x.App
+	}
+	return ""
+}
+
+func (x *PushRequest) GetEvent() string {
+	if x != nil {
+		return x.Event
 	}
 	return ""
 }
@@ -2942,14 +2952,15 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\x05conns\x18\x02 \x03(\tR\x05conns\x12\x14\n" +
 	"\x05rooms\x18\x03 \x03(\tR\x05rooms\x12\x10\n" +
 	"\x03app\x18\x04 \x01(\bR\x03app\x12\x10\n" +
-	"\x03all\x18\x05 \x01(\bR\x03all\"\x9f\x01\n" +
+	"\x03all\x18\x05 \x01(\bR\x03all\"\xb5\x01\n" +
 	"\vPushRequest\x12!\n" +
 	"\x02to\x18\x01 \x01(\v2\x11.herald.v1.TargetR\x02to\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\tR\x04data\x12\x15\n" +
 	"\x03ttl\x18\x03 \x01(\x03H\x00R\x03ttl\x88\x01\x01\x12\x18\n" +
 	"\aoffline\x18\x04 \x01(\bR\aoffline\x12\x0e\n" +
 	"\x02id\x18\x05 \x01(\tR\x02id\x12\x10\n" +
-	"\x03app\x18\x06 \x01(\tR\x03appB\x06\n" +
+	"\x03app\x18\x06 \x01(\tR\x03app\x12\x14\n" +
+	"\x05event\x18\a \x01(\tR\x05eventB\x06\n" +
 	"\x04_ttl\"\x1e\n" +
 	"\fPushResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"?\n" +

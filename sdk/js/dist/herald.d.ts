@@ -11,6 +11,8 @@ export interface Message {
     room?: string;
     pos?: number;
     from?: string;
+    /** The message's event name (a push's `event`, or a Pusher client event's); absent for "message". */
+    event?: string;
 }
 /** A refusal: an error frame, a close code, or a client-side error (code 0). */
 export interface HeraldError {
