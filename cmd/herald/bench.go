@@ -27,6 +27,7 @@ const benchSummary = `Load-test a running node. SCENARIO is one of:
 
 Clients are spread over --workers processes dialing from --sources addresses of a random 127.x.y.0/24.
 Give --server-pid to read the server's RSS and CPU from /proc, otherwise /metrics is used.
+--protocol pusher makes the clients Pusher Channels clients (idle, broadcast, latency; serve with --pusher-key).
 Example: herald bench broadcast --conns 10000 --pushes 200 --server-pid $(pgrep -n herald)`
 
 func benchCmd(args []string) error {
@@ -55,6 +56,8 @@ func benchCmd(args []string) error {
 	fs.StringVar(&o.App, "app", "", "app to mint client tokens for (with --token-secret; none with a --dev server)")
 	fs.StringVar(&o.TokenSecret, "token-secret", "", "the app's token secret")
 	fs.StringVar(&o.Transport, "transport", "ws", "how clients connect: ws (WebSocket) or sse (Server-Sent Events; idle, broadcast, latency)")
+	fs.StringVar(&o.Protocol, "protocol", "herald", "what WebSocket clients speak: herald (v1) or pusher (Pusher Channels on /app/KEY; idle, broadcast, latency)")
+	fs.StringVar(&o.PusherKey, "pusher-key", "", "with --protocol pusher: the app's Pusher key (serve with --pusher-key)")
 	fs.StringVar(&o.Receiver, "receiver", "127.0.0.1:9099", "webhooks: host:port of the bench's webhook receiver")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
@@ -107,6 +110,7 @@ func benchWorker(args []string) error {
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "token secret")
 	fs.IntVar(&c.Dial, "dial", 256, "concurrent dials")
 	fs.StringVar(&c.Transport, "transport", "ws", "ws or sse (--url is then http://host:port/v1/sse)")
+	fs.StringVar(&c.Protocol, "protocol", "herald", "herald or pusher (--url is then ws://host:port/app/KEY?protocol=7)")
 	if _, err := parse(fs, args, "token-secret"); err != nil {
 		return err
 	}

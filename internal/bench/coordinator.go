@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -49,6 +50,11 @@ type Options struct {
 	// Transport is how clients connect: "ws" (default) or "sse" (idle,
 	// broadcast and latency only).
 	Transport string
+	// Protocol is what WebSocket clients speak: "herald" (default) or
+	// "pusher" (Pusher Channels protocol 7 on /app/<PusherKey>, subscribed
+	// to the room's channel; idle, broadcast and latency only).
+	Protocol  string
+	PusherKey string
 	// Receiver is the host:port the webhooks scenario's endpoint listens
 	// on (the server's --webhook-url points at it).
 	Receiver string
@@ -113,6 +119,9 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 		}
 	default:
 		return nil, fmt.Errorf("bench: unknown transport %q (ws, sse)", opts.Transport)
+	}
+	if err := checkProtocol(opts); err != nil {
+		return nil, err
 	}
 	var out []Result
 	for run := 1; run <= opts.Runs; run++ {
@@ -199,7 +208,10 @@ func (c *coordinator) start() error {
 		if c.opts.Transport == "sse" {
 			wsURL = nodes[w%len(nodes)] + "/v1/sse"
 		}
-		args := []string{"bench", "worker", "--url", wsURL, "--transport", c.opts.Transport, "--source", c.subnet + strconv.Itoa(2+w%c.opts.Sources),
+		if c.opts.Protocol == "pusher" {
+			wsURL = "ws" + strings.TrimPrefix(nodes[w%len(nodes)], "http") + "/app/" + url.PathEscape(c.opts.PusherKey) + "?protocol=7"
+		}
+		args := []string{"bench", "worker", "--url", wsURL, "--transport", c.opts.Transport, "--protocol", c.opts.Protocol, "--source", c.subnet + strconv.Itoa(2+w%c.opts.Sources),
 			"--first", strconv.Itoa(first), "--count", strconv.Itoa(count), "--users", strconv.Itoa(users), "--room", room,
 			"--app", c.opts.App, "--prefix", c.prefix}
 		cmd := exec.Command(c.opts.Exe, args...)

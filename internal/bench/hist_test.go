@@ -31,7 +31,7 @@ func TestHistQuantiles(t *testing.T) {
 }
 
 func TestCountScansPushFrames(t *testing.T) {
-	w := &worker{hist: newHist()}
+	w := &worker{hist: newHist(), wire: heraldWire}
 	c := &benchConn{last: -1}
 	frame := []byte(`{"type":"push","msgs":[{"id":"m_1","data":{"i":1,"t":1,"p":"x"},"ts":1},{"id":"m_2","data":{"i":2,"t":1,"p":"x"},"ts":1},{"id":"m_3","data":{"i":2,"t":1,"p":"x"},"ts":1}]}`)
 	w.count(c, frame)

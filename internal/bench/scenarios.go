@@ -337,12 +337,12 @@ func (c *coordinator) replayOnce(ctx context.Context, user string) ([]int64, tim
 			return got, time.Since(start), nil
 		}
 		for {
-			k := bytes.Index(p, keyIndex)
+			k := bytes.Index(p, heraldWire.keyIndex)
 			if k < 0 {
 				break
 			}
 			var idx int64
-			idx, p = parseInt(p[k+len(keyIndex):])
+			idx, p = parseInt(p[k+len(heraldWire.keyIndex):])
 			got = append(got, idx)
 		}
 	}

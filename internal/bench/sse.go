@@ -10,8 +10,6 @@ import (
 	"net/url"
 	"sync"
 	"time"
-
-	"github.com/heraldpush/herald/internal/auth"
 )
 
 // sseTransport returns the worker's HTTP transport for SSE streams, dialing
@@ -30,8 +28,7 @@ func (w *worker) sseTransport() *http.Transport {
 func (w *worker) dialSSE(i int) (*benchConn, error) {
 	q := url.Values{}
 	if w.cfg.App != "" {
-		claims := auth.Claims{App: w.cfg.App, User: w.user(i), Expires: time.Now().Add(24 * time.Hour), Rooms: []string{"*"}}
-		tok, err := auth.Mint(w.cfg.App, []byte(w.cfg.TokenSecret), claims)
+		tok, err := w.token(i)
 		if err != nil {
 			return nil, err
 		}

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/heraldpush/herald/internal/auth"
 )
 
 // WorkerConfig is what one worker process is told on its command line.
@@ -30,6 +30,10 @@ type WorkerConfig struct {
 	TokenSecret string
 	Dial        int    // concurrent dials
 	Transport   string // "ws" (default) or "sse"
+	// Protocol is what clients speak over WebSocket: "herald" (default)
+	// or "pusher" (URL is then ws://host:port/app/<key>?protocol=7, and
+	// Room the channel each subscribes to).
+	Protocol string
 }
 
 // report is a worker's answer to "report".
@@ -48,6 +52,7 @@ type report struct {
 type worker struct {
 	sseState
 	cfg   WorkerConfig
+	wire  wire
 	mu    sync.Mutex // guards hist and conns
 	hist  Hist
 	conns []*benchConn
@@ -70,7 +75,10 @@ type benchConn struct {
 // RunWorker serves coordinator commands from in, answering on out, until
 // in ends.
 func RunWorker(cfg WorkerConfig, in io.Reader, out io.Writer) error {
-	w := &worker{cfg: cfg, hist: newHist()}
+	w := &worker{cfg: cfg, hist: newHist(), wire: heraldWire}
+	if cfg.Protocol == "pusher" {
+		w.wire = pusherWire
+	}
 	sc := bufio.NewScanner(in)
 	enc := json.NewEncoder(out)
 	for sc.Scan() {
@@ -98,7 +106,7 @@ func RunWorker(cfg WorkerConfig, in io.Reader, out io.Writer) error {
 		}
 		w.mu.Lock()
 		r.Conns = len(w.conns)
-		r.Hist = w.hist
+		r.Hist = Hist{Counts: slices.Clone(w.hist.Counts), Max: w.hist.Max} // encoded after the lock
 		w.mu.Unlock()
 		r.Failed = w.cfg.Count - r.Conns
 		r.Received, r.Dups, r.Closed, r.LastNS = w.received.Load(), w.dups.Load(), w.closed.Load(), w.lastNS.Load()
@@ -166,14 +174,9 @@ func (w *worker) dial(i int) (*benchConn, error) {
 	if w.cfg.Transport == "sse" {
 		return w.dialSSE(i)
 	}
-	url := w.cfg.URL + "?user=" + w.user(i)
-	if w.cfg.App != "" {
-		claims := auth.Claims{App: w.cfg.App, User: w.user(i), Expires: time.Now().Add(24 * time.Hour), Rooms: []string{"*"}}
-		tok, err := auth.Mint(w.cfg.App, []byte(w.cfg.TokenSecret), claims)
-		if err != nil {
-			return nil, err
-		}
-		url = w.cfg.URL + "?token=" + tok
+	url, err := w.wire.url(w, i)
+	if err != nil {
+		return nil, err
 	}
 	local := &net.TCPAddr{IP: net.ParseIP(w.cfg.Source)}
 	d := ws.Dialer{Timeout: 30 * time.Second, NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -191,14 +194,14 @@ func (w *worker) dial(i int) (*benchConn, error) {
 	}
 	r := bufio.NewReaderSize(rd, 4096)
 	if w.cfg.Room != "" {
-		if err := c.write(ws.OpText, []byte(`{"type":"join","room":"`+w.cfg.Room+`"}`)); err != nil {
+		if err := c.write(ws.OpText, w.wire.join(w.cfg.Room)); err != nil {
 			nc.Close()
 			return nil, err
 		}
 	}
-	want := [][]byte{[]byte(`"welcome"`)}
+	want := [][]byte{w.wire.hello}
 	if w.cfg.Room != "" {
-		want = append(want, []byte(`"joined"`))
+		want = append(want, w.wire.joined)
 	}
 	var buf []byte
 	for len(want) > 0 {
@@ -253,17 +256,12 @@ func (w *worker) read(c *benchConn, r *bufio.Reader, buf []byte) {
 		case ws.OpClose:
 			return
 		case ws.OpText:
-			if bytes.HasPrefix(p, []byte(`{"type":"push"`)) {
+			if bytes.HasPrefix(p, w.wire.push) {
 				w.count(c, p)
 			}
 		}
 	}
 }
-
-var (
-	keyIndex = []byte(`"data":{"i":`)
-	keyTime  = []byte(`,"t":`)
-)
 
 // count scans a push frame for bench messages ({"i":index,"t":sentNanos})
 // without decoding JSON, so the generator spends little CPU per message.
@@ -272,16 +270,16 @@ func (w *worker) count(c *benchConn, p []byte) {
 	var lat []time.Duration
 	var n, dups uint64
 	for {
-		k := bytes.Index(p, keyIndex)
+		k := bytes.Index(p, w.wire.keyIndex)
 		if k < 0 {
 			break
 		}
-		p = p[k+len(keyIndex):]
+		p = p[k+len(w.wire.keyIndex):]
 		idx, rest := parseInt(p)
 		p = rest
 		var sent int64
-		if bytes.HasPrefix(p, keyTime) {
-			sent, p = parseInt(p[len(keyTime):])
+		if bytes.HasPrefix(p, w.wire.keyTime) {
+			sent, p = parseInt(p[len(w.wire.keyTime):])
 		}
 		n++
 		if c.isDup(idx) {
