@@ -169,14 +169,16 @@ func pusherCloseCode(code int) int {
 // Pusher connection's: push messages of a room become that channel's
 // event (encoded once per push, shared), WebSocket control frames pass,
 // Herald's own notices (joined, left, presence, welcome) are dropped.
+// The answer may be shared with other recipients.
 func pusherFrames(frames []*protocol.Outgoing) []*protocol.Outgoing {
+	if len(frames) == 1 && frames[0].Msg != nil {
+		return frames[0].Alt(pusherPush) // a fan-out delivery allocates nothing
+	}
 	out := frames[:0:0]
 	for _, f := range frames {
 		switch {
 		case f.Msg != nil:
-			if a := f.Alt(pusherPush); !a.IsNone() {
-				out = append(out, a)
-			}
+			out = append(out, f.Alt(pusherPush)...)
 		case len(f.Frame) > 0 && f.Frame[0]&0x08 != 0: // a control frame
 			out = append(out, f)
 		}
