@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -169,12 +170,9 @@ func pusherCloseCode(code int) int {
 // Pusher connection's: push messages of a room become that channel's
 // event (encoded once per push, shared), WebSocket control frames pass,
 // Herald's own notices (joined, left, presence, welcome) are dropped.
-// The answer may be shared with other recipients.
-func pusherFrames(frames []*protocol.Outgoing) []*protocol.Outgoing {
-	if len(frames) == 1 && frames[0].Msg != nil {
-		return frames[0].Alt(pusherPush) // a fan-out delivery allocates nothing
-	}
-	out := frames[:0:0]
+// The answer is appended to dst.
+func pusherFrames(dst, frames []*protocol.Outgoing) []*protocol.Outgoing {
+	out := dst
 	for _, f := range frames {
 		switch {
 		case f.Msg != nil:
@@ -184,6 +182,32 @@ func pusherFrames(frames []*protocol.Outgoing) []*protocol.Outgoing {
 		}
 	}
 	return out
+}
+
+// pusherBufs holds the slices sendPusher converts a burst into; enqueue
+// copies what it keeps.
+var pusherBufs = sync.Pool{New: func() any { return new([]*protocol.Outgoing) }}
+
+// sendPusher is Send for a Pusher connection. A fan-out delivery
+// allocates nothing: a lone push is queued as its shared Pusher frame, a
+// burst is converted in a pooled slice.
+func (c *conn) sendPusher(frames []*protocol.Outgoing) {
+	if len(frames) == 1 && frames[0].Msg != nil {
+		if a := frames[0].Alt(pusherPush); len(a) > 0 {
+			c.enqueue(a, false)
+		}
+		return
+	}
+	buf := pusherBufs.Get().(*[]*protocol.Outgoing)
+	out := pusherFrames((*buf)[:0], frames)
+	if len(out) > 0 {
+		c.enqueue(out, false)
+	}
+	if cap(out) <= 1024 { // a rare huge burst is left to the collector
+		clear(out)
+		*buf = out[:0]
+	}
+	pusherBufs.Put(buf)
 }
 
 func pusherPush(f *protocol.Outgoing) *protocol.Outgoing {

@@ -31,8 +31,8 @@ func TestPusherFramesEncodeOncePerPush(t *testing.T) {
 	user := protocol.NewPush(protocol.AppendMessage(nil, &protocol.Message{ID: "u", Data: []byte(`1`)}))
 	ping := &protocol.Outgoing{Frame: protocol.Frame(protocol.OpPing, nil)}
 	notice := protocol.NewText(protocol.Joined("news"))
-	a := pusherFrames([]*protocol.Outgoing{notice, push, user, ping})
-	b := pusherFrames([]*protocol.Outgoing{push})
+	a := pusherFrames(nil, []*protocol.Outgoing{notice, push, user, ping})
+	b := pusherFrames(nil, []*protocol.Outgoing{push})
 	if len(a) != 2 || a[1] != ping || len(b) != 1 || a[0] != b[0] {
 		t.Fatalf("got %v and %v", a, b)
 	}

@@ -6,23 +6,26 @@ import (
 	"github.com/heraldpush/herald/internal/protocol"
 )
 
-// A room push fanned out to Pusher connections is converted once and
-// then queued by every recipient without an allocation.
-func TestPusherFramesFanOutAllocatesNothing(t *testing.T) {
-	push := []*protocol.Outgoing{protocol.NewPush(protocol.AppendMessage(nil, &protocol.Message{ID: "m", Room: "news", Data: []byte(`{"n":1}`)}))}
-	first := pusherFrames(push)
-	if len(first) != 1 || string(first[0].Frame[2:]) != `{"event":"message","channel":"news","data":"{\"n\":1}"}` {
-		t.Fatalf("converted to %q", first[0].Frame)
+// A room push fanned out to Pusher connections is converted once; a burst
+// is converted into the caller's slice without an allocation.
+func TestPusherFramesConvertOnceWithoutAllocating(t *testing.T) {
+	msg := func(id, room string) *protocol.Outgoing {
+		return protocol.NewPush(protocol.AppendMessage(nil, &protocol.Message{ID: id, Room: room, Data: []byte(`{"n":1}`)}))
 	}
+	burst := []*protocol.Outgoing{msg("a", "news"), msg("b", ""), msg("c", "news")}
+	first := pusherFrames(nil, burst)
+	if len(first) != 2 || string(first[0].Frame[2:]) != `{"event":"message","channel":"news","data":"{\"n\":1}"}` {
+		t.Fatalf("converted to %d frames, first %q", len(first), first[0].Frame)
+	}
+	if alt := burst[0].Alt(pusherPush); len(alt) != 1 || alt[0] != first[0] {
+		t.Fatal("a lone delivery of the push does not share the converted frame")
+	}
+	dst := make([]*protocol.Outgoing, 0, 4)
 	if n := testing.AllocsPerRun(100, func() {
-		if got := pusherFrames(push); len(got) != 1 || got[0] != first[0] {
-			t.Fatal("not the shared frame")
+		if got := pusherFrames(dst[:0], burst); len(got) != 2 || got[0] != first[0] || got[1] != first[1] {
+			t.Fatal("not the shared frames")
 		}
 	}); n != 0 {
 		t.Fatalf("%v allocations per delivery", n)
-	}
-	userOnly := []*protocol.Outgoing{protocol.NewPush(protocol.AppendMessage(nil, &protocol.Message{ID: "u", Data: []byte(`1`)}))}
-	if got := pusherFrames(userOnly); len(got) != 0 {
-		t.Fatalf("a push without a room became %d frames", len(got))
 	}
 }
