@@ -176,7 +176,9 @@ func pusherFrames(dst, frames []*protocol.Outgoing) []*protocol.Outgoing {
 	for _, f := range frames {
 		switch {
 		case f.Msg != nil:
-			out = append(out, f.Alt(pusherPush)...)
+			if a := f.Alt(pusherPush); !a.IsNone() {
+				out = append(out, a)
+			}
 		case len(f.Frame) > 0 && f.Frame[0]&0x08 != 0: // a control frame
 			out = append(out, f)
 		}
@@ -188,16 +190,9 @@ func pusherFrames(dst, frames []*protocol.Outgoing) []*protocol.Outgoing {
 // copies what it keeps.
 var pusherBufs = sync.Pool{New: func() any { return new([]*protocol.Outgoing) }}
 
-// sendPusher is Send for a Pusher connection. A fan-out delivery
-// allocates nothing: a lone push is queued as its shared Pusher frame, a
-// burst is converted in a pooled slice.
+// sendPusher is Send for a Pusher connection: the frames are converted
+// in a pooled slice, so a fan-out delivery allocates nothing.
 func (c *conn) sendPusher(frames []*protocol.Outgoing) {
-	if len(frames) == 1 && frames[0].Msg != nil {
-		if a := frames[0].Alt(pusherPush); len(a) > 0 {
-			c.enqueue(a, false)
-		}
-		return
-	}
 	buf := pusherBufs.Get().(*[]*protocol.Outgoing)
 	out := pusherFrames((*buf)[:0], frames)
 	if len(out) > 0 {

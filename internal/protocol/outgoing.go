@@ -19,29 +19,32 @@ type Outgoing struct {
 	Room string
 
 	// alt is the frame in the other wire protocol (Pusher), built by the
-	// first connection of that protocol that takes it (see Alt), as a
-	// one-element slice (empty: nothing to send) that every recipient
-	// queues without allocating.
-	alt atomic.Pointer[[]*Outgoing]
+	// first connection of that protocol that takes it (see Alt).
+	alt atomic.Pointer[Outgoing]
 }
 
 // Alt returns the frame re-encoded for the Pusher wire protocol: build
 // makes it on first use (it may return nil: nothing to send), and every
-// later caller shares it, so a push is encoded once per protocol. The
-// answer is a one-element slice, or empty; callers must not modify it.
-func (o *Outgoing) Alt(build func(*Outgoing) *Outgoing) []*Outgoing {
+// later caller shares it, so a push is encoded once per protocol.
+func (o *Outgoing) Alt(build func(*Outgoing) *Outgoing) *Outgoing {
 	if a := o.alt.Load(); a != nil {
-		return *a
+		return a
 	}
-	a := &[]*Outgoing{}
-	if b := build(o); b != nil {
-		*a = []*Outgoing{b}
+	a := build(o)
+	if a == nil {
+		a = noAlt
 	}
 	if !o.alt.CompareAndSwap(nil, a) {
 		a = o.alt.Load()
 	}
-	return *a
+	return a
 }
+
+// noAlt marks a frame with nothing to send in the other protocol.
+var noAlt = &Outgoing{}
+
+// IsNone reports whether o is Alt's "nothing to send".
+func (o *Outgoing) IsNone() bool { return o == noAlt }
 
 // NewText wraps a JSON payload in a text frame.
 func NewText(payload []byte) *Outgoing { return &Outgoing{Frame: Frame(OpText, payload)} }
