@@ -177,3 +177,45 @@ func TestPusherEndpointRefusesEventList(t *testing.T) {
 		t.Fatal("a Pusher and a Herald endpoint of one URL share an id")
 	}
 }
+
+// A Pusher batch out of retries is dead-lettered event by event; a replay
+// sends them again in Pusher's form.
+func TestPusherDeadLetterReplay(t *testing.T) {
+	var mu sync.Mutex
+	up := false
+	r := &pusherReceiver{t: t, status: func(int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if up {
+			return 200
+		}
+		return 503
+	}}
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	o := startOutbox(t, runNATS(t), Config{Endpoints: []Endpoint{pusherEndpoint(srv.URL)}, RetryFor: 300 * time.Millisecond})
+	for _, room := range []string{"a", "b"} {
+		if err := o.Emit(context.Background(), "shop", RoomOccupied, time.Now(), map[string]any{"room": room}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "2 dead letters", 30*time.Second, func() bool {
+		d, _, err := o.Dead(context.Background(), "shop", 0, 10)
+		return err == nil && len(d) == 2
+	})
+	mu.Lock()
+	up = true
+	mu.Unlock()
+	if n, err := o.Replay(context.Background(), "shop", nil); err != nil || n != 2 {
+		t.Fatalf("Replay = %d, %v", n, err)
+	}
+	waitFor(t, "replayed", 20*time.Second, func() bool { ev, _ := r.delivered(); return len(ev) == 2 })
+	ev, _ := r.delivered()
+	got := map[string]bool{}
+	for _, e := range ev {
+		got[e.Name+" "+e.Channel] = true
+	}
+	if !got["channel_occupied a"] || !got["channel_occupied b"] {
+		t.Fatalf("replayed %+v", ev)
+	}
+}
