@@ -28,6 +28,7 @@ const (
 	opJoin  = "join"  // put them into the room
 	opLeave = "leave" // take them out of the room
 	opStats = "stats" // the node's counts
+	opRooms = "rooms" // the app's rooms whose names start with Name, with their connection counts
 	opFrame = "frame" // run an SSE connection's client frame
 	opDrain = "drain" // drain the node
 )
@@ -47,15 +48,16 @@ type request struct {
 
 // answer is one node's part of an operation's result.
 type answer struct {
-	Err     string     `json:"err,omitempty"`     // a request the node did not understand
-	N       int        `json:"n,omitempty"`       // connections touched, in the room, or of the user
-	Users   []byte     `json:"users,omitempty"`   // the room's users, as 8-byte hashes
-	Members []Member   `json:"members,omitempty"` // the room's first members after the cursor
-	More    bool       `json:"more,omitempty"`    // members or conns beyond those
-	Conns   []ConnInfo `json:"conns,omitempty"`
-	Stats   *Stats     `json:"stats,omitempty"`
-	Status  int        `json:"status,omitempty"` // opFrame: 403 another user's connection, 400 a bad frame
-	Drain   *Drain     `json:"drain,omitempty"`  // opDrain: what the drain started
+	Err     string         `json:"err,omitempty"`     // a request the node did not understand
+	N       int            `json:"n,omitempty"`       // connections touched, in the room, or of the user
+	Users   []byte         `json:"users,omitempty"`   // the room's users, as 8-byte hashes
+	Members []Member       `json:"members,omitempty"` // the room's first members after the cursor
+	More    bool           `json:"more,omitempty"`    // members or conns beyond those
+	Conns   []ConnInfo     `json:"conns,omitempty"`
+	Stats   *Stats         `json:"stats,omitempty"`
+	Status  int            `json:"status,omitempty"` // opFrame: 403 another user's connection, 400 a bad frame
+	Drain   *Drain         `json:"drain,omitempty"`  // opDrain: what the drain started
+	Rooms   map[string]int `json:"rooms,omitempty"`  // opRooms
 }
 
 // serve answers a request from another node.
@@ -80,6 +82,9 @@ func (o *Ops) local(r *request) answer {
 		return o.localUser(r.App, r.Name, r.Cursor, r.Limit)
 	case opKick:
 		conns := o.conns(r.App, r.Users, r.Conns)
+		if r.Name != "" { // a room's members
+			conns = append(conns, o.hub.RoomMembers(r.App, r.Name)...)
+		}
 		for _, c := range conns {
 			o.gw.Kick(c)
 		}
@@ -99,6 +104,8 @@ func (o *Ops) local(r *request) answer {
 	case opStats:
 		s := o.localStats(r.App)
 		return answer{Stats: &s}
+	case opRooms:
+		return answer{Rooms: o.hub.RoomConns(r.App, r.Name)}
 	case opFrame:
 		return o.localFrame(r)
 	case opDrain:

@@ -35,7 +35,9 @@ type PusherEvents interface {
 
 // pusherState is what a Pusher connection holds beyond a native one.
 type pusherState struct {
-	app PusherApp
+	app     PusherApp
+	user    string         // signed in as (pusher:signin); guarded by conn.mu
+	members []pusherMember // presence channels joined; guarded by conn.mu
 }
 
 // ServePusher upgrades GET /app/{key}: a Pusher Channels client. Its
@@ -108,7 +110,7 @@ func (g *Gateway) ServePusher(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) pusherRegister(c *wsConn) {
 	n := g.next.Add(1)
 	c.ID = g.pusherNode() + "." + strconv.FormatUint(n, 10)
-	c.App, c.User = c.pusher.app.App, "pusher-"+c.ID
+	c.App, c.User, c.Device = c.pusher.app.App, "pusher-"+c.ID, pusher.Device
 	c.Since = time.Now().UnixMilli()
 	user := engine.Topic{Kind: engine.User, App: c.App, Name: c.User}
 	if !g.watch(user) {
@@ -167,9 +169,11 @@ func pusherCloseCode(code int) int {
 
 // pusherFrames turns frames queued for a native connection into the
 // Pusher connection's: push messages of a room become that channel's
-// event (encoded once per push, shared), WebSocket control frames pass,
-// Herald's own notices (joined, left, presence, welcome) are dropped.
-func pusherFrames(frames []*protocol.Outgoing) []*protocol.Outgoing {
+// event (encoded once per push, shared), presence notices of presence-
+// channels member_added/member_removed (but not about c's own member),
+// WebSocket control frames pass, Herald's own notices (joined, left,
+// welcome) are dropped.
+func (c *conn) pusherFrames(frames []*protocol.Outgoing) []*protocol.Outgoing {
 	out := frames[:0:0]
 	for _, f := range frames {
 		switch {
@@ -179,6 +183,10 @@ func pusherFrames(frames []*protocol.Outgoing) []*protocol.Outgoing {
 			}
 		case len(f.Frame) > 0 && f.Frame[0]&0x08 != 0: // a control frame
 			out = append(out, f)
+		default:
+			if a := f.Alt(pusherNotice); !a.IsNone() && !c.pusherIsMe(a) {
+				out = append(out, a)
+			}
 		}
 	}
 	return out
@@ -190,6 +198,26 @@ func pusherPush(f *protocol.Outgoing) *protocol.Outgoing {
 		return nil
 	}
 	return protocol.NewText(b)
+}
+
+// pusherNotice is the member event of a presence notice, with the channel
+// and user it is about in Room and Member.
+func pusherNotice(f *protocol.Outgoing) *protocol.Outgoing {
+	b, channel, user := pusher.FromPresence(protocol.Payload(f.Frame))
+	if b == nil {
+		return nil
+	}
+	a := protocol.NewText(b)
+	a.Room, a.Member = channel, user
+	return a
+}
+
+// pusherIsMe reports whether a member event is about c's own member of
+// its channel: Pusher tells a member of the others only.
+func (c *conn) pusherIsMe(a *protocol.Outgoing) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pusherMemberOf(a.Room) == a.Member
 }
 
 // pusherText handles a Pusher client frame.
@@ -207,12 +235,23 @@ func (g *Gateway) pusherText(c *conn, payload []byte) {
 		g.pusherSubscribe(c, f.Data)
 	case f.Event == "pusher:unsubscribe":
 		var s pusher.Subscribe
-		if pusher.DecodeData(f.Data, &s) == nil && g.hub.Leave(&c.Conn, s.Channel) {
+		if pusher.DecodeData(f.Data, &s) != nil || strings.HasPrefix(s.Channel, pusher.UserPrefix) {
+			return // the user's channel is its sign-in: it stays
+		}
+		if g.hub.Leave(&c.Conn, s.Channel) {
 			g.unwatch(engine.Topic{Kind: engine.Room, App: c.App, Name: s.Channel})
+			g.pusherLeftPresence(c, s.Channel)
 			if g.cfg.Lifecycle != nil {
 				g.cfg.Lifecycle.Left(&c.Conn, s.Channel)
 			}
 		}
+	case f.Event == "pusher:signin":
+		var s pusher.Signin
+		if err := pusher.DecodeData(f.Data, &s); err != nil {
+			c.sendNow(protocol.NewText(pusher.Error(pusher.CodeTerminated, "pusher:signin needs auth and user_data")))
+			return
+		}
+		g.pusherSignin(c, s)
 	case strings.HasPrefix(f.Event, "client-"):
 		g.pusherClientEvent(c, f)
 	default:
@@ -227,23 +266,51 @@ func (g *Gateway) pusherSubscribe(c *conn, data json.RawMessage) {
 		return
 	}
 	app := c.pusher.app
+	authError := func(msg string) {
+		g.metrics.AuthRefused(false)
+		c.sendNow(protocol.NewText(pusher.SubscriptionError(s.Channel, "AuthError", msg, 401)))
+	}
+	var member pusher.Member
 	switch {
-	case strings.HasPrefix(s.Channel, "presence-"), strings.HasPrefix(s.Channel, "private-encrypted-"), strings.HasPrefix(s.Channel, "#"):
-		c.sendNow(protocol.NewText(pusher.SubscriptionError(s.Channel, "UnsupportedChannel", "this channel type is not supported by Herald yet", 400)))
+	case strings.HasPrefix(s.Channel, pusher.UserPrefix):
+		c.mu.Lock()
+		user := c.pusher.user
+		c.mu.Unlock()
+		if user == "" || s.Channel != pusher.UserPrefix+user {
+			authError("only a connection signed in as that user may subscribe to " + s.Channel)
+			return
+		}
+		c.sendNow(protocol.NewText(pusher.SubscriptionSucceeded(s.Channel))) // joined at the sign-in
 		return
-	case strings.HasPrefix(s.Channel, "private-"):
+	case strings.HasPrefix(s.Channel, pusher.PresencePrefix):
+		if !pusher.ChannelAuthOK(app.Key, app.Secret, s.Auth, c.ID, s.Channel, s.ChannelData) {
+			authError("invalid signature for socket " + c.ID + ", channel " + s.Channel + " and its channel_data")
+			return
+		}
+		var err error
+		if member, err = g.pusherPresenceMember(c, s.ChannelData); err != nil {
+			authError(err.Error())
+			return
+		}
+	case strings.HasPrefix(s.Channel, pusher.PrivatePrefix): // private-encrypted- too: Herald only relays
 		if !pusher.ChannelAuthOK(app.Key, app.Secret, s.Auth, c.ID, s.Channel, "") {
-			g.metrics.AuthRefused(false)
-			c.sendNow(protocol.NewText(pusher.SubscriptionError(s.Channel, "AuthError", "invalid signature for socket "+c.ID+" and channel "+s.Channel, 401)))
+			authError("invalid signature for socket " + c.ID + " and channel " + s.Channel)
 			return
 		}
 	}
-	if slices.Contains(g.hub.Rooms(&c.Conn), s.Channel) {
-		c.sendNow(protocol.NewText(pusher.SubscriptionSucceeded(s.Channel)))
+	rooms := g.hub.Rooms(&c.Conn)
+	if slices.Contains(rooms, s.Channel) {
+		if member.ID == "" { // a presence channel answers when its join is done
+			c.sendNow(protocol.NewText(pusher.SubscriptionSucceeded(s.Channel)))
+		}
 		return
 	}
-	if len(g.hub.Rooms(&c.Conn)) >= g.cfg.MaxRooms {
+	if len(rooms) >= g.cfg.MaxRooms {
 		c.sendNow(protocol.NewText(pusher.SubscriptionError(s.Channel, "LimitReached", "connection is in the maximum of "+strconv.Itoa(g.cfg.MaxRooms)+" channels", 400)))
+		return
+	}
+	if member.ID != "" {
+		go g.pusherJoinPresence(c, s.Channel, member)
 		return
 	}
 	if !g.join(&c.Conn, s.Channel) {
@@ -266,8 +333,11 @@ func (g *Gateway) pusherClientEvent(c *conn, f pusher.Frame) {
 	case !c.pusher.app.ClientEvents:
 		refuse(pusher.CodeClientEventError, "client events are not enabled for this app")
 		return
-	case !strings.HasPrefix(f.Channel, "private-") || strings.HasPrefix(f.Channel, "private-encrypted-"):
-		refuse(pusher.CodeClientEventError, "client events are only allowed on private channels")
+	case strings.HasPrefix(f.Channel, pusher.EncryptedPrefix):
+		refuse(pusher.CodeClientEventError, "client events are not allowed on encrypted channels")
+		return
+	case !strings.HasPrefix(f.Channel, pusher.PrivatePrefix) && !strings.HasPrefix(f.Channel, pusher.PresencePrefix):
+		refuse(pusher.CodeClientEventError, "client events are only allowed on private and presence channels")
 		return
 	case !pusher.ValidEvent(f.Event):
 		refuse(pusher.CodeClientEventError, "invalid event name")

@@ -40,6 +40,7 @@ import (
 	"github.com/heraldpush/herald/internal/natsinbox"
 	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/push"
+	"github.com/heraldpush/herald/internal/pusherinfo"
 )
 
 // Version is the server version reported by /v1/nodes and `herald version`.
@@ -62,7 +63,11 @@ type Server struct {
 	ops       *cluster.Ops
 	nodes     *natsengine.Nodes
 	lifecycle *lifecycle.Lifecycle // presence and lifecycle webhooks
-	budget    connlimit.Budget     // the open-file budget; Max 0 when unknown
+	// lifecycleConns: the gateway reports every connection to lifecycle
+	// (webhooks or presence rooms), not only Pusher presence members.
+	lifecycleConns bool
+	pusherInfo     *pusherinfo.Store // Pusher presence members' info; nil without Pusher apps
+	budget         connlimit.Budget  // the open-file budget; Max 0 when unknown
 	// refusedWarned is when (Unix seconds) refused last logged a warning.
 	refusedWarned atomic.Int64
 	// Ready is closed once the node listens; Addr is then its address,
@@ -145,6 +150,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		QueueBytes: l.QueueBytes, MaxRooms: l.MaxRooms, SendRate: l.SendRate, AllowedOrigins: cfg.AllowedOrigins,
 		MaxConnsPerUser: l.MaxConnsPerUser, AppMaxConnsPerUser: appUserLimits(cfg.Apps), Lifecycle: s.gatewayLifecycle(),
 		Presence: s.gatewayPresence(), PresenceMembers: l.PresenceMembers, Pusher: gatewayPusher(cfg),
+		PusherInfo: s.gatewayPusherInfo(), PusherPresence: s.gatewayPusherPresence(),
 	}, s.hub, s.engine, s.inbox, keys, s.service, s.metrics, log)
 	if err != nil {
 		return nil, err
@@ -179,7 +185,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	api.SetAuthenticator(s.admin.Authenticate)
-	pusherAPI, err := httpapi.NewPusherAPI(pusherApps(cfg), s.service, s.ops, l.MaxPayload, l.EngineTimeout, log)
+	pusherAPI, err := httpapi.NewPusherAPI(pusherApps(cfg), s.service, s.ops, s.pusherMembers(), l.MaxPayload, l.EngineTimeout, log)
 	if err != nil {
 		return nil, err
 	}
