@@ -57,7 +57,8 @@ type Config struct {
 	Presence        Presence
 	PresenceMembers int
 	// Pusher lists the apps' Pusher identities by key: GET /app/{key}.
-	Pusher map[string]PusherApp
+	// Each connection points at its app's (one copy per app).
+	Pusher map[string]*PusherApp
 	// PusherInfo, PusherPresence and Presence serve Pusher presence
 	// channels.
 	PusherInfo     PusherInfo

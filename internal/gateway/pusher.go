@@ -35,7 +35,7 @@ type PusherEvents interface {
 
 // pusherState is what a Pusher connection holds beyond a native one.
 type pusherState struct {
-	app     PusherApp
+	app     *PusherApp
 	user    string         // signed in as (pusher:signin); guarded by conn.mu
 	members []pusherMember // presence channels joined; guarded by conn.mu
 }
@@ -54,6 +54,9 @@ func (g *Gateway) ServePusher(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	app, known := g.cfg.Pusher[r.PathValue("key")]
+	if !known {
+		app = &PusherApp{}
+	}
 	nc, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
 	if err != nil {
 		if nc != nil {

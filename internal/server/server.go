@@ -255,11 +255,11 @@ func pusherApps(cfg config.Config) []httpapi.PusherApp {
 }
 
 // gatewayPusher maps the apps' Pusher keys to what the gateway needs.
-func gatewayPusher(cfg config.Config) map[string]gateway.PusherApp {
-	out := map[string]gateway.PusherApp{}
+func gatewayPusher(cfg config.Config) map[string]*gateway.PusherApp {
+	out := map[string]*gateway.PusherApp{}
 	add := func(app string, p *config.Pusher) {
 		if p != nil {
-			out[p.Key] = gateway.PusherApp{App: app, Key: p.Key, Secret: p.Secret, ClientEvents: p.ClientEvents}
+			out[p.Key] = &gateway.PusherApp{App: app, Key: p.Key, Secret: p.Secret, ClientEvents: p.ClientEvents}
 		}
 	}
 	for _, a := range cfg.Apps {
