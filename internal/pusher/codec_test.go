@@ -100,7 +100,7 @@ func TestValidChannel(t *testing.T) {
 	for i := range long {
 		long[i] = 'a'
 	}
-	for _, bad := range []string{"", "a b", "a/b", "é", string(long)} {
+	for _, bad := range []string{"", "a b", "a/b", "é", string(long), "#server-to-user-", "#other", "a#b"} {
 		if ValidChannel(bad) {
 			t.Errorf("%q accepted", bad)
 		}

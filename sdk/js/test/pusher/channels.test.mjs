@@ -280,3 +280,34 @@ test("bad connects: an unknown key 4001, an unknown protocol 4007, none 4008 —
     assert.deepEqual(got.map((f) => [f.event, f.data.code]), [["pusher:error", code]], query);
   }
 });
+
+test("refused client events: a public channel or no client- prefix 4009, over the rate 4301; nothing delivered, the connection stays", async () => {
+  const a = open();
+  const b = open();
+  await Promise.all([connected(a), connected(b)]);
+  await Promise.all([subscribe(a, "public-chat"), subscribe(b, "public-chat"), subscribe(a, "private-rate"), subscribe(b, "private-rate")]);
+  a.send_event("client-x", { n: 1 }, "public-chat");
+  await until(() => codes(a).filter((c) => c === 4009).length === 1, "4009 for a public channel");
+  a.send_event("not-client", { n: 1 }, "private-rate");
+  await until(() => codes(a).filter((c) => c === 4009).length === 2, "4009 without the client- prefix");
+  for (let i = 0; i < 60; i++) a.send_event("client-burst", { i }, "private-rate"); // send_rate is 20 a second
+  await until(() => codes(a).includes(4301), "4301 over the rate");
+  assert.equal(a.connection.state, "connected");
+  await api.trigger("private-rate", "after", {});
+  await until(() => frames(b, "after").length === 1, "b's next event");
+  assert.equal(frames(b, "client-x").length + frames(b, "not-client").length, 0);
+  const burst = frames(b, "client-burst").length;
+  assert.ok(burst >= 20 && burst < 60, `b got ${burst} of the 60`);
+});
+
+test("subscribe: names over 200 characters or outside Pusher's set, and #channels not one's own, are refused", async () => {
+  const p = open();
+  await connected(p);
+  await subscribe(p, "c".repeat(200));
+  for (const name of ["c".repeat(201), "bad name", "#other", "#server-to-user-x"]) {
+    p.send_event("pusher:subscribe", { channel: name, auth: "" });
+    await until(() => frames(p, "pusher:subscription_error", name).length === 1, "subscription_error for " + name.slice(0, 20));
+  }
+  const r = await api.get({ path: "/channels" });
+  assert.deepEqual(Object.keys((await r.json()).channels).filter((c) => c.startsWith("#") || c.includes(" ")), []);
+});
