@@ -10,13 +10,23 @@ import { client, connected, events, freePort, pusherNode, sdk, subscribe, until 
 let nodes = [];
 const clients = [];
 before(async () => {
-  const routes = await Promise.all([0, 1, 2].map(() => freePort()));
-  nodes = routes.map((_, i) => {
-    const peers = routes.filter((_, j) => j !== i).map((p) => "nats://127.0.0.1:" + p).join(",");
-    return pusherNode(["--node-id", "pnode" + (i + 1), "--cluster-name", "pusher-test",
-      "--cluster-listen", "127.0.0.1:" + routes[i], "--cluster-peers", peers]);
-  });
-  await Promise.all(nodes.map((n) => n.start())); // together: each waits for the others' JetStream
+  // A free port may be taken by another process before its node binds it:
+  // then the cluster is started again on new ports.
+  for (let attempt = 1; ; attempt++) {
+    const routes = await Promise.all([0, 1, 2].map(() => freePort()));
+    nodes = routes.map((_, i) => {
+      const peers = routes.filter((_, j) => j !== i).map((p) => "nats://127.0.0.1:" + p).join(",");
+      return pusherNode(["--node-id", "pnode" + (i + 1), "--cluster-name", "pusher-test",
+        "--cluster-listen", "127.0.0.1:" + routes[i], "--cluster-peers", peers]);
+    });
+    try {
+      await Promise.all(nodes.map((n) => n.start())); // together: each waits for the others' JetStream
+      return;
+    } catch (e) {
+      await Promise.all(nodes.map((n) => n.close()));
+      if (attempt === 3) throw e;
+    }
+  }
 });
 after(async () => {
   for (const c of clients) c.disconnect();
