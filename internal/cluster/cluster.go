@@ -24,7 +24,7 @@ import (
 const (
 	opRoom  = "room"  // a page of the room's members, its size and users
 	opUser  = "user"  // the user's connections
-	opKick  = "kick"  // close the named users' and connections' connections
+	opKick  = "kick"  // close the named users' and connections' connections (and the members of room Name)
 	opJoin  = "join"  // put them into the room
 	opLeave = "leave" // take them out of the room
 	opStats = "stats" // the node's counts

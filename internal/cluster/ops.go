@@ -292,9 +292,10 @@ func (o *Ops) KickRoom(ctx context.Context, app, room string) (int, error) {
 }
 
 // Rooms returns app's rooms whose names start with prefix that have a
-// member on some node, with their connection counts cluster-wide.
+// member on some node, with their connection counts cluster-wide (from
+// the nodes that answer in time, as Room).
 func (o *Ops) Rooms(ctx context.Context, app, prefix string) (map[string]int, error) {
-	answers, err := o.askAll(ctx, &request{Op: opRooms, App: app, Name: prefix})
+	answers, _, err := o.queryAll(ctx, &request{Op: opRooms, App: app, Name: prefix})
 	if err != nil {
 		return nil, err
 	}

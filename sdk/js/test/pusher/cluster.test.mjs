@@ -41,6 +41,27 @@ function open(node, member) {
 
 const ids = (list) => list.map((m) => m.id);
 
+test("any node answers for the cluster: channel lists, sendToUser and terminate_connections reach clients on other nodes", { timeout: 120000 }, async () => {
+  const api1 = sdk(nodes[0].addr);
+  const onThree = open(nodes[2]);
+  const signed = client(nodes[2].addr, { user: { id: "ivy" } });
+  clients.push(signed);
+  await Promise.all([connected(onThree), connected(signed)]);
+  await subscribe(onThree, "far-news");
+  const got = [];
+  signed.user.bind("hello", (d) => got.push(d));
+  signed.signin();
+  await until(() => signed.user.serverToUserChannel?.subscribed, "ivy signed in on node 3");
+  await until(async () => (await (await api1.get({ path: "/channels", params: { filter_by_prefix: "far-" } })).json()).channels["far-news"], "node 1 lists node 3's channel", 30000);
+  await until(async () => {
+    await api1.sendToUser("ivy", "hello", { from: 1 });
+    return got.length > 0;
+  }, "sendToUser through node 1 reaching node 3", 30000);
+  await api1.terminateUserConnections("ivy");
+  await until(() => signed.connection.state === "disconnected", "ivy's connection on node 3 terminated");
+  assert.equal(onThree.connection.state, "connected");
+});
+
 test("one user on two nodes: one member_added; SIGKILL of a node removes exactly the members it held alone", { timeout: 120000 }, async () => {
   const name = "presence-cluster";
   const api3 = sdk(nodes[2].addr);
