@@ -25,7 +25,7 @@ func (g *Gateway) pusherSignin(c *conn, s pusher.Signin) {
 	}
 	m, err := pusher.ParseUserData(s.UserData)
 	if err != nil || !pusher.ValidChannel(pusher.UserPrefix+m.ID) {
-		refuse("user_data must be a JSON object with an id of channel-name characters")
+		refuse("user_data must be a JSON object with a string id")
 		return
 	}
 	c.mu.Lock()

@@ -75,14 +75,14 @@ func DecodeData(data json.RawMessage, v any) error {
 }
 
 // ValidChannel reports whether name is a Pusher channel name: 1 to 200
-// characters of A-Z a-z 0-9 _ - = @ , . ; — or #server-to-user- followed
-// by at least one of them (a user's own channel).
+// characters of A-Z a-z 0-9 _ - = @ , . ; — or #server-to-user- and a
+// user id (any characters but control ones, at most MaxUserIDLen: the
+// server SDKs' sendToUser takes any string).
 func ValidChannel(name string) bool {
-	if len(name) > MaxNameLen {
-		return false
+	if user, ok := strings.CutPrefix(name, UserPrefix); ok {
+		return user != "" && len(user) <= MaxUserIDLen && ValidName(user)
 	}
-	name = strings.TrimPrefix(name, UserPrefix)
-	if name == "" {
+	if name == "" || len(name) > MaxNameLen {
 		return false
 	}
 	for i := 0; i < len(name); i++ {

@@ -194,9 +194,9 @@ test("private-encrypted-: the SDK encrypts with the master key, pusher-js decryp
   assert.equal(frames(a, "client-peek").length, 0);
 });
 
-test("signin: signin_success, sendToUser reaches only that user's connections, #server-to-user- is theirs alone", async () => {
-  const carl1 = open({ user: { id: "carl", user_info: { name: "Carl" } } });
-  const carl2 = open({ user: { id: "carl" } });
+test("signin (an id of any characters): signin_success, sendToUser reaches only that user's connections, #server-to-user- is theirs alone", async () => {
+  const carl1 = open({ user: { id: "auth0|carl", user_info: { name: "Carl" } } });
+  const carl2 = open({ user: { id: "auth0|carl" } });
   const dora = open({ user: { id: "dora" } });
   await Promise.all([carl1, carl2, dora].map(connected));
   const got = [[], [], []];
@@ -205,9 +205,9 @@ test("signin: signin_success, sendToUser reaches only that user's connections, #
     p.signin();
   });
   await until(() => [carl1, carl2, dora].every((p) => p.user.user_data), "three sign-ins");
-  assert.equal(carl1.user.user_data.id, "carl");
+  assert.equal(carl1.user.user_data.id, "auth0|carl");
   await until(() => [carl1, carl2, dora].every((p) => p.user.serverToUserChannel?.subscribed), "user channels subscribed");
-  await api.sendToUser("carl", "notice", { n: 1 });
+  await api.sendToUser("auth0|carl", "notice", { n: 1 });
   await until(() => got[0].length === 1 && got[1].length === 1, "carl's connections get it");
   assert.deepEqual(got[0], [{ n: 1 }]);
   await api.sendToUser("dora", "notice", { n: 2 });
@@ -215,12 +215,12 @@ test("signin: signin_success, sendToUser reaches only that user's connections, #
   assert.equal(got[0].length, 1, "carl never got dora's");
 
   // dora subscribing to carl's channel is refused.
-  dora.send_event("pusher:subscribe", { channel: "#server-to-user-carl", auth: "" });
-  await until(() => frames(dora, "pusher:subscription_error", "#server-to-user-carl").length === 1, "subscription_error");
-  await api.sendToUser("carl", "notice", { n: 3 });
+  dora.send_event("pusher:subscribe", { channel: "#server-to-user-auth0|carl", auth: "" });
+  await until(() => frames(dora, "pusher:subscription_error", "#server-to-user-auth0|carl").length === 1, "subscription_error");
+  await api.sendToUser("auth0|carl", "notice", { n: 3 });
   await until(() => got[0].length === 2, "carl's next");
   assert.equal(got[2].length, 1);
-  assert.equal(frames(dora, "notice", "#server-to-user-carl").length, 0);
+  assert.equal(frames(dora, "notice", "#server-to-user-auth0|carl").length, 0);
 });
 
 test("signin with a bad signature: pusher:error 4009, closed, pusher-js gives up", async () => {
