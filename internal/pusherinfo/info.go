@@ -75,19 +75,18 @@ func (s *Store) Set(ctx context.Context, app, room, user string, info json.RawMe
 }
 
 // Get returns user's info in room (JSON null if none is stored) and the
-// revision it was read at (0: none).
+// revision it was read at (0: none). Like Infos it reads through the
+// stream's leader: a replica's direct get may not have an info stored on
+// another node a moment ago.
 func (s *Store) Get(ctx context.Context, app, room, user string) (json.RawMessage, uint64, error) {
-	if s.kv == nil {
-		return nil, 0, ErrNotBound
-	}
-	e, err := s.kv.Get(ctx, key(app, room, user))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return json.RawMessage(`null`), 0, nil
-	}
+	info, rev := json.RawMessage(`null`), uint64(0)
+	err := s.read(ctx, key(app, room, user), func(e jetstream.KeyValueEntry) {
+		info, rev = e.Value(), e.Revision()
+	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("pusherinfo: reading %s: %w", room, err)
 	}
-	return e.Value(), e.Revision(), nil
+	return info, rev, nil
 }
 
 // Forget removes user's info in room if it is still at revision rev (a
@@ -107,9 +106,6 @@ func (s *Store) Forget(ctx context.Context, app, room, user string, rev uint64) 
 // Infos returns the info of each of users in room (JSON null for one with
 // none stored), read in one pass over the room's entries.
 func (s *Store) Infos(ctx context.Context, app, room string, users []string) (map[string]json.RawMessage, error) {
-	if s.kv == nil {
-		return nil, ErrNotBound
-	}
 	out := make(map[string]json.RawMessage, len(users))
 	for _, u := range users {
 		out[u] = json.RawMessage(`null`)
@@ -117,27 +113,41 @@ func (s *Store) Infos(ctx context.Context, app, room string, users []string) (ma
 	if len(users) == 0 {
 		return out, nil
 	}
-	w, err := s.kv.Watch(ctx, tok(app)+"."+tok(room)+".*", jetstream.IgnoreDeletes())
+	prefix := len(tok(app)) + len(tok(room)) + 2
+	err := s.read(ctx, tok(app)+"."+tok(room)+".*", func(e jetstream.KeyValueEntry) {
+		b, err := base64.RawURLEncoding.DecodeString(e.Key()[prefix:])
+		if _, want := out[string(b)]; err == nil && want {
+			out[string(b)] = e.Value()
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("pusherinfo: listing %s: %w", room, err)
 	}
+	return out, nil
+}
+
+// read calls fn with the current entry of each key matching filter.
+func (s *Store) read(ctx context.Context, filter string, fn func(jetstream.KeyValueEntry)) error {
+	if s.kv == nil {
+		return ErrNotBound
+	}
+	w, err := s.kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return err
+	}
 	defer func() { _ = w.Stop() }()
-	prefix := len(tok(app)) + len(tok(room)) + 2
 	for {
 		select {
 		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, fmt.Errorf("pusherinfo: listing %s: watcher stopped", room)
+			switch {
+			case !ok:
+				return errors.New("watcher stopped")
+			case e == nil: // the current values are all in
+				return nil
 			}
-			if e == nil { // the initial values are all in
-				return out, nil
-			}
-			b, err := base64.RawURLEncoding.DecodeString(e.Key()[prefix:])
-			if _, want := out[string(b)]; err == nil && want {
-				out[string(b)] = e.Value()
-			}
+			fn(e)
 		case <-ctx.Done():
-			return nil, fmt.Errorf("pusherinfo: listing %s: %w", room, ctx.Err())
+			return ctx.Err()
 		}
 	}
 }
