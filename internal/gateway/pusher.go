@@ -323,9 +323,9 @@ func (g *Gateway) pusherSubscribe(c *conn, data json.RawMessage) {
 	c.sendNow(protocol.NewText(pusher.SubscriptionSucceeded(s.Channel)))
 }
 
-// pusherClientEvent publishes a client- event: only on a private channel
-// the connection is subscribed to, when the app allows client events,
-// within the send rate. A refusal is a pusher:error frame; the connection
+// pusherClientEvent publishes a client- event: only on a private (not
+// encrypted) or presence channel the connection is subscribed to, when the
+// app allows client events, within the send rate. A refusal is a pusher:error frame; the connection
 // stays open.
 func (g *Gateway) pusherClientEvent(c *conn, f pusher.Frame) {
 	refuse := func(code int, msg string) {
