@@ -95,7 +95,7 @@ type conn struct {
 // is replayed, frames are held until the replay is sent.
 func (c *conn) Send(frames ...*protocol.Outgoing) {
 	if c.pusher != nil {
-		if frames = c.pusherFrames(frames); len(frames) == 0 {
+		if frames = c.pusherOthers(pusherFrames(frames)); len(frames) == 0 {
 			return
 		}
 	}

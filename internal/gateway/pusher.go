@@ -173,10 +173,9 @@ func pusherCloseCode(code int) int {
 // pusherFrames turns frames queued for a native connection into the
 // Pusher connection's: push messages of a room become that channel's
 // event (encoded once per push, shared), presence notices of presence-
-// channels member_added/member_removed (but not about c's own member),
-// WebSocket control frames pass, Herald's own notices (joined, left,
-// welcome) are dropped.
-func (c *conn) pusherFrames(frames []*protocol.Outgoing) []*protocol.Outgoing {
+// channels member_added/member_removed (shared too), WebSocket control
+// frames pass, Herald's own notices (joined, left, welcome) are dropped.
+func pusherFrames(frames []*protocol.Outgoing) []*protocol.Outgoing {
 	out := frames[:0:0]
 	for _, f := range frames {
 		switch {
@@ -187,7 +186,7 @@ func (c *conn) pusherFrames(frames []*protocol.Outgoing) []*protocol.Outgoing {
 		case len(f.Frame) > 0 && f.Frame[0]&0x08 != 0: // a control frame
 			out = append(out, f)
 		default:
-			if a := f.Alt(pusherNotice); !a.IsNone() && !c.pusherIsMe(a) {
+			if a := f.Alt(pusherNotice); !a.IsNone() {
 				out = append(out, a)
 			}
 		}
@@ -215,8 +214,25 @@ func pusherNotice(f *protocol.Outgoing) *protocol.Outgoing {
 	return a
 }
 
-// pusherIsMe reports whether a member event is about c's own member of
-// its channel: Pusher tells a member of the others only.
+// pusherOthers leaves out of frames the member events about c's own
+// member of their channel: Pusher tells a member of the others only. It
+// returns frames itself when there is none (the common case).
+func (c *conn) pusherOthers(frames []*protocol.Outgoing) []*protocol.Outgoing {
+	for i, f := range frames {
+		if f.Member != "" && c.pusherIsMe(f) {
+			out := slices.Clone(frames[:i])
+			for _, f := range frames[i+1:] {
+				if f.Member == "" || !c.pusherIsMe(f) {
+					out = append(out, f)
+				}
+			}
+			return out
+		}
+	}
+	return frames
+}
+
+// pusherIsMe reports whether member event a is about c's own member.
 func (c *conn) pusherIsMe(a *protocol.Outgoing) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -31,9 +31,8 @@ func TestPusherFramesEncodeOncePerPush(t *testing.T) {
 	user := protocol.NewPush(protocol.AppendMessage(nil, &protocol.Message{ID: "u", Data: []byte(`1`)}))
 	ping := &protocol.Outgoing{Frame: protocol.Frame(protocol.OpPing, nil)}
 	notice := protocol.NewText(protocol.Joined("news"))
-	c := &conn{pusher: &pusherState{}}
-	a := c.pusherFrames([]*protocol.Outgoing{notice, push, user, ping})
-	b := c.pusherFrames([]*protocol.Outgoing{push})
+	a := pusherFrames([]*protocol.Outgoing{notice, push, user, ping})
+	b := pusherFrames([]*protocol.Outgoing{push})
 	if len(a) != 2 || a[1] != ping || len(b) != 1 || a[0] != b[0] {
 		t.Fatalf("got %v and %v", a, b)
 	}
@@ -49,7 +48,7 @@ func TestPusherMemberEvents(t *testing.T) {
 	other := protocol.NewText(protocol.Presence("lobby", true, []string{"u1"}))
 	them := &conn{pusher: &pusherState{members: []pusherMember{{"presence-x", "u2"}}}}
 	me := &conn{pusher: &pusherState{members: []pusherMember{{"presence-x", "u1"}}}}
-	got := them.pusherFrames([]*protocol.Outgoing{join, leave, other})
+	got := them.pusherOthers(pusherFrames([]*protocol.Outgoing{join, leave, other}))
 	if len(got) != 2 {
 		t.Fatalf("got %d frames", len(got))
 	}
@@ -62,10 +61,14 @@ func TestPusherMemberEvents(t *testing.T) {
 			t.Errorf("frame %d: %s, want %s", i, p, want[i])
 		}
 	}
-	if again := them.pusherFrames([]*protocol.Outgoing{join}); len(again) != 1 || again[0] != got[0] {
+	if again := pusherFrames([]*protocol.Outgoing{join}); len(again) != 1 || again[0] != got[0] {
 		t.Error("the member event is encoded again")
 	}
-	if mine := me.pusherFrames([]*protocol.Outgoing{join, leave}); len(mine) != 0 {
+	if mine := me.pusherOthers(pusherFrames([]*protocol.Outgoing{join, leave, other})); len(mine) != 0 {
 		t.Errorf("the member got %d events about itself", len(mine))
+	}
+	both := pusherFrames([]*protocol.Outgoing{join, leave})
+	if kept := them.pusherOthers(both); &kept[0] != &both[0] {
+		t.Error("frames without the member's own events were copied")
 	}
 }
