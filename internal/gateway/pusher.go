@@ -36,7 +36,7 @@ type PusherEvents interface {
 // pusherState is what a Pusher connection holds beyond a native one.
 type pusherState struct {
 	app     *PusherApp
-	user    string         // signed in as (pusher:signin); guarded by conn.mu
+	user    *pusher.Member // signed in as (pusher:signin); guarded by conn.mu
 	members []pusherMember // presence channels joined; guarded by conn.mu
 }
 
@@ -295,7 +295,7 @@ func (g *Gateway) pusherSubscribe(c *conn, data json.RawMessage) {
 		c.mu.Lock()
 		user := c.pusher.user
 		c.mu.Unlock()
-		if user == "" || s.Channel != pusher.UserPrefix+user {
+		if user == nil || s.Channel != pusher.UserPrefix+user.ID {
 			authError("only a connection signed in as that user may subscribe to " + s.Channel)
 			return
 		}

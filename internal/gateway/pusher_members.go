@@ -115,7 +115,8 @@ func (g *Gateway) pusherMembersFrame(ctx context.Context, hc *hub.Conn, channel 
 }
 
 // pusherPresenceMember is who c is in a presence channel: its
-// channel_data's user, or without channel_data the user c signed in as.
+// channel_data's user, or without channel_data the user c signed in as
+// (with its user_data's user_info), as Pusher shares it.
 func (g *Gateway) pusherPresenceMember(c *conn, channelData string) (pusher.Member, error) {
 	if channelData != "" {
 		return pusher.ParseChannelData(channelData)
@@ -123,10 +124,10 @@ func (g *Gateway) pusherPresenceMember(c *conn, channelData string) (pusher.Memb
 	c.mu.Lock()
 	user := c.pusher.user
 	c.mu.Unlock()
-	if user == "" {
+	if user == nil {
 		return pusher.Member{}, errNoChannelData
 	}
-	return pusher.Member{ID: user}, nil
+	return *user, nil
 }
 
 var errNoChannelData = errors.New("a presence subscription needs channel_data (or a signed-in connection)")

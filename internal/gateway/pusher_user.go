@@ -30,12 +30,12 @@ func (g *Gateway) pusherSignin(c *conn, s pusher.Signin) {
 	}
 	c.mu.Lock()
 	was := c.pusher.user
-	if was == "" {
-		c.pusher.user = m.ID
+	if was == nil {
+		c.pusher.user = &m
 	}
 	c.mu.Unlock()
-	if was != "" {
-		if was == m.ID {
+	if was != nil {
+		if was.ID == m.ID {
 			c.sendNow(protocol.NewText(pusher.SigninSuccess(s.UserData)))
 		} else {
 			refuse("already signed in as another user")

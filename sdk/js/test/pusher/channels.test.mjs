@@ -311,3 +311,24 @@ test("subscribe: names over 200 characters or outside Pusher's set, and #channel
   const r = await api.get({ path: "/channels" });
   assert.deepEqual(Object.keys((await r.json()).channels).filter((c) => c.startsWith("#") || c.includes(" ")), []);
 });
+
+test("presence as the signed-in user: no channel_data, the user_data's id and user_info are the member", async () => {
+  const name = "presence-signed";
+  const watcher = open({ member: john });
+  await connected(watcher);
+  const cw = await subscribe(watcher, name);
+  const added = events(cw, "pusher:member_added");
+  const k = open({ user: { id: "kim", user_info: { name: "Kim" } }, authorize: (sid, ch) => api.authorizeChannel(sid, ch) });
+  await connected(k);
+  k.signin();
+  const ck = await subscribe(k, name);
+  assert.deepEqual(ck.members.me, { id: "kim", info: { name: "Kim" } });
+  assert.deepEqual(members(ck), { 1: { name: "John" }, kim: { name: "Kim" } });
+  await until(() => added.length === 1, "kim's member_added");
+  assert.deepEqual(added[0], { id: "kim", info: { name: "Kim" } });
+  // Not signed in and no channel_data: refused.
+  const anon = open({ authorize: (sid, ch) => api.authorizeChannel(sid, ch) });
+  await connected(anon);
+  anon.send_event("pusher:subscribe", { channel: name, auth: api.authorizeChannel(anon.connection.socket_id, name).auth });
+  await until(() => frames(anon, "pusher:subscription_error", name).length === 1, "subscription_error");
+});
