@@ -27,10 +27,11 @@ import (
 const (
 	opRoom  = "room"  // a page of the room's members, its size and users
 	opUser  = "user"  // the user's connections
-	opKick  = "kick"  // close the named users' and connections' connections
+	opKick  = "kick"  // close the named users' and connections' connections (and the members of room Name)
 	opJoin  = "join"  // put them into the room
 	opLeave = "leave" // take them out of the room
 	opStats = "stats" // the node's counts
+	opRooms = "rooms" // the app's rooms whose names start with Name, with their connection counts
 	opFrame = "frame" // run an SSE connection's client frame
 	opDrain = "drain" // drain the node
 )
@@ -63,6 +64,7 @@ type answer struct {
 	Recent   []recent.Entry          `json:"recent,omitempty"`
 	History  []history.Point         `json:"history,omitempty"`
 	Webhooks []webhook.EndpointStats `json:"webhooks,omitempty"`
+	Rooms    map[string]int          `json:"rooms,omitempty"` // opRooms
 }
 
 // serve answers a request from another node.
@@ -87,6 +89,9 @@ func (o *Ops) local(r *request) answer {
 		return o.localUser(r.App, r.Name, r.Cursor, r.Limit)
 	case opKick:
 		conns := o.conns(r.App, r.Users, r.Conns)
+		if r.Name != "" { // a room's members
+			conns = append(conns, o.hub.RoomMembers(r.App, r.Name)...)
+		}
 		for _, c := range conns {
 			o.gw.Kick(c)
 		}
@@ -106,6 +111,8 @@ func (o *Ops) local(r *request) answer {
 	case opStats:
 		s := o.localStats(r.App)
 		return answer{Stats: &s}
+	case opRooms:
+		return answer{Rooms: o.hub.RoomConns(r.App, r.Name)}
 	case opFrame:
 		return o.localFrame(r)
 	case opDrain:

@@ -282,6 +282,37 @@ func (o *Ops) KickUser(ctx context.Context, app, user string) (int, error) {
 	return n, nil
 }
 
+// KickRoom closes every member of the room on every node with the kicked
+// code; it returns how many it closed.
+func (o *Ops) KickRoom(ctx context.Context, app, room string) (int, error) {
+	answers, err := o.askAll(ctx, &request{Op: opKick, App: app, Name: room})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, a := range answers {
+		n += a.N
+	}
+	return n, nil
+}
+
+// Rooms returns app's rooms whose names start with prefix that have a
+// member on some node, with their connection counts cluster-wide (from
+// the nodes that answer in time, as Room).
+func (o *Ops) Rooms(ctx context.Context, app, prefix string) (map[string]int, error) {
+	answers, _, err := o.queryAll(ctx, &request{Op: opRooms, App: app, Name: prefix})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, a := range answers {
+		for r, n := range a.Rooms {
+			out[r] += n
+		}
+	}
+	return out, nil
+}
+
 // Stats sums the counts of every live node for one app, or for every app
 // when app is "". A user or room present on several nodes counts on each.
 func (o *Ops) Stats(ctx context.Context, app string) (Stats, error) {

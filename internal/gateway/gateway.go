@@ -57,7 +57,12 @@ type Config struct {
 	Presence        Presence
 	PresenceMembers int
 	// Pusher lists the apps' Pusher identities by key: GET /app/{key}.
-	Pusher map[string]PusherApp
+	// Each connection points at its app's (one copy per app).
+	Pusher map[string]*PusherApp
+	// PusherInfo, PusherPresence and Presence serve Pusher presence
+	// channels.
+	PusherInfo     PusherInfo
+	PusherPresence PusherPresence
 }
 
 // Lifecycle is told when an authenticated connection opens and closes and
@@ -550,6 +555,9 @@ func (g *Gateway) detach(c *conn, code int, reason string) {
 	c.hubbed = false
 	c.mu.Unlock()
 	if hubbed {
+		if c.pusher != nil {
+			g.pusherDetach(c)
+		}
 		rooms := g.unregister(c)
 		if g.cfg.Lifecycle != nil {
 			g.cfg.Lifecycle.Closed(&c.Conn, rooms, code)
@@ -765,7 +773,7 @@ func (g *Gateway) publishSends(c *conn) {
 		ctx, cancel := g.engineCtx()
 		var err error
 		if f.Event != "" {
-			err = g.sender.(PusherEvents).ClientEvent(ctx, &c.Conn, f.Room, f.Event, f.Data)
+			err = g.sender.(PusherEvents).ClientEvent(ctx, c.pusherClientFrom(f.Room), f.Room, f.Event, f.Data)
 		} else {
 			err = g.sender.ClientSend(ctx, &c.Conn, *f.To, f.Data)
 		}

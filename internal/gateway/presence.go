@@ -57,16 +57,24 @@ func (g *Gateway) joinedFrame(ctx context.Context, hc *hub.Conn, room string) []
 		g.log.Warn("reading presence members", "app", hc.App, "room", room, "err", err)
 		return protocol.Joined(room)
 	}
-	if i, found := slices.BinarySearch(users, hc.User); !found {
-		users = slices.Insert(users, i, hc.User)
-		if len(users) > limit {
-			drop := len(users) - 1
-			if users[drop] == hc.User {
-				drop--
-			}
-			users = slices.Delete(users, drop, drop+1)
-			more = true
-		}
+	users, cut := withMember(users, hc.User, limit)
+	return protocol.JoinedMembers(room, users, more || cut)
+}
+
+// withMember inserts user into the sorted list users if it is missing,
+// keeping at most limit (user always kept); cut: one was dropped for it.
+func withMember(users []string, user string, limit int) (_ []string, cut bool) {
+	i, found := slices.BinarySearch(users, user)
+	if found {
+		return users, false
 	}
-	return protocol.JoinedMembers(room, users, more)
+	users = slices.Insert(users, i, user)
+	if len(users) <= limit {
+		return users, false
+	}
+	drop := len(users) - 1
+	if users[drop] == user {
+		drop--
+	}
+	return slices.Delete(users, drop, drop+1), true
 }

@@ -36,7 +36,9 @@ type PusherEvents interface {
 
 // pusherState is what a Pusher connection holds beyond a native one.
 type pusherState struct {
-	app PusherApp
+	app     *PusherApp
+	user    *pusher.Member // signed in as (pusher:signin); guarded by conn.mu
+	members []pusherMember // presence channels joined; guarded by conn.mu
 }
 
 // ServePusher upgrades GET /app/{key}: a Pusher Channels client. Its
@@ -53,6 +55,9 @@ func (g *Gateway) ServePusher(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	app, known := g.cfg.Pusher[r.PathValue("key")]
+	if !known {
+		app = &PusherApp{}
+	}
 	nc, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
 	if err != nil {
 		if nc != nil {
@@ -109,7 +114,7 @@ func (g *Gateway) ServePusher(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) pusherRegister(c *wsConn) {
 	n := g.next.Add(1)
 	c.ID = g.pusherNode() + "." + strconv.FormatUint(n, 10)
-	c.App, c.User = c.pusher.app.App, "pusher-"+c.ID
+	c.App, c.User, c.Device = c.pusher.app.App, "pusher-"+c.ID, pusher.Device
 	c.Since = time.Now().UnixMilli()
 	user := engine.Topic{Kind: engine.User, App: c.App, Name: c.User}
 	if !g.watch(user) {
@@ -168,8 +173,9 @@ func pusherCloseCode(code int) int {
 
 // pusherFrames turns frames queued for a native connection into the
 // Pusher connection's: push messages of a room become that channel's
-// event (encoded once per push, shared), WebSocket control frames pass,
-// Herald's own notices (joined, left, presence, welcome) are dropped.
+// event (encoded once per push, shared), presence notices of presence-
+// channels member_added/member_removed (shared too), WebSocket control
+// frames pass, Herald's own notices (joined, left, welcome) are dropped.
 // The answer is appended to dst.
 func pusherFrames(dst, frames []*protocol.Outgoing) []*protocol.Outgoing {
 	out := dst
@@ -181,6 +187,10 @@ func pusherFrames(dst, frames []*protocol.Outgoing) []*protocol.Outgoing {
 			}
 		case len(f.Frame) > 0 && f.Frame[0]&0x08 != 0: // a control frame
 			out = append(out, f)
+		default:
+			if a := f.Alt(pusherNotice); !a.IsNone() {
+				out = append(out, a)
+			}
 		}
 	}
 	return out
@@ -194,7 +204,7 @@ var pusherBufs = sync.Pool{New: func() any { return new([]*protocol.Outgoing) }}
 // in a pooled slice, so a fan-out delivery allocates nothing.
 func (c *conn) sendPusher(frames []*protocol.Outgoing) {
 	buf := pusherBufs.Get().(*[]*protocol.Outgoing)
-	out := pusherFrames((*buf)[:0], frames)
+	out := c.pusherOthers(pusherFrames((*buf)[:0], frames))
 	if len(out) > 0 {
 		c.enqueue(out, false)
 	}
@@ -213,6 +223,43 @@ func pusherPush(f *protocol.Outgoing) *protocol.Outgoing {
 	return protocol.NewText(b)
 }
 
+// pusherNotice is the member event of a presence notice, with the channel
+// and user it is about in Room and Member.
+func pusherNotice(f *protocol.Outgoing) *protocol.Outgoing {
+	b, channel, user := pusher.FromPresence(protocol.Payload(f.Frame))
+	if b == nil {
+		return nil
+	}
+	a := protocol.NewText(b)
+	a.Room, a.Member = channel, user
+	return a
+}
+
+// pusherOthers leaves out of frames the member events about c's own
+// member of their channel: Pusher tells a member of the others only. It
+// returns frames itself when there is none (the common case).
+func (c *conn) pusherOthers(frames []*protocol.Outgoing) []*protocol.Outgoing {
+	for i, f := range frames {
+		if f.Member != "" && c.pusherIsMe(f) {
+			out := slices.Clone(frames[:i])
+			for _, f := range frames[i+1:] {
+				if f.Member == "" || !c.pusherIsMe(f) {
+					out = append(out, f)
+				}
+			}
+			return out
+		}
+	}
+	return frames
+}
+
+// pusherIsMe reports whether member event a is about c's own member.
+func (c *conn) pusherIsMe(a *protocol.Outgoing) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pusherMemberOf(a.Room) == a.Member
+}
+
 // pusherText handles a Pusher client frame.
 func (g *Gateway) pusherText(c *conn, payload []byte) {
 	f, err := pusher.Decode(payload)
@@ -228,12 +275,23 @@ func (g *Gateway) pusherText(c *conn, payload []byte) {
 		g.pusherSubscribe(c, f.Data)
 	case f.Event == "pusher:unsubscribe":
 		var s pusher.Subscribe
-		if pusher.DecodeData(f.Data, &s) == nil && g.hub.Leave(&c.Conn, s.Channel) {
+		if pusher.DecodeData(f.Data, &s) != nil || strings.HasPrefix(s.Channel, pusher.UserPrefix) {
+			return // the user's channel is its sign-in: it stays
+		}
+		if g.hub.Leave(&c.Conn, s.Channel) {
 			g.unwatch(engine.Topic{Kind: engine.Room, App: c.App, Name: s.Channel})
+			g.pusherLeftPresence(c, s.Channel)
 			if g.cfg.Lifecycle != nil {
 				g.cfg.Lifecycle.Left(&c.Conn, s.Channel)
 			}
 		}
+	case f.Event == "pusher:signin":
+		var s pusher.Signin
+		if err := pusher.DecodeData(f.Data, &s); err != nil {
+			c.sendNow(protocol.NewText(pusher.Error(pusher.CodeTerminated, "pusher:signin needs auth and user_data")))
+			return
+		}
+		g.pusherSignin(c, s)
 	case strings.HasPrefix(f.Event, "client-"):
 		g.pusherClientEvent(c, f)
 	default:
@@ -248,23 +306,51 @@ func (g *Gateway) pusherSubscribe(c *conn, data json.RawMessage) {
 		return
 	}
 	app := c.pusher.app
+	authError := func(msg string) {
+		g.metrics.AuthRefused(false)
+		c.sendNow(protocol.NewText(pusher.SubscriptionError(s.Channel, "AuthError", msg, 401)))
+	}
+	var member pusher.Member
 	switch {
-	case strings.HasPrefix(s.Channel, "presence-"), strings.HasPrefix(s.Channel, "private-encrypted-"), strings.HasPrefix(s.Channel, "#"):
-		c.sendNow(protocol.NewText(pusher.SubscriptionError(s.Channel, "UnsupportedChannel", "this channel type is not supported by Herald yet", 400)))
+	case strings.HasPrefix(s.Channel, pusher.UserPrefix):
+		c.mu.Lock()
+		user := c.pusher.user
+		c.mu.Unlock()
+		if user == nil || s.Channel != pusher.UserPrefix+user.ID {
+			authError("only a connection signed in as that user may subscribe to " + s.Channel)
+			return
+		}
+		c.sendNow(protocol.NewText(pusher.SubscriptionSucceeded(s.Channel))) // joined at the sign-in
 		return
-	case strings.HasPrefix(s.Channel, "private-"):
+	case strings.HasPrefix(s.Channel, pusher.PresencePrefix):
+		if !pusher.ChannelAuthOK(app.Key, app.Secret, s.Auth, c.ID, s.Channel, s.ChannelData) {
+			authError("invalid signature for socket " + c.ID + ", channel " + s.Channel + " and its channel_data")
+			return
+		}
+		var err error
+		if member, err = g.pusherPresenceMember(c, s.ChannelData); err != nil {
+			authError(err.Error())
+			return
+		}
+	case strings.HasPrefix(s.Channel, pusher.PrivatePrefix): // private-encrypted- too: Herald only relays
 		if !pusher.ChannelAuthOK(app.Key, app.Secret, s.Auth, c.ID, s.Channel, "") {
-			g.metrics.AuthRefused(false)
-			c.sendNow(protocol.NewText(pusher.SubscriptionError(s.Channel, "AuthError", "invalid signature for socket "+c.ID+" and channel "+s.Channel, 401)))
+			authError("invalid signature for socket " + c.ID + " and channel " + s.Channel)
 			return
 		}
 	}
-	if slices.Contains(g.hub.Rooms(&c.Conn), s.Channel) {
-		c.sendNow(protocol.NewText(pusher.SubscriptionSucceeded(s.Channel)))
+	rooms := g.hub.Rooms(&c.Conn)
+	if slices.Contains(rooms, s.Channel) {
+		if member.ID == "" { // a presence channel answers when its join is done
+			c.sendNow(protocol.NewText(pusher.SubscriptionSucceeded(s.Channel)))
+		}
 		return
 	}
-	if len(g.hub.Rooms(&c.Conn)) >= g.cfg.MaxRooms {
+	if len(rooms) >= g.cfg.MaxRooms {
 		c.sendNow(protocol.NewText(pusher.SubscriptionError(s.Channel, "LimitReached", "connection is in the maximum of "+strconv.Itoa(g.cfg.MaxRooms)+" channels", 400)))
+		return
+	}
+	if member.ID != "" {
+		go g.pusherJoinPresence(c, s.Channel, member)
 		return
 	}
 	if !g.join(&c.Conn, s.Channel) {
@@ -274,9 +360,9 @@ func (g *Gateway) pusherSubscribe(c *conn, data json.RawMessage) {
 	c.sendNow(protocol.NewText(pusher.SubscriptionSucceeded(s.Channel)))
 }
 
-// pusherClientEvent publishes a client- event: only on a private channel
-// the connection is subscribed to, when the app allows client events,
-// within the send rate. A refusal is a pusher:error frame; the connection
+// pusherClientEvent publishes a client- event: only on a private (not
+// encrypted) or presence channel the connection is subscribed to, when the
+// app allows client events, within the send rate. A refusal is a pusher:error frame; the connection
 // stays open.
 func (g *Gateway) pusherClientEvent(c *conn, f pusher.Frame) {
 	refuse := func(code int, msg string) {
@@ -287,8 +373,11 @@ func (g *Gateway) pusherClientEvent(c *conn, f pusher.Frame) {
 	case !c.pusher.app.ClientEvents:
 		refuse(pusher.CodeClientEventError, "client events are not enabled for this app")
 		return
-	case !strings.HasPrefix(f.Channel, "private-") || strings.HasPrefix(f.Channel, "private-encrypted-"):
-		refuse(pusher.CodeClientEventError, "client events are only allowed on private channels")
+	case strings.HasPrefix(f.Channel, pusher.EncryptedPrefix):
+		refuse(pusher.CodeClientEventError, "client events are not allowed on encrypted channels")
+		return
+	case !strings.HasPrefix(f.Channel, pusher.PrivatePrefix) && !strings.HasPrefix(f.Channel, pusher.PresencePrefix):
+		refuse(pusher.CodeClientEventError, "client events are only allowed on private and presence channels")
 		return
 	case !pusher.ValidEvent(f.Event):
 		refuse(pusher.CodeClientEventError, "invalid event name")

@@ -39,27 +39,39 @@ type PusherAPI struct {
 	apps    map[string]PusherApp // by Pusher app id
 	svc     *push.Service
 	rooms   PusherRooms
+	members PusherMembers // nil: no presence channels
 	maxBody int64
 	timeout time.Duration
 	log     *slog.Logger
 }
 
-// PusherRooms counts a room's connections cluster-wide (package cluster's
-// Ops).
+// PusherRooms counts, lists and empties rooms cluster-wide (package
+// cluster's Ops).
 type PusherRooms interface {
 	Room(ctx context.Context, app, room, cursor string) (cluster.RoomPage, error)
+	// Rooms returns the rooms starting with prefix that have members,
+	// with their connection counts.
+	Rooms(ctx context.Context, app, prefix string) (map[string]int, error)
+	// KickRoom closes the room's members (a Pusher connection with 4009).
+	KickRoom(ctx context.Context, app, room string) (int, error)
+}
+
+// PusherMembers lists the users present in a presence channel,
+// cluster-wide (package lifecycle): sorted, at most limit (0: all).
+type PusherMembers interface {
+	Members(ctx context.Context, app, room string, limit int) ([]string, bool, error)
 }
 
 // NewPusherAPI builds the Pusher HTTP API; maxPayload bounds one event's
-// data (Herald's max_payload).
-func NewPusherAPI(apps []PusherApp, svc *push.Service, rooms PusherRooms, maxPayload int, engineTimeout time.Duration, log *slog.Logger) (*PusherAPI, error) {
+// data (Herald's max_payload); members may be nil (no Pusher app).
+func NewPusherAPI(apps []PusherApp, svc *push.Service, rooms PusherRooms, members PusherMembers, maxPayload int, engineTimeout time.Duration, log *slog.Logger) (*PusherAPI, error) {
 	if svc == nil || rooms == nil || maxPayload <= 0 || engineTimeout <= 0 {
 		return nil, errors.New("httpapi: pusher API needs the push service, a payload limit and an engine timeout")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &PusherAPI{apps: map[string]PusherApp{}, svc: svc, rooms: rooms, maxBody: int64(pusherMaxBatch*maxPayload) + 64<<10, timeout: engineTimeout, log: log}
+	p := &PusherAPI{apps: map[string]PusherApp{}, svc: svc, rooms: rooms, members: members, maxBody: int64(pusherMaxBatch*maxPayload) + 64<<10, timeout: engineTimeout, log: log}
 	for _, a := range apps {
 		p.apps[a.ID] = a
 	}
@@ -71,6 +83,9 @@ func (p *PusherAPI) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /apps/{id}/events", p.signed(p.events))
 	mux.HandleFunc("POST /apps/{id}/batch_events", p.signed(p.batchEvents))
 	mux.HandleFunc("GET /apps/{id}/channels/{channel}", p.signed(p.channel))
+	mux.HandleFunc("GET /apps/{id}/channels", p.signed(p.channels))
+	mux.HandleFunc("GET /apps/{id}/channels/{channel}/users", p.signed(p.users))
+	mux.HandleFunc("POST /apps/{id}/users/{user}/terminate_connections", p.signed(p.terminate))
 }
 
 // pusherError is an answer of the Pusher API: a status and a plain-text
@@ -203,7 +218,7 @@ func (p *PusherAPI) events(ctx context.Context, app PusherApp, _ *http.Request, 
 	if err != nil {
 		return nil, err
 	}
-	if err := checkInfo(e.Info); err != nil {
+	if err := checkInfo(e.Info, channels); err != nil {
 		return nil, err
 	}
 	if err := p.publish(ctx, app, &e, channels); err != nil {
@@ -223,14 +238,18 @@ func (p *PusherAPI) events(ctx context.Context, app PusherApp, _ *http.Request, 
 	return map[string]any{"channels": out}, nil
 }
 
-// checkInfo checks an event's info attributes: subscription_count only
-// (user_count needs presence channels, not supported yet).
-func checkInfo(info string) error {
+// checkInfo checks an event's info attributes: subscription_count, and
+// user_count when every channel is a presence channel.
+func checkInfo(info string, channels []string) error {
 	for _, attr := range strings.Split(info, ",") {
 		switch attr {
 		case "", "subscription_count":
 		case "user_count":
-			return perr(http.StatusBadRequest, "user_count needs a presence channel; presence channels are not supported yet")
+			for _, c := range channels {
+				if !strings.HasPrefix(c, pusher.PresencePrefix) {
+					return perr(http.StatusBadRequest, "Cannot retrieve user_count unless the channel is a presence channel")
+				}
+			}
 		default:
 			return perr(http.StatusBadRequest, "unknown info attribute "+strconv.Quote(attr))
 		}
@@ -244,12 +263,40 @@ func (p *PusherAPI) info(ctx context.Context, app PusherApp, channel, info strin
 	if info == "" {
 		return out, nil
 	}
-	page, err := p.rooms.Room(ctx, app.App, channel, "")
-	if err != nil {
-		return nil, err
+	for _, attr := range strings.Split(info, ",") {
+		switch {
+		case attr == "subscription_count":
+			page, err := p.rooms.Room(ctx, app.App, channel, "")
+			if err != nil {
+				return nil, err
+			}
+			out["subscription_count"] = page.Conns
+		case attr == "user_count":
+			n, err := p.userCount(ctx, app, channel)
+			if err != nil {
+				return nil, err
+			}
+			out["user_count"] = n
+		}
 	}
-	out["subscription_count"] = page.Conns
 	return out, nil
+}
+
+// presenceUsers returns the users present in a presence channel.
+func (p *PusherAPI) presenceUsers(ctx context.Context, app PusherApp, channel string) ([]string, error) {
+	if p.members == nil {
+		return []string{}, nil
+	}
+	users, _, err := p.members.Members(ctx, app.App, channel, 0)
+	if err != nil {
+		return nil, &push.Error{Code: push.CodeUnavailable, Message: "presence cannot be read now; retry", Err: err}
+	}
+	return users, nil
+}
+
+func (p *PusherAPI) userCount(ctx context.Context, app PusherApp, channel string) (int, error) {
+	users, err := p.presenceUsers(ctx, app, channel)
+	return len(users), err
 }
 
 // batchEvents serves POST /apps/{id}/batch_events: every event is checked
@@ -273,7 +320,7 @@ func (p *PusherAPI) batchEvents(ctx context.Context, app PusherApp, _ *http.Requ
 		if err != nil {
 			return nil, err
 		}
-		if err := checkInfo(b.Batch[i].Info); err != nil {
+		if err := checkInfo(b.Batch[i].Info, channels); err != nil {
 			return nil, err
 		}
 		all[i] = channels
@@ -313,7 +360,14 @@ func (p *PusherAPI) channel(ctx context.Context, app PusherApp, r *http.Request,
 		case "subscription_count":
 			out["subscription_count"] = 0
 		case "user_count":
-			return nil, perr(http.StatusBadRequest, "user_count needs a presence channel; presence channels are not supported yet")
+			if !strings.HasPrefix(name, pusher.PresencePrefix) {
+				return nil, perr(http.StatusBadRequest, "Cannot retrieve user_count unless the channel is a presence channel")
+			}
+			n, err := p.userCount(ctx, app, name)
+			if err != nil {
+				return nil, err
+			}
+			out["user_count"] = n
 		default:
 			return nil, perr(http.StatusBadRequest, "unknown info attribute "+strconv.Quote(attr))
 		}
@@ -327,4 +381,82 @@ func (p *PusherAPI) channel(ctx context.Context, app PusherApp, r *http.Request,
 		out["subscription_count"] = page.Conns
 	}
 	return out, nil
+}
+
+// channels serves GET /apps/{id}/channels: the occupied channels,
+// cluster-wide, whose names start with filter_by_prefix; with
+// info=user_count (presence- prefix only) each one's users.
+func (p *PusherAPI) channels(ctx context.Context, app PusherApp, r *http.Request, _ []byte) (any, error) {
+	prefix := r.URL.Query().Get("filter_by_prefix")
+	withUsers := false
+	for _, attr := range strings.Split(r.URL.Query().Get("info"), ",") {
+		switch attr {
+		case "":
+		case "user_count":
+			if !strings.HasPrefix(prefix, pusher.PresencePrefix) {
+				return nil, perr(http.StatusBadRequest, "user_count may only be requested for presence channels - please supply filter_by_prefix beginning with presence-")
+			}
+			withUsers = true
+		default:
+			return nil, perr(http.StatusBadRequest, "unknown info attribute "+strconv.Quote(attr))
+		}
+	}
+	rooms, err := p.rooms.Rooms(ctx, app.App, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]any, len(rooms))
+	for name := range rooms {
+		if !pusher.ValidChannel(name) || strings.HasPrefix(name, pusher.UserPrefix) {
+			continue // a Herald room Pusher cannot name, or a user's own channel
+		}
+		attrs := map[string]any{}
+		if withUsers {
+			n, err := p.userCount(ctx, app, name)
+			if err != nil {
+				return nil, err
+			}
+			attrs["user_count"] = n
+		}
+		out[name] = attrs
+	}
+	return map[string]any{"channels": out}, nil
+}
+
+// users serves GET /apps/{id}/channels/{channel}/users: a presence
+// channel's users, cluster-wide.
+func (p *PusherAPI) users(ctx context.Context, app PusherApp, r *http.Request, _ []byte) (any, error) {
+	name := r.PathValue("channel")
+	switch {
+	case !pusher.ValidChannel(name):
+		return nil, perr(http.StatusBadRequest, "Invalid channel name "+strconv.Quote(name))
+	case !strings.HasPrefix(name, pusher.PresencePrefix):
+		return nil, perr(http.StatusBadRequest, "Cannot retrieve the user list for non-presence channels")
+	}
+	users, err := p.presenceUsers(ctx, app, name)
+	if err != nil {
+		return nil, err
+	}
+	type user struct {
+		ID string `json:"id"`
+	}
+	out := make([]user, len(users))
+	for i, u := range users {
+		out[i].ID = u
+	}
+	return map[string]any{"users": out}, nil
+}
+
+// terminate serves POST /apps/{id}/users/{user}/terminate_connections:
+// every connection signed in as the user, on every node, is closed with
+// 4009.
+func (p *PusherAPI) terminate(ctx context.Context, app PusherApp, r *http.Request, _ []byte) (any, error) {
+	user := r.PathValue("user")
+	if !pusher.ValidChannel(pusher.UserPrefix + user) {
+		return nil, perr(http.StatusBadRequest, "Invalid user id "+strconv.Quote(user))
+	}
+	if _, err := p.rooms.KickRoom(ctx, app.App, pusher.UserPrefix+user); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
 }

@@ -3,6 +3,7 @@ package hub
 import (
 	"hash/maphash"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/heraldpush/herald/internal/protocol"
@@ -310,6 +311,24 @@ func index(list []string, s string) int {
 		}
 	}
 	return -1
+}
+
+// RoomConns returns the rooms of app on this node whose names start with
+// prefix, with their connection counts. It walks every room: use it for
+// queries, not hot paths.
+func (h *Hub) RoomConns(app, prefix string) map[string]int {
+	out := map[string]int{}
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for k, m := range s.rooms {
+			if k.App == app && len(m) > 0 && strings.HasPrefix(k.Name, prefix) {
+				out[k.Name] = len(m)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return out
 }
 
 // AppCounts returns how many connections, users and rooms one app has on

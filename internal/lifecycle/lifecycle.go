@@ -18,6 +18,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/presence"
+	"github.com/heraldpush/herald/internal/pusher"
 	"github.com/heraldpush/herald/internal/webhook"
 )
 
@@ -75,7 +76,7 @@ func (l *Lifecycle) Closed(c *hub.Conn, rooms []string, code int) {
 func (l *Lifecycle) Joined(c *hub.Conn, room string) {
 	now := time.Now()
 	l.Tracker.Add(presence.Scope{Kind: presence.Room, App: c.App, Room: room}, now)
-	if l.Presence(room) {
+	if l.member(c, room) {
 		l.Tracker.Add(presence.Scope{Kind: presence.Member, App: c.App, Room: room, User: c.User}, now)
 	}
 }
@@ -84,10 +85,28 @@ func (l *Lifecycle) Joined(c *hub.Conn, room string) {
 func (l *Lifecycle) Left(c *hub.Conn, room string) { l.left(c, room, time.Now()) }
 
 func (l *Lifecycle) left(c *hub.Conn, room string, at time.Time) {
-	if l.Presence(room) {
+	if l.member(c, room) {
 		l.Tracker.Remove(presence.Scope{Kind: presence.Member, App: c.App, Room: room, User: c.User}, at)
 	}
 	l.Tracker.Remove(presence.Scope{Kind: presence.Room, App: c.App, Room: room}, at)
+}
+
+// member reports whether c's joining room makes its user a member: a
+// presence room, for a native connection (a Pusher connection's member
+// identity is the channel_data of each channel: MemberJoined).
+func (l *Lifecycle) member(c *hub.Conn, room string) bool {
+	return c.Device != pusher.Device && l.Presence(room)
+}
+
+// MemberJoined counts a Pusher connection in app's presence channel room
+// as user (its channel_data's user_id).
+func (l *Lifecycle) MemberJoined(app, room, user string) {
+	l.Tracker.Add(presence.Scope{Kind: presence.Member, App: app, Room: room, User: user}, time.Now())
+}
+
+// MemberLeft undoes MemberJoined.
+func (l *Lifecycle) MemberLeft(app, room, user string) {
+	l.Tracker.Remove(presence.Scope{Kind: presence.Member, App: app, Room: room, User: user}, time.Now())
 }
 
 // Changed implements presence.Sink.

@@ -17,6 +17,9 @@ type Outgoing struct {
 	// can drop live copies it replays.
 	Seq  uint64
 	Room string
+	// Member, on a Pusher member event (an Alt frame), is the user it is
+	// about; Room is then its channel.
+	Member string
 
 	// alt is the frame in the other wire protocol (Pusher), built by the
 	// first connection of that protocol that takes it (see Alt).

@@ -46,6 +46,20 @@ func AppendHeader(b []byte, op byte, n int) []byte {
 	}
 }
 
+// Payload returns the payload of an unmasked frame made by Frame.
+func Payload(frame []byte) []byte {
+	if len(frame) < 2 {
+		return nil
+	}
+	switch n := frame[1] & 0x7f; {
+	case n < 126:
+		return frame[2:]
+	case n == 126:
+		return frame[4:]
+	}
+	return frame[10:]
+}
+
 // Frame returns a whole unmasked server frame.
 func Frame(op byte, payload []byte) []byte {
 	b := AppendHeader(make([]byte, 0, MaxHeaderLen+len(payload)), op, len(payload))

@@ -461,7 +461,17 @@ func (s *Service) fanOut(e *envelope, frames []*protocol.Outgoing) {
 // user became present in it (join) or is no longer (leave). The user's own
 // connections are left out: a joiner gets no presence frame about itself.
 func (s *Service) PresenceNotice(ctx context.Context, app, room, user string, join bool) error {
+	return s.PresenceNoticeInfo(ctx, app, room, user, join, nil)
+}
+
+// PresenceNoticeInfo is PresenceNotice whose frame also carries the user's
+// info (a JSON value; nil: none), as a Pusher presence channel announces
+// its members.
+func (s *Service) PresenceNoticeInfo(ctx context.Context, app, room, user string, join bool, info json.RawMessage) error {
 	frame := protocol.Presence(room, join, []string{user})
+	if len(info) > 0 {
+		frame = append(append(append(frame[:len(frame)-1], `,"info":`...), info...), '}')
+	}
 	buf := appendEnvelope(nil, &envelope{App: app, Rooms: []string{room}, ID: newID(), Skip: []string{user}, Kind: kindPresence}, frame)
 	if err := s.broker.Publish(ctx, engine.Topic{Kind: engine.Room, App: app, Name: room}, buf); err != nil {
 		return fmt.Errorf("push: presence notice for %s: %w", room, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/heraldpush/herald/internal/protocol"
 )
@@ -23,6 +24,9 @@ const (
 	CodeClientEventRate  = 4301 // client event rejected: over the rate; stays open
 	CodeClientEventError = 4009 // client event refused (public channel, bad name); stays open
 )
+
+// Device is the device label of a Pusher connection (hub.Conn.Device).
+const Device = "pusher"
 
 // MaxNameLen is the longest channel or event name Pusher allows.
 const MaxNameLen = 200
@@ -71,9 +75,13 @@ func DecodeData(data json.RawMessage, v any) error {
 }
 
 // ValidChannel reports whether name is a Pusher channel name: 1 to 200
-// characters of A-Z a-z 0-9 _ - = @ , . ; (and the # of
-// #server-to-user- channels).
+// characters of A-Z a-z 0-9 _ - = @ , . ; — or #server-to-user- and a
+// user id (any characters but control ones, at most MaxUserIDLen: the
+// server SDKs' sendToUser takes any string).
 func ValidChannel(name string) bool {
+	if user, ok := strings.CutPrefix(name, UserPrefix); ok {
+		return user != "" && len(user) <= MaxUserIDLen && ValidName(user)
+	}
 	if name == "" || len(name) > MaxNameLen {
 		return false
 	}
@@ -81,7 +89,7 @@ func ValidChannel(name string) bool {
 		c := name[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case bytes.IndexByte([]byte("_-=@,.;#"), c) >= 0:
+		case strings.IndexByte("_-=@,.;", c) >= 0:
 		default:
 			return false
 		}
@@ -145,7 +153,7 @@ func FromMessage(msg []byte) []byte {
 		m.Event = "message"
 	}
 	user := ""
-	if m.From != "" && len(m.Room) > len("presence-") && m.Room[:len("presence-")] == "presence-" {
+	if m.From != "" && strings.HasPrefix(m.Room, PresencePrefix) {
 		user = m.From
 	}
 	return Event(m.Event, m.Room, m.Data, user)

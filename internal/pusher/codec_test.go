@@ -91,7 +91,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 func TestValidChannel(t *testing.T) {
-	for _, ok := range []string{"a", "private-a_b=c@d,e.f;g", "presence-x", "#server-to-user-1"} {
+	for _, ok := range []string{"a", "private-a_b=c@d,e.f;g", "presence-x", "#server-to-user-1", "#server-to-user-auth0|a b"} {
 		if !ValidChannel(ok) {
 			t.Errorf("%q refused", ok)
 		}
@@ -100,7 +100,7 @@ func TestValidChannel(t *testing.T) {
 	for i := range long {
 		long[i] = 'a'
 	}
-	for _, bad := range []string{"", "a b", "a/b", "é", string(long)} {
+	for _, bad := range []string{"", "a b", "a/b", "é", string(long), "#server-to-user-", "#other", "a#b", "#server-to-user-a\x01"} {
 		if ValidChannel(bad) {
 			t.Errorf("%q accepted", bad)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/heraldpush/herald/internal/lifecycle"
 	"github.com/heraldpush/herald/internal/natsengine"
 	"github.com/heraldpush/herald/internal/presence"
+	"github.com/heraldpush/herald/internal/pusherinfo"
 	"github.com/heraldpush/herald/internal/webhook"
 )
 
@@ -53,8 +54,15 @@ func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
 		lc.Outbox = ob
 		s.service.SetEvents(ob) // message.* events, for endpoints that list them
 	}
-	if lc.Outbox == nil && len(cfg.PresenceRooms) == 0 {
+	// Pusher presence channels need the tracker, not a record of every
+	// connection: then the gateway is given no Lifecycle (gatewayLifecycle).
+	s.lifecycleConns = lc.Outbox != nil || len(cfg.PresenceRooms) > 0
+	if !s.lifecycleConns && len(pusherApps(cfg)) == 0 {
 		return nil
+	}
+	if len(pusherApps(cfg)) > 0 {
+		s.pusherInfo = pusherinfo.New(replicas)
+		lc.Notices = pusherNotices{next: s.service, infos: s.pusherInfo, log: s.log}
 	}
 	s.lifecycle = lc
 	tr, err := presence.New(presence.Config{NodeID: cfg.NodeID, Replicas: replicas, OfflineDelay: l.OfflineDelay,
@@ -81,6 +89,9 @@ func (s *Server) startLifecycle(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, min(s.cfg.Limits.EngineTimeout, 2*time.Second))
 		defer cancel()
 		err := s.lifecycle.Tracker.Bind(ctx, nc)
+		if err == nil && s.pusherInfo != nil {
+			err = s.pusherInfo.Bind(ctx, nc)
+		}
 		if err == nil && s.lifecycle.Outbox != nil {
 			err = s.lifecycle.Outbox.Start(ctx, nc)
 		}
@@ -117,7 +128,7 @@ func (s *Server) closeLifecycle() error {
 // gatewayLifecycle is s.lifecycle for the gateway's config: a nil
 // interface, not a nil pointer in one, when there is none.
 func (s *Server) gatewayLifecycle() gateway.Lifecycle {
-	if s.lifecycle == nil {
+	if s.lifecycle == nil || !s.lifecycleConns {
 		return nil
 	}
 	return s.lifecycle

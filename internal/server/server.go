@@ -41,6 +41,7 @@ import (
 	"github.com/heraldpush/herald/internal/natsinbox"
 	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/push"
+	"github.com/heraldpush/herald/internal/pusherinfo"
 )
 
 // Version is the server version reported by /v1/nodes and `herald version`.
@@ -64,7 +65,11 @@ type Server struct {
 	nodes     *natsengine.Nodes
 	lifecycle *lifecycle.Lifecycle // presence and lifecycle webhooks
 	history   *history.Sampler     // the overview's last 15 minutes
-	budget    connlimit.Budget     // the open-file budget; Max 0 when unknown
+	// lifecycleConns: the gateway reports every connection to lifecycle
+	// (webhooks or presence rooms), not only Pusher presence members.
+	lifecycleConns bool
+	pusherInfo     *pusherinfo.Store // Pusher presence members' info; nil without Pusher apps
+	budget         connlimit.Budget  // the open-file budget; Max 0 when unknown
 	// refusedWarned is when (Unix seconds) refused last logged a warning.
 	refusedWarned atomic.Int64
 	// Ready is closed once the node listens; Addr is then its address,
@@ -147,6 +152,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		QueueBytes: l.QueueBytes, MaxRooms: l.MaxRooms, SendRate: l.SendRate, AllowedOrigins: cfg.AllowedOrigins,
 		MaxConnsPerUser: l.MaxConnsPerUser, AppMaxConnsPerUser: appUserLimits(cfg.Apps), Lifecycle: s.gatewayLifecycle(),
 		Presence: s.gatewayPresence(), PresenceMembers: l.PresenceMembers, Pusher: gatewayPusher(cfg),
+		PusherInfo: s.gatewayPusherInfo(), PusherPresence: s.gatewayPusherPresence(),
 	}, s.hub, s.engine, s.inbox, keys, s.service, s.metrics, log)
 	if err != nil {
 		return nil, err
@@ -187,7 +193,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.metrics.AdminSessions(s.admin.Sessions)
 	api.SetAuthenticator(s.admin.Authenticate)
-	pusherAPI, err := httpapi.NewPusherAPI(pusherApps(cfg), s.service, s.ops, l.MaxPayload, l.EngineTimeout, log)
+	pusherAPI, err := httpapi.NewPusherAPI(pusherApps(cfg), s.service, s.ops, s.pusherMembers(), l.MaxPayload, l.EngineTimeout, log)
 	if err != nil {
 		return nil, err
 	}
@@ -257,11 +263,11 @@ func pusherApps(cfg config.Config) []httpapi.PusherApp {
 }
 
 // gatewayPusher maps the apps' Pusher keys to what the gateway needs.
-func gatewayPusher(cfg config.Config) map[string]gateway.PusherApp {
-	out := map[string]gateway.PusherApp{}
+func gatewayPusher(cfg config.Config) map[string]*gateway.PusherApp {
+	out := map[string]*gateway.PusherApp{}
 	add := func(app string, p *config.Pusher) {
 		if p != nil {
-			out[p.Key] = gateway.PusherApp{App: app, Key: p.Key, Secret: p.Secret, ClientEvents: p.ClientEvents}
+			out[p.Key] = &gateway.PusherApp{App: app, Key: p.Key, Secret: p.Secret, ClientEvents: p.ClientEvents}
 		}
 	}
 	for _, a := range cfg.Apps {

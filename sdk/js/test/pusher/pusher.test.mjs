@@ -4,12 +4,9 @@
 // an event, never a fixed sleep.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import Pusher from "pusher-js";
-import PusherServer from "pusher";
 import { WebSocketServer } from "ws";
-import { Server, until } from "../server.mjs";
+import { APP, Server, client as kitClient, connected, events, sdk as kitSdk, subscribe, until } from "./kit.mjs";
 
-const APP = { appId: "1001", key: "shop-pusher-key", secret: "shop-pusher-secret" };
 const srv = new Server(["--dev", "--pusher-app-id", APP.appId, "--pusher-key", APP.key, "--pusher-secret", APP.secret, "--pusher-client-events"]);
 let api; // the official server SDK, pointed at Herald
 const clients = [];
@@ -23,59 +20,14 @@ after(async () => {
   await srv.close();
 });
 
-function hostPort(addr) {
-  const i = addr.lastIndexOf(":");
-  return [addr.slice(0, i), Number(addr.slice(i + 1))];
-}
-
 /** sdk is the official server SDK for the app, signing with secret. */
-function sdk(secret) {
-  const [host, port] = hostPort(srv.addr);
-  return new PusherServer({ ...APP, secret, host, port: String(port), useTLS: false });
-}
+const sdk = (secret) => kitSdk(srv.addr, { secret });
 
 /** client is a pusher-js client of addr; private channels are authorized by authServer. */
 function client({ key = APP.key, addr = srv.addr, authServer = api } = {}) {
-  const [host, port] = hostPort(addr);
-  const p = new Pusher(key, {
-    cluster: "herald",
-    wsHost: host,
-    wsPort: port,
-    forceTLS: false,
-    enabledTransports: ["ws"],
-    disableStats: true,
-    channelAuthorization: {
-      customHandler: ({ socketId, channelName }, cb) => {
-        try {
-          cb(null, authServer.authorizeChannel(socketId, channelName));
-        } catch (e) {
-          cb(e, null);
-        }
-      },
-    },
-  });
-  p.errors = [];
-  p.connection.bind("error", (e) => p.errors.push(e));
+  const p = kitClient(addr, { key, authServer });
   clients.push(p);
   return p;
-}
-
-const connected = (p) => until(() => p.connection.state === "connected", "pusher-js connected");
-
-/** subscribe subscribes and resolves with the channel once Herald confirmed it. */
-function subscribe(p, name) {
-  const ch = p.subscribe(name);
-  return new Promise((ok, fail) => {
-    ch.bind("pusher:subscription_succeeded", () => ok(ch));
-    ch.bind("pusher:subscription_error", (e) => fail(new Error("subscription_error " + JSON.stringify(e))));
-  });
-}
-
-/** events collects a channel's events of one name. */
-function events(ch, name) {
-  const got = [];
-  ch.bind(name, (d) => got.push(d));
-  return got;
 }
 
 test("public channel: connection_established, an SDK trigger and a Herald push arrive", async () => {
