@@ -56,12 +56,13 @@ after(async () => {
   await new Promise((ok) => hooks.close(ok));
 });
 
-function client() {
+/** client is a pusher-js client; member is its channel_data on presence channels. */
+function client(member) {
   const i = srv.addr.lastIndexOf(":");
   const p = new Pusher(APP.key, {
     cluster: "herald", wsHost: srv.addr.slice(0, i), wsPort: Number(srv.addr.slice(i + 1)), forceTLS: false,
     enabledTransports: ["ws"], disableStats: true,
-    channelAuthorization: { customHandler: ({ socketId, channelName }, cb) => cb(null, api.authorizeChannel(socketId, channelName)) },
+    channelAuthorization: { customHandler: ({ socketId, channelName }, cb) => cb(null, api.authorizeChannel(socketId, channelName, member)) },
   });
   clients.push(p);
   return p;
@@ -124,6 +125,22 @@ test("member_added once per user, member_removed once it left for good (Herald p
   await until(() => of("member_removed", "presence-lobby").length === 2, "alice's member_removed", 30000);
   assert.deepEqual(of("member_added", "presence-lobby").map((e) => e.user_id), ["alice", "bob"]);
   assert.deepEqual(of("member_removed", "presence-lobby").map((e) => e.user_id), ["bob", "alice"]);
+});
+
+test("pusher-js presence channels: one member_added per user, client_event with user_id, member_removed when its last connection left", async () => {
+  const carol = { user_id: "carol", user_info: { name: "Carol" } };
+  const [c1, c2, dave] = [client(carol), client(carol), client({ user_id: "dave" })];
+  const [ch1] = await Promise.all([subscribe(c1, "presence-room"), subscribe(c2, "presence-room"), subscribe(dave, "presence-room")]);
+  await until(() => of("member_added", "presence-room").length === 2, "carol's and dave's member_added");
+  assert.ok(ch1.trigger("client-wave", { hi: 1 }));
+  const ev = await until(() => of("client_event", "presence-room")[0], "client_event");
+  assert.equal(ev.user_id, "carol");
+  assert.equal(ev.socket_id, c1.connection.socket_id);
+  c1.disconnect();
+  c2.disconnect();
+  await until(() => of("member_removed", "presence-room").length === 1, "carol's member_removed", 30000);
+  assert.deepEqual(of("member_added", "presence-room").map((e) => e.user_id).sort(), ["carol", "dave"]);
+  assert.deepEqual(of("member_removed", "presence-room").map((e) => e.user_id), ["carol"]);
 });
 
 test("a receiver failing, then recovering, gets the events (retried)", async () => {
