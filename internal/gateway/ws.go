@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -52,6 +53,21 @@ func (c *wsConn) schedule() {
 	}
 }
 
+// writeInline drains the connection on the caller's goroutine (TLS: on a
+// pool writer; its writes block).
+func (c *wsConn) writeInline() {
+	if c.tls != nil {
+		c.schedule()
+		return
+	}
+	w := scratchPool.Get().(*writerScratch)
+	c.drain(w)
+	scratchPool.Put(w)
+}
+
+// scratchPool holds the writer scratch of inline writes.
+var scratchPool = sync.Pool{New: func() any { return new(writerScratch) }}
+
 // closeFrame is a WebSocket close frame.
 func (c *wsConn) closeFrame(code int, reason string) *protocol.Outgoing {
 	if c.pusher != nil {
@@ -82,7 +98,8 @@ func (c *wsConn) stopReading() { c.poller.remove(c) }
 // drain runs on a pool writer: it writes what is queued with non-blocking
 // writev calls and puts the connection back at the end of the ready queue
 // if more arrived meanwhile, so batches grow while writers are behind and
-// no connection waits for another. A socket that cannot take everything is
+// no connection waits for another; if nothing did, the turn ends here
+// (one hand-off per idle connection's push, not two). A socket that cannot take everything is
 // handed to a goroutine of its own that waits for it (writeBlocking).
 func (c *wsConn) drain(w *writerScratch) {
 	batch := c.take()
@@ -101,8 +118,9 @@ func (c *wsConn) drain(w *writerScratch) {
 		w.hdrs = nil // the blocked writer keeps the headers it points into
 		go c.writeBlocking(rest, batch)
 	default:
-		c.recycle(batch)
-		c.schedule()
+		if c.written(batch) {
+			c.schedule()
+		}
 	}
 	clear(w.vecs)
 }
