@@ -287,6 +287,9 @@ func (c *conn) written(batch []*protocol.Outgoing) bool {
 	}
 	c.writing = false
 	c.queue = nil
+	if cap(batch) <= keptQueue && !c.closed {
+		c.queue = batch[:0] // no allocation for the next push
+	}
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
@@ -294,6 +297,11 @@ func (c *conn) written(batch []*protocol.Outgoing) bool {
 	}
 	return false
 }
+
+// keptQueue is the largest queue an idle connection keeps between pushes
+// (a few pointers; longer ones are released): a connection that gets a
+// push now and then, such as a room member, needs no allocation per push.
+const keptQueue = 4
 
 func (c *conn) recycle(batch []*protocol.Outgoing) {
 	clear(batch)
