@@ -209,7 +209,9 @@ func (c *conn) take() []*protocol.Outgoing {
 	batch := c.queue
 	if len(batch) == 0 {
 		c.writing = false
-		c.queue = nil
+		if cap(batch) > keptQueue || c.closed {
+			c.queue = nil
+		}
 		closed := c.closed
 		c.mu.Unlock()
 		if closed {
@@ -274,10 +276,10 @@ func (c *conn) waitDrained() bool {
 
 // recycle reuses a written batch's array as the queue, unless new frames
 // arrived meanwhile.
-// written follows a batch the socket took whole: if nothing was queued
-// meanwhile it ends the writing turn (as take would on the next turn) and
-// reports false; otherwise it reports true, the rest to be written on a
-// next turn.
+// written follows a batch an inline writer's socket took whole: if
+// nothing was queued meanwhile it ends the writing turn (as take would on
+// the next turn) and reports false; otherwise it reports true, the rest to
+// be written on a next turn.
 func (c *conn) written(batch []*protocol.Outgoing) bool {
 	clear(batch)
 	c.mu.Lock()

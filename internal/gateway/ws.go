@@ -61,7 +61,7 @@ func (c *wsConn) writeInline() {
 		return
 	}
 	w := scratchPool.Get().(*writerScratch)
-	c.drain(w)
+	c.drain(w, true)
 	scratchPool.Put(w)
 }
 
@@ -96,12 +96,15 @@ func (c *wsConn) unblock() { _ = c.nc.SetWriteDeadline(time.Now()) }
 func (c *wsConn) stopReading() { c.poller.remove(c) }
 
 // drain runs on a pool writer: it writes what is queued with non-blocking
-// writev calls and puts the connection back at the end of the ready queue
-// if more arrived meanwhile, so batches grow while writers are behind and
-// no connection waits for another; if nothing did, the turn ends here
-// (one hand-off per idle connection's push, not two). A socket that cannot take everything is
-// handed to a goroutine of its own that waits for it (writeBlocking).
-func (c *wsConn) drain(w *writerScratch) {
+// writev calls and puts the connection back at the end of the ready queue,
+// so batches grow while writers are behind and no connection waits for
+// another (during a burst the connection stays in its writing turn, and
+// queueing to it needs no hand-off). An inline writer (writeInline) ends
+// the turn at once if nothing more was queued: a push to an idle
+// connection then costs no hand-off at all. A socket that cannot take
+// everything is handed to a goroutine of its own that waits for it
+// (writeBlocking).
+func (c *wsConn) drain(w *writerScratch, inline bool) {
 	batch := c.take()
 	if batch == nil {
 		return
@@ -117,10 +120,13 @@ func (c *wsConn) drain(w *writerScratch) {
 		rest = append([][]byte(nil), rest...)
 		w.hdrs = nil // the blocked writer keeps the headers it points into
 		go c.writeBlocking(rest, batch)
-	default:
+	case inline:
 		if c.written(batch) {
 			c.schedule()
 		}
+	default:
+		c.recycle(batch)
+		c.schedule()
 	}
 	clear(w.vecs)
 }
