@@ -60,13 +60,13 @@ func TestScanRefusesTheRest(t *testing.T) {
 			}
 			switch string(k) {
 			case "s":
-				s.String()
+				_ = s.String()
 			case "n":
-				s.Uint()
+				_ = s.Uint()
 			case "b":
-				s.Bool()
+				_ = s.Bool()
 			case "l":
-				s.Strings()
+				_ = s.Strings()
 			}
 		}
 		if s.Done() {
