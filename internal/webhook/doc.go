@@ -3,8 +3,14 @@
 // A Pusher-format endpoint (Endpoint.PusherKey) gets the same stream's
 // room, presence and client events as Pusher Channels webhooks instead:
 // {"time_ms","events":[…]} batches of up to 20 events collected within
-// 250 ms, signed with X-Pusher-Key and X-Pusher-Signature; its consumer
-// lets one batch be outstanding.
+// 250 ms, signed with X-Pusher-Key and X-Pusher-Signature. Its consumer
+// lets 20 events be outstanding and pins one node (a priority group with
+// the pinned policy, PinnedTTL = AckWait): that node alone pulls, sends
+// one batch at a time in stream order and, while it retries a batch,
+// keeps pulling (which keeps its pin) and sends what it took after the
+// batch. A pinned node that dies is replaced within AckWait. A batch's
+// events are dead-lettered one by one as each gets RetryFor old; the
+// rest are retried in a new body (time_ms: when a body was built).
 //
 // Emit writes an event into a JetStream stream (the outbox) before any
 // attempt is made. Each configured endpoint has one durable consumer of

@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ClientEvent is the event type of a Pusher client's client- event. Only
@@ -32,6 +30,11 @@ var pusherTypes = []string{RoomOccupied, RoomVacated, PresenceJoin, PresenceLeav
 const (
 	pusherBatch  = 20
 	pusherWindow = 250 * time.Millisecond
+	// pusherGroup is the priority group of a Pusher-format endpoint's
+	// consumer: one node is pinned to it and pulls alone.
+	pusherGroup = "pusher"
+	// pinPull bounds the pull that keeps a retrying node's pin.
+	pinPull = 100 * time.Millisecond
 )
 
 // pusherEvent is one event of a Pusher webhook.
@@ -68,28 +71,13 @@ func pusherEventOf(raw []byte) (pusherEvent, error) {
 	return pusherEvent{Name: name, Channel: d.Room, UserID: d.User, Event: d.Event, Data: d.Data, SocketID: d.SocketID}, nil
 }
 
-// pusherBody is the request body of a batch: {"time_ms","events"}.
-// Messages whose stored event has no Pusher form are terminated and left
-// out; kept are those in the body.
-func pusherBody(msgs []jetstream.Msg, now time.Time) (body []byte, kept []jetstream.Msg, err error) {
-	events := make([]pusherEvent, 0, len(msgs))
-	for _, m := range msgs {
-		ev, err := pusherEventOf(m.Data())
-		if err != nil {
-			m.Term()
-			continue
-		}
-		events = append(events, ev)
-		kept = append(kept, m)
-	}
-	if len(kept) == 0 {
-		return nil, nil, nil
-	}
-	body, err = json.Marshal(struct {
+// pusherBody is the request body of a batch: {"time_ms","events"}, the
+// time it was built and the events.
+func pusherBody(events []pusherEvent, now time.Time) ([]byte, error) {
+	return json.Marshal(struct {
 		TimeMS int64         `json:"time_ms"`
 		Events []pusherEvent `json:"events"`
 	}{now.UnixMilli(), events})
-	return body, kept, err
 }
 
 // PusherSignature is the X-Pusher-Signature of a webhook body: the hex

@@ -26,7 +26,7 @@ const (
 type pusherReceiver struct {
 	t      *testing.T
 	mu     sync.Mutex
-	status func(n int) int
+	status func(n int) int // the n-th request's (from 0); r.bodies ends with its body
 	n      int
 	bodies [][]byte // every request's body
 	ok     []pusherWebhook
@@ -53,12 +53,12 @@ func (r *pusherReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.bodies = append(r.bodies, body)
 	code := 200
 	if r.status != nil {
 		code = r.status(r.n)
 	}
 	r.n++
-	r.bodies = append(r.bodies, body)
 	if code/100 == 2 {
 		r.ok = append(r.ok, wh)
 	}
