@@ -138,6 +138,9 @@ func New(cfg Config) (*Outbox, error) {
 		if ep.Pusher() && len(ep.Events) > 0 {
 			return nil, fmt.Errorf("app %q: Pusher webhook %s: the event types are Pusher's, not a list", ep.App, ep.URL)
 		}
+		if len(ep.Key) == 0 && ep.Pusher() {
+			return nil, fmt.Errorf("app %q: Pusher webhook %s: the app's Pusher secret is empty", ep.App, ep.URL)
+		}
 		if len(ep.Key) == 0 {
 			return nil, fmt.Errorf("app %q: webhook %s: %w", ep.App, ep.URL, ErrBadSecret)
 		}

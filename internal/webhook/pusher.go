@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
 // ClientEvent is the event type of a Pusher client's client- event. Only
-// Pusher-format endpoints receive it (it is not in Types).
+// Pusher-format endpoints with PusherClientEvents receive it (it is not in
+// Types).
 const ClientEvent = "client.event"
 
 // Pusher-format endpoints receive these types, as Pusher's events.
@@ -23,7 +25,12 @@ var pusherNames = map[string]string{
 	ClientEvent:   "client_event",
 }
 
-var pusherTypes = []string{RoomOccupied, RoomVacated, PresenceJoin, PresenceLeave, ClientEvent}
+// pusherTypes are what every Pusher-format endpoint receives;
+// pusherClientTypes, one with PusherClientEvents.
+var (
+	pusherTypes       = []string{RoomOccupied, RoomVacated, PresenceJoin, PresenceLeave}
+	pusherClientTypes = append(slices.Clip(pusherTypes), ClientEvent)
+)
 
 // A Pusher-format endpoint gets up to pusherBatch events in one request,
 // the first of them held back at most pusherWindow for the others.
@@ -39,12 +46,12 @@ const (
 
 // pusherEvent is one event of a Pusher webhook.
 type pusherEvent struct {
-	Name     string `json:"name"`
-	Channel  string `json:"channel"`
-	UserID   string `json:"user_id,omitempty"`
-	Event    string `json:"event,omitempty"`
-	Data     string `json:"data,omitempty"`
-	SocketID string `json:"socket_id,omitempty"`
+	Name     string  `json:"name"`
+	Channel  string  `json:"channel"`
+	UserID   string  `json:"user_id,omitempty"`
+	Event    string  `json:"event,omitempty"`
+	Data     *string `json:"data,omitempty"` // a client_event's, always (Pusher sends it)
+	SocketID string  `json:"socket_id,omitempty"`
 }
 
 // pusherEventOf turns a stored event (the Herald-format body) into
@@ -53,11 +60,11 @@ func pusherEventOf(raw []byte) (pusherEvent, error) {
 	var b struct {
 		Type string `json:"type"`
 		Data struct {
-			Room     string `json:"room"`
-			User     string `json:"user"`
-			Event    string `json:"event"`
-			Data     string `json:"data"`
-			SocketID string `json:"socket_id"`
+			Room     string  `json:"room"`
+			User     string  `json:"user"`
+			Event    string  `json:"event"`
+			Data     *string `json:"data"`
+			SocketID string  `json:"socket_id"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(raw, &b); err != nil {
