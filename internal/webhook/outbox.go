@@ -209,11 +209,12 @@ func (o *Outbox) Start(ctx context.Context, nc *nats.Conn) error {
 			DeliverPolicy: jetstream.DeliverNewPolicy, MaxDeliver: -1}
 		if s.ep.Pusher() {
 			// A batch's events are outstanding together, all taken by the
-			// pinned node: the one whose pulls come at least every AckWait.
+			// pinned node, which pulls at least every AckWait/3 except
+			// during an attempt (up to Timeout).
 			cc.MaxAckPending = pusherBatch
 			cc.PriorityPolicy = jetstream.PriorityPolicyPinned
 			cc.PriorityGroups = []string{pusherGroup}
-			cc.PinnedTTL = o.cfg.AckWait
+			cc.PinnedTTL = max(o.cfg.AckWait, o.cfg.Timeout+o.cfg.AckWait/3)
 		}
 		s.cons, err = o.stream.CreateOrUpdateConsumer(ctx, cc)
 		if err != nil {
