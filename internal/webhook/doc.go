@@ -6,7 +6,7 @@
 // of up to 20 events collected within 250 ms, signed with X-Pusher-Key
 // and X-Pusher-Signature. Its consumer lets 20 events be outstanding and
 // pins one node (a priority group with the pinned policy; PinnedTTL is
-// AckWait, or Timeout + AckWait/3 if longer): that node alone pulls and
+// AckWait, or Timeout + AckWait/2 if longer): that node alone pulls and
 // sends one batch at a time, in stream order; while it retries a batch it
 // keeps pulling, which keeps its pin, and sends what it took after the
 // batch. A pinned node that dies is replaced within PinnedTTL. A batch's

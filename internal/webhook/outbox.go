@@ -210,11 +210,11 @@ func (o *Outbox) Start(ctx context.Context, nc *nats.Conn) error {
 		if s.ep.Pusher() {
 			// A batch's events are outstanding together, all taken by the
 			// pinned node, which pulls at least every AckWait/3 except
-			// during an attempt (up to Timeout).
+			// during a batch window and an attempt (up to Timeout).
 			cc.MaxAckPending = pusherBatch
 			cc.PriorityPolicy = jetstream.PriorityPolicyPinned
 			cc.PriorityGroups = []string{pusherGroup}
-			cc.PinnedTTL = max(o.cfg.AckWait, o.cfg.Timeout+o.cfg.AckWait/3)
+			cc.PinnedTTL = max(o.cfg.AckWait, o.cfg.Timeout+o.cfg.AckWait/2)
 		}
 		s.cons, err = o.stream.CreateOrUpdateConsumer(ctx, cc)
 		if err != nil {

@@ -120,8 +120,10 @@ func TestPusherRetryKeepsOrder(t *testing.T) {
 	}}}
 	srv := httptest.NewServer(r)
 	defer srv.Close()
-	nodes := startNodes(t, 3, Config{Endpoints: []Endpoint{pusherEndpoint(srv.URL)}, AckWait: 600 * time.Millisecond,
-		BaseBackoff: 300 * time.Millisecond, MaxBackoff: 400 * time.Millisecond})
+	// The pin lasts 900 ms (AckWait; Timeout + AckWait/2 is shorter); the
+	// retries, about 2 s.
+	nodes := startNodes(t, 3, Config{Endpoints: []Endpoint{pusherEndpoint(srv.URL)}, AckWait: 900 * time.Millisecond,
+		Timeout: 300 * time.Millisecond, BaseBackoff: 300 * time.Millisecond, MaxBackoff: 400 * time.Millisecond})
 	emitRoom(t, nodes[0], "r00")
 	waitFor(t, "a first attempt", 20*time.Second, func() bool { _, k := r.delivered(); return k > 0 })
 	for i := 1; i < n; i++ {
@@ -134,13 +136,13 @@ func TestPusherRetryKeepsOrder(t *testing.T) {
 }
 
 // A node that dies pinned to a Pusher-format endpoint is replaced once its
-// pin runs out (AckWait).
+// pin runs out (here Timeout + AckWait/2).
 func TestPusherPinnedNodeDies(t *testing.T) {
 	r := &orderReceiver{pusherReceiver: pusherReceiver{t: t}}
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	natsURL := runNATS(t)
-	cfg := Config{NodeID: "a", Endpoints: []Endpoint{pusherEndpoint(srv.URL)}, AckWait: time.Second}
+	cfg := Config{NodeID: "a", Endpoints: []Endpoint{pusherEndpoint(srv.URL)}, AckWait: time.Second, Timeout: 2 * time.Second}
 	a, nc := startNode(t, natsURL, cfg)
 	emitRoom(t, a, "r00")
 	waitFor(t, "r00 from node a", 20*time.Second, func() bool { ev, _ := r.delivered(); return len(ev) == 1 })
