@@ -172,7 +172,9 @@ func TestPusherRetried(t *testing.T) {
 			t.Fatalf("the retried body changed: %s then %s", r.bodies[0], b)
 		}
 	}
-	if s := o.Stats(context.Background(), "shop")[0]; s.Delivered != 1 || s.Retried != failures {
+	// Counted once the answer is read, after the receiver kept the body.
+	waitFor(t, "delivered counted", 20*time.Second, func() bool { return o.Stats(context.Background(), "shop")[0].Delivered == 1 })
+	if s := o.Stats(context.Background(), "shop")[0]; s.Retried != failures {
 		t.Fatalf("stats = %+v", s)
 	}
 }
