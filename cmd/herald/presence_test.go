@@ -11,11 +11,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +36,8 @@ type hookReceiver struct {
 	mu     sync.Mutex
 	byID   map[string]hookEvent
 	repeat int // requests of an event already received
+	// down makes the receiver answer 503 to everything (and keep nothing).
+	down atomic.Bool
 }
 
 type hookEvent struct {
@@ -57,6 +59,10 @@ func newHookReceiver(t *testing.T) (*hookReceiver, string) {
 
 func (r *hookReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
+	if r.down.Load() {
+		w.WriteHeader(503)
+		return
+	}
 	if err := r.wh.Verify(body, req.Header); err != nil {
 		r.t.Errorf("signature refused by the reference library: %v", err)
 		w.WriteHeader(400)
@@ -191,17 +197,9 @@ func (c *wsClient) awaitLeave(want string, until time.Time) []string {
 // gets conn.closed with code 1006 for both dead connections, user.offline
 // and presence.leave for alice only. No event is lost: the receiver holds
 // exactly one of each transition, verified by the reference library,
-// before the kill, after it, and after everyone else leaves.
-//
-// Opt-in (HERALD_TEST_PRESENCE_SIGKILL=1) until a known bug is fixed: in
-// about one run in four a survivor is swept as dead too right after the
-// kill (its users get a presence leave although they are connected; the
-// sweep decides on a lease read that can miss while JetStream moves
-// leaders), and the test fails on that false leave.
+// before the kill, after it, and after everyone else leaves. A survivor
+// swept as dead (its users' leave) fails it.
 func TestClusterPresenceSIGKILL(t *testing.T) {
-	if os.Getenv("HERALD_TEST_PRESENCE_SIGKILL") != "1" {
-		t.Skip("known bug: a survivor is sometimes swept as dead after the kill; set HERALD_TEST_PRESENCE_SIGKILL=1 to run")
-	}
 	r, url := newHookReceiver(t)
 	c := embeddedCluster(t, "--webhook-url", url, "--webhook-secret", hookSecret, "--presence-rooms", "chat-*")
 	// The bound is the target, 30 s. docs/webhooks.md states the

@@ -38,10 +38,10 @@ type Notifier interface {
 }
 
 // Members implements gateway.Presence: the users present in a presence
-// room, sorted, at most limit, and whether there are more.
+// room, sorted, at most limit, and whether there are more, from this
+// node's copy of the members (a join costs no engine call).
 func (l *Lifecycle) Members(ctx context.Context, app, room string, limit int) ([]string, bool, error) {
-	users, next, err := l.Tracker.Members(ctx, app, room, "", limit)
-	return users, next != "", err
+	return l.Tracker.MembersCached(ctx, app, room, limit)
 }
 
 // Presence reports whether room is a presence room.
