@@ -40,10 +40,12 @@ func (s *Service) store(ctx context.Context, r *Request, m *protocol.Message, tt
 			return &Error{Code: CodeUnavailable, Message: "the message's status could not be recorded; its stored copies were removed", Err: err}
 		}
 		s.publishStored(ctx, r.App, users, m.ID, stored, seqs)
+		s.scheduleExpiry(ctx, r.App, rec)
 		return nil
 	}
 	s.publishStored(ctx, r.App, users, m.ID, stored, seqs)
 	unlock()
+	s.scheduleExpiry(ctx, r.App, rec)
 	return nil
 }
 

@@ -39,6 +39,9 @@ type Config struct {
 	AckWait time.Duration
 	// DeadFor is how long dead letters are kept (default 7 days).
 	DeadFor time.Duration
+	// MaxTTL is the longest a stored message lives (default 7 days): the
+	// expiry schedule keeps its entries that long, and RetryFor more.
+	MaxTTL time.Duration
 	// AllowPrivate allows http:// and private or loopback addresses.
 	AllowPrivate bool
 	Stream       string // default "HERALD_WEBHOOKS"; dead letters in Stream+"_DEAD"
@@ -90,6 +93,8 @@ type Outbox struct {
 	stop       chan struct{}
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
+
+	expiryCheck ExpiryCheck // see SetExpiryCheck
 }
 
 // ErrNotStarted is returned by an Outbox used before Start.
@@ -117,6 +122,9 @@ func New(cfg Config) (*Outbox, error) {
 	}
 	if cfg.DeadFor <= 0 {
 		cfg.DeadFor = 7 * 24 * time.Hour
+	}
+	if cfg.MaxTTL <= 0 {
+		cfg.MaxTTL = 7 * 24 * time.Hour
 	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
@@ -205,6 +213,9 @@ func (o *Outbox) Start(ctx context.Context, nc *nats.Conn) error {
 			s.disabled.Store(true)
 		}
 	}
+	if err := o.startExpiry(ctx); err != nil {
+		return err
+	}
 	for _, s := range o.senders {
 		o.wg.Add(1)
 		go o.run(s)
@@ -268,6 +279,12 @@ func (o *Outbox) Emit(ctx context.Context, app, typ string, at time.Time, data m
 // run is one endpoint's sender: it takes the endpoint's next event (the
 // consumer lets one be outstanding cluster-wide) and delivers it.
 func (o *Outbox) run(s *sender) {
+	o.consume(s.cons, 1, s.ep.URL, func(ctx context.Context, msg jetstream.Msg) { o.deliver(ctx, s, msg) })
+}
+
+// consume hands cons's messages, fetched up to batch at a time, to handle
+// until Close; what names the consumer in logs.
+func (o *Outbox) consume(cons jetstream.Consumer, batch int, what string, handle func(context.Context, jetstream.Msg)) {
 	defer o.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -279,16 +296,16 @@ func (o *Outbox) run(s *sender) {
 		}
 	}()
 	for ctx.Err() == nil {
-		batch, err := s.cons.Fetch(1, jetstream.FetchContext(ctx))
+		msgs, err := cons.Fetch(batch, jetstream.FetchContext(ctx))
 		if err != nil {
 			if ctx.Err() == nil {
-				o.cfg.Logger.Warn("webhook: fetching", "endpoint", s.ep.URL, "err", err)
+				o.cfg.Logger.Warn("webhook: fetching", "from", what, "err", err)
 				pause(ctx, time.Second)
 			}
 			continue
 		}
-		for msg := range batch.Messages() {
-			o.deliver(ctx, s, msg)
+		for msg := range msgs.Messages() {
+			handle(ctx, msg)
 		}
 	}
 }

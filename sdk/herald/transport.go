@@ -32,6 +32,8 @@ type transport interface {
 	nodes(ctx context.Context) ([]Node, error)
 	route(ctx context.Context) (*Route, error)
 	drain(ctx context.Context, over time.Duration) (*drainAnswer, error)
+	deadWebhooks(ctx context.Context, app, cursor string) (*DeadWebhookPage, error)
+	replayDeadWebhooks(ctx context.Context, app string, ids []string) (int, error)
 }
 
 // Operations of the server API, as named in the HTTP transport's errors.
@@ -51,6 +53,9 @@ const (
 	opRoute         = "route"
 	opDrain         = "drain"
 	opPresence      = "presence"
+	// The dead-letter list of webhooks.
+	opDeadWebhooks       = "dead_webhooks"
+	opReplayDeadWebhooks = "replay_dead_webhooks"
 )
 
 // httpTransport is the v1 HTTP/JSON API.

@@ -1432,6 +1432,326 @@ func (x *GetPresenceResponse) GetNext() string {
 	return ""
 }
 
+// ListDeadWebhooksRequest asks for one page of the dead-letter list.
+type ListDeadWebhooksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cursor is the previous page's next; empty: the first page.
+	Cursor string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// app is the app to act on (admin keys).
+	App           string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadWebhooksRequest) Reset() {
+	*x = ListDeadWebhooksRequest{}
+	mi := &file_herald_v1_herald_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadWebhooksRequest) ProtoMessage() {}
+
+func (x *ListDeadWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ListDeadWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListDeadWebhooksRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListDeadWebhooksRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+// ListDeadWebhooksResponse is one page of dead-lettered events.
+type ListDeadWebhooksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// events is this page (up to 100).
+	Events []*DeadWebhook `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// next is the cursor of the next page; empty on the last page.
+	Next          string `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadWebhooksResponse) Reset() {
+	*x = ListDeadWebhooksResponse{}
+	mi := &file_herald_v1_herald_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadWebhooksResponse) ProtoMessage() {}
+
+func (x *ListDeadWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ListDeadWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListDeadWebhooksResponse) GetEvents() []*DeadWebhook {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListDeadWebhooksResponse) GetNext() string {
+	if x != nil {
+		return x.Next
+	}
+	return ""
+}
+
+// DeadWebhook is a webhook event that ran out of retries.
+type DeadWebhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seq is its position in the dead-letter list.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// id is the event's webhook-id (what replay names).
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// type is the event type, e.g. "user.online".
+	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	// endpoint is the URL it was sent to.
+	Endpoint string `protobuf:"bytes,4,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// error is the last attempt's outcome, e.g. "HTTP 500".
+	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// attempts counts the attempts of the last node that tried.
+	Attempts int32 `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// failed is when it was moved to the list.
+	Failed *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=failed,proto3" json:"failed,omitempty"`
+	// event is the JSON body that was posted.
+	Event         string `protobuf:"bytes,8,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadWebhook) Reset() {
+	*x = DeadWebhook{}
+	mi := &file_herald_v1_herald_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadWebhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadWebhook) ProtoMessage() {}
+
+func (x *DeadWebhook) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadWebhook.ProtoReflect.Descriptor instead.
+func (*DeadWebhook) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DeadWebhook) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *DeadWebhook) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DeadWebhook) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *DeadWebhook) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *DeadWebhook) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *DeadWebhook) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *DeadWebhook) GetFailed() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Failed
+	}
+	return nil
+}
+
+func (x *DeadWebhook) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+// ReplayDeadWebhooksRequest names the dead events to send again.
+type ReplayDeadWebhooksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ids are webhook-ids from the list; empty: every dead event of the app.
+	Ids []string `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	// app is the app to act on (admin keys).
+	App           string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDeadWebhooksRequest) Reset() {
+	*x = ReplayDeadWebhooksRequest{}
+	mi := &file_herald_v1_herald_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDeadWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDeadWebhooksRequest) ProtoMessage() {}
+
+func (x *ReplayDeadWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDeadWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ReplayDeadWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReplayDeadWebhooksRequest) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *ReplayDeadWebhooksRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+// ReplayDeadWebhooksResponse says how many events were sent again.
+type ReplayDeadWebhooksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// replayed counts the events sent again (ids not in the list are skipped).
+	Replayed      int32 `protobuf:"varint,1,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDeadWebhooksResponse) Reset() {
+	*x = ReplayDeadWebhooksResponse{}
+	mi := &file_herald_v1_herald_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDeadWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDeadWebhooksResponse) ProtoMessage() {}
+
+func (x *ReplayDeadWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDeadWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ReplayDeadWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReplayDeadWebhooksResponse) GetReplayed() int32 {
+	if x != nil {
+		return x.Replayed
+	}
+	return 0
+}
+
 // RoomMember is one connection in a room.
 type RoomMember struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1447,7 +1767,7 @@ type RoomMember struct {
 
 func (x *RoomMember) Reset() {
 	*x = RoomMember{}
-	mi := &file_herald_v1_herald_proto_msgTypes[22]
+	mi := &file_herald_v1_herald_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1779,7 @@ func (x *RoomMember) String() string {
 func (*RoomMember) ProtoMessage() {}
 
 func (x *RoomMember) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[22]
+	mi := &file_herald_v1_herald_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1792,7 @@ func (x *RoomMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomMember.ProtoReflect.Descriptor instead.
 func (*RoomMember) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{22}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RoomMember) GetConn() string {
@@ -1513,7 +1833,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[23]
+	mi := &file_herald_v1_herald_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1845,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[23]
+	mi := &file_herald_v1_herald_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1858,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{23}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetUserRequest) GetUser() string {
@@ -1590,7 +1910,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[24]
+	mi := &file_herald_v1_herald_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1602,7 +1922,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[24]
+	mi := &file_herald_v1_herald_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1615,7 +1935,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{24}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetUserResponse) GetUser() string {
@@ -1674,7 +1994,7 @@ type Conn struct {
 
 func (x *Conn) Reset() {
 	*x = Conn{}
-	mi := &file_herald_v1_herald_proto_msgTypes[25]
+	mi := &file_herald_v1_herald_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +2006,7 @@ func (x *Conn) String() string {
 func (*Conn) ProtoMessage() {}
 
 func (x *Conn) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[25]
+	mi := &file_herald_v1_herald_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +2019,7 @@ func (x *Conn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conn.ProtoReflect.Descriptor instead.
 func (*Conn) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{25}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Conn) GetId() string {
@@ -1757,7 +2077,7 @@ type KickConnRequest struct {
 
 func (x *KickConnRequest) Reset() {
 	*x = KickConnRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[26]
+	mi := &file_herald_v1_herald_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +2089,7 @@ func (x *KickConnRequest) String() string {
 func (*KickConnRequest) ProtoMessage() {}
 
 func (x *KickConnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[26]
+	mi := &file_herald_v1_herald_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +2102,7 @@ func (x *KickConnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickConnRequest.ProtoReflect.Descriptor instead.
 func (*KickConnRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{26}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *KickConnRequest) GetId() string {
@@ -1808,7 +2128,7 @@ type KickConnResponse struct {
 
 func (x *KickConnResponse) Reset() {
 	*x = KickConnResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[27]
+	mi := &file_herald_v1_herald_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1820,7 +2140,7 @@ func (x *KickConnResponse) String() string {
 func (*KickConnResponse) ProtoMessage() {}
 
 func (x *KickConnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[27]
+	mi := &file_herald_v1_herald_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1833,7 +2153,7 @@ func (x *KickConnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickConnResponse.ProtoReflect.Descriptor instead.
 func (*KickConnResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{27}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{32}
 }
 
 // KickUserRequest names a user whose connections to close.
@@ -1849,7 +2169,7 @@ type KickUserRequest struct {
 
 func (x *KickUserRequest) Reset() {
 	*x = KickUserRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[28]
+	mi := &file_herald_v1_herald_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +2181,7 @@ func (x *KickUserRequest) String() string {
 func (*KickUserRequest) ProtoMessage() {}
 
 func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[28]
+	mi := &file_herald_v1_herald_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +2194,7 @@ func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickUserRequest.ProtoReflect.Descriptor instead.
 func (*KickUserRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{28}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *KickUserRequest) GetUser() string {
@@ -1902,7 +2222,7 @@ type KickUserResponse struct {
 
 func (x *KickUserResponse) Reset() {
 	*x = KickUserResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[29]
+	mi := &file_herald_v1_herald_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1914,7 +2234,7 @@ func (x *KickUserResponse) String() string {
 func (*KickUserResponse) ProtoMessage() {}
 
 func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[29]
+	mi := &file_herald_v1_herald_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1927,7 +2247,7 @@ func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickUserResponse.ProtoReflect.Descriptor instead.
 func (*KickUserResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{29}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *KickUserResponse) GetKicked() int32 {
@@ -1947,7 +2267,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[30]
+	mi := &file_herald_v1_herald_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1959,7 +2279,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[30]
+	mi := &file_herald_v1_herald_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2292,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{30}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{35}
 }
 
 // GetStatsResponse holds the counts.
@@ -1996,7 +2316,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[31]
+	mi := &file_herald_v1_herald_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2328,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[31]
+	mi := &file_herald_v1_herald_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2341,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{31}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetStatsResponse) GetConns() int32 {
@@ -2075,7 +2395,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[32]
+	mi := &file_herald_v1_herald_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +2407,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[32]
+	mi := &file_herald_v1_herald_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +2420,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{32}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{37}
 }
 
 // ListNodesResponse lists the live nodes.
@@ -2114,7 +2434,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[33]
+	mi := &file_herald_v1_herald_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2126,7 +2446,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[33]
+	mi := &file_herald_v1_herald_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2139,7 +2459,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{33}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -2170,7 +2490,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_herald_v1_herald_proto_msgTypes[34]
+	mi := &file_herald_v1_herald_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2182,7 +2502,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[34]
+	mi := &file_herald_v1_herald_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2195,7 +2515,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{34}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Node) GetId() string {
@@ -2249,7 +2569,7 @@ type GetRouteRequest struct {
 
 func (x *GetRouteRequest) Reset() {
 	*x = GetRouteRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[35]
+	mi := &file_herald_v1_herald_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2581,7 @@ func (x *GetRouteRequest) String() string {
 func (*GetRouteRequest) ProtoMessage() {}
 
 func (x *GetRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[35]
+	mi := &file_herald_v1_herald_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2594,7 @@ func (x *GetRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteRequest.ProtoReflect.Descriptor instead.
 func (*GetRouteRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{35}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{40}
 }
 
 // GetRouteResponse names the least-loaded live node.
@@ -2292,7 +2612,7 @@ type GetRouteResponse struct {
 
 func (x *GetRouteResponse) Reset() {
 	*x = GetRouteResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[36]
+	mi := &file_herald_v1_herald_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2624,7 @@ func (x *GetRouteResponse) String() string {
 func (*GetRouteResponse) ProtoMessage() {}
 
 func (x *GetRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[36]
+	mi := &file_herald_v1_herald_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2637,7 @@ func (x *GetRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteResponse.ProtoReflect.Descriptor instead.
 func (*GetRouteResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{36}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetRouteResponse) GetNode() string {
@@ -2353,7 +2673,7 @@ type DrainRequest struct {
 
 func (x *DrainRequest) Reset() {
 	*x = DrainRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[37]
+	mi := &file_herald_v1_herald_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2685,7 @@ func (x *DrainRequest) String() string {
 func (*DrainRequest) ProtoMessage() {}
 
 func (x *DrainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[37]
+	mi := &file_herald_v1_herald_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2698,7 @@ func (x *DrainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
 func (*DrainRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{37}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DrainRequest) GetDrainTime() *durationpb.Duration {
@@ -2406,7 +2726,7 @@ type DrainResponse struct {
 
 func (x *DrainResponse) Reset() {
 	*x = DrainResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[38]
+	mi := &file_herald_v1_herald_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2418,7 +2738,7 @@ func (x *DrainResponse) String() string {
 func (*DrainResponse) ProtoMessage() {}
 
 func (x *DrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[38]
+	mi := &file_herald_v1_herald_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2431,7 +2751,7 @@ func (x *DrainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
 func (*DrainResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{38}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DrainResponse) GetNode() string {
@@ -2554,7 +2874,27 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\x13GetPresenceResponse\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
 	"\x05users\x18\x02 \x03(\tR\x05users\x12\x12\n" +
-	"\x04next\x18\x03 \x01(\tR\x04next\"H\n" +
+	"\x04next\x18\x03 \x01(\tR\x04next\"C\n" +
+	"\x17ListDeadWebhooksRequest\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\"^\n" +
+	"\x18ListDeadWebhooksResponse\x12.\n" +
+	"\x06events\x18\x01 \x03(\v2\x16.herald.v1.DeadWebhookR\x06events\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\tR\x04next\"\xdb\x01\n" +
+	"\vDeadWebhook\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x1a\n" +
+	"\bendpoint\x18\x04 \x01(\tR\bendpoint\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1a\n" +
+	"\battempts\x18\x06 \x01(\x05R\battempts\x122\n" +
+	"\x06failed\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06failed\x12\x14\n" +
+	"\x05event\x18\b \x01(\tR\x05event\"?\n" +
+	"\x19ReplayDeadWebhooksRequest\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\"8\n" +
+	"\x1aReplayDeadWebhooksResponse\x12\x1a\n" +
+	"\breplayed\x18\x01 \x01(\x05R\breplayed\"H\n" +
 	"\n" +
 	"RoomMember\x12\x12\n" +
 	"\x04conn\x18\x01 \x01(\tR\x04conn\x12\x12\n" +
@@ -2623,7 +2963,8 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\n" +
 	"drain_time\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"drain_time\x12\x18\n" +
-	"\aalready\x18\x04 \x01(\bR\aalready2\xac\t\n" +
+	"\aalready\x18\x04 \x01(\bR\aalready2\xf1\n" +
+	"\n" +
 	"\rHeraldService\x127\n" +
 	"\x04Push\x12\x16.herald.v1.PushRequest\x1a\x17.herald.v1.PushResponse\x12F\n" +
 	"\tPushBatch\x12\x1b.herald.v1.PushBatchRequest\x1a\x1c.herald.v1.PushBatchResponse\x12M\n" +
@@ -2642,7 +2983,9 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\tListNodes\x12\x1b.herald.v1.ListNodesRequest\x1a\x1c.herald.v1.ListNodesResponse\"\x03\x90\x02\x01\x12H\n" +
 	"\bGetRoute\x12\x1a.herald.v1.GetRouteRequest\x1a\x1b.herald.v1.GetRouteResponse\"\x03\x90\x02\x01\x12?\n" +
 	"\x05Drain\x12\x17.herald.v1.DrainRequest\x1a\x18.herald.v1.DrainResponse\"\x03\x90\x02\x02\x12Q\n" +
-	"\vGetPresence\x12\x1d.herald.v1.GetPresenceRequest\x1a\x1e.herald.v1.GetPresenceResponse\"\x03\x90\x02\x01B5Z3github.com/heraldpush/herald/api/herald/v1;heraldv1b\x06proto3"
+	"\vGetPresence\x12\x1d.herald.v1.GetPresenceRequest\x1a\x1e.herald.v1.GetPresenceResponse\"\x03\x90\x02\x01\x12`\n" +
+	"\x10ListDeadWebhooks\x12\".herald.v1.ListDeadWebhooksRequest\x1a#.herald.v1.ListDeadWebhooksResponse\"\x03\x90\x02\x01\x12a\n" +
+	"\x12ReplayDeadWebhooks\x12$.herald.v1.ReplayDeadWebhooksRequest\x1a%.herald.v1.ReplayDeadWebhooksResponseB5Z3github.com/heraldpush/herald/api/herald/v1;heraldv1b\x06proto3"
 
 var (
 	file_herald_v1_herald_proto_rawDescOnce sync.Once
@@ -2656,49 +2999,54 @@ func file_herald_v1_herald_proto_rawDescGZIP() []byte {
 	return file_herald_v1_herald_proto_rawDescData
 }
 
-var file_herald_v1_herald_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_herald_v1_herald_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_herald_v1_herald_proto_goTypes = []any{
-	(*ErrorInfo)(nil),             // 0: herald.v1.ErrorInfo
-	(*Target)(nil),                // 1: herald.v1.Target
-	(*PushRequest)(nil),           // 2: herald.v1.PushRequest
-	(*PushResponse)(nil),          // 3: herald.v1.PushResponse
-	(*PushStreamRequest)(nil),     // 4: herald.v1.PushStreamRequest
-	(*PushStreamResponse)(nil),    // 5: herald.v1.PushStreamResponse
-	(*PushBatchRequest)(nil),      // 6: herald.v1.PushBatchRequest
-	(*PushBatchResponse)(nil),     // 7: herald.v1.PushBatchResponse
-	(*PushResult)(nil),            // 8: herald.v1.PushResult
-	(*GetMessageRequest)(nil),     // 9: herald.v1.GetMessageRequest
-	(*GetMessageResponse)(nil),    // 10: herald.v1.GetMessageResponse
-	(*UserStatus)(nil),            // 11: herald.v1.UserStatus
-	(*RecallMessageRequest)(nil),  // 12: herald.v1.RecallMessageRequest
-	(*RecallMessageResponse)(nil), // 13: herald.v1.RecallMessageResponse
-	(*JoinRoomRequest)(nil),       // 14: herald.v1.JoinRoomRequest
-	(*JoinRoomResponse)(nil),      // 15: herald.v1.JoinRoomResponse
-	(*LeaveRoomRequest)(nil),      // 16: herald.v1.LeaveRoomRequest
-	(*LeaveRoomResponse)(nil),     // 17: herald.v1.LeaveRoomResponse
-	(*GetRoomRequest)(nil),        // 18: herald.v1.GetRoomRequest
-	(*GetRoomResponse)(nil),       // 19: herald.v1.GetRoomResponse
-	(*GetPresenceRequest)(nil),    // 20: herald.v1.GetPresenceRequest
-	(*GetPresenceResponse)(nil),   // 21: herald.v1.GetPresenceResponse
-	(*RoomMember)(nil),            // 22: herald.v1.RoomMember
-	(*GetUserRequest)(nil),        // 23: herald.v1.GetUserRequest
-	(*GetUserResponse)(nil),       // 24: herald.v1.GetUserResponse
-	(*Conn)(nil),                  // 25: herald.v1.Conn
-	(*KickConnRequest)(nil),       // 26: herald.v1.KickConnRequest
-	(*KickConnResponse)(nil),      // 27: herald.v1.KickConnResponse
-	(*KickUserRequest)(nil),       // 28: herald.v1.KickUserRequest
-	(*KickUserResponse)(nil),      // 29: herald.v1.KickUserResponse
-	(*GetStatsRequest)(nil),       // 30: herald.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),      // 31: herald.v1.GetStatsResponse
-	(*ListNodesRequest)(nil),      // 32: herald.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 33: herald.v1.ListNodesResponse
-	(*Node)(nil),                  // 34: herald.v1.Node
-	(*GetRouteRequest)(nil),       // 35: herald.v1.GetRouteRequest
-	(*GetRouteResponse)(nil),      // 36: herald.v1.GetRouteResponse
-	(*DrainRequest)(nil),          // 37: herald.v1.DrainRequest
-	(*DrainResponse)(nil),         // 38: herald.v1.DrainResponse
-	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
+	(*ErrorInfo)(nil),                  // 0: herald.v1.ErrorInfo
+	(*Target)(nil),                     // 1: herald.v1.Target
+	(*PushRequest)(nil),                // 2: herald.v1.PushRequest
+	(*PushResponse)(nil),               // 3: herald.v1.PushResponse
+	(*PushStreamRequest)(nil),          // 4: herald.v1.PushStreamRequest
+	(*PushStreamResponse)(nil),         // 5: herald.v1.PushStreamResponse
+	(*PushBatchRequest)(nil),           // 6: herald.v1.PushBatchRequest
+	(*PushBatchResponse)(nil),          // 7: herald.v1.PushBatchResponse
+	(*PushResult)(nil),                 // 8: herald.v1.PushResult
+	(*GetMessageRequest)(nil),          // 9: herald.v1.GetMessageRequest
+	(*GetMessageResponse)(nil),         // 10: herald.v1.GetMessageResponse
+	(*UserStatus)(nil),                 // 11: herald.v1.UserStatus
+	(*RecallMessageRequest)(nil),       // 12: herald.v1.RecallMessageRequest
+	(*RecallMessageResponse)(nil),      // 13: herald.v1.RecallMessageResponse
+	(*JoinRoomRequest)(nil),            // 14: herald.v1.JoinRoomRequest
+	(*JoinRoomResponse)(nil),           // 15: herald.v1.JoinRoomResponse
+	(*LeaveRoomRequest)(nil),           // 16: herald.v1.LeaveRoomRequest
+	(*LeaveRoomResponse)(nil),          // 17: herald.v1.LeaveRoomResponse
+	(*GetRoomRequest)(nil),             // 18: herald.v1.GetRoomRequest
+	(*GetRoomResponse)(nil),            // 19: herald.v1.GetRoomResponse
+	(*GetPresenceRequest)(nil),         // 20: herald.v1.GetPresenceRequest
+	(*GetPresenceResponse)(nil),        // 21: herald.v1.GetPresenceResponse
+	(*ListDeadWebhooksRequest)(nil),    // 22: herald.v1.ListDeadWebhooksRequest
+	(*ListDeadWebhooksResponse)(nil),   // 23: herald.v1.ListDeadWebhooksResponse
+	(*DeadWebhook)(nil),                // 24: herald.v1.DeadWebhook
+	(*ReplayDeadWebhooksRequest)(nil),  // 25: herald.v1.ReplayDeadWebhooksRequest
+	(*ReplayDeadWebhooksResponse)(nil), // 26: herald.v1.ReplayDeadWebhooksResponse
+	(*RoomMember)(nil),                 // 27: herald.v1.RoomMember
+	(*GetUserRequest)(nil),             // 28: herald.v1.GetUserRequest
+	(*GetUserResponse)(nil),            // 29: herald.v1.GetUserResponse
+	(*Conn)(nil),                       // 30: herald.v1.Conn
+	(*KickConnRequest)(nil),            // 31: herald.v1.KickConnRequest
+	(*KickConnResponse)(nil),           // 32: herald.v1.KickConnResponse
+	(*KickUserRequest)(nil),            // 33: herald.v1.KickUserRequest
+	(*KickUserResponse)(nil),           // 34: herald.v1.KickUserResponse
+	(*GetStatsRequest)(nil),            // 35: herald.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),           // 36: herald.v1.GetStatsResponse
+	(*ListNodesRequest)(nil),           // 37: herald.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),          // 38: herald.v1.ListNodesResponse
+	(*Node)(nil),                       // 39: herald.v1.Node
+	(*GetRouteRequest)(nil),            // 40: herald.v1.GetRouteRequest
+	(*GetRouteResponse)(nil),           // 41: herald.v1.GetRouteResponse
+	(*DrainRequest)(nil),               // 42: herald.v1.DrainRequest
+	(*DrainResponse)(nil),              // 43: herald.v1.DrainResponse
+	(*timestamppb.Timestamp)(nil),      // 44: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 45: google.protobuf.Duration
 }
 var file_herald_v1_herald_proto_depIdxs = []int32{
 	1,  // 0: herald.v1.PushRequest.to:type_name -> herald.v1.Target
@@ -2707,52 +3055,58 @@ var file_herald_v1_herald_proto_depIdxs = []int32{
 	2,  // 3: herald.v1.PushBatchRequest.items:type_name -> herald.v1.PushRequest
 	8,  // 4: herald.v1.PushBatchResponse.results:type_name -> herald.v1.PushResult
 	0,  // 5: herald.v1.PushResult.error:type_name -> herald.v1.ErrorInfo
-	39, // 6: herald.v1.GetMessageResponse.created:type_name -> google.protobuf.Timestamp
+	44, // 6: herald.v1.GetMessageResponse.created:type_name -> google.protobuf.Timestamp
 	11, // 7: herald.v1.GetMessageResponse.users:type_name -> herald.v1.UserStatus
-	22, // 8: herald.v1.GetRoomResponse.members:type_name -> herald.v1.RoomMember
-	25, // 9: herald.v1.GetUserResponse.conns:type_name -> herald.v1.Conn
-	39, // 10: herald.v1.Conn.since:type_name -> google.protobuf.Timestamp
-	34, // 11: herald.v1.ListNodesResponse.nodes:type_name -> herald.v1.Node
-	39, // 12: herald.v1.Node.heartbeat:type_name -> google.protobuf.Timestamp
-	40, // 13: herald.v1.DrainRequest.drain_time:type_name -> google.protobuf.Duration
-	40, // 14: herald.v1.DrainResponse.drain_time:type_name -> google.protobuf.Duration
-	2,  // 15: herald.v1.HeraldService.Push:input_type -> herald.v1.PushRequest
-	6,  // 16: herald.v1.HeraldService.PushBatch:input_type -> herald.v1.PushBatchRequest
-	4,  // 17: herald.v1.HeraldService.PushStream:input_type -> herald.v1.PushStreamRequest
-	9,  // 18: herald.v1.HeraldService.GetMessage:input_type -> herald.v1.GetMessageRequest
-	12, // 19: herald.v1.HeraldService.RecallMessage:input_type -> herald.v1.RecallMessageRequest
-	14, // 20: herald.v1.HeraldService.JoinRoom:input_type -> herald.v1.JoinRoomRequest
-	16, // 21: herald.v1.HeraldService.LeaveRoom:input_type -> herald.v1.LeaveRoomRequest
-	18, // 22: herald.v1.HeraldService.GetRoom:input_type -> herald.v1.GetRoomRequest
-	23, // 23: herald.v1.HeraldService.GetUser:input_type -> herald.v1.GetUserRequest
-	26, // 24: herald.v1.HeraldService.KickConn:input_type -> herald.v1.KickConnRequest
-	28, // 25: herald.v1.HeraldService.KickUser:input_type -> herald.v1.KickUserRequest
-	30, // 26: herald.v1.HeraldService.GetStats:input_type -> herald.v1.GetStatsRequest
-	32, // 27: herald.v1.HeraldService.ListNodes:input_type -> herald.v1.ListNodesRequest
-	35, // 28: herald.v1.HeraldService.GetRoute:input_type -> herald.v1.GetRouteRequest
-	37, // 29: herald.v1.HeraldService.Drain:input_type -> herald.v1.DrainRequest
-	20, // 30: herald.v1.HeraldService.GetPresence:input_type -> herald.v1.GetPresenceRequest
-	3,  // 31: herald.v1.HeraldService.Push:output_type -> herald.v1.PushResponse
-	7,  // 32: herald.v1.HeraldService.PushBatch:output_type -> herald.v1.PushBatchResponse
-	5,  // 33: herald.v1.HeraldService.PushStream:output_type -> herald.v1.PushStreamResponse
-	10, // 34: herald.v1.HeraldService.GetMessage:output_type -> herald.v1.GetMessageResponse
-	13, // 35: herald.v1.HeraldService.RecallMessage:output_type -> herald.v1.RecallMessageResponse
-	15, // 36: herald.v1.HeraldService.JoinRoom:output_type -> herald.v1.JoinRoomResponse
-	17, // 37: herald.v1.HeraldService.LeaveRoom:output_type -> herald.v1.LeaveRoomResponse
-	19, // 38: herald.v1.HeraldService.GetRoom:output_type -> herald.v1.GetRoomResponse
-	24, // 39: herald.v1.HeraldService.GetUser:output_type -> herald.v1.GetUserResponse
-	27, // 40: herald.v1.HeraldService.KickConn:output_type -> herald.v1.KickConnResponse
-	29, // 41: herald.v1.HeraldService.KickUser:output_type -> herald.v1.KickUserResponse
-	31, // 42: herald.v1.HeraldService.GetStats:output_type -> herald.v1.GetStatsResponse
-	33, // 43: herald.v1.HeraldService.ListNodes:output_type -> herald.v1.ListNodesResponse
-	36, // 44: herald.v1.HeraldService.GetRoute:output_type -> herald.v1.GetRouteResponse
-	38, // 45: herald.v1.HeraldService.Drain:output_type -> herald.v1.DrainResponse
-	21, // 46: herald.v1.HeraldService.GetPresence:output_type -> herald.v1.GetPresenceResponse
-	31, // [31:47] is the sub-list for method output_type
-	15, // [15:31] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	27, // 8: herald.v1.GetRoomResponse.members:type_name -> herald.v1.RoomMember
+	24, // 9: herald.v1.ListDeadWebhooksResponse.events:type_name -> herald.v1.DeadWebhook
+	44, // 10: herald.v1.DeadWebhook.failed:type_name -> google.protobuf.Timestamp
+	30, // 11: herald.v1.GetUserResponse.conns:type_name -> herald.v1.Conn
+	44, // 12: herald.v1.Conn.since:type_name -> google.protobuf.Timestamp
+	39, // 13: herald.v1.ListNodesResponse.nodes:type_name -> herald.v1.Node
+	44, // 14: herald.v1.Node.heartbeat:type_name -> google.protobuf.Timestamp
+	45, // 15: herald.v1.DrainRequest.drain_time:type_name -> google.protobuf.Duration
+	45, // 16: herald.v1.DrainResponse.drain_time:type_name -> google.protobuf.Duration
+	2,  // 17: herald.v1.HeraldService.Push:input_type -> herald.v1.PushRequest
+	6,  // 18: herald.v1.HeraldService.PushBatch:input_type -> herald.v1.PushBatchRequest
+	4,  // 19: herald.v1.HeraldService.PushStream:input_type -> herald.v1.PushStreamRequest
+	9,  // 20: herald.v1.HeraldService.GetMessage:input_type -> herald.v1.GetMessageRequest
+	12, // 21: herald.v1.HeraldService.RecallMessage:input_type -> herald.v1.RecallMessageRequest
+	14, // 22: herald.v1.HeraldService.JoinRoom:input_type -> herald.v1.JoinRoomRequest
+	16, // 23: herald.v1.HeraldService.LeaveRoom:input_type -> herald.v1.LeaveRoomRequest
+	18, // 24: herald.v1.HeraldService.GetRoom:input_type -> herald.v1.GetRoomRequest
+	28, // 25: herald.v1.HeraldService.GetUser:input_type -> herald.v1.GetUserRequest
+	31, // 26: herald.v1.HeraldService.KickConn:input_type -> herald.v1.KickConnRequest
+	33, // 27: herald.v1.HeraldService.KickUser:input_type -> herald.v1.KickUserRequest
+	35, // 28: herald.v1.HeraldService.GetStats:input_type -> herald.v1.GetStatsRequest
+	37, // 29: herald.v1.HeraldService.ListNodes:input_type -> herald.v1.ListNodesRequest
+	40, // 30: herald.v1.HeraldService.GetRoute:input_type -> herald.v1.GetRouteRequest
+	42, // 31: herald.v1.HeraldService.Drain:input_type -> herald.v1.DrainRequest
+	20, // 32: herald.v1.HeraldService.GetPresence:input_type -> herald.v1.GetPresenceRequest
+	22, // 33: herald.v1.HeraldService.ListDeadWebhooks:input_type -> herald.v1.ListDeadWebhooksRequest
+	25, // 34: herald.v1.HeraldService.ReplayDeadWebhooks:input_type -> herald.v1.ReplayDeadWebhooksRequest
+	3,  // 35: herald.v1.HeraldService.Push:output_type -> herald.v1.PushResponse
+	7,  // 36: herald.v1.HeraldService.PushBatch:output_type -> herald.v1.PushBatchResponse
+	5,  // 37: herald.v1.HeraldService.PushStream:output_type -> herald.v1.PushStreamResponse
+	10, // 38: herald.v1.HeraldService.GetMessage:output_type -> herald.v1.GetMessageResponse
+	13, // 39: herald.v1.HeraldService.RecallMessage:output_type -> herald.v1.RecallMessageResponse
+	15, // 40: herald.v1.HeraldService.JoinRoom:output_type -> herald.v1.JoinRoomResponse
+	17, // 41: herald.v1.HeraldService.LeaveRoom:output_type -> herald.v1.LeaveRoomResponse
+	19, // 42: herald.v1.HeraldService.GetRoom:output_type -> herald.v1.GetRoomResponse
+	29, // 43: herald.v1.HeraldService.GetUser:output_type -> herald.v1.GetUserResponse
+	32, // 44: herald.v1.HeraldService.KickConn:output_type -> herald.v1.KickConnResponse
+	34, // 45: herald.v1.HeraldService.KickUser:output_type -> herald.v1.KickUserResponse
+	36, // 46: herald.v1.HeraldService.GetStats:output_type -> herald.v1.GetStatsResponse
+	38, // 47: herald.v1.HeraldService.ListNodes:output_type -> herald.v1.ListNodesResponse
+	41, // 48: herald.v1.HeraldService.GetRoute:output_type -> herald.v1.GetRouteResponse
+	43, // 49: herald.v1.HeraldService.Drain:output_type -> herald.v1.DrainResponse
+	21, // 50: herald.v1.HeraldService.GetPresence:output_type -> herald.v1.GetPresenceResponse
+	23, // 51: herald.v1.HeraldService.ListDeadWebhooks:output_type -> herald.v1.ListDeadWebhooksResponse
+	26, // 52: herald.v1.HeraldService.ReplayDeadWebhooks:output_type -> herald.v1.ReplayDeadWebhooksResponse
+	35, // [35:53] is the sub-list for method output_type
+	17, // [17:35] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_herald_v1_herald_proto_init() }
@@ -2765,14 +3119,14 @@ func file_herald_v1_herald_proto_init() {
 		(*PushResult_Id)(nil),
 		(*PushResult_Error)(nil),
 	}
-	file_herald_v1_herald_proto_msgTypes[37].OneofWrappers = []any{}
+	file_herald_v1_herald_proto_msgTypes[42].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_v1_herald_proto_rawDesc), len(file_herald_v1_herald_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

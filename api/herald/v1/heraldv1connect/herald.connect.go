@@ -77,6 +77,12 @@ const (
 	// HeraldServiceGetPresenceProcedure is the fully-qualified name of the HeraldService's GetPresence
 	// RPC.
 	HeraldServiceGetPresenceProcedure = "/herald.v1.HeraldService/GetPresence"
+	// HeraldServiceListDeadWebhooksProcedure is the fully-qualified name of the HeraldService's
+	// ListDeadWebhooks RPC.
+	HeraldServiceListDeadWebhooksProcedure = "/herald.v1.HeraldService/ListDeadWebhooks"
+	// HeraldServiceReplayDeadWebhooksProcedure is the fully-qualified name of the HeraldService's
+	// ReplayDeadWebhooks RPC.
+	HeraldServiceReplayDeadWebhooksProcedure = "/herald.v1.HeraldService/ReplayDeadWebhooks"
 )
 
 // HeraldServiceClient is a client for the herald.v1.HeraldService service.
@@ -127,6 +133,13 @@ type HeraldServiceClient interface {
 	// GetPresence returns one page of the users present in a presence room,
 	// cluster-wide (GET /v1/rooms/{room}/presence).
 	GetPresence(context.Context, *connect.Request[v1.GetPresenceRequest]) (*connect.Response[v1.GetPresenceResponse], error)
+	// ListDeadWebhooks returns one page of the app's webhook events that ran
+	// out of retries, oldest first (GET /v1/webhooks/dead).
+	ListDeadWebhooks(context.Context, *connect.Request[v1.ListDeadWebhooksRequest]) (*connect.Response[v1.ListDeadWebhooksResponse], error)
+	// ReplayDeadWebhooks sends dead-lettered events to their endpoints again,
+	// with their webhook-id, and removes them from the list (POST
+	// /v1/webhooks/dead/replay).
+	ReplayDeadWebhooks(context.Context, *connect.Request[v1.ReplayDeadWebhooksRequest]) (*connect.Response[v1.ReplayDeadWebhooksResponse], error)
 }
 
 // NewHeraldServiceClient constructs a client for the herald.v1.HeraldService service. By default,
@@ -247,27 +260,42 @@ func NewHeraldServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listDeadWebhooks: connect.NewClient[v1.ListDeadWebhooksRequest, v1.ListDeadWebhooksResponse](
+			httpClient,
+			baseURL+HeraldServiceListDeadWebhooksProcedure,
+			connect.WithSchema(heraldServiceMethods.ByName("ListDeadWebhooks")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		replayDeadWebhooks: connect.NewClient[v1.ReplayDeadWebhooksRequest, v1.ReplayDeadWebhooksResponse](
+			httpClient,
+			baseURL+HeraldServiceReplayDeadWebhooksProcedure,
+			connect.WithSchema(heraldServiceMethods.ByName("ReplayDeadWebhooks")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // heraldServiceClient implements HeraldServiceClient.
 type heraldServiceClient struct {
-	push          *connect.Client[v1.PushRequest, v1.PushResponse]
-	pushBatch     *connect.Client[v1.PushBatchRequest, v1.PushBatchResponse]
-	pushStream    *connect.Client[v1.PushStreamRequest, v1.PushStreamResponse]
-	getMessage    *connect.Client[v1.GetMessageRequest, v1.GetMessageResponse]
-	recallMessage *connect.Client[v1.RecallMessageRequest, v1.RecallMessageResponse]
-	joinRoom      *connect.Client[v1.JoinRoomRequest, v1.JoinRoomResponse]
-	leaveRoom     *connect.Client[v1.LeaveRoomRequest, v1.LeaveRoomResponse]
-	getRoom       *connect.Client[v1.GetRoomRequest, v1.GetRoomResponse]
-	getUser       *connect.Client[v1.GetUserRequest, v1.GetUserResponse]
-	kickConn      *connect.Client[v1.KickConnRequest, v1.KickConnResponse]
-	kickUser      *connect.Client[v1.KickUserRequest, v1.KickUserResponse]
-	getStats      *connect.Client[v1.GetStatsRequest, v1.GetStatsResponse]
-	listNodes     *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
-	getRoute      *connect.Client[v1.GetRouteRequest, v1.GetRouteResponse]
-	drain         *connect.Client[v1.DrainRequest, v1.DrainResponse]
-	getPresence   *connect.Client[v1.GetPresenceRequest, v1.GetPresenceResponse]
+	push               *connect.Client[v1.PushRequest, v1.PushResponse]
+	pushBatch          *connect.Client[v1.PushBatchRequest, v1.PushBatchResponse]
+	pushStream         *connect.Client[v1.PushStreamRequest, v1.PushStreamResponse]
+	getMessage         *connect.Client[v1.GetMessageRequest, v1.GetMessageResponse]
+	recallMessage      *connect.Client[v1.RecallMessageRequest, v1.RecallMessageResponse]
+	joinRoom           *connect.Client[v1.JoinRoomRequest, v1.JoinRoomResponse]
+	leaveRoom          *connect.Client[v1.LeaveRoomRequest, v1.LeaveRoomResponse]
+	getRoom            *connect.Client[v1.GetRoomRequest, v1.GetRoomResponse]
+	getUser            *connect.Client[v1.GetUserRequest, v1.GetUserResponse]
+	kickConn           *connect.Client[v1.KickConnRequest, v1.KickConnResponse]
+	kickUser           *connect.Client[v1.KickUserRequest, v1.KickUserResponse]
+	getStats           *connect.Client[v1.GetStatsRequest, v1.GetStatsResponse]
+	listNodes          *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
+	getRoute           *connect.Client[v1.GetRouteRequest, v1.GetRouteResponse]
+	drain              *connect.Client[v1.DrainRequest, v1.DrainResponse]
+	getPresence        *connect.Client[v1.GetPresenceRequest, v1.GetPresenceResponse]
+	listDeadWebhooks   *connect.Client[v1.ListDeadWebhooksRequest, v1.ListDeadWebhooksResponse]
+	replayDeadWebhooks *connect.Client[v1.ReplayDeadWebhooksRequest, v1.ReplayDeadWebhooksResponse]
 }
 
 // Push calls herald.v1.HeraldService.Push.
@@ -350,6 +378,16 @@ func (c *heraldServiceClient) GetPresence(ctx context.Context, req *connect.Requ
 	return c.getPresence.CallUnary(ctx, req)
 }
 
+// ListDeadWebhooks calls herald.v1.HeraldService.ListDeadWebhooks.
+func (c *heraldServiceClient) ListDeadWebhooks(ctx context.Context, req *connect.Request[v1.ListDeadWebhooksRequest]) (*connect.Response[v1.ListDeadWebhooksResponse], error) {
+	return c.listDeadWebhooks.CallUnary(ctx, req)
+}
+
+// ReplayDeadWebhooks calls herald.v1.HeraldService.ReplayDeadWebhooks.
+func (c *heraldServiceClient) ReplayDeadWebhooks(ctx context.Context, req *connect.Request[v1.ReplayDeadWebhooksRequest]) (*connect.Response[v1.ReplayDeadWebhooksResponse], error) {
+	return c.replayDeadWebhooks.CallUnary(ctx, req)
+}
+
 // HeraldServiceHandler is an implementation of the herald.v1.HeraldService service.
 type HeraldServiceHandler interface {
 	// Push pushes one message (POST /v1/push).
@@ -398,6 +436,13 @@ type HeraldServiceHandler interface {
 	// GetPresence returns one page of the users present in a presence room,
 	// cluster-wide (GET /v1/rooms/{room}/presence).
 	GetPresence(context.Context, *connect.Request[v1.GetPresenceRequest]) (*connect.Response[v1.GetPresenceResponse], error)
+	// ListDeadWebhooks returns one page of the app's webhook events that ran
+	// out of retries, oldest first (GET /v1/webhooks/dead).
+	ListDeadWebhooks(context.Context, *connect.Request[v1.ListDeadWebhooksRequest]) (*connect.Response[v1.ListDeadWebhooksResponse], error)
+	// ReplayDeadWebhooks sends dead-lettered events to their endpoints again,
+	// with their webhook-id, and removes them from the list (POST
+	// /v1/webhooks/dead/replay).
+	ReplayDeadWebhooks(context.Context, *connect.Request[v1.ReplayDeadWebhooksRequest]) (*connect.Response[v1.ReplayDeadWebhooksResponse], error)
 }
 
 // NewHeraldServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -514,6 +559,19 @@ func NewHeraldServiceHandler(svc HeraldServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	heraldServiceListDeadWebhooksHandler := connect.NewUnaryHandler(
+		HeraldServiceListDeadWebhooksProcedure,
+		svc.ListDeadWebhooks,
+		connect.WithSchema(heraldServiceMethods.ByName("ListDeadWebhooks")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	heraldServiceReplayDeadWebhooksHandler := connect.NewUnaryHandler(
+		HeraldServiceReplayDeadWebhooksProcedure,
+		svc.ReplayDeadWebhooks,
+		connect.WithSchema(heraldServiceMethods.ByName("ReplayDeadWebhooks")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/herald.v1.HeraldService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case HeraldServicePushProcedure:
@@ -548,6 +606,10 @@ func NewHeraldServiceHandler(svc HeraldServiceHandler, opts ...connect.HandlerOp
 			heraldServiceDrainHandler.ServeHTTP(w, r)
 		case HeraldServiceGetPresenceProcedure:
 			heraldServiceGetPresenceHandler.ServeHTTP(w, r)
+		case HeraldServiceListDeadWebhooksProcedure:
+			heraldServiceListDeadWebhooksHandler.ServeHTTP(w, r)
+		case HeraldServiceReplayDeadWebhooksProcedure:
+			heraldServiceReplayDeadWebhooksHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -619,4 +681,12 @@ func (UnimplementedHeraldServiceHandler) Drain(context.Context, *connect.Request
 
 func (UnimplementedHeraldServiceHandler) GetPresence(context.Context, *connect.Request[v1.GetPresenceRequest]) (*connect.Response[v1.GetPresenceResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.GetPresence is not implemented"))
+}
+
+func (UnimplementedHeraldServiceHandler) ListDeadWebhooks(context.Context, *connect.Request[v1.ListDeadWebhooksRequest]) (*connect.Response[v1.ListDeadWebhooksResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.ListDeadWebhooks is not implemented"))
+}
+
+func (UnimplementedHeraldServiceHandler) ReplayDeadWebhooks(context.Context, *connect.Request[v1.ReplayDeadWebhooksRequest]) (*connect.Response[v1.ReplayDeadWebhooksResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.ReplayDeadWebhooks is not implemented"))
 }
