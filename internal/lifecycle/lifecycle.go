@@ -138,7 +138,10 @@ func (l *Lifecycle) emit(ctx context.Context, app, typ string, at time.Time, dat
 	if l.Outbox == nil {
 		return
 	}
-	if err := l.Outbox.Emit(ctx, app, typ, at, data); err != nil && l.Log != nil {
+	// Offered again while the outbox cannot be written (a node's death may
+	// cost its stream a leader election): what the tracker decided is not
+	// decided again.
+	if err := l.Outbox.EmitSure(ctx, app, typ, at, data); err != nil && l.Log != nil {
 		l.Log.Warn("storing a webhook event failed; it is lost", "app", app, "type", typ, "err", err)
 	}
 }

@@ -599,10 +599,14 @@ func (t *Tracker) remove(ctx context.Context, s Scope, rev uint64) (ok bool, err
 	return true, nil
 }
 
+// conflict reports whether err is a lost compare-and-swap: a key that
+// exists already, or a revision that moved on (a replicated bucket reports
+// the latter with its own code).
 func conflict(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) ||
-		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) ||
+		errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 func later(a, b time.Time) time.Time {

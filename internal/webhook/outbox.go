@@ -248,20 +248,67 @@ func (o *Outbox) Wants(app, typ string) bool {
 // in the outbox, unless no endpoint of the app receives its type. When it
 // returns nil the event is stored and will be delivered.
 func (o *Outbox) Emit(ctx context.Context, app, typ string, at time.Time, data map[string]any) error {
+	msg, err := o.event(app, typ, at, data)
+	if msg == nil || err != nil {
+		return err
+	}
+	return o.store(ctx, app, typ, msg)
+}
+
+// storeFor bounds EmitSure's attempts.
+const storeFor = 30 * time.Second
+
+// EmitSure is Emit for an event that a moment of unavailability must not
+// lose (the outbox stream electing a leader after a node died): the same
+// event, under one webhook-id (so that JetStream drops a repeat), is
+// offered again until it is stored, for up to 30 s (each attempt up to
+// 5 s, past ctx's deadline). It gives up early when ctx is cancelled or the
+// outbox closes.
+func (o *Outbox) EmitSure(ctx context.Context, app, typ string, at time.Time, data map[string]any) error {
+	msg, err := o.event(app, typ, at, data)
+	if msg == nil || err != nil {
+		return err
+	}
+	giveUp := time.Now().Add(storeFor)
+	wait := 100 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = o.store(actx, app, typ, msg)
+		cancel()
+		if err == nil || errors.Is(ctx.Err(), context.Canceled) || time.Now().After(giveUp) {
+			return err
+		}
+		select {
+		case <-o.stop:
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// event encodes an event for the outbox (nil if no endpoint of app
+// receives typ).
+func (o *Outbox) event(app, typ string, at time.Time, data map[string]any) (*nats.Msg, error) {
 	if !o.Wants(app, typ) {
-		return nil
+		return nil, nil
 	}
 	if o.js == nil {
-		return ErrNotStarted
+		return nil, ErrNotStarted
 	}
 	id, raw, err := encode(app, typ, at, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	msg := &nats.Msg{Subject: eventSubject(app, typ), Data: raw, Header: nats.Header{}}
 	msg.Header.Set(hdrEventID, id)
 	msg.Header.Set(hdrType, typ)
-	if _, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+	return msg, nil
+}
+
+// store writes an encoded event to the outbox stream and counts it.
+func (o *Outbox) store(ctx context.Context, app, typ string, msg *nats.Msg) error {
+	if _, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msg.Header.Get(hdrEventID))); err != nil {
 		return fmt.Errorf("webhook: storing %s: %w", typ, err)
 	}
 	for _, s := range o.byApp[app] {
