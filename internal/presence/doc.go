@@ -19,6 +19,10 @@
 // if the death also stops the lease bucket (its leader is elected anew)
 // for E > LeaseTTL/2, within E − LeaseTTL/2 more.
 //
+// Each node also keeps a copy of every presence room's members, from a
+// watch of the bucket, so that a join's member list costs no engine call
+// (MembersCached).
+//
 // Concurrency: Tracker's methods may be called from any goroutine and
 // never block on the engine; engine work runs on the tracker's own worker
 // goroutines (one per shard, so the changes of one scope are applied in
