@@ -156,6 +156,11 @@ func (t *Tracker) sweep(ctx context.Context) error {
 // dead reads the lease of the node whose key token is nt and judges it
 // (see Liveness above). Called by the sweeper goroutine only.
 func (t *Tracker) dead(ctx context.Context, nt string) (bool, error) {
+	// A read sent while the lease bucket has no leader gets no answer at
+	// all: bounded by a renewal period, it is tried again at the next
+	// sweep rather than holding up every sweep after it.
+	ctx, cancel := context.WithTimeout(ctx, t.renewEvery())
+	defer cancel()
 	rev, purged, err := t.readLease(ctx, nt)
 	if err != nil {
 		return false, err
@@ -212,6 +217,8 @@ func (m *rawMsg) op() string {
 // stream leader (nil if there is none). Unlike a key-value Get, which any
 // replica may answer, it never returns a lagging replica's view.
 func (t *Tracker) lastMsg(ctx context.Context, bucket, key string) (*rawMsg, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	defer cancel()
 	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + key})
 	m, err := t.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
 	if err != nil {
