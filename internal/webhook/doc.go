@@ -24,11 +24,15 @@
 // the event is RetryFor old; then it moves to a dead-letter stream that
 // Dead lists and Replay sends again. A node that dies mid-delivery leaves
 // its message unacknowledged and another node (or the restarted one)
-// delivers it after the consumer's ack wait.
+// delivers it after the consumer's ack wait. EmitSure offers an event
+// again while the stream cannot be written (for what must not be lost to
+// a leader election). message.expired comes from a durable schedule of
+// expiry checks (ExpireLater, SetExpiryCheck; see expiry.go).
 //
 // The package owns the signing, the streams and consumers and the HTTP
 // client; it knows nothing of connections or presence (the caller says
-// what happened through Emit). Concurrency: Emit, Dead, Replay and Stats
-// are safe for concurrent use; each endpoint's sender is one goroutine,
-// started by Start and stopped by Close.
+// what happened through Emit). Concurrency: Emit, EmitSure, ExpireLater,
+// Dead, Replay and Stats are safe for concurrent use; each endpoint's
+// sender is one goroutine, and so is the node's share of the expiry
+// schedule, started by Start and stopped by Close.
 package webhook

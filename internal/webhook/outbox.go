@@ -39,6 +39,9 @@ type Config struct {
 	AckWait time.Duration
 	// DeadFor is how long dead letters are kept (default 7 days).
 	DeadFor time.Duration
+	// MaxTTL is the longest a stored message lives (default 7 days): the
+	// expiry schedule keeps its entries that long, and RetryFor more.
+	MaxTTL time.Duration
 	// AllowPrivate allows http:// and private or loopback addresses.
 	AllowPrivate bool
 	Stream       string // default "HERALD_WEBHOOKS"; dead letters in Stream+"_DEAD"
@@ -93,6 +96,8 @@ type Outbox struct {
 	stop       chan struct{}
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
+
+	expiryCheck ExpiryCheck // see SetExpiryCheck
 }
 
 // ErrNotStarted is returned by an Outbox used before Start.
@@ -120,6 +125,9 @@ func New(cfg Config) (*Outbox, error) {
 	}
 	if cfg.DeadFor <= 0 {
 		cfg.DeadFor = 7 * 24 * time.Hour
+	}
+	if cfg.MaxTTL <= 0 {
+		cfg.MaxTTL = 7 * 24 * time.Hour
 	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
@@ -224,6 +232,9 @@ func (o *Outbox) Start(ctx context.Context, nc *nats.Conn) error {
 			s.disabled.Store(true)
 		}
 	}
+	if err := o.startExpiry(ctx); err != nil {
+		return err
+	}
 	for _, s := range o.senders {
 		o.wg.Add(1)
 		go o.run(s)
@@ -256,20 +267,67 @@ func (o *Outbox) Wants(app, typ string) bool {
 // in the outbox, unless no endpoint of the app receives its type. When it
 // returns nil the event is stored and will be delivered.
 func (o *Outbox) Emit(ctx context.Context, app, typ string, at time.Time, data map[string]any) error {
+	msg, err := o.event(app, typ, at, data)
+	if msg == nil || err != nil {
+		return err
+	}
+	return o.store(ctx, app, typ, msg)
+}
+
+// storeFor bounds EmitSure's attempts.
+const storeFor = 30 * time.Second
+
+// EmitSure is Emit for an event that a moment of unavailability must not
+// lose (the outbox stream electing a leader after a node died): the same
+// event, under one webhook-id (so that JetStream drops a repeat), is
+// offered again until it is stored, for up to 30 s (each attempt up to
+// 5 s, past ctx's deadline). It gives up early when ctx is cancelled or the
+// outbox closes.
+func (o *Outbox) EmitSure(ctx context.Context, app, typ string, at time.Time, data map[string]any) error {
+	msg, err := o.event(app, typ, at, data)
+	if msg == nil || err != nil {
+		return err
+	}
+	giveUp := time.Now().Add(storeFor)
+	wait := 100 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = o.store(actx, app, typ, msg)
+		cancel()
+		if err == nil || errors.Is(ctx.Err(), context.Canceled) || time.Now().After(giveUp) {
+			return err
+		}
+		select {
+		case <-o.stop:
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// event encodes an event for the outbox (nil if no endpoint of app
+// receives typ).
+func (o *Outbox) event(app, typ string, at time.Time, data map[string]any) (*nats.Msg, error) {
 	if !o.Wants(app, typ) {
-		return nil
+		return nil, nil
 	}
 	if o.js == nil {
-		return ErrNotStarted
+		return nil, ErrNotStarted
 	}
 	id, raw, err := encode(app, typ, at, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	msg := &nats.Msg{Subject: eventSubject(app, typ), Data: raw, Header: nats.Header{}}
 	msg.Header.Set(hdrEventID, id)
 	msg.Header.Set(hdrType, typ)
-	if _, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+	return msg, nil
+}
+
+// store writes an encoded event to the outbox stream and counts it.
+func (o *Outbox) store(ctx context.Context, app, typ string, msg *nats.Msg) error {
+	if _, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msg.Header.Get(hdrEventID))); err != nil {
 		return fmt.Errorf("webhook: storing %s: %w", typ, err)
 	}
 	for _, s := range o.byApp[app] {
@@ -289,6 +347,35 @@ func (o *Outbox) Emit(ctx context.Context, app, typ string, at time.Time, data m
 // endpoint's, one batch, pulled by one node at a time) and delivers it.
 func (o *Outbox) run(s *sender) {
 	defer o.wg.Done()
+	o.loop(s.ep.URL, func(ctx context.Context) ([]jetstream.Msg, error) { return o.next(ctx, s) },
+		func(ctx context.Context, msgs []jetstream.Msg) { o.deliver(ctx, s, msgs) })
+	s.release()
+}
+
+// consume hands cons's messages, fetched up to batch at a time, to handle
+// until Close; what names the consumer in logs.
+func (o *Outbox) consume(cons jetstream.Consumer, batch int, what string, handle func(context.Context, jetstream.Msg)) {
+	defer o.wg.Done()
+	o.loop(what, func(ctx context.Context) ([]jetstream.Msg, error) {
+		b, err := cons.Fetch(batch, jetstream.FetchContext(ctx))
+		if err != nil {
+			return nil, err
+		}
+		var msgs []jetstream.Msg
+		for m := range b.Messages() {
+			msgs = append(msgs, m)
+		}
+		return msgs, nil
+	}, func(ctx context.Context, msgs []jetstream.Msg) {
+		for _, m := range msgs {
+			handle(ctx, m)
+		}
+	})
+}
+
+// loop fetches and handles messages until Close; what names the consumer
+// in logs.
+func (o *Outbox) loop(what string, fetch func(context.Context) ([]jetstream.Msg, error), handle func(context.Context, []jetstream.Msg)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -299,19 +386,18 @@ func (o *Outbox) run(s *sender) {
 		}
 	}()
 	for ctx.Err() == nil {
-		msgs, err := o.next(ctx, s)
+		msgs, err := fetch(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				o.cfg.Logger.Warn("webhook: fetching", "endpoint", s.ep.URL, "err", err)
+				o.cfg.Logger.Warn("webhook: fetching", "from", what, "err", err)
 				pause(ctx, time.Second)
 			}
 			continue
 		}
 		if len(msgs) > 0 {
-			o.deliver(ctx, s, msgs)
+			handle(ctx, msgs)
 		}
 	}
-	s.release()
 }
 
 // fetch pulls up to n of the endpoint's events; a Pusher-format
