@@ -2,6 +2,9 @@ package server
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +51,18 @@ func TestPusherPresenceMembers(t *testing.T) {
 	if got := mustJSON(d); got != `{"presence":{"count":1,"hash":{"1":{"name":"One"}},"ids":["1"]}}` {
 		t.Fatalf("first member: %s", got)
 	}
+	// The tracker stores a member a moment after its subscription_succeeded:
+	// the second member's listing is asserted once the first is stored.
+	waitFor(t, func() bool {
+		path := "/apps/" + shopPusher.AppID + "/channels/presence-x/users"
+		resp, err := http.Get(signedURL(n.base, shopPusher, "GET", path, nil, time.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && strings.TrimSpace(string(b)) == `{"users":[{"id":"1"}]}`
+	})
 	b, _ := n.pusherConnect()
 	if got := mustJSON(joinPresence(b, "presence-x", `{"user_id":2}`)); got != `{"presence":{"count":2,"hash":{"1":{"name":"One"},"2":null},"ids":["1","2"]}}` {
 		t.Fatalf("second member: %s", got)
