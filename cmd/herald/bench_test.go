@@ -39,6 +39,24 @@ func TestBenchWorkload(t *testing.T) {
 	t.Run("one node", func(t *testing.T) {
 		_, addr := startServer(t, nil, "serve", "--dev", "--addr", "127.0.0.1:0", "--data", t.TempDir())
 		check(t, 1, "--url", "http://"+addr, "--workers", "2")
+
+		// The knee search on the same node: every step's pushes all reach
+		// the room (a duplicate fails the run), and the step that ends
+		// the search says why.
+		r := run(t, nil, "bench", "knee", "--url", "http://"+addr, "--conns", "20", "--rate", "50", "--step", "4",
+			"--duration", "1s", "--limit", "1s", "--json")
+		var res []bench.Result
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &res) != nil || len(res) != 1 || len(res[0].Steps) == 0 {
+			t.Fatalf("herald bench knee: %v", r)
+		}
+		for _, st := range res[0].Steps {
+			if st.Lost != 0 {
+				t.Errorf("knee step %+v lost messages", st)
+			}
+		}
+		if k, o := res[0].Knee, res[0].Over; (k != nil && k.Past != "") || (o != nil && o.Past == "") {
+			t.Errorf("knee %+v, over %+v: the knee must be within the limits, the next step past them", k, o)
+		}
 	})
 	t.Run("three nodes", func(t *testing.T) {
 		c := embeddedCluster(t)

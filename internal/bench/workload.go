@@ -22,6 +22,9 @@ type Step struct {
 	P50ms          float64 `json:"p50_ms"`
 	P99ms          float64 `json:"p99_ms"`
 	ServerCPU      float64 `json:"server_cpu_cores"`
+	// Past says why the step is past the knee: "p99", "lost" or
+	// "behind" (the publisher did not reach 90 % of the rate); "" within.
+	Past string `json:"past,omitempty"`
 }
 
 // rooms is the workload's room count: Conns × Joins memberships in rooms
@@ -185,10 +188,18 @@ func (c *coordinator) knee(ctx context.Context) (Result, error) {
 		if err != nil {
 			return false, err
 		}
+		switch {
+		case st.Lost != 0:
+			st.Past = "lost"
+		case st.PushesPerSec < 0.9*float64(rate):
+			st.Past = "behind"
+		case st.P99ms > ms(limit):
+			st.Past = "p99"
+		}
 		res.Steps = append(res.Steps, st)
-		ok := st.Lost == 0 && st.P99ms <= ms(limit) && st.PushesPerSec >= 0.9*float64(rate)
+		ok := st.Past == ""
 		fmt.Fprintf(c.opts.Progress, "  %d/s: %.1f pushes/s, %.0f deliveries/s, p50 %.1f ms, p99 %.1f ms, lost %d, server CPU %.2f cores%s\n",
-			rate, st.PushesPerSec, st.DeliveriesPerS, st.P50ms, st.P99ms, st.Lost, st.ServerCPU, map[bool]string{true: "", false: "  (past the knee)"}[ok])
+			rate, st.PushesPerSec, st.DeliveriesPerS, st.P50ms, st.P99ms, st.Lost, st.ServerCPU, map[bool]string{true: "", false: "  (past the knee: " + st.Past + ")"}[ok])
 		if ok {
 			knee = &st
 		} else {
