@@ -20,7 +20,8 @@ const benchSummary = `Load-test a running node. SCENARIO is one of:
   idle       open --conns clients (own user each, one room); connect rate, server RSS per connection
   broadcast  --pushes pushes of --size bytes to one room of --conns clients, back to back (or --rate/s)
   latency    --rate pushes/s to the room for --duration; p50/p99/p999/max sent→received
-  unicast    pushes to random single users from --concurrency publishers (--batch N: batch API)
+  unicast    pushes to random single users from --concurrency publishers (--batch N: batch API;
+             --stream: gRPC PushStream)
   churn      connect --conns clients and drop them all at once, --rounds times
   resume     store --pushes offline messages for one user, then time connect → resumed
   webhooks   connect and drop --conns clients while a receiver on --receiver answers 503, then 204:
@@ -54,6 +55,8 @@ func benchCmd(args []string) error {
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to push (latency, unicast) or settle (idle)")
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "concurrent HTTP publishers (unicast)")
 	fs.IntVar(&o.Batch, "batch", 0, "pushes per batch request (unicast; 0: single pushes)")
+	fs.BoolVar(&o.Stream, "stream", false, "unicast: each publisher is one gRPC PushStream (pipelined, up to --window pushes unanswered)")
+	fs.IntVar(&o.Window, "window", 256, "unicast --stream: pushes in flight per stream")
 	fs.BoolVar(&o.Offline, "offline", false, "unicast: offline pushes, stored in each user's inbox")
 	fs.IntVar(&o.Away, "away", 0, "unicast: also push to this many users who have no connection (with --offline: stored only)")
 	fs.IntVar(&o.Runs, "runs", 1, "repetitions (the table adds the median)")

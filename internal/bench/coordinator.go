@@ -37,8 +37,12 @@ type Options struct {
 	Pushes      int // pushes per run (broadcast)
 	Rate        int // pushes per second (latency, broadcast at a fixed rate)
 	Duration    time.Duration
-	Concurrency int  // HTTP publishers (unicast)
-	Batch       int  // items per batch request (unicast; 0: single pushes)
+	Concurrency int // HTTP publishers (unicast)
+	Batch       int // items per batch request (unicast; 0: single pushes)
+	// Stream makes each unicast publisher one gRPC PushStream with up to
+	// Window pushes awaiting their answers.
+	Stream      bool
+	Window      int
 	Offline     bool // unicast: store every push in the user's inbox
 	Away        int  // unicast: users without a connection pushed to as well (with Offline: stored only)
 	Runs        int  // repetitions; results are reported per run and as the median

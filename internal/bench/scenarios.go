@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,6 +151,10 @@ func (c *coordinator) unicast(ctx context.Context) (Result, error) {
 					per := max(1, c.opts.Batch)
 					due := start.Add(time.Duration(sent.Add(1)-1) * time.Duration(per) * time.Second / time.Duration(c.opts.Rate))
 					time.Sleep(time.Until(due))
+				}
+				if c.opts.Stream {
+					n, err = c.streamPushes(ctx, deadline, &local)
+					break
 				}
 				t0 := time.Now()
 				if c.opts.Batch > 0 {
@@ -346,4 +353,69 @@ func (c *coordinator) replayOnce(ctx context.Context, user string) ([]int64, tim
 			got = append(got, idx)
 		}
 	}
+}
+
+// streamPushes is one unicast publisher over a gRPC PushStream until
+// deadline: pushes go out without waiting, at most Window unanswered; each
+// answer's latency (sent → answered) goes to h. It returns the pushes
+// answered.
+func (c *coordinator) streamPushes(ctx context.Context, deadline time.Time, h *Hist) (int, error) {
+	// A connection of its own (cleartext HTTP/2), from this run's subnet.
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	hc := &http.Client{Transport: &http.Transport{Protocols: &p,
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(c.subnet + "1")}}).DialContext}}
+	defer hc.CloseIdleConnections()
+	api, err := herald.NewClient(c.opts.URL, c.opts.Key, herald.WithGRPC(), herald.WithHTTPClient(hc),
+		herald.WithMaxAttempts(1), herald.WithAutoID(false))
+	if err != nil {
+		return 0, err
+	}
+	s, err := api.PushStream(ctx)
+	if err != nil {
+		return 0, err
+	}
+	window := max(1, c.opts.Window)
+	slots := make(chan struct{}, window)
+	sent := make([]time.Time, window) // by index % window: at most window in flight
+	answered := make(chan error, 1)
+	n := 0
+	go func() {
+		for {
+			r, err := s.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				answered <- err
+				return
+			}
+			if r.Err != nil {
+				answered <- fmt.Errorf("bench: stream push refused: %w", r.Err)
+				return
+			}
+			h.Add(time.Since(sent[r.Index%uint64(window)]))
+			n++
+			<-slots
+		}
+	}()
+	var i uint64
+	var sendErr error
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case slots <- struct{}{}:
+		case err := <-answered:
+			return n, err // the stream ended early
+		}
+		sent[i%uint64(window)] = time.Now()
+		if sendErr = s.Send(c.userPush(c.target(), 1<<40+c.index.Add(1))); sendErr != nil {
+			break
+		}
+		i++
+	}
+	_ = s.Close()
+	if err := <-answered; err != nil {
+		return n, err
+	}
+	return n, sendErr
 }

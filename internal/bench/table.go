@@ -13,7 +13,7 @@ var columns = map[string][]string{
 	"idle":      {"conns", "connect/s", "rss/conn KiB", "server RSS MiB", "closed"},
 	"broadcast": {"conns", "pushes", "deliveries", "lost", "dups", "deliveries/s", "CPU-s/M", "p50 ms", "p99 ms", "max ms"},
 	"latency":   {"conns", "pushes", "pushes/s", "lost", "dups", "p50 ms", "p99 ms", "p999 ms", "max ms"},
-	"unicast":   {"conns", "pushes", "pushes/s", "CPU µs/push", "api p50 ms", "api p99 ms", "deliveries/s", "lost", "dups", "p99 ms"},
+	"unicast":   {"conns", "pushes", "pushes/s", "CPU µs/push", "api p50 ms", "api p99 ms", "deliveries/s", "lost", "dups", "p99 ms", "max ms"},
 	"churn":     {"conns", "connect/s", "mass disconnect s"},
 	"resume":    {"pushes", "stored/s", "resume ms", "lost", "dups"},
 	"webhooks":  {"conns", "events", "lost", "dups", "events/s", "drain s"},

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"testing"
@@ -40,7 +41,7 @@ func TestWebhooksReceiver(t *testing.T) {
 	case err := <-done:
 		t.Fatal(err)
 	}
-	c, err := newCoordinator(Options{URL: "http://" + srv.Addr, Conns: 1})
+	c, err := newCoordinator(Options{URL: "http://" + srv.Addr, Conns: 1, Progress: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}

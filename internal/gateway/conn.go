@@ -29,6 +29,10 @@ type wire interface {
 	// just begun (c.writing was set), and the writer takes frames with take
 	// until it returns nil.
 	schedule()
+	// writeInline is schedule on a goroutine that holds no lock and may
+	// wait for one socket write: a transport that can write right away
+	// does so.
+	writeInline()
 	// closeFrame is the last frame a closing connection sends: it tells
 	// the client the close code.
 	closeFrame(code int, reason string) *protocol.Outgoing
@@ -101,7 +105,30 @@ func (c *conn) Send(frames ...*protocol.Outgoing) {
 	c.enqueue(frames, false)
 }
 
+// SendInline is Send from a caller that holds no lock and may wait for a
+// socket write (hub.Targets.Inline): if the connection was idle, its
+// transport writes it on the caller's goroutine instead of handing it to
+// a writer.
+func (c *conn) SendInline(frames ...*protocol.Outgoing) {
+	if c.pusher != nil {
+		c.sendPusher(frames) // converted into a pooled slice: not kept
+		return
+	}
+	if c.put(frames, false) {
+		c.wire.writeInline()
+	}
+}
+
 func (c *conn) enqueue(frames []*protocol.Outgoing, now bool) {
+	if c.put(frames, now) {
+		c.wire.schedule()
+	}
+}
+
+// put queues frames (held while a replay runs, unless now) and reports
+// whether the connection's writing turn starts: the caller then gets it
+// written (schedule).
+func (c *conn) put(frames []*protocol.Outgoing, now bool) bool {
 	size := 0
 	for _, f := range frames {
 		size += len(f.Frame)
@@ -109,27 +136,27 @@ func (c *conn) enqueue(frames []*protocol.Outgoing, now bool) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	if g := c.greet; g != nil && !now {
 		if g.bytes == 0 || g.bytes+size <= c.g.cfg.QueueBytes {
 			g.held = append(g.held, frames...)
 			g.bytes += size
 			c.mu.Unlock()
-			return
+			return false
 		}
 		// Too much arrived during the replay: the client reconnects and
 		// resumes rather than lose or reorder what was held.
 		c.mu.Unlock()
 		c.g.metrics.SlowConsumer()
 		go c.close(protocol.CloseSlowConsumer, "slow consumer: too much arrived during the replay")
-		return
+		return false
 	}
 	if !now {
 		if kept := c.inOrder(frames); len(kept) < len(frames) {
 			if frames = kept; len(frames) == 0 {
 				c.mu.Unlock()
-				return
+				return false
 			}
 			size = 0
 			for _, f := range frames {
@@ -145,7 +172,7 @@ func (c *conn) enqueue(frames []*protocol.Outgoing, now bool) {
 		c.g.metrics.SlowConsumer()
 		// Send may run under a hub lock; closing calls the hub.
 		go c.close(protocol.CloseSlowConsumer, "slow consumer: queue full")
-		return
+		return false
 	}
 	c.queue = append(c.queue, frames...)
 	c.queued += size
@@ -157,9 +184,7 @@ func (c *conn) enqueue(frames []*protocol.Outgoing, now bool) {
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
-	if start {
-		c.wire.schedule()
-	}
+	return start
 }
 
 func (c *conn) isClosed() bool {
@@ -182,7 +207,9 @@ func (c *conn) take() []*protocol.Outgoing {
 	batch := c.queue
 	if len(batch) == 0 {
 		c.writing = false
-		c.queue = nil
+		if cap(batch) > keptQueue || c.closed {
+			c.queue = nil
+		}
 		closed := c.closed
 		c.mu.Unlock()
 		if closed {
@@ -247,6 +274,35 @@ func (c *conn) waitDrained() bool {
 
 // recycle reuses a written batch's array as the queue, unless new frames
 // arrived meanwhile.
+// written follows a batch an inline writer's socket took whole: if
+// nothing was queued meanwhile it ends the writing turn (as take would on
+// the next turn) and reports false; otherwise it reports true, the rest to
+// be written on a next turn.
+func (c *conn) written(batch []*protocol.Outgoing) bool {
+	clear(batch)
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		c.mu.Unlock()
+		return true
+	}
+	c.writing = false
+	c.queue = nil
+	if cap(batch) <= keptQueue && !c.closed {
+		c.queue = batch[:0] // no allocation for the next push
+	}
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		c.finish()
+	}
+	return false
+}
+
+// keptQueue is the largest queue an idle connection keeps between pushes
+// (a few pointers; longer ones are released): a connection that gets a
+// push now and then, such as a room member, needs no allocation per push.
+const keptQueue = 4
+
 func (c *conn) recycle(batch []*protocol.Outgoing) {
 	clear(batch)
 	c.mu.Lock()

@@ -193,7 +193,7 @@ func (g *Gateway) write() {
 	for {
 		select {
 		case c := <-g.ready:
-			c.drain(&w)
+			c.drain(&w, false)
 		case <-g.stop:
 			return
 		}

@@ -55,6 +55,10 @@ type sseConn struct {
 
 var _ wire = (*sseConn)(nil)
 
+// writeInline wakes the stream's writer: the stream's response belongs to
+// its handler goroutine.
+func (c *sseConn) writeInline() { c.schedule() }
+
 func (c *sseConn) schedule() {
 	select {
 	case c.wake <- struct{}{}:

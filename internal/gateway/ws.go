@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -52,6 +53,21 @@ func (c *wsConn) schedule() {
 	}
 }
 
+// writeInline drains the connection on the caller's goroutine (TLS: on a
+// pool writer; its writes block).
+func (c *wsConn) writeInline() {
+	if c.tls != nil {
+		c.schedule()
+		return
+	}
+	w := scratchPool.Get().(*writerScratch)
+	c.drain(w, true)
+	scratchPool.Put(w)
+}
+
+// scratchPool holds the writer scratch of inline writes.
+var scratchPool = sync.Pool{New: func() any { return new(writerScratch) }}
+
 // closeFrame is a WebSocket close frame.
 func (c *wsConn) closeFrame(code int, reason string) *protocol.Outgoing {
 	if c.pusher != nil {
@@ -80,11 +96,15 @@ func (c *wsConn) unblock() { _ = c.nc.SetWriteDeadline(time.Now()) }
 func (c *wsConn) stopReading() { c.poller.remove(c) }
 
 // drain runs on a pool writer: it writes what is queued with non-blocking
-// writev calls and puts the connection back at the end of the ready queue
-// if more arrived meanwhile, so batches grow while writers are behind and
-// no connection waits for another. A socket that cannot take everything is
-// handed to a goroutine of its own that waits for it (writeBlocking).
-func (c *wsConn) drain(w *writerScratch) {
+// writev calls and puts the connection back at the end of the ready queue,
+// so batches grow while writers are behind and no connection waits for
+// another (during a burst the connection stays in its writing turn, and
+// queueing to it needs no hand-off). An inline writer (writeInline) ends
+// the turn at once if nothing more was queued: a push to an idle
+// connection then costs no hand-off at all. A socket that cannot take
+// everything is handed to a goroutine of its own that waits for it
+// (writeBlocking).
+func (c *wsConn) drain(w *writerScratch, inline bool) {
 	batch := c.take()
 	if batch == nil {
 		return
@@ -100,6 +120,10 @@ func (c *wsConn) drain(w *writerScratch) {
 		rest = append([][]byte(nil), rest...)
 		w.hdrs = nil // the blocked writer keeps the headers it points into
 		go c.writeBlocking(rest, batch)
+	case inline:
+		if c.written(batch) {
+			c.schedule()
+		}
 	default:
 		c.recycle(batch)
 		c.schedule()

@@ -60,13 +60,17 @@ func New(cfg Config, keys *apikey.Keys, svc *push.Service, o *cluster.Ops, m *me
 // Routes registers the service and gRPC server reflection (v1 and
 // v1alpha, so grpcurl needs no .proto file) on mux.
 func (a *API) Routes(mux *http.ServeMux) {
-	mux.Handle(heraldv1connect.NewHeraldServiceHandler(a,
+	path, h := heraldv1connect.NewHeraldServiceHandler(a,
 		connect.WithRequestGate(a.authenticate),
 		connect.WithInterceptors(connect.UnaryInterceptorFunc(a.mapErrors)),
 		connect.WithConditionalHandlerOptions(func(s connect.Spec) []connect.HandlerOption {
 			return []connect.HandlerOption{connect.WithReadMaxBytes(a.readLimit(s.Procedure))}
 		}),
-	))
+		// The API's answers are small: compressing them (a gzip writer
+		// reset per message) cost more CPU than the push itself.
+		connect.WithCompressMinBytes(1024),
+	)
+	mux.Handle(path, holdFlushes(h))
 	reflector := grpcreflect.NewStaticReflector(heraldv1connect.HeraldServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))

@@ -3,9 +3,6 @@ package grpcapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
-	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -109,45 +106,4 @@ func (a *API) RecallMessage(ctx context.Context, req *connect.Request[heraldv1.R
 		return nil, err
 	}
 	return connect.NewResponse(&heraldv1.RecallMessageResponse{}), nil
-}
-
-// PushStream handles a stream of pushes one after another, answering each
-// in order: the same validation, idempotency and storage as Push, without
-// a round trip per message. A push's failure is its answer; the stream
-// goes on. Each push gets the engine deadline of its own.
-func (a *API) PushStream(ctx context.Context, st *connect.BidiStream[heraldv1.PushStreamRequest, heraldv1.PushStreamResponse]) error {
-	start := time.Now()
-	for i := uint64(0); ; i++ {
-		in, err := st.Receive()
-		if errors.Is(err, io.EOF) {
-			a.metrics.RPCRequest("ok", time.Since(start).Seconds())
-			return nil
-		}
-		if err != nil {
-			return err // the client went away, or sent a message over the limit
-		}
-		res := &heraldv1.PushResult{}
-		if id, err := a.pushOne(ctx, in.GetPush()); err != nil {
-			res.Result = &heraldv1.PushResult_Error{Error: errorInfo(err)}
-		} else {
-			res.Result = &heraldv1.PushResult_Id{Id: id}
-		}
-		if err := st.Send(&heraldv1.PushStreamResponse{Index: i, Result: res}); err != nil {
-			return err
-		}
-	}
-}
-
-// pushOne is one push of a stream.
-func (a *API) pushOne(ctx context.Context, m *heraldv1.PushRequest) (string, error) {
-	if m == nil {
-		return "", push.Errorf(push.CodeInvalidArgument, "a stream message carries no push")
-	}
-	r, err := a.request(ctx, m)
-	if err != nil {
-		return "", err
-	}
-	ctx, cancel := a.engineCtx(ctx)
-	defer cancel()
-	return a.svc.Push(ctx, r)
 }

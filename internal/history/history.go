@@ -94,10 +94,10 @@ func (s *Sampler) Sample(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	// A point is named by the slot boundary at or before now: Run wakes
+	// just after one, and the point holds the counts there and the rates
+	// over the slot that ended there.
 	at := now.Truncate(Interval).UnixMilli()
-	if !now.Equal(now.Truncate(Interval)) {
-		at += Interval.Milliseconds() // a slot is named by its end
-	}
 	secs := max(0, now.Sub(s.prevAt).Seconds())
 	if _, ok := cur[""]; !ok {
 		cur[""] = Reading{}
@@ -115,7 +115,7 @@ func (s *Sampler) Sample(ctx context.Context) {
 	for app, r := range cur {
 		g, ok := s.rings[app]
 		if !ok {
-			if len(s.rings) > MaxApps && app != "" { // "" is one more
+			if app != "" && s.apps() >= MaxApps {
 				continue
 			}
 			g = &ring{}
@@ -124,6 +124,15 @@ func (s *Sampler) Sample(ctx context.Context) {
 		g.add(point(at, s.prev[app], r, secs))
 	}
 	s.prev, s.prevAt = cur, now
+}
+
+// apps is how many apps have a ring (the totals' ring "" is not one).
+func (s *Sampler) apps() int {
+	n := len(s.rings)
+	if _, ok := s.rings[""]; ok {
+		n--
+	}
+	return n
 }
 
 // point is the slot ending at `at` from the readings at its two ends,

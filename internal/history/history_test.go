@@ -140,3 +140,20 @@ func TestRunSamplesAtOnceAndStops(t *testing.T) {
 	close(stop)
 	<-done
 }
+
+// TestPointsAreNeverAhead: sampling a little after each boundary, as Run
+// does, names each point by the boundary just passed, never a later one.
+func TestPointsAreNeverAhead(t *testing.T) {
+	read := map[string]Reading{"": {Conns: 1}}
+	s, now := clocked(t, read)
+	start := *now
+	for i := 1; i <= 5; i++ {
+		*now = start.Add(time.Duration(i)*Interval + 30*time.Millisecond)
+		s.Sample(context.Background())
+		pts := s.Points("", 0)
+		last := pts[len(pts)-1]
+		if want := start.Add(time.Duration(i) * Interval).UnixMilli(); last.At != want {
+			t.Fatalf("sample %d at %v: point named %d, want %d (the boundary just passed)", i, *now, last.At, want)
+		}
+	}
+}

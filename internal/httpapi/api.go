@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/heraldpush/herald/internal/apierr"
@@ -301,6 +303,47 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, decodeError(err)
 	}
 	return buf.Bytes(), nil
+}
+
+// bodyPool holds request bodies read by readPooled.
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// readPooled is readBody into a pooled buffer; give it back with
+// putPooled once nothing refers to the body any more.
+func readPooled(w http.ResponseWriter, r *http.Request, limit int64) (*[]byte, error) {
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	bp := bodyPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	if r.ContentLength > 0 {
+		b = slices.Grow(b, int(r.ContentLength)+1) // +1: room to see io.EOF
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, bytes.MinRead)
+		}
+		n, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			*bp = b
+			putPooled(bp)
+			return nil, decodeError(err)
+		}
+	}
+	*bp = b
+	return bp, nil
+}
+
+// putPooled returns a body of readPooled to the pool (not the big ones).
+func putPooled(bp *[]byte) {
+	if cap(*bp) <= 16<<10 {
+		bodyPool.Put(bp)
+	}
 }
 
 func tooLarge(limit int64) error {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/heraldpush/herald/internal/apierr"
 	"github.com/heraldpush/herald/internal/cluster"
+	"github.com/heraldpush/herald/internal/jsonscan"
+	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/push"
 )
 
@@ -39,22 +41,104 @@ func (a *API) engineCtx(r *http.Request) (context.Context, context.CancelFunc) {
 }
 
 func (a *API) push(w http.ResponseWriter, r *http.Request, p principal) error {
-	var b pushBody
-	if err := decode(w, r, a.cfg.pushBodyLimit(), &b); err != nil {
+	bp, err := readPooled(w, r, a.cfg.pushBodyLimit())
+	if err != nil {
 		return err
+	}
+	defer putPooled(bp) // the push service copies what it keeps
+	body := *bp
+	var b pushBody
+	if !json.Valid(body) || !scanPush(body, &b) {
+		b = pushBody{}
+		if err := strictUnmarshal(body, &b); err != nil {
+			return err
+		}
 	}
 	req, err := a.request(p, &b)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := a.engineCtx(r)
-	defer cancel()
+	ctx := r.Context()
+	if b.Offline || len(b.To.Rooms) > 0 {
+		// Storing (offline, or a room that keeps history) waits for the
+		// engine; a live push only hands its message over.
+		var cancel context.CancelFunc
+		ctx, cancel = a.engineCtx(r)
+		defer cancel()
+	}
 	id, err := a.svc.Push(ctx, req)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, map[string]string{"id": id})
+	writeID(w, id)
 	return nil
+}
+
+// scanPush decodes the common push body without reflection: valid JSON
+// (checked by the caller), known keys only, plain strings. false: the body
+// needs encoding/json (which then words any error).
+func scanPush(body []byte, b *pushBody) bool {
+	s := jsonscan.New(body)
+	for {
+		k, ok := s.Key()
+		if !ok {
+			break
+		}
+		switch string(k) {
+		case "to":
+			s.Object()
+			for {
+				k, ok := s.Key()
+				if !ok {
+					break
+				}
+				switch string(k) {
+				case "users":
+					b.To.Users = s.Strings()
+				case "conns":
+					b.To.Conns = s.Strings()
+				case "rooms":
+					b.To.Rooms = s.Strings()
+				case "app":
+					b.To.App = s.Bool()
+				case "all":
+					b.To.All = s.Bool()
+				default:
+					s.Fail()
+				}
+			}
+		case "data":
+			b.Data = s.Raw()
+		case "ttl":
+			ttl := int64(s.Uint())
+			b.TTL = &ttl
+		case "offline":
+			b.Offline = s.Bool()
+		case "id":
+			b.ID = s.String()
+		case "app":
+			b.App = s.String()
+		case "event":
+			b.Event = s.String()
+		default:
+			s.Fail()
+		}
+	}
+	return s.Done()
+}
+
+// jsonType is the Content-Type of the API's answers, shared (net/http only
+// reads a header's values).
+var jsonType = []string{"application/json"}
+
+// writeID answers {"id":…} as writeJSON would, without reflection.
+func writeID(w http.ResponseWriter, id string) {
+	w.Header()["Content-Type"] = jsonType
+	w.WriteHeader(200)
+	buf := make([]byte, 0, 16+len(id))
+	buf = append(buf, `{"id":`...)
+	buf = protocol.AppendString(buf, id)
+	_, _ = w.Write(append(buf, '}', '\n'))
 }
 
 type batchResult struct {

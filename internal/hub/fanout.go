@@ -18,6 +18,12 @@ type Targets struct {
 	// SkipUsers are users whose connections are left out (they get the
 	// message another way).
 	SkipUsers []string
+	// Inline says the caller holds no lock and may wait for a socket
+	// write: a push to one user's or one connection's few connections is
+	// handed over outside the hub's locks with SendInline (an idle
+	// connection is then written on the caller's goroutine, without a
+	// hand-off to a writer).
+	Inline bool
 }
 
 // Send delivers frames (in order) to every local connection that t selects,
@@ -34,6 +40,11 @@ func (h *Hub) Send(t *Targets, f []*protocol.Outgoing, except *Conn) int {
 	}
 	if kinds > 1 || len(t.Rooms) > 1 || len(t.Users) > 1 || len(t.Conns) > 1 || len(t.SkipUsers) > 0 {
 		return h.sendUnion(t, f, except)
+	}
+	if t.Inline && len(t.Users)+len(t.Conns) == 1 && kinds == 1 {
+		if n, ok := h.sendInline(t, f, except); ok {
+			return n
+		}
 	}
 	n := 0
 	for _, u := range t.Users {
@@ -70,6 +81,55 @@ func (h *Hub) sendUser(k Key, f []*protocol.Outgoing, except *Conn) int {
 	}
 	s.mu.RUnlock()
 	return n
+}
+
+// inlineMax is the most connections sendInline takes out of the lock.
+const inlineMax = 8
+
+// sendInline is sendUser or sendConn for Targets.Inline: the recipients
+// are copied out under the read lock and handed the frames after it is
+// released. false: too many connections, or one that cannot write inline;
+// nothing was sent.
+func (h *Hub) sendInline(t *Targets, f []*protocol.Outgoing, except *Conn) (int, bool) {
+	var buf [inlineMax]InlineSender
+	out := buf[:0]
+	take := func(c *Conn) bool {
+		if c == except {
+			return true
+		}
+		is, ok := c.Out.(InlineSender)
+		if !ok || len(out) == inlineMax {
+			return false
+		}
+		out = append(out, is)
+		return true
+	}
+	ok := true
+	if len(t.Users) == 1 {
+		k := Key{t.App, t.Users[0]}
+		s := h.shardOfKey(k)
+		s.mu.RLock()
+		for _, c := range s.users[k] {
+			if ok = take(c); !ok {
+				break
+			}
+		}
+		s.mu.RUnlock()
+	} else {
+		s := h.shardOf(t.Conns[0])
+		s.mu.RLock()
+		if c := s.conns[t.Conns[0]]; c != nil && c.App == t.App {
+			ok = take(c)
+		}
+		s.mu.RUnlock()
+	}
+	if !ok {
+		return 0, false
+	}
+	for _, c := range out {
+		c.SendInline(f...)
+	}
+	return len(out), true
 }
 
 func (h *Hub) sendConn(app, id string, f []*protocol.Outgoing, except *Conn) int {

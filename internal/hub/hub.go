@@ -16,6 +16,14 @@ type Sender interface {
 	Send(frames ...*protocol.Outgoing)
 }
 
+// InlineSender is a Sender that can also write on the caller's goroutine
+// (Targets.Inline): SendInline is Send from a caller that holds no lock and
+// may wait for one socket write.
+type InlineSender interface {
+	Sender
+	SendInline(frames ...*protocol.Outgoing)
+}
+
 // Conn is one live connection as the hub knows it. Identity fields are set
 // before Add and never change after.
 type Conn struct {

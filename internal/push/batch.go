@@ -175,7 +175,7 @@ func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, ite
 	}
 	seqs, failed := s.inbox.AppendMany(ctx, app, entries)
 	records := make([]engine.MessageRecord, 0, len(items))
-	var buf, msg []byte
+	var msg []byte
 	stored := 0
 	for k, i := range items {
 		if failed != nil && failed[k] != nil {
@@ -193,8 +193,8 @@ func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, ite
 			continue
 		}
 		msg = protocol.AppendWithSeq(msg[:0], e.Payload, seqs[k])
-		buf = appendEnvelope(buf[:0], &envelope{App: app, Users: []string{e.User}, ID: e.ID, Seq: seqs[k]}, msg)
-		if err := s.broker.Publish(ctx, engine.Topic{Kind: engine.User, App: app, Name: e.User}, buf); err != nil {
+		env := envelope{App: app, Users: []string{e.User}, ID: e.ID, Seq: seqs[k]}
+		if err := s.publishTopic(ctx, engine.Topic{Kind: engine.User, App: app, Name: e.User}, &env, msg, false); err != nil {
 			s.log.Warn("publishing a stored message live", "id", e.ID, "err", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/heraldpush/herald/internal/jsonscan"
 	"github.com/heraldpush/herald/internal/protocol"
 )
 
@@ -92,8 +93,54 @@ func splitEnvelope(payload []byte) (envelope, []byte, error) {
 	if i < 0 {
 		return e, nil, errBadEnvelope
 	}
-	if err := json.Unmarshal(payload[:i], &e); err != nil {
-		return e, nil, errors.Join(errBadEnvelope, err)
+	if !scanEnvelope(payload[:i], &e) {
+		e = envelope{}
+		if err := json.Unmarshal(payload[:i], &e); err != nil {
+			return e, nil, errors.Join(errBadEnvelope, err)
+		}
 	}
 	return e, payload[i+1:], nil
+}
+
+// scanEnvelope decodes an envelope as appendEnvelope writes it, without
+// reflection; false: the line needs encoding/json.
+func scanEnvelope(line []byte, e *envelope) bool {
+	s := jsonscan.New(line)
+	for {
+		k, ok := s.Key()
+		if !ok {
+			break
+		}
+		switch string(k) {
+		case "i":
+			e.ID = s.String()
+		case "a":
+			e.App = s.String()
+		case "u":
+			e.Users = s.Strings()
+		case "c":
+			e.Conns = s.Strings()
+		case "r":
+			e.Rooms = s.Strings()
+		case "w":
+			e.Whole = s.Bool()
+		case "x":
+			e.All = s.Bool()
+		case "d":
+			e.Dedup = s.Bool()
+		case "e":
+			e.Except = s.String()
+		case "su":
+			e.Skip = s.Strings()
+		case "s":
+			e.Seq = s.Uint()
+		case "p":
+			e.Pos = s.Uint()
+		case "k":
+			e.Kind = s.String()
+		default:
+			s.Fail()
+		}
+	}
+	return s.Done()
 }

@@ -17,6 +17,8 @@ func FuzzEnvelope(f *testing.F) {
 	f.Add("shop", `q"u\o`, "c_n1_2", "r 2", "m_1", "c_n1_3", "", uint8(0xff), uint64(1<<64-1), uint64(7), []byte(`{"m":1}`),
 		[]byte("{\"i\":\"m_1\",\"u\":[\"alice\"],\"s\":3}\n{\"id\":\"m_1\"}"))
 	f.Add("", "", "", "", "", "", kindRecall, uint8(0), uint64(0), uint64(0), []byte{}, []byte("{\"i\":\"\"}\n"))
+	f.Add("a", "b", "", "", "m", "", "", uint8(8), uint64(12), uint64(0), []byte(`1`),
+		[]byte("{\"i\":\"m\",\"a\":\"s\",\"u\":[\"x\" , \"ü\"],\"w\":true,\"d\":false,\"s\":0012,\"p\":1e3,\"k\":null}\n{}"))
 	f.Add("ü→", "\x00\x1f", "\u2028", "<&>", "\xff", "a\xffb", "x", uint8(0x15), uint64(1), uint64(2), []byte("\n\n"), []byte("no newline"))
 	f.Fuzz(func(t *testing.T, app, user, conn, room, id, except, kind string, flags uint8, seq, pos uint64, msg, raw []byte) {
 		e := envelope{App: app, ID: id, Except: except, Kind: kind, Seq: seq, Pos: pos,
@@ -48,6 +50,15 @@ func FuzzEnvelope(f *testing.F) {
 		}
 		if allValid(&e) && !reflect.DeepEqual(got, e) {
 			t.Fatalf("round trip of %+v = %+v", e, got)
+		}
+
+		// What the reflection-free scan takes, encoding/json reads the same.
+		line, _, _ := bytes.Cut(raw, []byte("\n"))
+		var scanned, std envelope
+		if scanEnvelope(line, &scanned) {
+			if err := json.Unmarshal(line, &std); err != nil || !reflect.DeepEqual(scanned, std) {
+				t.Fatalf("%q: scanned %+v, encoding/json %+v (%v)", line, scanned, std, err)
+			}
 		}
 
 		// Any accepted payload re-encodes to the same envelope and message.

@@ -44,7 +44,7 @@ func roomInbox(app string) string { return app + "\x00rooms" }
 // without history, which the caller publishes as usual.
 func (s *Service) storeHistory(ctx context.Context, app string, rooms []string, m *protocol.Message, except string) ([]string, error) {
 	var plain []string
-	var buf, msg []byte
+	var msg []byte
 	kept := false
 	for _, room := range rooms {
 		h, ok := s.historyOf(room)
@@ -63,8 +63,8 @@ func (s *Service) storeHistory(ctx context.Context, app string, rooms []string, 
 			return nil, &Error{Code: CodeUnavailable, Message: "the room message could not be stored", Err: err}
 		}
 		msg = protocol.AppendWithPos(msg[:0], stored, pos[0])
-		buf = appendEnvelope(buf[:0], &envelope{App: app, Rooms: []string{room}, ID: m.ID, Except: except, Pos: pos[0]}, msg)
-		err = s.broker.Publish(ctx, engine.Topic{Kind: engine.Room, App: app, Name: room}, buf)
+		env := envelope{App: app, Rooms: []string{room}, ID: m.ID, Except: except, Pos: pos[0]}
+		err = s.publishTopic(ctx, engine.Topic{Kind: engine.Room, App: app, Name: room}, &env, msg, false)
 		unlock()
 		if err != nil {
 			return nil, &Error{Code: CodeUnavailable, Message: "the engine did not accept the push", Err: err}

@@ -18,8 +18,9 @@ type InboxState struct {
 	WaitingMore bool `json:"waiting_more,omitempty"`
 }
 
-// WaitingCap bounds the messages InboxState counts: a count reads them.
-const WaitingCap = 1000
+// WaitingCap bounds the messages InboxState counts: a count reads them
+// (at most WaitingCap+1 payloads per call).
+const WaitingCap = 100
 
 // Inbox reports where app's user's inbox stands (read only; a user that
 // never had a message stands at zero).

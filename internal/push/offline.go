@@ -53,15 +53,15 @@ func (s *Service) store(ctx context.Context, r *Request, m *protocol.Message, tt
 // seq, to the users online (a failure is logged: the users get the message
 // from their inbox when they next connect).
 func (s *Service) publishStored(ctx context.Context, app string, users []string, id string, stored []byte, seqs []uint64) {
-	var buf, msg []byte
+	var msg []byte
 	var errs []error
 	for i, u := range users {
 		if s.limits.Alone && !s.hub.Online(app, u) {
 			continue // see storeApp
 		}
 		msg = protocol.AppendWithSeq(msg[:0], stored, seqs[i])
-		buf = appendEnvelope(buf[:0], &envelope{App: app, Users: []string{u}, ID: id, Seq: seqs[i]}, msg)
-		errs = append(errs, s.broker.Publish(ctx, engine.Topic{Kind: engine.User, App: app, Name: u}, buf))
+		env := envelope{App: app, Users: users[i : i+1], ID: id, Seq: seqs[i]}
+		errs = append(errs, s.publishTopic(ctx, engine.Topic{Kind: engine.User, App: app, Name: u}, &env, msg, false))
 	}
 	if err := errors.Join(errs...); err != nil {
 		s.log.Warn("publishing a stored message live", "id", id, "err", err)
@@ -228,13 +228,12 @@ func (s *Service) Recall(ctx context.Context, app, id string) error {
 	}
 	notice := protocol.Recall(id)
 	var errs []error
-	var buf []byte
 	for _, us := range rec.Users {
 		if _, err := s.inbox.Remove(ctx, app, us.User, us.Seq); err != nil {
 			errs = append(errs, err)
 		}
-		buf = appendEnvelope(buf[:0], &envelope{App: app, Users: []string{us.User}, ID: id, Kind: kindRecall}, notice)
-		errs = append(errs, s.broker.Publish(ctx, engine.Topic{Kind: engine.User, App: app, Name: us.User}, buf))
+		env := envelope{App: app, Users: []string{us.User}, ID: id, Kind: kindRecall}
+		errs = append(errs, s.publishTopic(ctx, engine.Topic{Kind: engine.User, App: app, Name: us.User}, &env, notice, false))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return &Error{Code: CodeUnavailable, Message: "recall incomplete; retry", Err: err}

@@ -33,7 +33,8 @@ type Limits struct {
 	RoomHistory    []RoomHistory // rooms that keep their recent messages
 	// Alone says this node is the whole cluster: a user with no connection
 	// in its hub has none anywhere, so a stored message for that user is
-	// not published live (the user's next connect replays it).
+	// not published live (the user's next connect replays it), and pushes
+	// to users and connections go to the hub directly (publishTopic).
 	Alone bool
 	// EngineTimeout bounds the engine calls the service makes on its own,
 	// without a caller's (0: DefaultEngineTimeout).
@@ -307,7 +308,9 @@ func (s *Service) sendSkipping(ctx context.Context, app string, t *Target, m *pr
 		}
 		t = &rest
 	}
-	msg := protocol.AppendMessage(make([]byte, 0, 96+len(m.Data)), m)
+	mp := bufPool.Get().(*[]byte)
+	msg := protocol.AppendMessage((*mp)[:0], m)
+	defer func() { *mp = msg; bufPool.Put(mp) }()
 	kinds := 0
 	for _, k := range []bool{len(t.Users) > 0, len(t.Conns) > 0, len(t.Rooms) > 0, t.App, t.All} {
 		if k {
@@ -319,45 +322,75 @@ func (s *Service) sendSkipping(ctx context.Context, app string, t *Target, m *pr
 	if dedup {
 		full = envelope{App: app, Users: t.Users, Conns: t.Conns, Rooms: t.Rooms, Whole: t.App, All: t.All, ID: m.ID, Dedup: true, Except: except, Skip: skip}
 	}
-	var buf []byte
-	pub := func(topic engine.Topic, e *envelope) error {
+	var errs []error
+	pub := func(topic engine.Topic, e *envelope) {
 		if dedup {
 			e = &full
 		}
-		buf = appendEnvelope(buf[:0], e, msg)
-		return s.broker.Publish(ctx, topic, buf)
+		if err := s.publishTopic(ctx, topic, e, msg, true); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	var errs []error
-	for _, u := range t.Users {
+	for i, u := range t.Users {
 		e := full
-		e.Users = []string{u}
-		errs = append(errs, pub(engine.Topic{Kind: engine.User, App: app, Name: u}, &e))
+		e.Users = t.Users[i : i+1]
+		pub(engine.Topic{Kind: engine.User, App: app, Name: u}, &e)
 	}
 	for node, conns := range groupByNode(t.Conns) {
 		e := full
 		e.Conns = conns
-		errs = append(errs, pub(engine.Topic{Kind: engine.Node, Name: node}, &e))
+		pub(engine.Topic{Kind: engine.Node, Name: node}, &e)
 	}
-	for _, room := range t.Rooms {
+	for i, room := range t.Rooms {
 		e := full
-		e.Rooms = []string{room}
-		errs = append(errs, pub(engine.Topic{Kind: engine.Room, App: app, Name: room}, &e))
+		e.Rooms = t.Rooms[i : i+1]
+		pub(engine.Topic{Kind: engine.Room, App: app, Name: room}, &e)
 	}
 	if t.App {
 		e := full
 		e.Whole = true
-		errs = append(errs, pub(engine.Topic{Kind: engine.App, App: app}, &e))
+		pub(engine.Topic{Kind: engine.App, App: app}, &e)
 	}
 	if t.All {
 		e := full
 		e.All = true
-		errs = append(errs, pub(engine.Topic{Kind: engine.All}, &e))
+		pub(engine.Topic{Kind: engine.All}, &e)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return &Error{Code: CodeUnavailable, Message: "the engine did not accept the push", Err: err}
 	}
 	s.count(app, 1, 0)
 	return nil
+}
+
+// bufPool holds the buffers of encoded messages and engine payloads, which
+// live only while a push is published (engines and the hub copy them).
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// publishTopic publishes the payload of e and msg to t through the engine.
+// On a node that is the whole cluster, user and connection topics skip the
+// engine: every connection they can reach is in this hub, so the message
+// is delivered here and now, on the caller's goroutine, without encoding
+// or decoding an envelope and without a dispatcher hand-off. All of a
+// user's or node's payloads take that path, so each topic keeps its
+// publish order. Rooms, apps and all still go through the engine, whose
+// dispatchers merge a burst to one room into one hub pass.
+//
+// inline says the caller holds no lock (a live push): a message delivered
+// here to an idle connection is then written on the caller's goroutine.
+func (s *Service) publishTopic(ctx context.Context, t engine.Topic, e *envelope, msg []byte, inline bool) error {
+	if s.limits.Alone && (t.Kind == engine.User || t.Kind == engine.Node) {
+		if !e.Dedup || !s.seenBefore(e.App+"\x00"+e.ID) {
+			s.fanOut(e, []*protocol.Outgoing{frameOf(e, msg)}, inline)
+		}
+		return nil
+	}
+	bp := bufPool.Get().(*[]byte)
+	buf := appendEnvelope((*bp)[:0], e, msg)
+	err := s.broker.Publish(ctx, t, buf)
+	*bp = buf
+	bufPool.Put(bp)
+	return err
 }
 
 func groupByNode(conns []string) map[string][]string {
@@ -410,33 +443,37 @@ func (s *Service) Deliver(payloads [][]byte) {
 			continue
 		}
 		if len(run) > 0 && !sameTargets(&runEnv, &e) {
-			s.fanOut(&runEnv, run)
+			s.fanOut(&runEnv, run, false)
 			run = run[:0]
 		}
 		runEnv = e
-		var f *protocol.Outgoing
-		if e.Kind != "" {
-			f = protocol.NewText(msg)
-		} else {
-			f = protocol.NewPush(msg)
-			f.Seq = e.Seq
-			if e.Pos > 0 {
-				f.Seq, f.Room = e.Pos, e.Rooms[0]
-			}
-		}
-		run = append(run, f)
+		run = append(run, frameOf(&e, msg))
 	}
 	if len(run) > 0 {
-		s.fanOut(&runEnv, run)
+		s.fanOut(&runEnv, run, false)
 	}
 }
 
-func (s *Service) fanOut(e *envelope, frames []*protocol.Outgoing) {
+// frameOf makes the frame a payload's message goes out in, marked with its
+// seq (or room position) so that a replaying connection can spot it.
+func frameOf(e *envelope, msg []byte) *protocol.Outgoing {
+	if e.Kind != "" {
+		return protocol.NewText(msg)
+	}
+	f := protocol.NewPush(msg)
+	f.Seq = e.Seq
+	if e.Pos > 0 {
+		f.Seq, f.Room = e.Pos, e.Rooms[0]
+	}
+	return f
+}
+
+func (s *Service) fanOut(e *envelope, frames []*protocol.Outgoing, inline bool) {
 	var except *hub.Conn
 	if e.Except != "" {
 		except = s.hub.Conn(e.Except)
 	}
-	n := s.hub.Send(&hub.Targets{App: e.App, Users: e.Users, Conns: e.Conns, Rooms: e.Rooms, Whole: e.Whole, All: e.All, SkipUsers: e.Skip}, frames, except)
+	n := s.hub.Send(&hub.Targets{App: e.App, Users: e.Users, Conns: e.Conns, Rooms: e.Rooms, Whole: e.Whole, All: e.All, SkipUsers: e.Skip, Inline: inline}, frames, except)
 	if n > 0 && len(e.Users) == 1 {
 		var seq uint64
 		for _, f := range frames {
@@ -472,8 +509,8 @@ func (s *Service) PresenceNoticeInfo(ctx context.Context, app, room, user string
 	if len(info) > 0 {
 		frame = append(append(append(frame[:len(frame)-1], `,"info":`...), info...), '}')
 	}
-	buf := appendEnvelope(nil, &envelope{App: app, Rooms: []string{room}, ID: newID(), Skip: []string{user}, Kind: kindPresence}, frame)
-	if err := s.broker.Publish(ctx, engine.Topic{Kind: engine.Room, App: app, Name: room}, buf); err != nil {
+	env := envelope{App: app, Rooms: []string{room}, ID: newID(), Skip: []string{user}, Kind: kindPresence}
+	if err := s.publishTopic(ctx, engine.Topic{Kind: engine.Room, App: app, Name: room}, &env, frame, false); err != nil {
 		return fmt.Errorf("push: presence notice for %s: %w", room, err)
 	}
 	return nil

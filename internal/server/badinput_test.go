@@ -155,6 +155,11 @@ func TestAPIBadInput(t *testing.T) {
 		{"unknown endpoint", "GET", "/v1/teleport", shopKey, nil, 404, "not_found"},
 		{"join without members", "POST", "/v1/rooms/r/join", shopKey, map[string]any{}, 400, "invalid_target"},
 		{"drain with an app key", "POST", "/v1/admin/drain", shopKey, nil, 403, "forbidden"},
+		{"another app's recent messages", "GET", "/v1/messages?app=blog", shopKey, nil, 403, "forbidden"},
+		{"another app's history", "GET", "/v1/stats/history?app=blog", shopKey, nil, 403, "forbidden"},
+		{"another app's webhooks", "GET", "/v1/webhooks?app=blog", shopKey, nil, 403, "forbidden"},
+		{"another app's dead letters", "GET", "/v1/webhooks/dead?app=blog", shopKey, nil, 403, "forbidden"},
+		{"another app's inbox", "GET", "/v1/users/ann/inbox?app=blog", shopKey, nil, 403, "forbidden"},
 		{"drain, bad time", "POST", "/v1/admin/drain", adminKey, map[string]any{"drain_time": "soon"}, 400, "invalid_argument"},
 		{"drain, unknown field", "POST", "/v1/admin/drain", adminKey, map[string]any{"over": "1s"}, 400, "invalid_argument"},
 	}

@@ -34,7 +34,12 @@ func newGRPCTransport(hc *http.Client, base, key string) *grpcTransport {
 		tr.Protocols = &p
 		hc = &http.Client{Timeout: defaultTimeout, Transport: tr}
 	}
-	return &grpcTransport{c: heraldv1connect.NewHeraldServiceClient(hc, base, connect.WithGRPC()), key: key}
+	own := *hc // not the caller's: its transport is wrapped
+	if own.Transport == nil {
+		own.Transport = http.DefaultTransport
+	}
+	own.Transport = coalescing{own.Transport}
+	return &grpcTransport{c: heraldv1connect.NewHeraldServiceClient(&own, base, connect.WithGRPC()), key: key}
 }
 
 // unary makes one call with the API key in the metadata: the one call

@@ -85,6 +85,54 @@ func TestPushStream(t *testing.T) {
 	}
 }
 
+// TestPushStreamKeepsOrder: a client sends a whole stream before reading
+// a single answer (the server works ahead of it), live and offline pushes
+// mixed, to one connected user: every push is answered, and the user gets
+// them all in the order they were sent, the stored ones with rising seqs.
+func TestPushStreamKeepsOrder(t *testing.T) {
+	n := startNode(t, nil)
+	n.via = transports[1] // grpc
+	conn, _ := n.dial("kim")
+	next[*herald.Resumed](t, conn)
+	s, err := n.client(apiKey).PushStream(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 1500
+	for i := range total {
+		p := herald.PushRequest{To: herald.Target{Users: []string{"kim"}}, Data: i, Offline: i%3 == 0}
+		if err := s.Send(p); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		r, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			if i != total {
+				t.Fatalf("%d answers, want %d", i, total)
+			}
+			break
+		}
+		if err != nil || r.Err != nil || r.Index != uint64(i) || r.ID == "" {
+			t.Fatalf("answer %d: %+v %v", i, r, err)
+		}
+	}
+	var seq uint64
+	for i := range total {
+		m := next[*herald.Message](t, conn)
+		if string(m.Data) != fmt.Sprint(i) {
+			t.Fatalf("message %d carries %s", i, m.Data)
+		}
+		if stored := i%3 == 0; stored != (m.Seq > 0) || (stored && m.Seq != seq+1) {
+			t.Fatalf("message %d: seq %d after %d", i, m.Seq, seq)
+		}
+		seq = max(seq, m.Seq)
+	}
+}
+
 // BenchmarkPush compares single gRPC pushes (one round trip each, 16 at
 // once) with one stream (no round trip per push), to a user of a real
 // node, live pushes of 100 bytes.
