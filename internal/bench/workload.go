@@ -164,8 +164,8 @@ func (c *coordinator) publish(ctx context.Context, n, rate, conc int, fn func(k 
 	return int(done.Load()), first
 }
 
-// knee puts every client in one room and steps the publish rate up from
-// Rate by Step, Duration per step, until the delivery p99 passes Limit, a
+// knee puts every client in one room and, after a short warm-up, steps
+// the publish rate up from Rate by Step, Duration per step, until the delivery p99 passes Limit, a
 // message is lost or the publisher falls behind. The knee is the last step
 // within the limit.
 func (c *coordinator) knee(ctx context.Context) (Result, error) {
@@ -183,8 +183,13 @@ func (c *coordinator) knee(ctx context.Context) (Result, error) {
 	}
 	res := Result{Nodes: len(c.opts.nodes())}
 	var knee, over *Step
+	// A warm-up at the first rate, not counted: the first pushes after
+	// the connects meet their garbage and cold caches.
+	if _, err := c.kneeStep(ctx, max(1, c.opts.Rate), min(c.opts.Duration, 3*time.Second)); err != nil {
+		return res, err
+	}
 	try := func(rate int) (bool, error) {
-		st, err := c.kneeStep(ctx, rate)
+		st, err := c.kneeStep(ctx, rate, c.opts.Duration)
 		if err != nil {
 			return false, err
 		}
@@ -225,13 +230,12 @@ func (c *coordinator) knee(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-// kneeStep pushes to the room at rate for Duration and measures the
-// deliveries.
-func (c *coordinator) kneeStep(ctx context.Context, rate int) (Step, error) {
+// kneeStep pushes to the room at rate for d and measures the deliveries.
+func (c *coordinator) kneeStep(ctx context.Context, rate int, d time.Duration) (Step, error) {
 	if _, err := c.all("reset"); err != nil {
 		return Step{}, err
 	}
-	n := max(1, int(c.opts.Duration.Seconds()*float64(rate)))
+	n := max(1, int(d.Seconds()*float64(rate)))
 	_, cpu0, err := c.sampleServers()
 	if err != nil {
 		return Step{}, err
