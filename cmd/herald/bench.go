@@ -30,7 +30,7 @@ const benchSummary = `Load-test a running node. SCENARIO is one of:
              push --rate messages/s to the rooms in turn for --duration: connect/s, messages in,
              deliveries out, p50/p95/p99, server CPU and RSS (a cluster: --connect, --publish-all, --server-pids)
   knee       --conns clients in one room; after a warm-up, the push rate steps up from --rate by --step,
-             --duration a step, until the delivery p99 passes --limit: the last rate within it
+             --duration a step, until the delivery p99 passes --limit twice: the last rate within it
 
 Clients are spread over --workers processes dialing from --sources addresses of a random 127.x.y.0/24.
 Give --server-pid to read the server's RSS and CPU from /proc, otherwise /metrics is used.
