@@ -66,7 +66,8 @@ func serve(args []string) error {
 		pusherKey     = fs.String("pusher-key", "", "Pusher key of --app (of app \"demo\" with --dev): pusher-js connects to /app/<key>")
 		pusherSecret  = fs.String("pusher-secret", "", "Pusher secret of --app (of app \"demo\" with --dev): signs channel auth and API calls")
 		pusherClient  = fs.Bool("pusher-client-events", false, "allow Pusher client- events on private and presence channels")
-		pusherHook    = fs.String("pusher-webhook-url", "", "Pusher-format webhook endpoint of --app (of app \"demo\" with --dev): channel and member events, client events")
+		pusherHook    = fs.String("pusher-webhook-url", "", "Pusher-format webhook endpoint of --app (of app \"demo\" with --dev): channel and member events")
+		pusherHookCE  = fs.Bool("pusher-client-event-webhooks", false, "with --pusher-webhook-url: also send client_event webhooks (each client event is stored in the outbox)")
 		allowPrivate  = fs.Bool("allow-private-webhooks", false, "accept http:// and private or loopback webhook URLs (always with --dev)")
 	)
 	fs.Var(&presenceRooms, "presence-rooms", "presence rooms: names or prefix* patterns, comma-separated")
@@ -140,8 +141,10 @@ func serve(args []string) error {
 			cfg.DevWebhooks = append(cfg.DevWebhooks, hook)
 		}
 	}
-	if set["pusher-app-id"] || set["pusher-key"] || set["pusher-secret"] || set["pusher-client-events"] || set["pusher-webhook-url"] {
-		p := &config.Pusher{AppID: *pusherAppID, Key: *pusherKey, Secret: *pusherSecret, ClientEvents: *pusherClient, WebhookURL: *pusherHook}
+	if set["pusher-app-id"] || set["pusher-key"] || set["pusher-secret"] || set["pusher-client-events"] || set["pusher-webhook-url"] ||
+		set["pusher-client-event-webhooks"] {
+		p := &config.Pusher{AppID: *pusherAppID, Key: *pusherKey, Secret: *pusherSecret, ClientEvents: *pusherClient, WebhookURL: *pusherHook,
+			ClientEventWebhooks: *pusherHookCE}
 		if set["app"] {
 			cfg.Apps[len(cfg.Apps)-1].Pusher = p
 		} else {

@@ -32,12 +32,16 @@ type Tapper interface {
 	Tap(t engine.Topic, h func(payload []byte)) (stop func(), err error)
 }
 
-// NATSTap taps the engine's NATS subjects through the node's connection.
+// NATSTap taps the engine's NATS subjects through the node's connection,
+// and Local, the pushes a node that is the whole cluster delivers without
+// the engine (nil: none).
 type NATSTap struct {
-	Conn func() *nats.Conn
+	Conn  func() *nats.Conn
+	Local *push.Taps
 }
 
-// Tap implements Tapper with a plain subscription of its own.
+// Tap implements Tapper with a plain subscription of its own (a push
+// reaches h once: it goes either through the engine or around it).
 func (n NATSTap) Tap(t engine.Topic, h func([]byte)) (func(), error) {
 	nc := n.Conn()
 	if nc == nil {
@@ -47,7 +51,11 @@ func (n NATSTap) Tap(t engine.Topic, h func([]byte)) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin: tap: %w", err)
 	}
-	return func() { _ = sub.Unsubscribe() }, nil
+	stopLocal := func() {}
+	if n.Local != nil {
+		stopLocal = n.Local.Add(t, h)
+	}
+	return func() { _ = sub.Unsubscribe(); stopLocal() }, nil
 }
 
 // tailEvent is one line of the tail stream.

@@ -149,7 +149,7 @@ func (o *Ops) Webhooks(ctx context.Context, app string) (WebhookStats, error) {
 		for _, e := range a.Webhooks {
 			m, ok := byID[e.ID]
 			if !ok {
-				m = &webhook.EndpointStats{ID: e.ID, App: e.App, URL: e.URL}
+				m = &webhook.EndpointStats{ID: e.ID, App: e.App, URL: e.URL, Format: e.Format}
 				byID[e.ID] = m
 			}
 			m.Queued += e.Queued

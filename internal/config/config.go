@@ -47,8 +47,12 @@ type Pusher struct {
 	// ClientEvents allows client- events on private and presence channels.
 	ClientEvents bool `yaml:"client_events"`
 	// WebhookURL receives Pusher-format webhooks: channel_occupied,
-	// channel_vacated, member_added, member_removed and client_event.
+	// channel_vacated, member_added, member_removed and, with
+	// ClientEventWebhooks, client_event.
 	WebhookURL string `yaml:"webhook_url"`
+	// ClientEventWebhooks sends client_event webhooks (as Pusher's app
+	// setting does); each client event is then stored in the outbox.
+	ClientEventWebhooks bool `yaml:"client_event_webhooks"`
 }
 
 // Webhook is one endpoint of an app's lifecycle events.
@@ -412,6 +416,9 @@ func (c *Config) validPusher() []error {
 			if err := webhook.CheckURL(p.WebhookURL, c.AllowPrivateWebhooks || c.Dev); err != nil {
 				errs = append(errs, fmt.Errorf("app %q: pusher webhook_url: %w", app, err))
 			}
+		}
+		if p.ClientEventWebhooks && p.WebhookURL == "" {
+			errs = append(errs, fmt.Errorf("app %q: pusher client_event_webhooks needs a webhook_url", app))
 		}
 	}
 	for _, a := range c.Apps {

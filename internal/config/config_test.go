@@ -122,6 +122,11 @@ func TestValidate(t *testing.T) {
 			a.Pusher = &Pusher{AppID: "1", Key: "k", Secret: "s", WebhookURL: "http://10.0.0.1/h"}
 			c.Apps = []App{a}
 		}, "pusher webhook_url"},
+		{"pusher client event webhooks without a url", func(c *Config) {
+			a := app
+			a.Pusher = &Pusher{AppID: "1", Key: "k", Secret: "s", ClientEventWebhooks: true}
+			c.Apps = []App{a}
+		}, "client_event_webhooks needs a webhook_url"},
 		{"dev pusher without dev", func(c *Config) { c.Apps = []App{app}; c.DevPusher = &Pusher{AppID: "1", Key: "k", Secret: "s"} }, "needs --dev"},
 		{"dev pusher", func(c *Config) { c.Dev = true; c.DevPusher = &Pusher{AppID: "1", Key: "k", Secret: "s"} }, ""},
 		{"too many replicas", func(c *Config) { c.Dev = true; c.NATSURL = "nats://127.0.0.1:4222"; c.Replicas = 7 }, "from 1 to 5"},

@@ -39,10 +39,10 @@ type Notifier interface {
 }
 
 // Members implements gateway.Presence: the users present in a presence
-// room, sorted, at most limit, and whether there are more.
+// room, sorted, at most limit, and whether there are more, from this
+// node's copy of the members (a join costs no engine call).
 func (l *Lifecycle) Members(ctx context.Context, app, room string, limit int) ([]string, bool, error) {
-	users, next, err := l.Tracker.Members(ctx, app, room, "", limit)
-	return users, next != "", err
+	return l.Tracker.MembersCached(ctx, app, room, limit)
 }
 
 // Presence reports whether room is a presence room.
@@ -157,7 +157,10 @@ func (l *Lifecycle) emit(ctx context.Context, app, typ string, at time.Time, dat
 	if l.Outbox == nil {
 		return
 	}
-	if err := l.Outbox.Emit(ctx, app, typ, at, data); err != nil && l.Log != nil {
+	// Offered again while the outbox cannot be written (a node's death may
+	// cost its stream a leader election): what the tracker decided is not
+	// decided again.
+	if err := l.Outbox.EmitSure(ctx, app, typ, at, data); err != nil && l.Log != nil {
 		l.Log.Warn("storing a webhook event failed; it is lost", "app", app, "type", typ, "err", err)
 	}
 }

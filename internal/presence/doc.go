@@ -10,12 +10,18 @@
 // finalizes its debounced departure) wins a compare-and-swap, and only
 // that node reports the change to the Sink.
 //
-// A node holds a lease that it renews; when the lease expires (the node
-// died), any other node sweeps the dead node's scopes and connection
-// records: its users leave (after the same debounce as a disconnect) and
-// its connections are reported closed with code 1006. Who is present after
-// a SIGKILL is therefore correct within LeaseTTL + SweepEvery +
-// OfflineDelay (10 s + 2.5 s + 5 s by default).
+// A node holds a lease that it renews; when another node sees that lease
+// make no progress (see Liveness in lease.go), it sweeps the dead node's
+// scopes and connection records: its users leave (after the same debounce
+// as a disconnect) and its connections are reported closed with code
+// 1006. Who is present after a SIGKILL is therefore correct within
+// LeaseTTL + SweepEvery + OfflineDelay (10 s + 2.5 s + 5 s by default);
+// if the death also stops the lease bucket (its leader is elected anew)
+// for E > LeaseTTL/2, within E − LeaseTTL/2 more.
+//
+// Each node also keeps a copy of every presence room's members, from a
+// watch of the bucket, so that a join's member list costs no engine call
+// (MembersCached).
 //
 // Concurrency: Tracker's methods may be called from any goroutine and
 // never block on the engine; engine work runs on the tracker's own worker

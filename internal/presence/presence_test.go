@@ -127,6 +127,12 @@ func runServer(t *testing.T) string {
 // runCluster starts three clustered NATS servers with JetStream on
 // loopback and returns their client URLs once there is a meta leader.
 func runCluster(t *testing.T) []string {
+	urls, _ := runClusterServers(t)
+	return urls
+}
+
+// runClusterServers is runCluster, also returning the servers.
+func runClusterServers(t *testing.T) ([]string, []*server.Server) {
 	t.Helper()
 	ports := make([]int, 3)
 	for i := range ports {
@@ -169,7 +175,7 @@ func runCluster(t *testing.T) []string {
 		}
 		return false
 	})
-	return urls
+	return urls, srvs
 }
 
 // node starts a tracker connected to url; it is closed when t ends
@@ -444,6 +450,45 @@ func checkAlternating(t *testing.T, s Scope, rs []*recorder) {
 	for i := range len(ev) {
 		if want := "+-"[i%2]; ev[i] != want {
 			t.Fatalf("events = %q: position %d is %c", ev, i, ev[i])
+		}
+	}
+}
+
+// Each node's copy of the members follows joins and leaves made on any
+// node, and is capped like a listing.
+func TestMembersCached(t *testing.T) {
+	t.Log("start", time.Now().Format("05.000"))
+	defer t.Log("end", time.Now().Format("05.000"))
+	url := runServer(t)
+	a, _ := node(t, url, cfg("a"))
+	b, _ := node(t, url, cfg("b"))
+	room := func(u string) Scope { return Scope{Kind: Member, App: "shop", Room: "doc-1", User: u} }
+	for i := range 5 {
+		a.Add(room(fmt.Sprintf("u%d", i)), time.Now())
+	}
+	b.Add(room("u9"), time.Now())
+	b.Add(Scope{Kind: Member, App: "shop", Room: "doc-2", User: "other"}, time.Now())
+	want := []string{"u0", "u1", "u2", "u3", "u4", "u9"}
+	for _, tr := range []*Tracker{a, b} {
+		waitFor(t, "six members in each copy", 10*time.Second, func() bool {
+			users, more, err := tr.MembersCached(context.Background(), "shop", "doc-1", 0)
+			return err == nil && !more && slices.Equal(users, want)
+		})
+		users, more, err := tr.MembersCached(context.Background(), "shop", "doc-1", 4)
+		if err != nil || !more || !slices.Equal(users, want[:4]) {
+			t.Fatalf("capped at 4: %v %v %v", users, more, err)
+		}
+	}
+	t.Log("phase 2", time.Now().Format("05.000"))
+	a.Remove(room("u0"), time.Now())
+	b.Remove(room("u9"), time.Now())
+	for _, tr := range []*Tracker{a, b} {
+		waitFor(t, "u0 and u9 gone from each copy", 10*time.Second, func() bool {
+			users, _, err := tr.MembersCached(context.Background(), "shop", "doc-1", 0)
+			return err == nil && slices.Equal(users, want[1:5])
+		})
+		if users, _, _ := tr.MembersCached(context.Background(), "shop", "doc-2", 0); !slices.Equal(users, []string{"other"}) {
+			t.Fatalf("doc-2: %v", users)
 		}
 	}
 }

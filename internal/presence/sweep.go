@@ -12,43 +12,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// renew (re)writes this node's lease.
-func (t *Tracker) renew(ctx context.Context) error {
-	if _, err := t.leases.Put(ctx, tok(t.cfg.NodeID), []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
-		return fmt.Errorf("presence: renewing lease: %w", err)
-	}
-	return nil
-}
-
-// sweeper renews the lease and sweeps dead nodes until Close.
-func (t *Tracker) sweeper() {
-	defer t.wg.Done()
-	renew := time.NewTicker(t.cfg.LeaseTTL / 4)
-	defer renew.Stop()
-	sweep := time.NewTicker(t.cfg.SweepEvery)
-	defer sweep.Stop()
-	for {
-		select {
-		case <-t.closing:
-			return
-		case <-renew.C:
-			ctx, cancel := context.WithTimeout(t.base, t.cfg.Timeout)
-			if err := t.renew(ctx); err != nil {
-				t.cfg.Logger.Warn("presence: lease", "err", err)
-			}
-			cancel()
-		case <-sweep.C:
-			ctx, cancel := context.WithTimeout(t.base, 4*t.cfg.Timeout)
-			if err := t.sweep(ctx); err != nil {
-				t.cfg.Logger.Warn("presence: sweeping dead nodes", "err", err)
-			}
-			cancel()
-		}
-	}
-}
-
-// keys lists the bucket's live keys matching filter.
+// keys lists the bucket's live keys matching filter, within the engine
+// timeout.
 func (t *Tracker) keys(ctx context.Context, filter string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	defer cancel()
 	kl, err := t.kv.ListKeysFiltered(ctx, filter)
 	if err != nil {
 		return nil, err
@@ -59,36 +27,6 @@ func (t *Tracker) keys(ctx context.Context, filter string) ([]string, error) {
 		out = append(out, k)
 	}
 	return out, ctx.Err()
-}
-
-// sweep sweeps every node of the roster whose lease is gone.
-func (t *Tracker) sweep(ctx context.Context) error {
-	roster, err := t.keys(ctx, "r.*")
-	if err != nil {
-		return fmt.Errorf("listing nodes: %w", err)
-	}
-	self := rosterKey(t.cfg.NodeID)
-	for _, k := range roster {
-		if k == self {
-			continue
-		}
-		nt := strings.TrimPrefix(k, "r.")
-		_, err := t.leases.Get(ctx, nt)
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return fmt.Errorf("reading lease: %w", err)
-		}
-		node, err := untok(nt)
-		if err != nil {
-			continue
-		}
-		if err := t.sweepNode(ctx, node, k); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // sweepNode takes over what node left: its connection records are
@@ -141,13 +79,28 @@ func (t *Tracker) sweepNode(ctx context.Context, node, roster string) error {
 			}
 		}
 	}
-	if roster != "" {
-		if err := t.kv.Purge(ctx, roster); err != nil {
-			return fmt.Errorf("presence: removing %s: %w", roster, err)
+	if roster == "" {
+		return nil
+	}
+	t.cfg.Logger.Info("presence: swept a dead node", "node", node, "conns", len(conns), "scopes", len(idx))
+	// A listing may come back short (its consumer moved while the cluster
+	// changed leaders): the roster entry goes only once nothing is left.
+	for _, f := range []string{"c." + tok(node) + ".*", prefix + ">"} {
+		left, err := t.keys(ctx, f)
+		if err != nil {
+			return fmt.Errorf("presence: listing what %s left: %w", node, err)
 		}
+		if len(left) > 0 {
+			return fmt.Errorf("presence: sweeping %s: %w (%d keys)", node, errSweepAgain, len(left))
+		}
+	}
+	if err := t.kv.Purge(ctx, roster); err != nil {
+		return fmt.Errorf("presence: removing %s: %w", roster, err)
 	}
 	return nil
 }
+
+var errSweepAgain = errors.New("keys left behind; sweeping again")
 
 // takeOver removes dead from s's entry and takes over its departure (or
 // starts one, at at, if dead was the last node in s). It reports whether
@@ -155,7 +108,7 @@ func (t *Tracker) sweepNode(ctx context.Context, node, roster string) error {
 func (t *Tracker) takeOver(ctx context.Context, s Scope, dead string, at time.Time) (bool, error) {
 	self := t.cfg.NodeID
 	for {
-		st, rev, err := t.get(ctx, s)
+		st, rev, err := t.getLeader(ctx, s)
 		if err != nil || rev == 0 {
 			return false, err
 		}

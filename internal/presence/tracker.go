@@ -126,6 +126,10 @@ type Tracker struct {
 
 	kv, leases jetstream.KeyValue
 	nc         *nats.Conn
+	lease      lease
+	members    members
+	seen       map[string]seen // by node key token; the sweeper's
+	roster     map[string]bool // roster keys; the sweeper's
 	stop       chan struct{}
 	closing    chan struct{}
 	// base is cancelled when the workers stop, ending their engine calls.
@@ -169,7 +173,8 @@ func New(cfg Config, sink Sink) (*Tracker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Tracker{cfg: cfg, sink: sink, seed: maphash.MakeSeed(), stop: make(chan struct{}), closing: make(chan struct{})}
+	t := &Tracker{cfg: cfg, sink: sink, seed: maphash.MakeSeed(), stop: make(chan struct{}), closing: make(chan struct{}),
+		seen: map[string]seen{}, roster: map[string]bool{}, members: members{ready: make(chan struct{})}}
 	t.base, t.cancel = context.WithCancel(context.Background())
 	for range cfg.Workers {
 		t.shards = append(t.shards, &shard{scopes: map[Scope]*local{}, conns: map[string]*connOp{},
@@ -178,8 +183,10 @@ func New(cfg Config, sink Sink) (*Tracker, error) {
 	return t, nil
 }
 
-// Bound is the longest a dead node's users stay present: the lease, one
-// sweep and the offline delay.
+// Bound is the longest a dead node's users stay present while the lease
+// bucket stays writable: the lease, one sweep and the offline delay. An
+// outage of the lease bucket (a leader election) lasting E longer than
+// LeaseTTL/2 adds E − LeaseTTL/2 (see Liveness in lease.go).
 func (t *Tracker) Bound() time.Duration {
 	return t.cfg.LeaseTTL + t.cfg.SweepEvery + t.cfg.OfflineDelay
 }
@@ -211,8 +218,10 @@ func (t *Tracker) Start(ctx context.Context, nc *nats.Conn) error {
 		t.halt()
 		return fmt.Errorf("presence: roster: %w", err)
 	}
-	t.wg.Add(1)
+	t.wg.Add(3)
+	go t.renewer()
 	go t.sweeper()
+	go t.watchMembers()
 	return nil
 }
 
@@ -538,6 +547,28 @@ func (t *Tracker) get(ctx context.Context, s Scope) (state, uint64, error) {
 	return st, e.Revision(), nil
 }
 
+// read is get, or getLeader if leader.
+func (t *Tracker) read(ctx context.Context, s Scope, leader bool) (state, uint64, error) {
+	if leader {
+		return t.getLeader(ctx, s)
+	}
+	return t.get(ctx, s)
+}
+
+// getLeader is get answered by the bucket's leader, for the sweep: a
+// lagging replica's "no entry" there would drop a departure for good.
+func (t *Tracker) getLeader(ctx context.Context, s Scope) (state, uint64, error) {
+	var st state
+	m, err := t.lastMsg(ctx, t.cfg.Bucket, s.key())
+	if err != nil || m == nil || m.op() != "" {
+		return st, 0, err
+	}
+	if err := json.Unmarshal(m.Data, &st); err != nil {
+		return st, 0, fmt.Errorf("decoding %s: %w", s.key(), err)
+	}
+	return st, m.Seq, nil
+}
+
 // put writes a scope's shared entry if it is still at rev; ok false means
 // someone changed it first.
 func (t *Tracker) put(ctx context.Context, s Scope, st state, rev uint64) (ok bool, err error) {
@@ -568,10 +599,14 @@ func (t *Tracker) remove(ctx context.Context, s Scope, rev uint64) (ok bool, err
 	return true, nil
 }
 
+// conflict reports whether err is a lost compare-and-swap: a key that
+// exists already, or a revision that moved on (a replicated bucket reports
+// the latter with its own code).
 func conflict(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) ||
-		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) ||
+		errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 func later(a, b time.Time) time.Time {
@@ -587,12 +622,17 @@ func (t *Tracker) join(ctx context.Context, s Scope) error {
 	if _, err := t.kv.Put(ctx, s.index(t.cfg.NodeID), nil); err != nil {
 		return fmt.Errorf("indexing %s: %w", s.key(), err)
 	}
+	leader := false
 	for {
-		st, rev, err := t.get(ctx, s)
+		st, rev, err := t.read(ctx, s, leader)
 		if err != nil {
 			return err
 		}
 		if st.Nodes[t.cfg.NodeID] && st.Leaving == nil {
+			if !leader { // nothing to write: make sure on the leader
+				leader = true
+				continue
+			}
 			return nil
 		}
 		present := rev != 0 && (len(st.Nodes) > 0 || st.Leaving != nil)
@@ -625,8 +665,9 @@ func (t *Tracker) join(ctx context.Context, s Scope) error {
 // returns when the owned departure is due (zero: nothing left to do
 // here).
 func (t *Tracker) depart(ctx context.Context, s Scope, at time.Time) (time.Time, error) {
+	leader := false
 	for {
-		st, rev, err := t.get(ctx, s)
+		st, rev, err := t.read(ctx, s, leader)
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -655,6 +696,12 @@ func (t *Tracker) depart(ctx context.Context, s Scope, at time.Time) (time.Time,
 			// Never before the arrival it ends (a tab may close while its
 			// arrival is being written).
 			t.sink.Changed(ctx, Change{Scope: s, Up: false, At: later(st.Leaving.At, st.Since)})
+		} else if !leader {
+			// Neither in s nor owning its departure, says a read that a
+			// lagging replica may have answered: giving up the departure
+			// on it would leave s present for good. Make sure.
+			leader = true
+			continue
 		}
 		if err := t.kv.Purge(ctx, s.index(t.cfg.NodeID)); err != nil {
 			return time.Time{}, fmt.Errorf("unindexing %s: %w", s.key(), err)

@@ -216,6 +216,8 @@ func (s *Service) storeApp(ctx context.Context, app string, reqs []*Request, ite
 			}
 		}
 		stored = 0
+	} else {
+		s.scheduleExpiry(ctx, app, records...)
 	}
 	s.count(app, stored, 0)
 	s.countStored(app, stored)

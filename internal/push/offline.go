@@ -41,11 +41,13 @@ func (s *Service) store(ctx context.Context, r *Request, m *protocol.Message, tt
 		}
 		s.publishStored(ctx, r.App, users, m.ID, stored, seqs)
 		s.countStored(r.App, len(users))
+		s.scheduleExpiry(ctx, r.App, rec)
 		return nil
 	}
 	s.publishStored(ctx, r.App, users, m.ID, stored, seqs)
 	unlock()
 	s.countStored(r.App, len(users))
+	s.scheduleExpiry(ctx, r.App, rec)
 	return nil
 }
 

@@ -90,6 +90,7 @@ type Service struct {
 	order     orderLocks
 	events    Events // message events; nil: none
 	recent    recent.Log
+	taps      Taps // observers of the pushes that skip the engine
 }
 
 // New builds a Service.
@@ -383,6 +384,9 @@ func (s *Service) publishTopic(ctx context.Context, t engine.Topic, e *envelope,
 		if !e.Dedup || !s.seenBefore(e.App+"\x00"+e.ID) {
 			s.fanOut(e, []*protocol.Outgoing{frameOf(e, msg)}, inline)
 		}
+		if s.taps.watched() {
+			s.taps.publish(t, appendEnvelope(nil, e, msg))
+		}
 		return nil
 	}
 	bp := bufPool.Get().(*[]byte)
@@ -392,6 +396,9 @@ func (s *Service) publishTopic(ctx context.Context, t engine.Topic, e *envelope,
 	bufPool.Put(bp)
 	return err
 }
+
+// Taps are the node's observers of pushes that skip the engine.
+func (s *Service) Taps() *Taps { return &s.taps }
 
 func groupByNode(conns []string) map[string][]string {
 	if len(conns) == 0 {

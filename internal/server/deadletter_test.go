@@ -61,6 +61,8 @@ func TestWebhookDeadLetters(t *testing.T) {
 		}
 		return eps[0].(map[string]any)
 	}
+	// The dead letter is listed once stored; the endpoint's count follows.
+	waitFor(t, func() bool { return endpoint()["dead"] == 1.0 })
 	if ep := endpoint(); ep["url"] != srv.URL || ep["dead"] != 1.0 || ep["retried"].(float64) < 1 || ep["delivered"] != 0.0 {
 		t.Fatalf("endpoint after the dead letter: %v", ep)
 	}

@@ -47,12 +47,14 @@ func (s *Server) newLifecycle(cfg config.Config, replicas int) error {
 	if len(eps) > 0 {
 		ob, err := webhook.New(webhook.Config{NodeID: cfg.NodeID, Replicas: replicas, Endpoints: eps,
 			AllowPrivate: cfg.AllowPrivateWebhooks || cfg.Dev, RetryFor: l.WebhookRetryFor, Timeout: l.WebhookTimeout,
+			MaxTTL:   l.MaxTTL,
 			Observer: s.metrics.Webhooks(), Logger: s.log})
 		if err != nil {
 			return err
 		}
 		lc.Outbox = ob
 		s.service.SetEvents(ob) // message.* events, for endpoints that list them
+		ob.SetExpiryCheck(s.service.Unacked)
 	}
 	// Pusher presence channels need the tracker, not a record of every
 	// connection: then the gateway is given no Lifecycle (gatewayLifecycle).

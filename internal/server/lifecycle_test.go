@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -191,8 +192,8 @@ func TestMessageWebhooks(t *testing.T) {
 }
 
 // waitMessageEvents waits until r holds exactly want ("type id user seq",
-// in order of arrival).
-func waitMessageEvents(t *testing.T, r *hookReceiver, want []string) {
+// in order of arrival; sorted if sorted).
+func waitMessageEvents(t *testing.T, r *hookReceiver, want []string, sorted ...bool) {
 	t.Helper()
 	deadline := time.Now().Add(3 * wait)
 	for {
@@ -202,6 +203,9 @@ func waitMessageEvents(t *testing.T, r *hookReceiver, want []string) {
 			got = append(got, fmt.Sprintf("%s %v %v %v", e.Type, e.Data["id"], e.Data["user"], e.Data["seq"]))
 		}
 		r.mu.Unlock()
+		if len(sorted) > 0 && sorted[0] {
+			slices.Sort(got)
+		}
 		if strings.Join(got, "\n") == strings.Join(want, "\n") {
 			return
 		}
@@ -209,5 +213,57 @@ func waitMessageEvents(t *testing.T, r *hookReceiver, want []string) {
 			t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 		time.Sleep(20 * time.Millisecond) // a poll interval, not a synchronisation
+	}
+}
+
+// TestMessageExpiredWebhook: an endpoint that lists message.expired gets
+// it, stamped with the expiry time, for each copy of a stored message
+// whose TTL ended unacked — one pushed alone and one in a batch — and not
+// for a copy that was acked or a message that was recalled.
+func TestMessageExpiredWebhook(t *testing.T) {
+	r, url := newHookReceiver(t)
+	n := startNode(t, func(c *config.Config) {
+		c.DevWebhooks = []config.Webhook{{URL: url, Secret: hookSecret, Events: []string{"message.expired"}}}
+	})
+	const ttl = 2 * time.Second // long enough for the ack to be stored first
+	push := func(data string, users ...string) string {
+		return n.push("", map[string]any{"to": map[string]any{"users": users}, "data": data, "offline": true, "ttl": ttl.Seconds()})
+	}
+	start := time.Now().Add(-time.Millisecond) // a message's creation time is in milliseconds
+	push("acked", "alice")                     // alice 1
+	recalled := push("recalled", "alice")      // alice 2
+	kept := push("kept", "alice", "bob")       // alice 3, bob 1
+	status, out := n.call("POST", "/v1/push/batch", "", map[string]any{"items": []any{
+		map[string]any{"to": map[string]any{"users": []string{"carol"}}, "data": "batched", "offline": true, "ttl": ttl.Seconds()}}})
+	if status != 200 {
+		t.Fatalf("batch: %d %v", status, out)
+	}
+	batched := out["results"].([]any)[0].(map[string]any)["id"].(string) // carol 1
+	pushed := time.Now()
+	if status, out := n.call("DELETE", "/v1/messages/"+recalled, "", nil); status != 204 {
+		t.Fatalf("recall: %d %v", status, out)
+	}
+	c, err := n.tryDial("app=demo&user=alice", dialOpt{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.expect("welcome")
+	if msgs := c.expectMsgs(2); msgs[0]["seq"] != float64(1) || msgs[1]["seq"] != float64(3) { // 2 was recalled
+		t.Fatalf("replayed %v", msgs)
+	}
+	c.expect("resumed")
+	c.send(`{"type":"ack","seq":1}`)
+	want := []string{
+		"message.expired " + kept + " alice 3",
+		"message.expired " + kept + " bob 1",
+		"message.expired " + batched + " carol 1",
+	}
+	waitMessageEvents(t, r, want, true) // not for acked or recalled
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.events {
+		if e.Timestamp.Before(start.Add(ttl)) || e.Timestamp.After(pushed.Add(ttl)) {
+			t.Errorf("%s stamped %v: not the expiry time (pushed from %v to %v, ttl %v)", e.Type, e.Timestamp, start, pushed, ttl)
+		}
 	}
 }

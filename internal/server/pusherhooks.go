@@ -12,7 +12,8 @@ func pusherEndpoints(cfg config.Config) []webhook.Endpoint {
 	var out []webhook.Endpoint
 	add := func(app string, p *config.Pusher) {
 		if p != nil && p.WebhookURL != "" {
-			out = append(out, webhook.Endpoint{App: app, URL: p.WebhookURL, Key: []byte(p.Secret), PusherKey: p.Key})
+			out = append(out, webhook.Endpoint{App: app, URL: p.WebhookURL, Key: []byte(p.Secret), PusherKey: p.Key,
+				PusherClientEvents: p.ClientEventWebhooks})
 		}
 	}
 	for _, a := range cfg.Apps {

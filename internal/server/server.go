@@ -188,7 +188,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.admin, err = admin.New(apiKeys, admin.NATSTap{Conn: s.engine.Conn}, s.metrics.Admin(), log); err != nil {
+	if s.admin, err = admin.New(apiKeys, admin.NATSTap{Conn: s.engine.Conn, Local: s.service.Taps()}, s.metrics.Admin(), log); err != nil {
 		return nil, err
 	}
 	s.metrics.AdminSessions(s.admin.Sessions)

@@ -103,9 +103,10 @@ type EndpointStats struct {
 	ID        string `json:"id"`
 	App       string `json:"app"`
 	URL       string `json:"url"`
+	Format    string `json:"format"` // "pusher" (Pusher-format) or "standard"
 	Queued    uint64 `json:"queued"`
 	Delivered uint64 `json:"delivered"`
-	Retried   uint64 `json:"retried"`
+	Retried   uint64 `json:"retried"` // failed attempts followed by a retry; Pusher-format: of batches
 	Dead      uint64 `json:"dead"`
 	Pending   uint64 `json:"pending"` // in the outbox, not yet delivered (cluster-wide)
 	Disabled  bool   `json:"disabled"`
@@ -118,8 +119,11 @@ func (o *Outbox) Stats(ctx context.Context, app string) []EndpointStats {
 		if app != "" && s.ep.App != app {
 			continue
 		}
-		st := EndpointStats{ID: s.id, App: s.ep.App, URL: s.ep.URL, Queued: s.queued.Load(),
+		st := EndpointStats{ID: s.id, App: s.ep.App, URL: s.ep.URL, Format: "standard", Queued: s.queued.Load(),
 			Delivered: s.delivered.Load(), Retried: s.retried.Load(), Dead: s.dead.Load(), Disabled: s.disabled.Load()}
+		if s.ep.Pusher() {
+			st.Format = "pusher"
+		}
 		if s.cons != nil {
 			if info, err := s.cons.Info(ctx); err == nil {
 				st.Pending = info.NumPending + uint64(info.NumAckPending)

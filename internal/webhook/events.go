@@ -44,6 +44,9 @@ type Endpoint struct {
 	// member_*, client_event) in batches, signed as Pusher signs them,
 	// and Events must be empty.
 	PusherKey string
+	// PusherClientEvents: a Pusher-format endpoint also receives
+	// client_event (ClientEvent).
+	PusherClientEvents bool
 }
 
 // Pusher reports whether e is a Pusher-format endpoint.
@@ -62,6 +65,9 @@ func (e Endpoint) ID() string {
 
 // types is what the endpoint receives.
 func (e Endpoint) types() []string {
+	if e.Pusher() && e.PusherClientEvents {
+		return pusherClientTypes
+	}
 	if e.Pusher() {
 		return pusherTypes
 	}

@@ -39,6 +39,9 @@ type Config struct {
 	AckWait time.Duration
 	// DeadFor is how long dead letters are kept (default 7 days).
 	DeadFor time.Duration
+	// MaxTTL is the longest a stored message lives (default 7 days): the
+	// expiry schedule keeps its entries that long, and RetryFor more.
+	MaxTTL time.Duration
 	// AllowPrivate allows http:// and private or loopback addresses.
 	AllowPrivate bool
 	Stream       string // default "HERALD_WEBHOOKS"; dead letters in Stream+"_DEAD"
@@ -71,6 +74,9 @@ type sender struct {
 	ep   Endpoint
 	id   string
 	cons jetstream.Consumer
+	// carry: a Pusher-format endpoint's events taken while a batch was
+	// retried, the start of the next batch (its goroutine's own).
+	carry []jetstream.Msg
 
 	queued, delivered, retried, dead atomic.Uint64
 	disabled                         atomic.Bool
@@ -90,6 +96,8 @@ type Outbox struct {
 	stop       chan struct{}
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
+
+	expiryCheck ExpiryCheck // see SetExpiryCheck
 }
 
 // ErrNotStarted is returned by an Outbox used before Start.
@@ -118,6 +126,9 @@ func New(cfg Config) (*Outbox, error) {
 	if cfg.DeadFor <= 0 {
 		cfg.DeadFor = 7 * 24 * time.Hour
 	}
+	if cfg.MaxTTL <= 0 {
+		cfg.MaxTTL = 7 * 24 * time.Hour
+	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
 	}
@@ -134,6 +145,9 @@ func New(cfg Config) (*Outbox, error) {
 		}
 		if ep.Pusher() && len(ep.Events) > 0 {
 			return nil, fmt.Errorf("app %q: Pusher webhook %s: the event types are Pusher's, not a list", ep.App, ep.URL)
+		}
+		if len(ep.Key) == 0 && ep.Pusher() {
+			return nil, fmt.Errorf("app %q: Pusher webhook %s: the app's Pusher secret is empty", ep.App, ep.URL)
 		}
 		if len(ep.Key) == 0 {
 			return nil, fmt.Errorf("app %q: webhook %s: %w", ep.App, ep.URL, ErrBadSecret)
@@ -197,20 +211,29 @@ func (o *Outbox) Start(ctx context.Context, nc *nats.Conn) error {
 		for _, t := range s.ep.types() {
 			filters = append(filters, eventSubject(s.ep.App, t))
 		}
-		pending := 1
-		if s.ep.Pusher() {
-			pending = pusherBatch
-		}
-		s.cons, err = o.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: s.id,
+		cc := jetstream.ConsumerConfig{Durable: s.id,
 			Description: s.ep.App + " " + s.ep.URL, FilterSubjects: filters,
-			AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: pending, AckWait: o.cfg.AckWait,
-			DeliverPolicy: jetstream.DeliverNewPolicy, MaxDeliver: -1})
+			AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1, AckWait: o.cfg.AckWait,
+			DeliverPolicy: jetstream.DeliverNewPolicy, MaxDeliver: -1}
+		if s.ep.Pusher() {
+			// A batch's events are outstanding together, all taken by the
+			// pinned node, which pulls at least every AckWait/3 except
+			// during a batch window and an attempt (up to Timeout).
+			cc.MaxAckPending = pusherBatch
+			cc.PriorityPolicy = jetstream.PriorityPolicyPinned
+			cc.PriorityGroups = []string{pusherGroup}
+			cc.PinnedTTL = max(o.cfg.AckWait, o.cfg.Timeout+o.cfg.AckWait/2)
+		}
+		s.cons, err = o.stream.CreateOrUpdateConsumer(ctx, cc)
 		if err != nil {
 			return fmt.Errorf("webhook: consumer of %s: %w", s.ep.URL, err)
 		}
 		if info, err := s.cons.Info(ctx); err == nil && info.Paused {
 			s.disabled.Store(true)
 		}
+	}
+	if err := o.startExpiry(ctx); err != nil {
+		return err
 	}
 	for _, s := range o.senders {
 		o.wg.Add(1)
@@ -244,20 +267,67 @@ func (o *Outbox) Wants(app, typ string) bool {
 // in the outbox, unless no endpoint of the app receives its type. When it
 // returns nil the event is stored and will be delivered.
 func (o *Outbox) Emit(ctx context.Context, app, typ string, at time.Time, data map[string]any) error {
+	msg, err := o.event(app, typ, at, data)
+	if msg == nil || err != nil {
+		return err
+	}
+	return o.store(ctx, app, typ, msg)
+}
+
+// storeFor bounds EmitSure's attempts.
+const storeFor = 30 * time.Second
+
+// EmitSure is Emit for an event that a moment of unavailability must not
+// lose (the outbox stream electing a leader after a node died): the same
+// event, under one webhook-id (so that JetStream drops a repeat), is
+// offered again until it is stored, for up to 30 s (each attempt up to
+// 5 s, past ctx's deadline). It gives up early when ctx is cancelled or the
+// outbox closes.
+func (o *Outbox) EmitSure(ctx context.Context, app, typ string, at time.Time, data map[string]any) error {
+	msg, err := o.event(app, typ, at, data)
+	if msg == nil || err != nil {
+		return err
+	}
+	giveUp := time.Now().Add(storeFor)
+	wait := 100 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = o.store(actx, app, typ, msg)
+		cancel()
+		if err == nil || errors.Is(ctx.Err(), context.Canceled) || time.Now().After(giveUp) {
+			return err
+		}
+		select {
+		case <-o.stop:
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// event encodes an event for the outbox (nil if no endpoint of app
+// receives typ).
+func (o *Outbox) event(app, typ string, at time.Time, data map[string]any) (*nats.Msg, error) {
 	if !o.Wants(app, typ) {
-		return nil
+		return nil, nil
 	}
 	if o.js == nil {
-		return ErrNotStarted
+		return nil, ErrNotStarted
 	}
 	id, raw, err := encode(app, typ, at, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	msg := &nats.Msg{Subject: eventSubject(app, typ), Data: raw, Header: nats.Header{}}
 	msg.Header.Set(hdrEventID, id)
 	msg.Header.Set(hdrType, typ)
-	if _, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+	return msg, nil
+}
+
+// store writes an encoded event to the outbox stream and counts it.
+func (o *Outbox) store(ctx context.Context, app, typ string, msg *nats.Msg) error {
+	if _, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msg.Header.Get(hdrEventID))); err != nil {
 		return fmt.Errorf("webhook: storing %s: %w", typ, err)
 	}
 	for _, s := range o.byApp[app] {
@@ -274,9 +344,38 @@ func (o *Outbox) Emit(ctx context.Context, app, typ string, at time.Time, data m
 
 // run is one endpoint's sender: it takes the endpoint's next event (the
 // consumer lets one be outstanding cluster-wide; a Pusher-format
-// endpoint's, one batch) and delivers it.
+// endpoint's, one batch, pulled by one node at a time) and delivers it.
 func (o *Outbox) run(s *sender) {
 	defer o.wg.Done()
+	o.loop(s.ep.URL, func(ctx context.Context) ([]jetstream.Msg, error) { return o.next(ctx, s) },
+		func(ctx context.Context, msgs []jetstream.Msg) { o.deliver(ctx, s, msgs) })
+	s.release()
+}
+
+// consume hands cons's messages, fetched up to batch at a time, to handle
+// until Close; what names the consumer in logs.
+func (o *Outbox) consume(cons jetstream.Consumer, batch int, what string, handle func(context.Context, jetstream.Msg)) {
+	defer o.wg.Done()
+	o.loop(what, func(ctx context.Context) ([]jetstream.Msg, error) {
+		b, err := cons.Fetch(batch, jetstream.FetchContext(ctx))
+		if err != nil {
+			return nil, err
+		}
+		var msgs []jetstream.Msg
+		for m := range b.Messages() {
+			msgs = append(msgs, m)
+		}
+		return msgs, nil
+	}, func(ctx context.Context, msgs []jetstream.Msg) {
+		for _, m := range msgs {
+			handle(ctx, m)
+		}
+	})
+}
+
+// loop fetches and handles messages until Close; what names the consumer
+// in logs.
+func (o *Outbox) loop(what string, fetch func(context.Context) ([]jetstream.Msg, error), handle func(context.Context, []jetstream.Msg)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -287,24 +386,27 @@ func (o *Outbox) run(s *sender) {
 		}
 	}()
 	for ctx.Err() == nil {
-		msgs, err := o.next(ctx, s)
+		msgs, err := fetch(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				o.cfg.Logger.Warn("webhook: fetching", "endpoint", s.ep.URL, "err", err)
+				o.cfg.Logger.Warn("webhook: fetching", "from", what, "err", err)
 				pause(ctx, time.Second)
 			}
 			continue
 		}
 		if len(msgs) > 0 {
-			o.deliver(ctx, s, msgs)
+			handle(ctx, msgs)
 		}
 	}
 }
 
-// next waits for the endpoint's next event; for a Pusher-format endpoint
-// it then collects up to pusherBatch events within pusherWindow.
-func (o *Outbox) next(ctx context.Context, s *sender) ([]jetstream.Msg, error) {
-	batch, err := s.cons.Fetch(1, jetstream.FetchContext(ctx))
+// fetch pulls up to n of the endpoint's events; a Pusher-format
+// endpoint's pulls are in its consumer's pinned priority group.
+func (s *sender) fetch(n int, opts ...jetstream.FetchOpt) ([]jetstream.Msg, error) {
+	if s.ep.Pusher() {
+		opts = append(opts, jetstream.FetchPriorityGroup(pusherGroup))
+	}
+	batch, err := s.cons.Fetch(n, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -312,15 +414,33 @@ func (o *Outbox) next(ctx context.Context, s *sender) ([]jetstream.Msg, error) {
 	for m := range batch.Messages() {
 		msgs = append(msgs, m)
 	}
-	if !s.ep.Pusher() || len(msgs) == 0 {
-		return msgs, nil
+	return msgs, nil
+}
+
+// next waits for the endpoint's next event; for a Pusher-format endpoint
+// it starts with the events taken while the last batch was retried, then
+// collects up to pusherBatch events within pusherWindow. A Pusher-format
+// endpoint's wait is cut to AckWait/3: the pinned node pulls again before
+// its pin runs out.
+func (o *Outbox) next(ctx context.Context, s *sender) ([]jetstream.Msg, error) {
+	if !s.ep.Pusher() {
+		return s.fetch(1, jetstream.FetchContext(ctx))
 	}
-	more, err := s.cons.Fetch(pusherBatch-len(msgs), jetstream.FetchMaxWait(pusherWindow))
-	if err != nil {
-		return msgs, nil // the first is sent alone
+	msgs := s.carry
+	if n := min(len(msgs), pusherBatch); n > 0 {
+		msgs, s.carry = msgs[:n:n], msgs[n:]
+	} else {
+		wait, cancel := context.WithTimeout(ctx, o.cfg.AckWait/3)
+		var err error
+		msgs, err = s.fetch(1, jetstream.FetchContext(wait))
+		cancel()
+		if err != nil || len(msgs) == 0 {
+			return nil, err
+		}
 	}
-	for m := range more.Messages() {
-		msgs = append(msgs, m)
+	if len(msgs) < pusherBatch {
+		more, _ := s.fetch(pusherBatch-len(msgs), jetstream.FetchMaxWait(pusherWindow))
+		msgs = append(msgs, more...) // on an error the batch is sent as it is
 	}
 	return msgs, nil
 }
@@ -347,48 +467,40 @@ func (o *Outbox) backoff(k int) time.Duration {
 	return rand.N(limit + 1)
 }
 
+// held is an event being delivered: its message, when the stream stored
+// it and, for a Pusher-format endpoint, its Pusher form.
+type held struct {
+	m    jetstream.Msg
+	born time.Time
+	ev   pusherEvent
+}
+
 // deliver posts events (one, or a Pusher-format endpoint's batch in one
 // request) until it succeeds, the endpoint is gone (410), they are too
-// old (dead-lettered) or the node stops (handed back).
+// old (each event is dead-lettered when it is RetryFor old, the rest of a
+// batch retried in a new body) or the node stops (handed back).
 func (o *Outbox) deliver(ctx context.Context, s *sender, msgs []jetstream.Msg) {
-	var born time.Time
-	ok := msgs[:0]
+	batch := make([]held, 0, len(msgs))
 	for _, m := range msgs {
-		meta, err := m.Metadata()
+		h, err := o.take(s, m)
 		if err != nil {
+			o.cfg.Logger.Warn("webhook: dropping a stored event", "endpoint", s.ep.URL, "err", err)
 			m.Term()
 			continue
 		}
-		ok = append(ok, m)
-		if born.IsZero() || meta.Timestamp.Before(born) {
-			born = meta.Timestamp
-		}
-		if meta.NumDelivered == 1 && o.cfg.Observer != nil {
-			o.cfg.Observer.FirstAttempt(s.id, time.Since(meta.Timestamp))
-		}
+		batch = append(batch, h)
 	}
-	if msgs = ok; len(msgs) == 0 {
+	body, err := o.body(s, batch)
+	if err != nil {
 		return
 	}
-	post := func() (int, error) { return o.post(ctx, s, msgs[0].Headers().Get(hdrEventID), msgs[0].Data()) }
-	if s.ep.Pusher() {
-		body, kept, err := pusherBody(msgs, time.Now())
-		if err != nil || len(kept) == 0 {
-			for _, m := range msgs {
-				m.Term()
-			}
-			return
-		}
-		msgs = kept
-		post = func() (int, error) { return o.postPusher(ctx, s, body) }
-	}
 	each := func(f func(jetstream.Msg)) {
-		for _, m := range msgs {
-			f(m)
+		for _, h := range batch {
+			f(h.m)
 		}
 	}
 	for k := 1; ; k++ {
-		status, err := post()
+		status, err := o.post(ctx, s, batch[0].m.Headers().Get(hdrEventID), body)
 		switch {
 		case ctx.Err() != nil:
 			each(func(m jetstream.Msg) { m.Nak() })
@@ -405,30 +517,94 @@ func (o *Outbox) deliver(ctx context.Context, s *sender, msgs []jetstream.Msg) {
 		case err == nil && status == http.StatusGone:
 			o.disable(s)
 			each(func(m jetstream.Msg) { m.Nak() })
+			s.release()
 			return
 		}
 		why := fmt.Sprintf("HTTP %d", status)
 		if err != nil {
 			why = err.Error()
 		}
-		left := o.cfg.RetryFor - time.Since(born)
-		if left <= 0 {
-			each(func(m jetstream.Msg) { o.bury(ctx, s, m, why, k) })
+		live := batch[:0]
+		for _, h := range batch {
+			if time.Since(h.born) >= o.cfg.RetryFor {
+				o.bury(ctx, s, h.m, why, k)
+			} else {
+				live = append(live, h)
+			}
+		}
+		if len(live) == 0 {
 			return
+		}
+		if len(live) < len(batch) {
+			batch = live
+			if body, err = o.body(s, batch); err != nil {
+				return
+			}
 		}
 		s.retried.Add(1)
 		if o.cfg.Observer != nil {
 			o.cfg.Observer.Retried(s.id)
 		}
-		if !o.hold(ctx, min(o.backoff(k), left), msgs) {
+		oldest := batch[0].born
+		for _, h := range batch[1:] {
+			if h.born.Before(oldest) {
+				oldest = h.born
+			}
+		}
+		if !o.hold(ctx, s, min(o.backoff(k), o.cfg.RetryFor-time.Since(oldest)), batch) {
 			each(func(m jetstream.Msg) { m.Nak() })
 			return
 		}
 	}
 }
 
-// hold waits d, telling the stream the messages are still being worked on.
-func (o *Outbox) hold(ctx context.Context, d time.Duration, msgs []jetstream.Msg) bool {
+// take reads a message taken for delivery; an error means it cannot be
+// sent (no metadata, or no Pusher form for a Pusher-format endpoint).
+func (o *Outbox) take(s *sender, m jetstream.Msg) (held, error) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return held{}, err
+	}
+	h := held{m: m, born: meta.Timestamp}
+	if s.ep.Pusher() {
+		if h.ev, err = pusherEventOf(m.Data()); err != nil {
+			return held{}, err
+		}
+	}
+	if meta.NumDelivered == 1 && o.cfg.Observer != nil {
+		o.cfg.Observer.FirstAttempt(s.id, time.Since(meta.Timestamp))
+	}
+	return h, nil
+}
+
+// body is what is posted for a non-empty batch: the one event, or a
+// Pusher-format endpoint's batch. An error (or an empty batch) terminates
+// the batch's messages.
+func (o *Outbox) body(s *sender, batch []held) ([]byte, error) {
+	if len(batch) == 0 {
+		return nil, errors.New("webhook: nothing to send")
+	}
+	if !s.ep.Pusher() {
+		return batch[0].m.Data(), nil
+	}
+	events := make([]pusherEvent, len(batch))
+	for i, h := range batch {
+		events[i] = h.ev
+	}
+	body, err := pusherBody(events, time.Now())
+	if err != nil {
+		o.cfg.Logger.Warn("webhook: dropping a Pusher batch", "endpoint", s.ep.URL, "err", err)
+		for _, h := range batch {
+			h.m.Term()
+		}
+	}
+	return body, err
+}
+
+// hold waits d, telling the stream the batch is still being worked on. A
+// Pusher-format endpoint's sender also keeps its pin by pulling: what the
+// pulls bring comes after the batch and is sent next (s.carry).
+func (o *Outbox) hold(ctx context.Context, s *sender, d time.Duration, batch []held) bool {
 	end := time.Now().Add(d)
 	for {
 		left := time.Until(end)
@@ -438,15 +614,34 @@ func (o *Outbox) hold(ctx context.Context, d time.Duration, msgs []jetstream.Msg
 		if !pause(ctx, min(left, o.cfg.AckWait/3)) {
 			return false
 		}
-		for _, m := range msgs {
+		if s.ep.Pusher() {
+			more, _ := s.fetch(1, jetstream.FetchMaxWait(pinPull))
+			s.carry = append(s.carry, more...)
+		}
+		for _, h := range batch {
+			h.m.InProgress()
+		}
+		for _, m := range s.carry {
 			m.InProgress()
 		}
 	}
 }
 
+// release hands the events taken while a batch was retried back to the
+// stream.
+func (s *sender) release() {
+	for _, m := range s.carry {
+		m.Nak()
+	}
+	s.carry = nil
+}
+
 // post makes one attempt; it returns the status, or an error if there was
 // no answer within the timeout.
 func (o *Outbox) post(ctx context.Context, s *sender, id string, body []byte) (int, error) {
+	if s.ep.Pusher() {
+		return o.postPusher(ctx, s, body)
+	}
 	ts := time.Now().Unix()
 	return o.attempt(ctx, s.ep.URL, body, map[string]string{"webhook-id": id,
 		"webhook-timestamp": strconv.FormatInt(ts, 10), "webhook-signature": Sign(s.ep.Key, id, ts, body)})

@@ -7,13 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ClientEvent is the event type of a Pusher client's client- event. Only
-// Pusher-format endpoints receive it (it is not in Types).
+// Pusher-format endpoints with PusherClientEvents receive it (it is not in
+// Types).
 const ClientEvent = "client.event"
 
 // Pusher-format endpoints receive these types, as Pusher's events.
@@ -25,23 +25,33 @@ var pusherNames = map[string]string{
 	ClientEvent:   "client_event",
 }
 
-var pusherTypes = []string{RoomOccupied, RoomVacated, PresenceJoin, PresenceLeave, ClientEvent}
+// pusherTypes are what every Pusher-format endpoint receives;
+// pusherClientTypes, one with PusherClientEvents.
+var (
+	pusherTypes       = []string{RoomOccupied, RoomVacated, PresenceJoin, PresenceLeave}
+	pusherClientTypes = append(slices.Clip(pusherTypes), ClientEvent)
+)
 
 // A Pusher-format endpoint gets up to pusherBatch events in one request,
 // the first of them held back at most pusherWindow for the others.
 const (
 	pusherBatch  = 20
 	pusherWindow = 250 * time.Millisecond
+	// pusherGroup is the priority group of a Pusher-format endpoint's
+	// consumer: one node is pinned to it and pulls alone.
+	pusherGroup = "pusher"
+	// pinPull bounds the pull that keeps a retrying node's pin.
+	pinPull = 100 * time.Millisecond
 )
 
 // pusherEvent is one event of a Pusher webhook.
 type pusherEvent struct {
-	Name     string `json:"name"`
-	Channel  string `json:"channel"`
-	UserID   string `json:"user_id,omitempty"`
-	Event    string `json:"event,omitempty"`
-	Data     string `json:"data,omitempty"`
-	SocketID string `json:"socket_id,omitempty"`
+	Name     string  `json:"name"`
+	Channel  string  `json:"channel"`
+	UserID   string  `json:"user_id,omitempty"`
+	Event    string  `json:"event,omitempty"`
+	Data     *string `json:"data,omitempty"` // a client_event's, always (Pusher sends it)
+	SocketID string  `json:"socket_id,omitempty"`
 }
 
 // pusherEventOf turns a stored event (the Herald-format body) into
@@ -50,11 +60,11 @@ func pusherEventOf(raw []byte) (pusherEvent, error) {
 	var b struct {
 		Type string `json:"type"`
 		Data struct {
-			Room     string `json:"room"`
-			User     string `json:"user"`
-			Event    string `json:"event"`
-			Data     string `json:"data"`
-			SocketID string `json:"socket_id"`
+			Room     string  `json:"room"`
+			User     string  `json:"user"`
+			Event    string  `json:"event"`
+			Data     *string `json:"data"`
+			SocketID string  `json:"socket_id"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(raw, &b); err != nil {
@@ -68,28 +78,13 @@ func pusherEventOf(raw []byte) (pusherEvent, error) {
 	return pusherEvent{Name: name, Channel: d.Room, UserID: d.User, Event: d.Event, Data: d.Data, SocketID: d.SocketID}, nil
 }
 
-// pusherBody is the request body of a batch: {"time_ms","events"}.
-// Messages whose stored event has no Pusher form are terminated and left
-// out; kept are those in the body.
-func pusherBody(msgs []jetstream.Msg, now time.Time) (body []byte, kept []jetstream.Msg, err error) {
-	events := make([]pusherEvent, 0, len(msgs))
-	for _, m := range msgs {
-		ev, err := pusherEventOf(m.Data())
-		if err != nil {
-			m.Term()
-			continue
-		}
-		events = append(events, ev)
-		kept = append(kept, m)
-	}
-	if len(kept) == 0 {
-		return nil, nil, nil
-	}
-	body, err = json.Marshal(struct {
+// pusherBody is the request body of a batch: {"time_ms","events"}, the
+// time it was built and the events.
+func pusherBody(events []pusherEvent, now time.Time) ([]byte, error) {
+	return json.Marshal(struct {
 		TimeMS int64         `json:"time_ms"`
 		Events []pusherEvent `json:"events"`
 	}{now.UnixMilli(), events})
-	return body, kept, err
 }
 
 // PusherSignature is the X-Pusher-Signature of a webhook body: the hex

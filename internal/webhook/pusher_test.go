@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,7 +28,7 @@ const (
 type pusherReceiver struct {
 	t      *testing.T
 	mu     sync.Mutex
-	status func(n int) int
+	status func(n int) int // the n-th request's (from 0); r.bodies ends with its body
 	n      int
 	bodies [][]byte // every request's body
 	ok     []pusherWebhook
@@ -53,12 +55,12 @@ func (r *pusherReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.bodies = append(r.bodies, body)
 	code := 200
 	if r.status != nil {
 		code = r.status(r.n)
 	}
 	r.n++
-	r.bodies = append(r.bodies, body)
 	if code/100 == 2 {
 		r.ok = append(r.ok, wh)
 	}
@@ -78,8 +80,9 @@ func pusherEndpoint(url string) Endpoint {
 	return Endpoint{App: "shop", URL: url, Key: []byte(pusherSecret), PusherKey: pusherKey}
 }
 
-// The Pusher names and fields of every type; events come in batches of
-// at most 20, and a Herald endpoint of the same app is untouched.
+// The Pusher names and fields of every type (a client_event's data even
+// when empty); events come in batches of at most 20, and a Herald
+// endpoint of the same app is untouched.
 func TestPusherFormatAndBatches(t *testing.T) {
 	r := &pusherReceiver{t: t}
 	srv := httptest.NewServer(r)
@@ -87,7 +90,9 @@ func TestPusherFormatAndBatches(t *testing.T) {
 	herald := newReceiver(t, nil)
 	hsrv := httptest.NewServer(herald)
 	defer hsrv.Close()
-	o := startOutbox(t, runNATS(t), Config{Endpoints: []Endpoint{pusherEndpoint(srv.URL), endpoint(hsrv.URL, RoomOccupied)}})
+	ep := pusherEndpoint(srv.URL)
+	ep.PusherClientEvents = true
+	o := startOutbox(t, runNATS(t), Config{Endpoints: []Endpoint{ep, endpoint(hsrv.URL, RoomOccupied)}})
 	ctx := context.Background()
 	emitData := func(typ string, d map[string]any) {
 		t.Helper()
@@ -98,27 +103,32 @@ func TestPusherFormatAndBatches(t *testing.T) {
 	if o.Wants("shop", UserOnline) || !o.Wants("shop", ClientEvent) || o.Wants("other", ClientEvent) {
 		t.Fatal("Wants disagrees with the Pusher endpoint's types")
 	}
+	if o := startOutbox(t, runNATS(t), Config{Endpoints: []Endpoint{pusherEndpoint(srv.URL)}}); o.Wants("shop", ClientEvent) || !o.Wants("shop", RoomOccupied) {
+		t.Fatal("a Pusher endpoint wants client events without PusherClientEvents")
+	}
 	emitData(RoomOccupied, map[string]any{"room": "news"})
 	emitData(PresenceJoin, map[string]any{"room": "presence-lobby", "user": "alice"})
 	emitData(ClientEvent, map[string]any{"room": "private-chat", "event": "client-typing", "data": `{"who":"a"}`, "socket_id": "1.2"})
+	emitData(ClientEvent, map[string]any{"room": "private-chat", "event": "client-empty", "data": "", "socket_id": "1.2"})
 	emitData(PresenceLeave, map[string]any{"room": "presence-lobby", "user": "alice"})
 	emitData(RoomVacated, map[string]any{"room": "news"})
 	const more = 40
 	for i := range more {
 		emitData(RoomOccupied, map[string]any{"room": fmt.Sprintf("r%d", i)})
 	}
-	waitFor(t, "all events", 20*time.Second, func() bool { ev, _ := r.delivered(); return len(ev) == 5+more })
+	waitFor(t, "all events", 20*time.Second, func() bool { ev, _ := r.delivered(); return len(ev) == 6+more })
 	ev, _ := r.delivered()
-	want := []pusherEvent{
-		{Name: "channel_occupied", Channel: "news"},
-		{Name: "member_added", Channel: "presence-lobby", UserID: "alice"},
-		{Name: "client_event", Channel: "private-chat", Event: "client-typing", Data: `{"who":"a"}`, SocketID: "1.2"},
-		{Name: "member_removed", Channel: "presence-lobby", UserID: "alice"},
-		{Name: "channel_vacated", Channel: "news"},
+	want := []string{
+		`{"name":"channel_occupied","channel":"news"}`,
+		`{"name":"member_added","channel":"presence-lobby","user_id":"alice"}`,
+		`{"name":"client_event","channel":"private-chat","event":"client-typing","data":"{\"who\":\"a\"}","socket_id":"1.2"}`,
+		`{"name":"client_event","channel":"private-chat","event":"client-empty","data":"","socket_id":"1.2"}`,
+		`{"name":"member_removed","channel":"presence-lobby","user_id":"alice"}`,
+		`{"name":"channel_vacated","channel":"news"}`,
 	}
 	for i, w := range want {
-		if ev[i] != w {
-			t.Fatalf("event %d = %+v, want %+v", i, ev[i], w)
+		if got, _ := json.Marshal(ev[i]); string(got) != w {
+			t.Fatalf("event %d = %s, want %s", i, got, w)
 		}
 	}
 	r.mu.Lock()
@@ -127,8 +137,8 @@ func TestPusherFormatAndBatches(t *testing.T) {
 			t.Errorf("a request of %d events", len(wh.Events))
 		}
 	}
-	if len(r.ok) >= 5+more {
-		t.Errorf("%d requests for %d events: not batched", len(r.ok), 5+more)
+	if len(r.ok) >= 6+more {
+		t.Errorf("%d requests for %d events: not batched", len(r.ok), 6+more)
 	}
 	r.mu.Unlock()
 	waitFor(t, "the Herald endpoint's event", 20*time.Second, func() bool { _, ok := herald.counts(); return len(ok) == 1+more })
@@ -162,7 +172,9 @@ func TestPusherRetried(t *testing.T) {
 			t.Fatalf("the retried body changed: %s then %s", r.bodies[0], b)
 		}
 	}
-	if s := o.Stats(context.Background(), "shop")[0]; s.Delivered != 1 || s.Retried != failures {
+	// Counted once the answer is read, after the receiver kept the body.
+	waitFor(t, "delivered counted", 20*time.Second, func() bool { return o.Stats(context.Background(), "shop")[0].Delivered == 1 })
+	if s := o.Stats(context.Background(), "shop")[0]; s.Retried != failures {
 		t.Fatalf("stats = %+v", s)
 	}
 }
@@ -172,6 +184,11 @@ func TestPusherEndpointRefusesEventList(t *testing.T) {
 	ep.Events = []string{UserOnline}
 	if _, err := New(Config{NodeID: "n", Endpoints: []Endpoint{ep}}); err == nil {
 		t.Fatal("a Pusher endpoint with an event list was accepted")
+	}
+	ep.Events, ep.Key = nil, nil
+	if _, err := New(Config{NodeID: "n", Endpoints: []Endpoint{ep}}); err == nil || strings.Contains(err.Error(), "whsec_") ||
+		!strings.Contains(err.Error(), "Pusher secret") {
+		t.Fatalf("a Pusher endpoint without a secret: %v", err)
 	}
 	if pusherEndpoint("https://example.com/h").ID() == endpoint("https://example.com/h").ID() {
 		t.Fatal("a Pusher and a Herald endpoint of one URL share an id")
@@ -217,5 +234,33 @@ func TestPusherDeadLetterReplay(t *testing.T) {
 	}
 	if !got["channel_occupied a"] || !got["channel_occupied b"] {
 		t.Fatalf("replayed %+v", ev)
+	}
+}
+
+// lines is an io.Writer handing each write (a log line) to a channel.
+type lines chan string
+
+func (l lines) Write(p []byte) (int, error) { l <- string(p); return len(p), nil }
+
+// A stored event with no Pusher form is dropped, logged, and the events
+// after it are delivered.
+func TestPusherNoFormLogged(t *testing.T) {
+	r := &pusherReceiver{t: t}
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	log := make(lines, 16)
+	o := startOutbox(t, runNATS(t), Config{Endpoints: []Endpoint{pusherEndpoint(srv.URL)}, Logger: slog.New(slog.NewTextHandler(log, nil))})
+	for _, d := range []map[string]any{{}, {"room": "news"}} {
+		if err := o.Emit(context.Background(), "shop", RoomOccupied, time.Now(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the valid event", 20*time.Second, func() bool { ev, _ := r.delivered(); return len(ev) == 1 })
+	var logged string
+	for len(log) > 0 {
+		logged += <-log
+	}
+	if ev, _ := r.delivered(); ev[0].Channel != "news" || !strings.Contains(logged, "has no Pusher form") {
+		t.Fatalf("delivered %+v, logged %q", ev, logged)
 	}
 }

@@ -157,6 +157,14 @@ func runNATS(t *testing.T) string {
 // startOutbox starts an outbox on natsURL; closed when t ends.
 func startOutbox(t *testing.T, natsURL string, cfg Config) *Outbox {
 	t.Helper()
+	o, _ := startNode(t, natsURL, cfg)
+	return o
+}
+
+// startNode starts an outbox on natsURL and returns its connection too
+// (closing it is the node dying); closed when t ends.
+func startNode(t *testing.T, natsURL string, cfg Config) (*Outbox, *nats.Conn) {
+	t.Helper()
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +190,7 @@ func startOutbox(t *testing.T, natsURL string, cfg Config) *Outbox {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { o.Close() })
-	return o
+	return o, nc
 }
 
 func endpoint(url string, events ...string) Endpoint {

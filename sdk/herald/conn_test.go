@@ -400,7 +400,11 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 		}
 		tr.CloseIdleConnections()
 	}
-	session("warm-up") // the server starts what it keeps running (streams, buckets)
+	// The server starts what it keeps running (streams, buckets): the node
+	// registry's bucket on its first announcement, the others on a
+	// session's first use.
+	waitFor(t, "the node registry", func() bool { nodes, err := cl.Nodes(context.Background()); return err == nil && len(nodes) == 1 })
+	session("warm-up")
 	before := goleak.IgnoreCurrent()
 	session("fay")
 	goleak.VerifyNone(t, before)

@@ -34,6 +34,8 @@ type transport interface {
 	drain(ctx context.Context, over time.Duration) (*drainAnswer, error)
 	recent(ctx context.Context, app, cursor string, limit int) (*RecentPage, error)
 	history(ctx context.Context, app string, since int64) (*StatsHistory, error)
+	deadWebhooks(ctx context.Context, app, cursor string) (*DeadWebhookPage, error)
+	replayDeadWebhooks(ctx context.Context, app string, ids []string) (int, error)
 }
 
 // Operations of the server API, as named in the HTTP transport's errors.
@@ -53,6 +55,9 @@ const (
 	opRoute         = "route"
 	opDrain         = "drain"
 	opPresence      = "presence"
+	// The dead-letter list of webhooks.
+	opDeadWebhooks       = "dead_webhooks"
+	opReplayDeadWebhooks = "replay_dead_webhooks"
 )
 
 // httpTransport is the v1 HTTP/JSON API.

@@ -1442,6 +1442,326 @@ func (x *GetPresenceResponse) GetNext() string {
 	return ""
 }
 
+// ListDeadWebhooksRequest asks for one page of the dead-letter list.
+type ListDeadWebhooksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cursor is the previous page's next; empty: the first page.
+	Cursor string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// app is the app to act on (admin keys).
+	App           string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadWebhooksRequest) Reset() {
+	*x = ListDeadWebhooksRequest{}
+	mi := &file_herald_v1_herald_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadWebhooksRequest) ProtoMessage() {}
+
+func (x *ListDeadWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ListDeadWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListDeadWebhooksRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListDeadWebhooksRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+// ListDeadWebhooksResponse is one page of dead-lettered events.
+type ListDeadWebhooksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// events is this page (up to 100).
+	Events []*DeadWebhook `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// next is the cursor of the next page; empty on the last page.
+	Next          string `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadWebhooksResponse) Reset() {
+	*x = ListDeadWebhooksResponse{}
+	mi := &file_herald_v1_herald_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadWebhooksResponse) ProtoMessage() {}
+
+func (x *ListDeadWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ListDeadWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListDeadWebhooksResponse) GetEvents() []*DeadWebhook {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListDeadWebhooksResponse) GetNext() string {
+	if x != nil {
+		return x.Next
+	}
+	return ""
+}
+
+// DeadWebhook is a webhook event that ran out of retries.
+type DeadWebhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seq is its position in the dead-letter list.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// id is the event's webhook-id (what replay names).
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// type is the event type, e.g. "user.online".
+	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	// endpoint is the URL it was sent to.
+	Endpoint string `protobuf:"bytes,4,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// error is the last attempt's outcome, e.g. "HTTP 500".
+	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// attempts counts the attempts of the last node that tried.
+	Attempts int32 `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// failed is when it was moved to the list.
+	Failed *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=failed,proto3" json:"failed,omitempty"`
+	// event is the JSON body that was posted.
+	Event         string `protobuf:"bytes,8,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadWebhook) Reset() {
+	*x = DeadWebhook{}
+	mi := &file_herald_v1_herald_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadWebhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadWebhook) ProtoMessage() {}
+
+func (x *DeadWebhook) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadWebhook.ProtoReflect.Descriptor instead.
+func (*DeadWebhook) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DeadWebhook) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *DeadWebhook) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DeadWebhook) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *DeadWebhook) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *DeadWebhook) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *DeadWebhook) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *DeadWebhook) GetFailed() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Failed
+	}
+	return nil
+}
+
+func (x *DeadWebhook) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+// ReplayDeadWebhooksRequest names the dead events to send again.
+type ReplayDeadWebhooksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ids are webhook-ids from the list; empty: every dead event of the app.
+	Ids []string `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	// app is the app to act on (admin keys).
+	App           string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDeadWebhooksRequest) Reset() {
+	*x = ReplayDeadWebhooksRequest{}
+	mi := &file_herald_v1_herald_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDeadWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDeadWebhooksRequest) ProtoMessage() {}
+
+func (x *ReplayDeadWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDeadWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ReplayDeadWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReplayDeadWebhooksRequest) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *ReplayDeadWebhooksRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+// ReplayDeadWebhooksResponse says how many events were sent again.
+type ReplayDeadWebhooksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// replayed counts the events sent again (ids not in the list are skipped).
+	Replayed      int32 `protobuf:"varint,1,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDeadWebhooksResponse) Reset() {
+	*x = ReplayDeadWebhooksResponse{}
+	mi := &file_herald_v1_herald_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDeadWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDeadWebhooksResponse) ProtoMessage() {}
+
+func (x *ReplayDeadWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_v1_herald_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDeadWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ReplayDeadWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReplayDeadWebhooksResponse) GetReplayed() int32 {
+	if x != nil {
+		return x.Replayed
+	}
+	return 0
+}
+
 // RoomMember is one connection in a room.
 type RoomMember struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1457,7 +1777,7 @@ type RoomMember struct {
 
 func (x *RoomMember) Reset() {
 	*x = RoomMember{}
-	mi := &file_herald_v1_herald_proto_msgTypes[22]
+	mi := &file_herald_v1_herald_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1789,7 @@ func (x *RoomMember) String() string {
 func (*RoomMember) ProtoMessage() {}
 
 func (x *RoomMember) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[22]
+	mi := &file_herald_v1_herald_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1802,7 @@ func (x *RoomMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomMember.ProtoReflect.Descriptor instead.
 func (*RoomMember) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{22}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RoomMember) GetConn() string {
@@ -1523,7 +1843,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[23]
+	mi := &file_herald_v1_herald_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1855,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[23]
+	mi := &file_herald_v1_herald_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1868,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{23}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetUserRequest) GetUser() string {
@@ -1600,7 +1920,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[24]
+	mi := &file_herald_v1_herald_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1932,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[24]
+	mi := &file_herald_v1_herald_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1945,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{24}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetUserResponse) GetUser() string {
@@ -1684,7 +2004,7 @@ type Conn struct {
 
 func (x *Conn) Reset() {
 	*x = Conn{}
-	mi := &file_herald_v1_herald_proto_msgTypes[25]
+	mi := &file_herald_v1_herald_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +2016,7 @@ func (x *Conn) String() string {
 func (*Conn) ProtoMessage() {}
 
 func (x *Conn) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[25]
+	mi := &file_herald_v1_herald_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +2029,7 @@ func (x *Conn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conn.ProtoReflect.Descriptor instead.
 func (*Conn) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{25}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Conn) GetId() string {
@@ -1767,7 +2087,7 @@ type KickConnRequest struct {
 
 func (x *KickConnRequest) Reset() {
 	*x = KickConnRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[26]
+	mi := &file_herald_v1_herald_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +2099,7 @@ func (x *KickConnRequest) String() string {
 func (*KickConnRequest) ProtoMessage() {}
 
 func (x *KickConnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[26]
+	mi := &file_herald_v1_herald_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +2112,7 @@ func (x *KickConnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickConnRequest.ProtoReflect.Descriptor instead.
 func (*KickConnRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{26}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *KickConnRequest) GetId() string {
@@ -1818,7 +2138,7 @@ type KickConnResponse struct {
 
 func (x *KickConnResponse) Reset() {
 	*x = KickConnResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[27]
+	mi := &file_herald_v1_herald_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1830,7 +2150,7 @@ func (x *KickConnResponse) String() string {
 func (*KickConnResponse) ProtoMessage() {}
 
 func (x *KickConnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[27]
+	mi := &file_herald_v1_herald_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1843,7 +2163,7 @@ func (x *KickConnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickConnResponse.ProtoReflect.Descriptor instead.
 func (*KickConnResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{27}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{32}
 }
 
 // KickUserRequest names a user whose connections to close.
@@ -1859,7 +2179,7 @@ type KickUserRequest struct {
 
 func (x *KickUserRequest) Reset() {
 	*x = KickUserRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[28]
+	mi := &file_herald_v1_herald_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +2191,7 @@ func (x *KickUserRequest) String() string {
 func (*KickUserRequest) ProtoMessage() {}
 
 func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[28]
+	mi := &file_herald_v1_herald_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +2204,7 @@ func (x *KickUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickUserRequest.ProtoReflect.Descriptor instead.
 func (*KickUserRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{28}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *KickUserRequest) GetUser() string {
@@ -1912,7 +2232,7 @@ type KickUserResponse struct {
 
 func (x *KickUserResponse) Reset() {
 	*x = KickUserResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[29]
+	mi := &file_herald_v1_herald_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1924,7 +2244,7 @@ func (x *KickUserResponse) String() string {
 func (*KickUserResponse) ProtoMessage() {}
 
 func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[29]
+	mi := &file_herald_v1_herald_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1937,7 +2257,7 @@ func (x *KickUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickUserResponse.ProtoReflect.Descriptor instead.
 func (*KickUserResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{29}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *KickUserResponse) GetKicked() int32 {
@@ -1957,7 +2277,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[30]
+	mi := &file_herald_v1_herald_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2289,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[30]
+	mi := &file_herald_v1_herald_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2302,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{30}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{35}
 }
 
 // GetStatsResponse holds the counts.
@@ -2006,7 +2326,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[31]
+	mi := &file_herald_v1_herald_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2338,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[31]
+	mi := &file_herald_v1_herald_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2351,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{31}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetStatsResponse) GetConns() int32 {
@@ -2085,7 +2405,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[32]
+	mi := &file_herald_v1_herald_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2097,7 +2417,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[32]
+	mi := &file_herald_v1_herald_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2110,7 +2430,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{32}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{37}
 }
 
 // ListNodesResponse lists the live nodes.
@@ -2124,7 +2444,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[33]
+	mi := &file_herald_v1_herald_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2456,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[33]
+	mi := &file_herald_v1_herald_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2469,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{33}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -2180,7 +2500,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_herald_v1_herald_proto_msgTypes[34]
+	mi := &file_herald_v1_herald_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2512,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[34]
+	mi := &file_herald_v1_herald_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2525,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{34}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Node) GetId() string {
@@ -2259,7 +2579,7 @@ type GetRouteRequest struct {
 
 func (x *GetRouteRequest) Reset() {
 	*x = GetRouteRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[35]
+	mi := &file_herald_v1_herald_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2591,7 @@ func (x *GetRouteRequest) String() string {
 func (*GetRouteRequest) ProtoMessage() {}
 
 func (x *GetRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[35]
+	mi := &file_herald_v1_herald_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2604,7 @@ func (x *GetRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteRequest.ProtoReflect.Descriptor instead.
 func (*GetRouteRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{35}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{40}
 }
 
 // GetRouteResponse names the least-loaded live node.
@@ -2302,7 +2622,7 @@ type GetRouteResponse struct {
 
 func (x *GetRouteResponse) Reset() {
 	*x = GetRouteResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[36]
+	mi := &file_herald_v1_herald_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2314,7 +2634,7 @@ func (x *GetRouteResponse) String() string {
 func (*GetRouteResponse) ProtoMessage() {}
 
 func (x *GetRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[36]
+	mi := &file_herald_v1_herald_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2647,7 @@ func (x *GetRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteResponse.ProtoReflect.Descriptor instead.
 func (*GetRouteResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{36}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetRouteResponse) GetNode() string {
@@ -2363,7 +2683,7 @@ type DrainRequest struct {
 
 func (x *DrainRequest) Reset() {
 	*x = DrainRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[37]
+	mi := &file_herald_v1_herald_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2375,7 +2695,7 @@ func (x *DrainRequest) String() string {
 func (*DrainRequest) ProtoMessage() {}
 
 func (x *DrainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[37]
+	mi := &file_herald_v1_herald_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2708,7 @@ func (x *DrainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
 func (*DrainRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{37}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DrainRequest) GetDrainTime() *durationpb.Duration {
@@ -2416,7 +2736,7 @@ type DrainResponse struct {
 
 func (x *DrainResponse) Reset() {
 	*x = DrainResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[38]
+	mi := &file_herald_v1_herald_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +2748,7 @@ func (x *DrainResponse) String() string {
 func (*DrainResponse) ProtoMessage() {}
 
 func (x *DrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[38]
+	mi := &file_herald_v1_herald_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2761,7 @@ func (x *DrainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
 func (*DrainResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{38}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DrainResponse) GetNode() string {
@@ -2487,7 +2807,7 @@ type ListRecentMessagesRequest struct {
 
 func (x *ListRecentMessagesRequest) Reset() {
 	*x = ListRecentMessagesRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[39]
+	mi := &file_herald_v1_herald_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2819,7 @@ func (x *ListRecentMessagesRequest) String() string {
 func (*ListRecentMessagesRequest) ProtoMessage() {}
 
 func (x *ListRecentMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[39]
+	mi := &file_herald_v1_herald_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2832,7 @@ func (x *ListRecentMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecentMessagesRequest.ProtoReflect.Descriptor instead.
 func (*ListRecentMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{39}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListRecentMessagesRequest) GetApp() string {
@@ -2549,7 +2869,7 @@ type ListRecentMessagesResponse struct {
 
 func (x *ListRecentMessagesResponse) Reset() {
 	*x = ListRecentMessagesResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[40]
+	mi := &file_herald_v1_herald_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2561,7 +2881,7 @@ func (x *ListRecentMessagesResponse) String() string {
 func (*ListRecentMessagesResponse) ProtoMessage() {}
 
 func (x *ListRecentMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[40]
+	mi := &file_herald_v1_herald_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2574,7 +2894,7 @@ func (x *ListRecentMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecentMessagesResponse.ProtoReflect.Descriptor instead.
 func (*ListRecentMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{40}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListRecentMessagesResponse) GetMessages() []*RecentMessage {
@@ -2620,7 +2940,7 @@ type RecentMessage struct {
 
 func (x *RecentMessage) Reset() {
 	*x = RecentMessage{}
-	mi := &file_herald_v1_herald_proto_msgTypes[41]
+	mi := &file_herald_v1_herald_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2632,7 +2952,7 @@ func (x *RecentMessage) String() string {
 func (*RecentMessage) ProtoMessage() {}
 
 func (x *RecentMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[41]
+	mi := &file_herald_v1_herald_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2645,7 +2965,7 @@ func (x *RecentMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecentMessage.ProtoReflect.Descriptor instead.
 func (*RecentMessage) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{41}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RecentMessage) GetId() string {
@@ -2732,7 +3052,7 @@ type GetStatsHistoryRequest struct {
 
 func (x *GetStatsHistoryRequest) Reset() {
 	*x = GetStatsHistoryRequest{}
-	mi := &file_herald_v1_herald_proto_msgTypes[42]
+	mi := &file_herald_v1_herald_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2744,7 +3064,7 @@ func (x *GetStatsHistoryRequest) String() string {
 func (*GetStatsHistoryRequest) ProtoMessage() {}
 
 func (x *GetStatsHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[42]
+	mi := &file_herald_v1_herald_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2757,7 +3077,7 @@ func (x *GetStatsHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{42}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetStatsHistoryRequest) GetApp() string {
@@ -2787,7 +3107,7 @@ type GetStatsHistoryResponse struct {
 
 func (x *GetStatsHistoryResponse) Reset() {
 	*x = GetStatsHistoryResponse{}
-	mi := &file_herald_v1_herald_proto_msgTypes[43]
+	mi := &file_herald_v1_herald_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2799,7 +3119,7 @@ func (x *GetStatsHistoryResponse) String() string {
 func (*GetStatsHistoryResponse) ProtoMessage() {}
 
 func (x *GetStatsHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[43]
+	mi := &file_herald_v1_herald_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2812,7 +3132,7 @@ func (x *GetStatsHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{43}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetStatsHistoryResponse) GetIntervalSeconds() int32 {
@@ -2855,7 +3175,7 @@ type StatsPoint struct {
 
 func (x *StatsPoint) Reset() {
 	*x = StatsPoint{}
-	mi := &file_herald_v1_herald_proto_msgTypes[44]
+	mi := &file_herald_v1_herald_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2867,7 +3187,7 @@ func (x *StatsPoint) String() string {
 func (*StatsPoint) ProtoMessage() {}
 
 func (x *StatsPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_v1_herald_proto_msgTypes[44]
+	mi := &file_herald_v1_herald_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2880,7 +3200,7 @@ func (x *StatsPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsPoint.ProtoReflect.Descriptor instead.
 func (*StatsPoint) Descriptor() ([]byte, []int) {
-	return file_herald_v1_herald_proto_rawDescGZIP(), []int{44}
+	return file_herald_v1_herald_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *StatsPoint) GetAt() *timestamppb.Timestamp {
@@ -3032,7 +3352,27 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\x13GetPresenceResponse\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
 	"\x05users\x18\x02 \x03(\tR\x05users\x12\x12\n" +
-	"\x04next\x18\x03 \x01(\tR\x04next\"H\n" +
+	"\x04next\x18\x03 \x01(\tR\x04next\"C\n" +
+	"\x17ListDeadWebhooksRequest\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\"^\n" +
+	"\x18ListDeadWebhooksResponse\x12.\n" +
+	"\x06events\x18\x01 \x03(\v2\x16.herald.v1.DeadWebhookR\x06events\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\tR\x04next\"\xdb\x01\n" +
+	"\vDeadWebhook\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x1a\n" +
+	"\bendpoint\x18\x04 \x01(\tR\bendpoint\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1a\n" +
+	"\battempts\x18\x06 \x01(\x05R\battempts\x122\n" +
+	"\x06failed\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06failed\x12\x14\n" +
+	"\x05event\x18\b \x01(\tR\x05event\"?\n" +
+	"\x19ReplayDeadWebhooksRequest\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\"8\n" +
+	"\x1aReplayDeadWebhooksResponse\x12\x1a\n" +
+	"\breplayed\x18\x01 \x01(\x05R\breplayed\"H\n" +
 	"\n" +
 	"RoomMember\x12\x12\n" +
 	"\x04conn\x18\x01 \x01(\tR\x04conn\x12\x12\n" +
@@ -3138,8 +3478,7 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"deliveries\x12\x16\n" +
 	"\x06stored\x18\x06 \x01(\x01R\x06stored\x12\x12\n" +
 	"\x04acks\x18\a \x01(\x01R\x04acks\x12'\n" +
-	"\x0fwebhook_backlog\x18\b \x01(\x04R\x0ewebhookBacklog2\xf3\n" +
-	"\n" +
+	"\x0fwebhook_backlog\x18\b \x01(\x04R\x0ewebhookBacklog2\xb8\f\n" +
 	"\rHeraldService\x127\n" +
 	"\x04Push\x12\x16.herald.v1.PushRequest\x1a\x17.herald.v1.PushResponse\x12F\n" +
 	"\tPushBatch\x12\x1b.herald.v1.PushBatchRequest\x1a\x1c.herald.v1.PushBatchResponse\x12M\n" +
@@ -3160,7 +3499,9 @@ const file_herald_v1_herald_proto_rawDesc = "" +
 	"\x05Drain\x12\x17.herald.v1.DrainRequest\x1a\x18.herald.v1.DrainResponse\"\x03\x90\x02\x02\x12Q\n" +
 	"\vGetPresence\x12\x1d.herald.v1.GetPresenceRequest\x1a\x1e.herald.v1.GetPresenceResponse\"\x03\x90\x02\x01\x12f\n" +
 	"\x12ListRecentMessages\x12$.herald.v1.ListRecentMessagesRequest\x1a%.herald.v1.ListRecentMessagesResponse\"\x03\x90\x02\x01\x12]\n" +
-	"\x0fGetStatsHistory\x12!.herald.v1.GetStatsHistoryRequest\x1a\".herald.v1.GetStatsHistoryResponse\"\x03\x90\x02\x01B5Z3github.com/heraldpush/herald/api/herald/v1;heraldv1b\x06proto3"
+	"\x0fGetStatsHistory\x12!.herald.v1.GetStatsHistoryRequest\x1a\".herald.v1.GetStatsHistoryResponse\"\x03\x90\x02\x01\x12`\n" +
+	"\x10ListDeadWebhooks\x12\".herald.v1.ListDeadWebhooksRequest\x1a#.herald.v1.ListDeadWebhooksResponse\"\x03\x90\x02\x01\x12a\n" +
+	"\x12ReplayDeadWebhooks\x12$.herald.v1.ReplayDeadWebhooksRequest\x1a%.herald.v1.ReplayDeadWebhooksResponseB5Z3github.com/heraldpush/herald/api/herald/v1;heraldv1b\x06proto3"
 
 var (
 	file_herald_v1_herald_proto_rawDescOnce sync.Once
@@ -3174,7 +3515,7 @@ func file_herald_v1_herald_proto_rawDescGZIP() []byte {
 	return file_herald_v1_herald_proto_rawDescData
 }
 
-var file_herald_v1_herald_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_herald_v1_herald_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_herald_v1_herald_proto_goTypes = []any{
 	(*ErrorInfo)(nil),                  // 0: herald.v1.ErrorInfo
 	(*Target)(nil),                     // 1: herald.v1.Target
@@ -3198,31 +3539,36 @@ var file_herald_v1_herald_proto_goTypes = []any{
 	(*GetRoomResponse)(nil),            // 19: herald.v1.GetRoomResponse
 	(*GetPresenceRequest)(nil),         // 20: herald.v1.GetPresenceRequest
 	(*GetPresenceResponse)(nil),        // 21: herald.v1.GetPresenceResponse
-	(*RoomMember)(nil),                 // 22: herald.v1.RoomMember
-	(*GetUserRequest)(nil),             // 23: herald.v1.GetUserRequest
-	(*GetUserResponse)(nil),            // 24: herald.v1.GetUserResponse
-	(*Conn)(nil),                       // 25: herald.v1.Conn
-	(*KickConnRequest)(nil),            // 26: herald.v1.KickConnRequest
-	(*KickConnResponse)(nil),           // 27: herald.v1.KickConnResponse
-	(*KickUserRequest)(nil),            // 28: herald.v1.KickUserRequest
-	(*KickUserResponse)(nil),           // 29: herald.v1.KickUserResponse
-	(*GetStatsRequest)(nil),            // 30: herald.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),           // 31: herald.v1.GetStatsResponse
-	(*ListNodesRequest)(nil),           // 32: herald.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),          // 33: herald.v1.ListNodesResponse
-	(*Node)(nil),                       // 34: herald.v1.Node
-	(*GetRouteRequest)(nil),            // 35: herald.v1.GetRouteRequest
-	(*GetRouteResponse)(nil),           // 36: herald.v1.GetRouteResponse
-	(*DrainRequest)(nil),               // 37: herald.v1.DrainRequest
-	(*DrainResponse)(nil),              // 38: herald.v1.DrainResponse
-	(*ListRecentMessagesRequest)(nil),  // 39: herald.v1.ListRecentMessagesRequest
-	(*ListRecentMessagesResponse)(nil), // 40: herald.v1.ListRecentMessagesResponse
-	(*RecentMessage)(nil),              // 41: herald.v1.RecentMessage
-	(*GetStatsHistoryRequest)(nil),     // 42: herald.v1.GetStatsHistoryRequest
-	(*GetStatsHistoryResponse)(nil),    // 43: herald.v1.GetStatsHistoryResponse
-	(*StatsPoint)(nil),                 // 44: herald.v1.StatsPoint
-	(*timestamppb.Timestamp)(nil),      // 45: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 46: google.protobuf.Duration
+	(*ListDeadWebhooksRequest)(nil),    // 22: herald.v1.ListDeadWebhooksRequest
+	(*ListDeadWebhooksResponse)(nil),   // 23: herald.v1.ListDeadWebhooksResponse
+	(*DeadWebhook)(nil),                // 24: herald.v1.DeadWebhook
+	(*ReplayDeadWebhooksRequest)(nil),  // 25: herald.v1.ReplayDeadWebhooksRequest
+	(*ReplayDeadWebhooksResponse)(nil), // 26: herald.v1.ReplayDeadWebhooksResponse
+	(*RoomMember)(nil),                 // 27: herald.v1.RoomMember
+	(*GetUserRequest)(nil),             // 28: herald.v1.GetUserRequest
+	(*GetUserResponse)(nil),            // 29: herald.v1.GetUserResponse
+	(*Conn)(nil),                       // 30: herald.v1.Conn
+	(*KickConnRequest)(nil),            // 31: herald.v1.KickConnRequest
+	(*KickConnResponse)(nil),           // 32: herald.v1.KickConnResponse
+	(*KickUserRequest)(nil),            // 33: herald.v1.KickUserRequest
+	(*KickUserResponse)(nil),           // 34: herald.v1.KickUserResponse
+	(*GetStatsRequest)(nil),            // 35: herald.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),           // 36: herald.v1.GetStatsResponse
+	(*ListNodesRequest)(nil),           // 37: herald.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),          // 38: herald.v1.ListNodesResponse
+	(*Node)(nil),                       // 39: herald.v1.Node
+	(*GetRouteRequest)(nil),            // 40: herald.v1.GetRouteRequest
+	(*GetRouteResponse)(nil),           // 41: herald.v1.GetRouteResponse
+	(*DrainRequest)(nil),               // 42: herald.v1.DrainRequest
+	(*DrainResponse)(nil),              // 43: herald.v1.DrainResponse
+	(*ListRecentMessagesRequest)(nil),  // 44: herald.v1.ListRecentMessagesRequest
+	(*ListRecentMessagesResponse)(nil), // 45: herald.v1.ListRecentMessagesResponse
+	(*RecentMessage)(nil),              // 46: herald.v1.RecentMessage
+	(*GetStatsHistoryRequest)(nil),     // 47: herald.v1.GetStatsHistoryRequest
+	(*GetStatsHistoryResponse)(nil),    // 48: herald.v1.GetStatsHistoryResponse
+	(*StatsPoint)(nil),                 // 49: herald.v1.StatsPoint
+	(*timestamppb.Timestamp)(nil),      // 50: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 51: google.protobuf.Duration
 }
 var file_herald_v1_herald_proto_depIdxs = []int32{
 	1,  // 0: herald.v1.PushRequest.to:type_name -> herald.v1.Target
@@ -3231,60 +3577,66 @@ var file_herald_v1_herald_proto_depIdxs = []int32{
 	2,  // 3: herald.v1.PushBatchRequest.items:type_name -> herald.v1.PushRequest
 	8,  // 4: herald.v1.PushBatchResponse.results:type_name -> herald.v1.PushResult
 	0,  // 5: herald.v1.PushResult.error:type_name -> herald.v1.ErrorInfo
-	45, // 6: herald.v1.GetMessageResponse.created:type_name -> google.protobuf.Timestamp
+	50, // 6: herald.v1.GetMessageResponse.created:type_name -> google.protobuf.Timestamp
 	11, // 7: herald.v1.GetMessageResponse.users:type_name -> herald.v1.UserStatus
-	22, // 8: herald.v1.GetRoomResponse.members:type_name -> herald.v1.RoomMember
-	25, // 9: herald.v1.GetUserResponse.conns:type_name -> herald.v1.Conn
-	45, // 10: herald.v1.Conn.since:type_name -> google.protobuf.Timestamp
-	34, // 11: herald.v1.ListNodesResponse.nodes:type_name -> herald.v1.Node
-	45, // 12: herald.v1.Node.heartbeat:type_name -> google.protobuf.Timestamp
-	46, // 13: herald.v1.DrainRequest.drain_time:type_name -> google.protobuf.Duration
-	46, // 14: herald.v1.DrainResponse.drain_time:type_name -> google.protobuf.Duration
-	41, // 15: herald.v1.ListRecentMessagesResponse.messages:type_name -> herald.v1.RecentMessage
-	45, // 16: herald.v1.RecentMessage.at:type_name -> google.protobuf.Timestamp
-	44, // 17: herald.v1.GetStatsHistoryResponse.points:type_name -> herald.v1.StatsPoint
-	45, // 18: herald.v1.StatsPoint.at:type_name -> google.protobuf.Timestamp
-	2,  // 19: herald.v1.HeraldService.Push:input_type -> herald.v1.PushRequest
-	6,  // 20: herald.v1.HeraldService.PushBatch:input_type -> herald.v1.PushBatchRequest
-	4,  // 21: herald.v1.HeraldService.PushStream:input_type -> herald.v1.PushStreamRequest
-	9,  // 22: herald.v1.HeraldService.GetMessage:input_type -> herald.v1.GetMessageRequest
-	12, // 23: herald.v1.HeraldService.RecallMessage:input_type -> herald.v1.RecallMessageRequest
-	14, // 24: herald.v1.HeraldService.JoinRoom:input_type -> herald.v1.JoinRoomRequest
-	16, // 25: herald.v1.HeraldService.LeaveRoom:input_type -> herald.v1.LeaveRoomRequest
-	18, // 26: herald.v1.HeraldService.GetRoom:input_type -> herald.v1.GetRoomRequest
-	23, // 27: herald.v1.HeraldService.GetUser:input_type -> herald.v1.GetUserRequest
-	26, // 28: herald.v1.HeraldService.KickConn:input_type -> herald.v1.KickConnRequest
-	28, // 29: herald.v1.HeraldService.KickUser:input_type -> herald.v1.KickUserRequest
-	30, // 30: herald.v1.HeraldService.GetStats:input_type -> herald.v1.GetStatsRequest
-	32, // 31: herald.v1.HeraldService.ListNodes:input_type -> herald.v1.ListNodesRequest
-	35, // 32: herald.v1.HeraldService.GetRoute:input_type -> herald.v1.GetRouteRequest
-	37, // 33: herald.v1.HeraldService.Drain:input_type -> herald.v1.DrainRequest
-	20, // 34: herald.v1.HeraldService.GetPresence:input_type -> herald.v1.GetPresenceRequest
-	39, // 35: herald.v1.HeraldService.ListRecentMessages:input_type -> herald.v1.ListRecentMessagesRequest
-	42, // 36: herald.v1.HeraldService.GetStatsHistory:input_type -> herald.v1.GetStatsHistoryRequest
-	3,  // 37: herald.v1.HeraldService.Push:output_type -> herald.v1.PushResponse
-	7,  // 38: herald.v1.HeraldService.PushBatch:output_type -> herald.v1.PushBatchResponse
-	5,  // 39: herald.v1.HeraldService.PushStream:output_type -> herald.v1.PushStreamResponse
-	10, // 40: herald.v1.HeraldService.GetMessage:output_type -> herald.v1.GetMessageResponse
-	13, // 41: herald.v1.HeraldService.RecallMessage:output_type -> herald.v1.RecallMessageResponse
-	15, // 42: herald.v1.HeraldService.JoinRoom:output_type -> herald.v1.JoinRoomResponse
-	17, // 43: herald.v1.HeraldService.LeaveRoom:output_type -> herald.v1.LeaveRoomResponse
-	19, // 44: herald.v1.HeraldService.GetRoom:output_type -> herald.v1.GetRoomResponse
-	24, // 45: herald.v1.HeraldService.GetUser:output_type -> herald.v1.GetUserResponse
-	27, // 46: herald.v1.HeraldService.KickConn:output_type -> herald.v1.KickConnResponse
-	29, // 47: herald.v1.HeraldService.KickUser:output_type -> herald.v1.KickUserResponse
-	31, // 48: herald.v1.HeraldService.GetStats:output_type -> herald.v1.GetStatsResponse
-	33, // 49: herald.v1.HeraldService.ListNodes:output_type -> herald.v1.ListNodesResponse
-	36, // 50: herald.v1.HeraldService.GetRoute:output_type -> herald.v1.GetRouteResponse
-	38, // 51: herald.v1.HeraldService.Drain:output_type -> herald.v1.DrainResponse
-	21, // 52: herald.v1.HeraldService.GetPresence:output_type -> herald.v1.GetPresenceResponse
-	40, // 53: herald.v1.HeraldService.ListRecentMessages:output_type -> herald.v1.ListRecentMessagesResponse
-	43, // 54: herald.v1.HeraldService.GetStatsHistory:output_type -> herald.v1.GetStatsHistoryResponse
-	37, // [37:55] is the sub-list for method output_type
-	19, // [19:37] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	27, // 8: herald.v1.GetRoomResponse.members:type_name -> herald.v1.RoomMember
+	24, // 9: herald.v1.ListDeadWebhooksResponse.events:type_name -> herald.v1.DeadWebhook
+	50, // 10: herald.v1.DeadWebhook.failed:type_name -> google.protobuf.Timestamp
+	30, // 11: herald.v1.GetUserResponse.conns:type_name -> herald.v1.Conn
+	50, // 12: herald.v1.Conn.since:type_name -> google.protobuf.Timestamp
+	39, // 13: herald.v1.ListNodesResponse.nodes:type_name -> herald.v1.Node
+	50, // 14: herald.v1.Node.heartbeat:type_name -> google.protobuf.Timestamp
+	51, // 15: herald.v1.DrainRequest.drain_time:type_name -> google.protobuf.Duration
+	51, // 16: herald.v1.DrainResponse.drain_time:type_name -> google.protobuf.Duration
+	46, // 17: herald.v1.ListRecentMessagesResponse.messages:type_name -> herald.v1.RecentMessage
+	50, // 18: herald.v1.RecentMessage.at:type_name -> google.protobuf.Timestamp
+	49, // 19: herald.v1.GetStatsHistoryResponse.points:type_name -> herald.v1.StatsPoint
+	50, // 20: herald.v1.StatsPoint.at:type_name -> google.protobuf.Timestamp
+	2,  // 21: herald.v1.HeraldService.Push:input_type -> herald.v1.PushRequest
+	6,  // 22: herald.v1.HeraldService.PushBatch:input_type -> herald.v1.PushBatchRequest
+	4,  // 23: herald.v1.HeraldService.PushStream:input_type -> herald.v1.PushStreamRequest
+	9,  // 24: herald.v1.HeraldService.GetMessage:input_type -> herald.v1.GetMessageRequest
+	12, // 25: herald.v1.HeraldService.RecallMessage:input_type -> herald.v1.RecallMessageRequest
+	14, // 26: herald.v1.HeraldService.JoinRoom:input_type -> herald.v1.JoinRoomRequest
+	16, // 27: herald.v1.HeraldService.LeaveRoom:input_type -> herald.v1.LeaveRoomRequest
+	18, // 28: herald.v1.HeraldService.GetRoom:input_type -> herald.v1.GetRoomRequest
+	28, // 29: herald.v1.HeraldService.GetUser:input_type -> herald.v1.GetUserRequest
+	31, // 30: herald.v1.HeraldService.KickConn:input_type -> herald.v1.KickConnRequest
+	33, // 31: herald.v1.HeraldService.KickUser:input_type -> herald.v1.KickUserRequest
+	35, // 32: herald.v1.HeraldService.GetStats:input_type -> herald.v1.GetStatsRequest
+	37, // 33: herald.v1.HeraldService.ListNodes:input_type -> herald.v1.ListNodesRequest
+	40, // 34: herald.v1.HeraldService.GetRoute:input_type -> herald.v1.GetRouteRequest
+	42, // 35: herald.v1.HeraldService.Drain:input_type -> herald.v1.DrainRequest
+	20, // 36: herald.v1.HeraldService.GetPresence:input_type -> herald.v1.GetPresenceRequest
+	44, // 37: herald.v1.HeraldService.ListRecentMessages:input_type -> herald.v1.ListRecentMessagesRequest
+	47, // 38: herald.v1.HeraldService.GetStatsHistory:input_type -> herald.v1.GetStatsHistoryRequest
+	22, // 39: herald.v1.HeraldService.ListDeadWebhooks:input_type -> herald.v1.ListDeadWebhooksRequest
+	25, // 40: herald.v1.HeraldService.ReplayDeadWebhooks:input_type -> herald.v1.ReplayDeadWebhooksRequest
+	3,  // 41: herald.v1.HeraldService.Push:output_type -> herald.v1.PushResponse
+	7,  // 42: herald.v1.HeraldService.PushBatch:output_type -> herald.v1.PushBatchResponse
+	5,  // 43: herald.v1.HeraldService.PushStream:output_type -> herald.v1.PushStreamResponse
+	10, // 44: herald.v1.HeraldService.GetMessage:output_type -> herald.v1.GetMessageResponse
+	13, // 45: herald.v1.HeraldService.RecallMessage:output_type -> herald.v1.RecallMessageResponse
+	15, // 46: herald.v1.HeraldService.JoinRoom:output_type -> herald.v1.JoinRoomResponse
+	17, // 47: herald.v1.HeraldService.LeaveRoom:output_type -> herald.v1.LeaveRoomResponse
+	19, // 48: herald.v1.HeraldService.GetRoom:output_type -> herald.v1.GetRoomResponse
+	29, // 49: herald.v1.HeraldService.GetUser:output_type -> herald.v1.GetUserResponse
+	32, // 50: herald.v1.HeraldService.KickConn:output_type -> herald.v1.KickConnResponse
+	34, // 51: herald.v1.HeraldService.KickUser:output_type -> herald.v1.KickUserResponse
+	36, // 52: herald.v1.HeraldService.GetStats:output_type -> herald.v1.GetStatsResponse
+	38, // 53: herald.v1.HeraldService.ListNodes:output_type -> herald.v1.ListNodesResponse
+	41, // 54: herald.v1.HeraldService.GetRoute:output_type -> herald.v1.GetRouteResponse
+	43, // 55: herald.v1.HeraldService.Drain:output_type -> herald.v1.DrainResponse
+	21, // 56: herald.v1.HeraldService.GetPresence:output_type -> herald.v1.GetPresenceResponse
+	45, // 57: herald.v1.HeraldService.ListRecentMessages:output_type -> herald.v1.ListRecentMessagesResponse
+	48, // 58: herald.v1.HeraldService.GetStatsHistory:output_type -> herald.v1.GetStatsHistoryResponse
+	23, // 59: herald.v1.HeraldService.ListDeadWebhooks:output_type -> herald.v1.ListDeadWebhooksResponse
+	26, // 60: herald.v1.HeraldService.ReplayDeadWebhooks:output_type -> herald.v1.ReplayDeadWebhooksResponse
+	41, // [41:61] is the sub-list for method output_type
+	21, // [21:41] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_herald_v1_herald_proto_init() }
@@ -3297,14 +3649,14 @@ func file_herald_v1_herald_proto_init() {
 		(*PushResult_Id)(nil),
 		(*PushResult_Error)(nil),
 	}
-	file_herald_v1_herald_proto_msgTypes[37].OneofWrappers = []any{}
+	file_herald_v1_herald_proto_msgTypes[42].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_v1_herald_proto_rawDesc), len(file_herald_v1_herald_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   45,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -83,6 +83,12 @@ const (
 	// HeraldServiceGetStatsHistoryProcedure is the fully-qualified name of the HeraldService's
 	// GetStatsHistory RPC.
 	HeraldServiceGetStatsHistoryProcedure = "/herald.v1.HeraldService/GetStatsHistory"
+	// HeraldServiceListDeadWebhooksProcedure is the fully-qualified name of the HeraldService's
+	// ListDeadWebhooks RPC.
+	HeraldServiceListDeadWebhooksProcedure = "/herald.v1.HeraldService/ListDeadWebhooks"
+	// HeraldServiceReplayDeadWebhooksProcedure is the fully-qualified name of the HeraldService's
+	// ReplayDeadWebhooks RPC.
+	HeraldServiceReplayDeadWebhooksProcedure = "/herald.v1.HeraldService/ReplayDeadWebhooks"
 )
 
 // HeraldServiceClient is a client for the herald.v1.HeraldService service.
@@ -140,6 +146,13 @@ type HeraldServiceClient interface {
 	// GetStatsHistory returns the last 15 minutes of the counts, one point
 	// per 5-second slot summed over the live nodes (GET /v1/stats/history).
 	GetStatsHistory(context.Context, *connect.Request[v1.GetStatsHistoryRequest]) (*connect.Response[v1.GetStatsHistoryResponse], error)
+	// ListDeadWebhooks returns one page of the app's webhook events that ran
+	// out of retries, oldest first (GET /v1/webhooks/dead).
+	ListDeadWebhooks(context.Context, *connect.Request[v1.ListDeadWebhooksRequest]) (*connect.Response[v1.ListDeadWebhooksResponse], error)
+	// ReplayDeadWebhooks sends dead-lettered events to their endpoints again,
+	// with their webhook-id, and removes them from the list (POST
+	// /v1/webhooks/dead/replay).
+	ReplayDeadWebhooks(context.Context, *connect.Request[v1.ReplayDeadWebhooksRequest]) (*connect.Response[v1.ReplayDeadWebhooksResponse], error)
 }
 
 // NewHeraldServiceClient constructs a client for the herald.v1.HeraldService service. By default,
@@ -274,6 +287,19 @@ func NewHeraldServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listDeadWebhooks: connect.NewClient[v1.ListDeadWebhooksRequest, v1.ListDeadWebhooksResponse](
+			httpClient,
+			baseURL+HeraldServiceListDeadWebhooksProcedure,
+			connect.WithSchema(heraldServiceMethods.ByName("ListDeadWebhooks")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		replayDeadWebhooks: connect.NewClient[v1.ReplayDeadWebhooksRequest, v1.ReplayDeadWebhooksResponse](
+			httpClient,
+			baseURL+HeraldServiceReplayDeadWebhooksProcedure,
+			connect.WithSchema(heraldServiceMethods.ByName("ReplayDeadWebhooks")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -297,6 +323,8 @@ type heraldServiceClient struct {
 	getPresence        *connect.Client[v1.GetPresenceRequest, v1.GetPresenceResponse]
 	listRecentMessages *connect.Client[v1.ListRecentMessagesRequest, v1.ListRecentMessagesResponse]
 	getStatsHistory    *connect.Client[v1.GetStatsHistoryRequest, v1.GetStatsHistoryResponse]
+	listDeadWebhooks   *connect.Client[v1.ListDeadWebhooksRequest, v1.ListDeadWebhooksResponse]
+	replayDeadWebhooks *connect.Client[v1.ReplayDeadWebhooksRequest, v1.ReplayDeadWebhooksResponse]
 }
 
 // Push calls herald.v1.HeraldService.Push.
@@ -389,6 +417,16 @@ func (c *heraldServiceClient) GetStatsHistory(ctx context.Context, req *connect.
 	return c.getStatsHistory.CallUnary(ctx, req)
 }
 
+// ListDeadWebhooks calls herald.v1.HeraldService.ListDeadWebhooks.
+func (c *heraldServiceClient) ListDeadWebhooks(ctx context.Context, req *connect.Request[v1.ListDeadWebhooksRequest]) (*connect.Response[v1.ListDeadWebhooksResponse], error) {
+	return c.listDeadWebhooks.CallUnary(ctx, req)
+}
+
+// ReplayDeadWebhooks calls herald.v1.HeraldService.ReplayDeadWebhooks.
+func (c *heraldServiceClient) ReplayDeadWebhooks(ctx context.Context, req *connect.Request[v1.ReplayDeadWebhooksRequest]) (*connect.Response[v1.ReplayDeadWebhooksResponse], error) {
+	return c.replayDeadWebhooks.CallUnary(ctx, req)
+}
+
 // HeraldServiceHandler is an implementation of the herald.v1.HeraldService service.
 type HeraldServiceHandler interface {
 	// Push pushes one message (POST /v1/push).
@@ -444,6 +482,13 @@ type HeraldServiceHandler interface {
 	// GetStatsHistory returns the last 15 minutes of the counts, one point
 	// per 5-second slot summed over the live nodes (GET /v1/stats/history).
 	GetStatsHistory(context.Context, *connect.Request[v1.GetStatsHistoryRequest]) (*connect.Response[v1.GetStatsHistoryResponse], error)
+	// ListDeadWebhooks returns one page of the app's webhook events that ran
+	// out of retries, oldest first (GET /v1/webhooks/dead).
+	ListDeadWebhooks(context.Context, *connect.Request[v1.ListDeadWebhooksRequest]) (*connect.Response[v1.ListDeadWebhooksResponse], error)
+	// ReplayDeadWebhooks sends dead-lettered events to their endpoints again,
+	// with their webhook-id, and removes them from the list (POST
+	// /v1/webhooks/dead/replay).
+	ReplayDeadWebhooks(context.Context, *connect.Request[v1.ReplayDeadWebhooksRequest]) (*connect.Response[v1.ReplayDeadWebhooksResponse], error)
 }
 
 // NewHeraldServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -574,6 +619,19 @@ func NewHeraldServiceHandler(svc HeraldServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	heraldServiceListDeadWebhooksHandler := connect.NewUnaryHandler(
+		HeraldServiceListDeadWebhooksProcedure,
+		svc.ListDeadWebhooks,
+		connect.WithSchema(heraldServiceMethods.ByName("ListDeadWebhooks")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	heraldServiceReplayDeadWebhooksHandler := connect.NewUnaryHandler(
+		HeraldServiceReplayDeadWebhooksProcedure,
+		svc.ReplayDeadWebhooks,
+		connect.WithSchema(heraldServiceMethods.ByName("ReplayDeadWebhooks")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/herald.v1.HeraldService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case HeraldServicePushProcedure:
@@ -612,6 +670,10 @@ func NewHeraldServiceHandler(svc HeraldServiceHandler, opts ...connect.HandlerOp
 			heraldServiceListRecentMessagesHandler.ServeHTTP(w, r)
 		case HeraldServiceGetStatsHistoryProcedure:
 			heraldServiceGetStatsHistoryHandler.ServeHTTP(w, r)
+		case HeraldServiceListDeadWebhooksProcedure:
+			heraldServiceListDeadWebhooksHandler.ServeHTTP(w, r)
+		case HeraldServiceReplayDeadWebhooksProcedure:
+			heraldServiceReplayDeadWebhooksHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -691,4 +753,12 @@ func (UnimplementedHeraldServiceHandler) ListRecentMessages(context.Context, *co
 
 func (UnimplementedHeraldServiceHandler) GetStatsHistory(context.Context, *connect.Request[v1.GetStatsHistoryRequest]) (*connect.Response[v1.GetStatsHistoryResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.GetStatsHistory is not implemented"))
+}
+
+func (UnimplementedHeraldServiceHandler) ListDeadWebhooks(context.Context, *connect.Request[v1.ListDeadWebhooksRequest]) (*connect.Response[v1.ListDeadWebhooksResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.ListDeadWebhooks is not implemented"))
+}
+
+func (UnimplementedHeraldServiceHandler) ReplayDeadWebhooks(context.Context, *connect.Request[v1.ReplayDeadWebhooksRequest]) (*connect.Response[v1.ReplayDeadWebhooksResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("herald.v1.HeraldService.ReplayDeadWebhooks is not implemented"))
 }

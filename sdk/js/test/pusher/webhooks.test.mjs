@@ -43,7 +43,7 @@ before(async () => {
   await new Promise((ok) => hooks.listen(0, "127.0.0.1", ok));
   const url = `http://127.0.0.1:${hooks.address().port}/pusher-hooks`;
   srv = new Server(["--dev", "--pusher-app-id", APP.appId, "--pusher-key", APP.key, "--pusher-secret", APP.secret,
-    "--pusher-client-events", "--pusher-webhook-url", url]);
+    "--pusher-client-events", "--pusher-webhook-url", url, "--pusher-client-event-webhooks"]);
   // Departures are held back limits.offline_delay (the default, 5 s); presence-* rooms track members.
   writeFileSync(srv.config, 'presence_rooms: ["presence-*"]\n');
   await srv.start();
