@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +26,11 @@ const benchSummary = `Load-test a running node. SCENARIO is one of:
   resume     store --pushes offline messages for one user, then time connect → resumed
   webhooks   connect and drop --conns clients while a receiver on --receiver answers 503, then 204:
              lifecycle events delivered per second (serve with --webhook-url http://RECEIVER/)
+  workload   --conns clients each join --joins of conns×joins/--room-size rooms; --concurrency publishers
+             push --rate messages/s to the rooms in turn for --duration: connect/s, messages in,
+             deliveries out, p50/p95/p99, server CPU and RSS (a cluster: --connect, --publish-all, --server-pids)
+  knee       --conns clients in one room; after a warm-up, the push rate steps up from --rate by --step,
+             --duration a step, until the delivery p99 passes --limit twice: the last rate within it
 
 Clients are spread over --workers processes dialing from --sources addresses of a random 127.x.y.0/24.
 Give --server-pid to read the server's RSS and CPU from /proc, otherwise /metrics is used.
@@ -62,6 +68,12 @@ func benchCmd(args []string) error {
 	fs.StringVar(&o.Protocol, "protocol", "herald", "what WebSocket clients speak: herald (v1) or pusher (Pusher Channels on /app/KEY; idle, broadcast, latency)")
 	fs.StringVar(&o.PusherKey, "pusher-key", "", "with --protocol pusher: the app's Pusher key (serve with --pusher-key)")
 	fs.StringVar(&o.Receiver, "receiver", "127.0.0.1:9099", "webhooks: host:port of the bench's webhook receiver")
+	fs.IntVar(&o.RoomSize, "room-size", 100, "workload: members per room")
+	fs.IntVar(&o.Joins, "joins", 1, "workload: rooms each client joins")
+	fs.BoolVar(&o.PublishAll, "publish-all", false, "workload: publish through every --connect node in turn (default: --url only)")
+	serverPIDs := fs.String("server-pids", "", "comma-separated process ids of a cluster's nodes: their CPU and RSS summed")
+	fs.DurationVar(&o.Limit, "limit", 100*time.Millisecond, "knee: the delivery p99 that ends the search")
+	fs.Float64Var(&o.Step, "step", 1.5, "knee: factor from one push rate to the next")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
 		fs.Usage()
@@ -79,6 +91,13 @@ func benchCmd(args []string) error {
 	}
 	if *connect != "" {
 		o.Connect = strings.Split(*connect, ",")
+	}
+	for _, p := range strings.FieldsFunc(*serverPIDs, func(r rune) bool { return r == ',' }) {
+		pid, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || pid <= 0 {
+			return fmt.Errorf("bench: --server-pids: %q is not a process id", p)
+		}
+		o.ServerPIDs = append(o.ServerPIDs, pid)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -114,6 +133,8 @@ func benchWorker(args []string) error {
 	fs.IntVar(&c.Dial, "dial", 256, "concurrent dials")
 	fs.StringVar(&c.Transport, "transport", "ws", "ws or sse (--url is then http://host:port/v1/sse)")
 	fs.StringVar(&c.Protocol, "protocol", "herald", "herald or pusher (--url is then ws://host:port/app/KEY?protocol=7)")
+	fs.IntVar(&c.Rooms, "rooms", 0, "spread clients over rooms ROOM0 … ROOM<rooms-1> (0: all in --room)")
+	fs.IntVar(&c.Joins, "joins", 1, "with --rooms: rooms each client joins")
 	if _, err := parse(fs, args, "token-secret"); err != nil {
 		return err
 	}

@@ -63,6 +63,14 @@ type Options struct {
 	// on (the server's --webhook-url points at it).
 	Receiver string
 	Progress io.Writer
+
+	// Workload and knee (workload.go).
+	RoomSize   int           // workload: members per room
+	Joins      int           // workload: rooms each client joins
+	PublishAll bool          // workload: publish through every Connect node in turn (default: URL)
+	ServerPIDs []int         // the processes of a cluster's nodes: their CPU and RSS summed
+	Limit      time.Duration // knee: the delivery p99 that ends the search
+	Step       float64       // knee: the publish rate's factor from one step to the next
 }
 
 // Result is one run's measurements; zero fields do not apply.
@@ -91,12 +99,21 @@ type Result struct {
 	ResumeMS       float64 `json:"resume_ms,omitempty"`
 	DrainS         float64 `json:"drain_s,omitempty"` // webhooks: receiver accepting → last event
 	Seconds        float64 `json:"seconds"`
+
+	Nodes     int     `json:"nodes,omitempty"`
+	Joins     int     `json:"joins,omitempty"` // room memberships
+	Rooms     int     `json:"rooms,omitempty"`
+	P95ms     float64 `json:"p95_ms,omitempty"`
+	ServerCPU float64 `json:"server_cpu_cores,omitempty"` // server CPU seconds per second while publishing
+	Steps     []Step  `json:"steps,omitempty"`            // knee: every rate tried
+	Knee      *Step   `json:"knee,omitempty"`             // knee: the last step within the limit
+	Over      *Step   `json:"over,omitempty"`             // knee: the first step past it
 }
 
 // Run runs the scenario opts.Runs times.
 func Run(ctx context.Context, opts Options) ([]Result, error) {
 	if opts.Workers <= 0 {
-		opts.Workers = max(1, (opts.Conns+9999)/10000)
+		opts.Workers = max(1, len(opts.Connect), (opts.Conns+9999)/10000) // every node gets clients
 	}
 	if opts.Sources <= 0 {
 		opts.Sources = opts.Workers
@@ -110,10 +127,10 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	fn := map[string]func(*coordinator, context.Context) (Result, error){
 		"idle": (*coordinator).idle, "broadcast": (*coordinator).broadcast, "latency": (*coordinator).latency,
 		"unicast": (*coordinator).unicast, "churn": (*coordinator).churn, "resume": (*coordinator).resume,
-		"webhooks": (*coordinator).webhooks,
+		"webhooks": (*coordinator).webhooks, "workload": (*coordinator).workload, "knee": (*coordinator).knee,
 	}[opts.Scenario]
 	if fn == nil {
-		return nil, fmt.Errorf("bench: unknown scenario %q (idle, broadcast, latency, unicast, churn, resume, webhooks)", opts.Scenario)
+		return nil, fmt.Errorf("bench: unknown scenario %q (idle, broadcast, latency, unicast, churn, resume, webhooks, workload, knee)", opts.Scenario)
 	}
 	switch opts.Transport {
 	case "", "ws":
@@ -199,8 +216,10 @@ func (c *coordinator) start() error {
 	users := 0
 	room := ""
 	switch c.opts.Scenario {
-	case "idle", "broadcast", "latency":
+	case "idle", "broadcast", "latency", "knee":
 		room = "bench"
+	case "workload":
+		room = "w"
 	}
 	for w := 0; w < c.opts.Workers; w++ {
 		first := w * per
@@ -218,6 +237,7 @@ func (c *coordinator) start() error {
 		args := []string{"bench", "worker", "--url", wsURL, "--transport", c.opts.Transport, "--protocol", c.opts.Protocol, "--source", c.subnet + strconv.Itoa(2+w%c.opts.Sources),
 			"--first", strconv.Itoa(first), "--count", strconv.Itoa(count), "--users", strconv.Itoa(users), "--room", room,
 			"--app", c.opts.App, "--prefix", c.prefix}
+		args = append(args, c.workloadArgs()...)
 		cmd := exec.Command(c.opts.Exe, args...)
 		cmd.Env = append(os.Environ(), "HERALD_TOKEN_SECRET="+c.opts.TokenSecret)
 		cmd.Stderr = os.Stderr
@@ -367,7 +387,12 @@ func (c *coordinator) serverSample() (rss int64, cpu time.Duration, err error) {
 	if c.opts.ServerPID > 0 {
 		return procSample(c.opts.ServerPID)
 	}
-	resp, err := c.http.Get(c.opts.URL + "/metrics")
+	return metricsSample(c.http, c.opts.URL)
+}
+
+// metricsSample reads a node's RSS and CPU time from its /metrics.
+func metricsSample(hc *http.Client, base string) (rss int64, cpu time.Duration, err error) {
+	resp, err := hc.Get(base + "/metrics")
 	if err != nil {
 		return 0, 0, err
 	}

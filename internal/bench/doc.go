@@ -5,7 +5,9 @@
 // the bottleneck), drives pushes through the server API, and reads the
 // server's RSS and CPU time from /proc/<pid>. Workers count every message
 // they receive, detect loss, duplicates and reordering, and record
-// push-to-receipt latency in a histogram the coordinator merges.
+// push-to-receipt latency in a histogram the coordinator merges. The
+// clients may be spread over several nodes of a cluster (Options.Connect),
+// whose processes' CPU and RSS are then summed.
 //
 // The coordinator owns its workers: it starts them, talks to them over
 // their standard input and output (one JSON line per command and answer),

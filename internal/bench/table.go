@@ -17,6 +17,9 @@ var columns = map[string][]string{
 	"churn":     {"conns", "connect/s", "mass disconnect s"},
 	"resume":    {"pushes", "stored/s", "resume ms", "lost", "dups"},
 	"webhooks":  {"conns", "events", "lost", "dups", "events/s", "drain s"},
+	"workload": {"nodes", "conns", "joins", "connect/s", "msgs/s in", "deliveries/s", "p50 ms", "p95 ms", "p99 ms", "max ms",
+		"lost", "dups", "server CPU", "server RSS MiB"},
+	"knee": {"nodes", "conns", "knee pushes/s", "knee deliveries/s", "knee p99 ms", "next pushes/s", "next p99 ms"},
 }
 
 func (r Result) cell(col string) float64 {
@@ -28,6 +31,10 @@ func (r Result) cell(col string) float64 {
 		"p999 ms": r.P999ms, "max ms": r.Maxms, "pushes/s": r.PushesPerSec, "api p50 ms": r.APIP50ms,
 		"api p99 ms": r.APIP99ms, "CPU µs/push": r.CPUPerPushUS, "mass disconnect s": r.DisconnectS, "stored/s": r.PushesPerSec, "resume ms": r.ResumeMS,
 		"events": float64(r.Deliveries), "events/s": r.DeliveriesPerS, "drain s": r.DrainS,
+		"nodes": float64(r.Nodes), "joins": float64(r.Joins), "msgs/s in": r.PushesPerSec, "p95 ms": r.P95ms,
+		"server CPU":    r.ServerCPU,
+		"knee pushes/s": r.Knee.get().PushesPerSec, "knee deliveries/s": r.Knee.get().DeliveriesPerS,
+		"knee p99 ms": r.Knee.get().P99ms, "next pushes/s": r.Over.get().PushesPerSec, "next p99 ms": r.Over.get().P99ms,
 	}[col]
 }
 

@@ -34,6 +34,26 @@ type WorkerConfig struct {
 	// or "pusher" (URL is then ws://host:port/app/<key>?protocol=7, and
 	// Room the channel each subscribes to).
 	Protocol string
+	// Rooms > 0 spreads clients over rooms Room+"0" … Room+"<Rooms-1>":
+	// client i joins Joins of them, (i×Joins + k) mod Rooms for k < Joins.
+	Rooms int
+	Joins int
+}
+
+// rooms are the rooms client i joins.
+func (c WorkerConfig) rooms(i int) []string {
+	if c.Rooms <= 0 {
+		if c.Room == "" {
+			return nil
+		}
+		return []string{c.Room}
+	}
+	joins := min(max(1, c.Joins), c.Rooms)
+	out := make([]string, joins)
+	for k := range out {
+		out[k] = c.Room + strconv.Itoa((i*joins+k)%c.Rooms)
+	}
+	return out
 }
 
 // report is a worker's answer to "report".
@@ -193,14 +213,12 @@ func (w *worker) dial(i int) (*benchConn, error) {
 		rd = io.MultiReader(br, nc)
 	}
 	r := bufio.NewReaderSize(rd, 4096)
-	if w.cfg.Room != "" {
-		if err := c.write(ws.OpText, w.wire.join(w.cfg.Room)); err != nil {
+	want := [][]byte{w.wire.hello}
+	for _, room := range w.cfg.rooms(i) {
+		if err := c.write(ws.OpText, w.wire.join(room)); err != nil {
 			nc.Close()
 			return nil, err
 		}
-	}
-	want := [][]byte{w.wire.hello}
-	if w.cfg.Room != "" {
 		want = append(want, w.wire.joined)
 	}
 	var buf []byte
