@@ -20,8 +20,9 @@
 // for E > LeaseTTL/2, within E − LeaseTTL/2 more.
 //
 // Each node also keeps a copy of every presence room's members, from a
-// watch of the bucket, so that a join's member list costs no engine call
-// (MembersCached).
+// watch of the bucket, so that a join's member list costs one small engine
+// call (the room's last member write, which the copy must have applied)
+// instead of a listing (MembersCached).
 //
 // Concurrency: Tracker's methods may be called from any goroutine and
 // never block on the engine; engine work runs on the tracker's own worker

@@ -17,6 +17,19 @@ type members struct {
 	mu    sync.RWMutex
 	ready chan struct{}       // closed once the first copy is complete
 	rooms map[string][]string // by member key prefix "s.m.<app>.<room>": users, sorted
+	// applied is the bucket revision the copy is complete up to; wake is
+	// closed (and replaced) whenever it moves. Both under mu.
+	applied uint64
+	wake    chan struct{}
+}
+
+// advance records that the copy is complete up to rev; caller holds mu.
+func (m *members) advance(rev uint64) {
+	if rev > m.applied {
+		m.applied = rev
+		close(m.wake)
+		m.wake = make(chan struct{})
+	}
 }
 
 // add or drop the member whose key is k; caller holds mu.
@@ -75,6 +88,7 @@ func (t *Tracker) watchMembersOnce() error {
 	}()
 	fresh := map[string][]string{}
 	rooms := fresh
+	var last uint64 // the highest revision of the first copy
 	for {
 		var e jetstream.KeyValueEntry
 		var ok bool
@@ -89,6 +103,7 @@ func (t *Tracker) watchMembersOnce() error {
 		case e == nil: // the first copy is complete
 			t.members.mu.Lock()
 			t.members.rooms = fresh
+			t.members.advance(last)
 			select {
 			case <-t.members.ready:
 			default:
@@ -98,9 +113,11 @@ func (t *Tracker) watchMembersOnce() error {
 			rooms = nil
 		case rooms != nil:
 			t.members.apply(rooms, e.Key(), e.Operation() == jetstream.KeyValuePut)
+			last = max(last, e.Revision())
 		default:
 			t.members.mu.Lock()
 			t.members.apply(t.members.rooms, e.Key(), e.Operation() == jetstream.KeyValuePut)
+			t.members.advance(e.Revision())
 			t.members.mu.Unlock()
 		}
 	}
@@ -109,12 +126,13 @@ func (t *Tracker) watchMembersOnce() error {
 // MembersCached returns the users present in an app's room, sorted, at
 // most limit (all if limit ≤ 0), and whether there are more, from this
 // node's copy of the members. The copy follows the bucket through a watch,
-// a moment behind its writes; until it is first complete the bucket is
-// listed like Members does.
+// a moment behind its writes, so the call first asks the bucket's leader
+// for the room's last member write and waits (briefly) for the copy to
+// have applied it: every arrival stored before the call is in the answer.
+// Until the copy is first complete, or when it does not catch up within
+// the tracker's timeout, the bucket is listed like Members does.
 func (t *Tracker) MembersCached(ctx context.Context, app, room string, limit int) ([]string, bool, error) {
-	select {
-	case <-t.members.ready:
-	default:
+	if !t.cachedUpToDate(ctx, app, room) {
 		users, next, err := t.Members(ctx, app, room, "", limit)
 		return users, next != "", err
 	}
@@ -126,4 +144,39 @@ func (t *Tracker) MembersCached(ctx context.Context, app, room string, limit int
 		users = users[:limit]
 	}
 	return slices.Clone(users), more, nil
+}
+
+// cachedUpToDate reports whether the members copy has applied the room's
+// last member write (waiting up to the tracker's timeout for it).
+func (t *Tracker) cachedUpToDate(ctx context.Context, app, room string) bool {
+	select {
+	case <-t.members.ready:
+	default:
+		return false
+	}
+	m, err := t.lastMsg(ctx, t.cfg.Bucket, membersFilter(app, room))
+	if err != nil {
+		return false
+	}
+	if m == nil {
+		return true // no member was ever written
+	}
+	timeout := time.NewTimer(t.cfg.Timeout)
+	defer timeout.Stop()
+	for {
+		t.members.mu.RLock()
+		done, wake := t.members.applied >= m.Seq, t.members.wake
+		t.members.mu.RUnlock()
+		if done {
+			break
+		}
+		select {
+		case <-wake:
+		case <-timeout.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }

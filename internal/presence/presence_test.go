@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -489,6 +491,31 @@ func TestMembersCached(t *testing.T) {
 		})
 		if users, _, _ := tr.MembersCached(context.Background(), "shop", "doc-2", 0); !slices.Equal(users, []string{"other"}) {
 			t.Fatalf("doc-2: %v", users)
+		}
+	}
+}
+
+// An arrival stored on one node is in the very next MembersCached of
+// another: the copy is waited for, never answered behind the bucket.
+func TestMembersCachedSeesStoredArrivals(t *testing.T) {
+	url := runServer(t)
+	a, ra := node(t, url, cfg("a"))
+	b, _ := node(t, url, cfg("b"))
+	waitFor(t, "b's copy", 10*time.Second, func() bool {
+		_, _, err := b.MembersCached(context.Background(), "shop", "doc-1", 0)
+		return err == nil
+	})
+	for i := range 50 {
+		u := fmt.Sprintf("u%02d", i)
+		s := Scope{Kind: Member, App: "shop", Room: "doc-1", User: u}
+		a.Add(s, time.Now())
+		// The join is reported once stored: ask b at that moment.
+		for !strings.HasSuffix(events(s, ra), "+") {
+			runtime.Gosched()
+		}
+		users, _, err := b.MembersCached(context.Background(), "shop", "doc-1", 0)
+		if err != nil || !slices.Contains(users, u) {
+			t.Fatalf("%s is stored, but b's members are %v (%v)", u, users, err)
 		}
 	}
 }

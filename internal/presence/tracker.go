@@ -174,7 +174,7 @@ func New(cfg Config, sink Sink) (*Tracker, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	t := &Tracker{cfg: cfg, sink: sink, seed: maphash.MakeSeed(), stop: make(chan struct{}), closing: make(chan struct{}),
-		seen: map[string]seen{}, roster: map[string]bool{}, members: members{ready: make(chan struct{})}}
+		seen: map[string]seen{}, roster: map[string]bool{}, members: members{ready: make(chan struct{}), wake: make(chan struct{})}}
 	t.base, t.cancel = context.WithCancel(context.Background())
 	for range cfg.Workers {
 		t.shards = append(t.shards, &shard{scopes: map[Scope]*local{}, conns: map[string]*connOp{},
