@@ -103,6 +103,8 @@ type Gateway struct {
 	next    atomic.Uint64  // round robin over pollers, and connection ids
 	closing atomic.Int32   // 0 while accepting; then the close code for late upgrades
 	live    sync.WaitGroup // sockets not yet closed, streams not yet ended
+	liveMu  sync.Mutex     // orders live.Add against Shutdown's Wait
+	shut    bool           // Shutdown waits for live: no connection joins it any more
 	stop    chan struct{}
 	sweeper sync.WaitGroup
 
@@ -210,6 +212,9 @@ func (g *Gateway) stopPollers() {
 // after what is queued, and waits for the sockets to close or ctx to end.
 func (g *Gateway) Shutdown(ctx context.Context, code int) error {
 	g.closing.Store(int32(code))
+	g.liveMu.Lock()
+	g.shut = true
+	g.liveMu.Unlock()
 	g.each(func(c *conn) { c.close(code, "server shutting down") })
 	done := make(chan struct{})
 	go func() { g.live.Wait(); close(done) }()
@@ -327,8 +332,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := g.adopt(nc)
 	if err != nil {
-		g.log.Warn("adopting connection", "err", err)
-		_ = nc.Close()
+		g.refuseAdopted(nc, err)
 		return
 	}
 	var early []byte
@@ -467,8 +471,34 @@ func (g *Gateway) adopt(nc net.Conn) (*wsConn, error) {
 	c.Addr = nc.RemoteAddr().String()
 	c.Out = &c.conn
 	c.lastSeen.Store(g.now())
-	g.live.Add(1)
+	if !g.enter() {
+		return nil, errShuttingDown
+	}
 	return c, nil
+}
+
+// refuseAdopted closes an upgraded connection that adopt refused.
+func (g *Gateway) refuseAdopted(nc net.Conn, err error) {
+	if !errors.Is(err, errShuttingDown) {
+		g.log.Warn("adopting connection", "err", err)
+	}
+	_ = nc.Close()
+}
+
+// errShuttingDown refuses a connection that arrives once Shutdown waits.
+var errShuttingDown = errors.New("gateway: shutting down")
+
+// enter counts a new connection as live, for Shutdown to wait for, unless
+// Shutdown has begun (false: the caller closes it). A WaitGroup must not
+// grow from zero while it is waited for.
+func (g *Gateway) enter() bool {
+	g.liveMu.Lock()
+	defer g.liveMu.Unlock()
+	if g.shut {
+		return false
+	}
+	g.live.Add(1)
+	return true
 }
 
 // register makes an authenticated connection addressable and greets it;

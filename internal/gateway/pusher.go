@@ -67,8 +67,7 @@ func (g *Gateway) ServePusher(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := g.adopt(nc)
 	if err != nil {
-		g.log.Warn("adopting connection", "err", err)
-		_ = nc.Close()
+		g.refuseAdopted(nc, err)
 		return
 	}
 	c.pusher = &pusherState{app: app}

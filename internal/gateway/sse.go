@@ -281,7 +281,9 @@ func (g *Gateway) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	c.Out = &c.conn
 	c.Addr = r.RemoteAddr
 	c.lastSeen.Store(g.now())
-	g.live.Add(1)
+	if !g.enter() {
+		return
+	}
 	g.streamsMu.Lock()
 	g.streams[c] = struct{}{}
 	g.streamsMu.Unlock()
