@@ -501,6 +501,28 @@ func (g *Gateway) enter() bool {
 	return true
 }
 
+// watchIdentity watches the topics of c's user and app; when the engine
+// cannot, it closes c (to reconnect elsewhere or later) and says false.
+func (g *Gateway) watchIdentity(c *conn) bool {
+	user := engine.Topic{Kind: engine.User, App: c.App, Name: c.User}
+	if !g.watch(user) {
+		c.close(protocol.CloseDraining, "engine unavailable; reconnect")
+		return false
+	}
+	if !g.watch(engine.Topic{Kind: engine.App, App: c.App}) {
+		g.unwatch(user)
+		c.close(protocol.CloseDraining, "engine unavailable; reconnect")
+		return false
+	}
+	return true
+}
+
+// unwatchIdentity undoes watchIdentity.
+func (g *Gateway) unwatchIdentity(c *conn) {
+	g.unwatch(engine.Topic{Kind: engine.User, App: c.App, Name: c.User})
+	g.unwatch(engine.Topic{Kind: engine.App, App: c.App})
+}
+
 // register makes an authenticated connection addressable and greets it;
 // then it joins rooms as join frames would.
 func (g *Gateway) register(c *conn, id identity, since *uint64, rooms []roomAt) {
@@ -508,22 +530,14 @@ func (g *Gateway) register(c *conn, id identity, since *uint64, rooms []roomAt) 
 	c.ID = protocol.ConnID(g.cfg.NodeID, g.next.Add(1))
 	c.Since = time.Now().UnixMilli()
 	c.allow, c.mayAny, c.maySend = id.rooms, id.anyRoom, id.send
-	user := engine.Topic{Kind: engine.User, App: c.App, Name: c.User}
-	if !g.watch(user) {
-		c.close(protocol.CloseDraining, "engine unavailable; reconnect")
-		return
-	}
-	if !g.watch(engine.Topic{Kind: engine.App, App: c.App}) {
-		g.unwatch(user)
-		c.close(protocol.CloseDraining, "engine unavailable; reconnect")
+	if !g.watchIdentity(c) {
 		return
 	}
 	c.hold() // live frames wait for the welcome and the replay
 	if !g.hub.AddLimited(&c.Conn, g.userLimit(c.App)) {
 		// The newest is refused: a user's existing sessions stay, so a
 		// leaked token cannot push them out (docs/security.md).
-		g.unwatch(engine.Topic{Kind: engine.App, App: c.App})
-		g.unwatch(user)
+		g.unwatchIdentity(c)
 		g.metrics.UserLimited()
 		g.log.Debug("connection refused: too many for its user", "app", c.App, "user", c.User, "addr", c.Addr)
 		c.close(protocol.CloseTooManyConns, "too many connections for this user")
@@ -567,8 +581,7 @@ func (g *Gateway) unregister(c *conn) []string {
 	for _, r := range rooms {
 		g.unwatch(engine.Topic{Kind: engine.Room, App: c.App, Name: r})
 	}
-	g.unwatch(engine.Topic{Kind: engine.User, App: c.App, Name: c.User})
-	g.unwatch(engine.Topic{Kind: engine.App, App: c.App})
+	g.unwatchIdentity(c)
 	return rooms
 }
 

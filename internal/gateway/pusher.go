@@ -115,14 +115,7 @@ func (g *Gateway) pusherRegister(c *wsConn) {
 	c.ID = g.pusherNode() + "." + strconv.FormatUint(n, 10)
 	c.App, c.User, c.Device = c.pusher.app.App, "pusher-"+c.ID, pusher.Device
 	c.Since = time.Now().UnixMilli()
-	user := engine.Topic{Kind: engine.User, App: c.App, Name: c.User}
-	if !g.watch(user) {
-		c.close(protocol.CloseDraining, "engine unavailable; reconnect")
-		return
-	}
-	if !g.watch(engine.Topic{Kind: engine.App, App: c.App}) {
-		g.unwatch(user)
-		c.close(protocol.CloseDraining, "engine unavailable; reconnect")
+	if !g.watchIdentity(&c.conn) {
 		return
 	}
 	g.hub.Add(&c.Conn)
