@@ -88,7 +88,8 @@ type Result struct {
 	Dups           uint64  `json:"dups"`
 	DeliveriesPerS float64 `json:"deliveries_per_sec,omitempty"`
 	CPUPerMillion  float64 `json:"server_cpu_s_per_million,omitempty"`
-	CPUPerPushUS   float64 `json:"server_cpu_us_per_push,omitempty"` // unicast: server CPU over the push phase, per push
+	ClientCPUPerM  float64 `json:"client_cpu_s_per_million,omitempty"` // latency: the workers' CPU per million deliveries
+	CPUPerPushUS   float64 `json:"server_cpu_us_per_push,omitempty"`   // unicast: server CPU over the push phase, per push
 	P50ms          float64 `json:"p50_ms,omitempty"`
 	P99ms          float64 `json:"p99_ms,omitempty"`
 	P999ms         float64 `json:"p999_ms,omitempty"`
@@ -388,6 +389,19 @@ func (c *coordinator) serverSample() (rss int64, cpu time.Duration, err error) {
 		return procSample(c.opts.ServerPID)
 	}
 	return metricsSample(c.http, c.opts.URL)
+}
+
+// clientCPU is the CPU time the workers have used so far.
+func (c *coordinator) clientCPU() (time.Duration, error) {
+	var sum time.Duration
+	for _, w := range c.workers {
+		_, cpu, err := procSample(w.cmd.Process.Pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += cpu
+	}
+	return sum, nil
 }
 
 // metricsSample reads a node's RSS and CPU time from its /metrics.

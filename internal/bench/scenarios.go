@@ -99,6 +99,14 @@ func (c *coordinator) latency(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	n := int(c.opts.Duration.Seconds() * float64(c.opts.Rate))
+	_, cpu0, err := c.serverSample()
+	if err != nil {
+		return Result{}, err
+	}
+	ccpu0, err := c.clientCPU()
+	if err != nil {
+		return Result{}, err
+	}
 	start := time.Now()
 	if err := c.pace(ctx, n, c.opts.Rate, func() error { return c.pushRoom(ctx, c.index.Add(1)) }); err != nil {
 		return Result{}, err
@@ -109,9 +117,19 @@ func (c *coordinator) latency(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	_, cpu1, err := c.serverSample()
+	if err != nil {
+		return Result{}, err
+	}
+	ccpu1, err := c.clientCPU()
+	if err != nil {
+		return Result{}, err
+	}
 	h := r.Hist
+	perM := func(d time.Duration) float64 { return d.Seconds() / float64(max(r.Received, 1)) * 1e6 }
 	return Result{Pushes: n, PushesPerSec: float64(n) / sent.Seconds(), Deliveries: r.Received, Expected: want,
 		Lost: int64(want) - int64(r.Received), Dups: r.Dups, Seconds: sent.Seconds(),
+		CPUPerMillion: perM(cpu1 - cpu0), ClientCPUPerM: perM(ccpu1 - ccpu0),
 		P50ms: ms(h.Quantile(.5)), P99ms: ms(h.Quantile(.99)), P999ms: ms(h.Quantile(.999)), Maxms: ms(h.Quantile(1))}, nil
 }
 

@@ -12,7 +12,7 @@ import (
 var columns = map[string][]string{
 	"idle":      {"conns", "connect/s", "rss/conn KiB", "server RSS MiB", "closed"},
 	"broadcast": {"conns", "pushes", "deliveries", "lost", "dups", "deliveries/s", "CPU-s/M", "p50 ms", "p99 ms", "max ms"},
-	"latency":   {"conns", "pushes", "pushes/s", "lost", "dups", "p50 ms", "p99 ms", "p999 ms", "max ms"},
+	"latency":   {"conns", "pushes", "pushes/s", "lost", "dups", "p50 ms", "p99 ms", "p999 ms", "max ms", "CPU-s/M", "client CPU-s/M"},
 	"unicast":   {"conns", "pushes", "pushes/s", "CPU µs/push", "api p50 ms", "api p99 ms", "deliveries/s", "lost", "dups", "p99 ms", "max ms"},
 	"churn":     {"conns", "connect/s", "mass disconnect s"},
 	"resume":    {"pushes", "stored/s", "resume ms", "lost", "dups"},
@@ -27,7 +27,7 @@ func (r Result) cell(col string) float64 {
 		"conns": float64(r.Conns), "connect/s": r.ConnectPerSec, "rss/conn KiB": r.RSSPerConnKiB,
 		"server RSS MiB": r.ServerRSSMiB, "closed": float64(r.Lost), "pushes": float64(r.Pushes),
 		"deliveries": float64(r.Deliveries), "lost": float64(r.Lost), "dups": float64(r.Dups),
-		"deliveries/s": r.DeliveriesPerS, "CPU-s/M": r.CPUPerMillion, "p50 ms": r.P50ms, "p99 ms": r.P99ms,
+		"deliveries/s": r.DeliveriesPerS, "CPU-s/M": r.CPUPerMillion, "client CPU-s/M": r.ClientCPUPerM, "p50 ms": r.P50ms, "p99 ms": r.P99ms,
 		"p999 ms": r.P999ms, "max ms": r.Maxms, "pushes/s": r.PushesPerSec, "api p50 ms": r.APIP50ms,
 		"api p99 ms": r.APIP99ms, "CPU µs/push": r.CPUPerPushUS, "mass disconnect s": r.DisconnectS, "stored/s": r.PushesPerSec, "resume ms": r.ResumeMS,
 		"events": float64(r.Deliveries), "events/s": r.DeliveriesPerS, "drain s": r.DrainS,
