@@ -1,7 +1,10 @@
 package server
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -380,4 +383,72 @@ func TestNodesAndRoute(t *testing.T) {
 		_, out := n.call("GET", "/v1/route", "", nil)
 		return out["url"] == n.ws
 	})
+}
+
+// TestKeepAlivePushesOnTheFastLane: a backend's keep-alive connection
+// moves onto the fast lane with its first push and keeps working for every
+// other call in between (handed back to net/http and taken again); pushes
+// and their errors read as before.
+func TestKeepAlivePushesOnTheFastLane(t *testing.T) {
+	n := startNode(t, nil)
+	alice := n.dial("user=alice", dialOpt{})
+	other := n.http
+	n.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}}
+	for i := range 20 {
+		n.push("", map[string]any{"to": map[string]any{"users": []string{"alice"}}, "data": i})
+		if i%5 == 0 {
+			if status, out := n.call("GET", "/v1/stats", "", nil); status != 200 || out["conns"] == nil {
+				t.Fatalf("stats between pushes: %d %v", status, out)
+			}
+		}
+	}
+	for i := range 20 {
+		alice.expectData(float64(i))
+	}
+	if status, out := n.call("POST", "/v1/push", "", `{"to":{"users":["alice"]},"data":`); status != 400 || errCode(out) != "invalid_json" {
+		t.Fatalf("malformed push on the lane: %d %v", status, out)
+	}
+	n.http = other // another connection: a GET on the backend's would take it off the lane
+	if got := metricValue(t, n.metrics(), "herald_http_fastlane_connections"); got != 1 {
+		t.Fatalf("herald_http_fastlane_connections %v, want 1 (the one keep-alive connection)", got)
+	}
+}
+
+func TestFastPathTakesOnlyPushCalls(t *testing.T) {
+	for path, want := range map[string]bool{"/v1/push": true, "/v1/push/batch": true, "/apps/1/events": true,
+		"/apps/1/batch_events": true, "/apps//events": false, "/apps/1/channels": false, "/v1/pushx": false, "/v1/stats": false} {
+		if fastPath("POST", path) != want || fastPath("GET", path) {
+			t.Errorf("fastPath(%q) = %v, want %v", path, !want, want)
+		}
+	}
+}
+
+// TestUpgradeAfterTheFastLane: a WebSocket upgrade on a connection the
+// fast lane served before is handed back to net/http and upgraded as
+// usual (the gateway reaches the socket under the handed-back connection).
+func TestUpgradeAfterTheFastLane(t *testing.T) {
+	n := startNode(t, nil)
+	c := n.rawRequest("POST /v1/push HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n" +
+		`{"to":{"users":["nobody"]},"data":"x"}  `)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("push: %v %v", resp, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if _, err := io.WriteString(c, "GET /v1/ws?user=carol HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err = http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	head := make([]byte, 2)
+	if _, err := io.ReadFull(br, head); err != nil || head[0] != 0x81 {
+		t.Fatalf("first frame: %x %v", head, err)
+	}
+	frame := make([]byte, head[1]&0x7f)
+	if _, err := io.ReadFull(br, frame); err != nil || !strings.Contains(string(frame), `"welcome"`) {
+		t.Fatalf("welcome: %q %v", frame, err)
+	}
 }

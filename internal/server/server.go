@@ -30,6 +30,7 @@ import (
 	"github.com/heraldpush/herald/internal/connlimit"
 	"github.com/heraldpush/herald/internal/datadir"
 	"github.com/heraldpush/herald/internal/engine"
+	"github.com/heraldpush/herald/internal/fastlane"
 	"github.com/heraldpush/herald/internal/gateway"
 	"github.com/heraldpush/herald/internal/grpcapi"
 	"github.com/heraldpush/herald/internal/history"
@@ -59,7 +60,8 @@ type Server struct {
 	service   *push.Service
 	gateway   *gateway.Gateway
 	http      *http.Server
-	adminHTTP *http.Server // the admin listener's server (nil without admin_addr)
+	adminHTTP *http.Server   // the admin listener's server (nil without admin_addr)
+	lane      *fastlane.Lane // keep-alive push connections served without net/http's per-request work
 	api       *httpapi.API
 	ops       *cluster.Ops
 	nodes     *natsengine.Nodes
@@ -221,7 +223,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		s.admin.Routes(amux)
 		s.adminHTTP = s.newHTTP(streamsApart(s.guard(amux), bodyDeadline(s.guard(budget.Wrap(amux)), l.BodyTimeout)))
 	}
-	s.http = s.newHTTP(streamsApart(s.guard(main), bodyDeadline(s.guard(budget.Wrap(main)), l.BodyTimeout)))
+	s.lane = fastlane.New(fastPath, l.IdleTimeout, l.HeaderTimeout)
+	s.http = s.newHTTP(s.lane.Wrap(streamsApart(s.guard(main), bodyDeadline(s.guard(budget.Wrap(main)), l.BodyTimeout))))
+	s.http.RegisterOnShutdown(s.lane.Close)
 	// Shutdown waits for running handlers: SSE streams end first (1001).
 	s.http.RegisterOnShutdown(func() { s.gateway.CloseStreams(protocol.CloseGoingAway) })
 	s.http.RegisterOnShutdown(s.admin.Close)
@@ -352,6 +356,8 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	ln := connlimit.New(raw, connlimit.Config{Max: s.maxConns(), PerIP: s.cfg.ConnsPerIP(), OnRefuse: s.refused})
 	s.metrics.Gauge("herald_listener_connections", "Connections open on the listener (API and clients, before and after auth).",
 		func() float64 { return float64(ln.Open()) })
+	s.metrics.Gauge("herald_http_fastlane_connections", "Keep-alive HTTP/1.1 connections whose push calls the fast lane serves.",
+		func() float64 { return float64(s.lane.Open()) })
 	if err := s.engine.Start(ctx); err != nil {
 		ln.Close()
 		return err
@@ -393,6 +399,9 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		}
 	}
 	go serve(s.http, ln)
+	if s.cfg.TLSCert == "" {
+		go func() { _ = s.http.Serve(s.lane.Listener()) }() // connections the lane hands back
+	}
 	uiAddr := s.Addr
 	if adminLn != nil {
 		s.AdminAddr = adminLn.Addr().String()
@@ -425,6 +434,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		errs = append(errs, s.adminHTTP.Shutdown(sctx))
 	}
 	errs = append(errs, s.http.Shutdown(sctx)) // stop accepting; API calls in flight finish
+	errs = append(errs, s.lane.Shutdown(sctx))
 	errs = append(errs, s.gateway.Shutdown(sctx, protocol.CloseGoingAway))
 	close(stopBackground)
 	<-announced // and this node left the registry
@@ -510,6 +520,25 @@ func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 		// whether to read what is left of it or to close the connection.
 		r.Body = orig
 	})
+}
+
+// fastPath says which requests move a keep-alive HTTP/1.1 connection onto
+// the fast lane: the push calls a backend makes over and over (Herald's
+// and Pusher's).
+func fastPath(method, path string) bool {
+	if method != http.MethodPost {
+		return false
+	}
+	switch path {
+	case "/v1/push", "/v1/push/batch":
+		return true
+	}
+	rest, ok := strings.CutPrefix(path, "/apps/")
+	if !ok {
+		return false
+	}
+	id, call, ok := strings.Cut(rest, "/")
+	return ok && id != "" && (call == "events" || call == "batch_events")
 }
 
 // streamsApart sends the streaming calls (PushStream: one long request
