@@ -1,20 +1,3 @@
-// Package fastlane serves the plain HTTP/1.1 requests of busy keep-alive
-// connections — a backend calling POST /v1/push over and over — without
-// net/http's per-request cost (its request and response objects, header
-// parsing into textproto, a cancelable context, and the background read it
-// arms and disarms around every handler).
-//
-// A connection starts on net/http. Its first request that the lane takes
-// (Lane.Take: method and path) hijacks it; from then on the lane reads
-// each request head itself and calls the same handler with a lean request
-// and response. Only clean requests are taken: HTTP/1.1, a Content-Length
-// (or no body), token header names, values without control characters, a
-// Host, no Transfer-Encoding, Expect, Upgrade or Connection option other
-// than keep-alive, a head of at most one buffer. The first request that is
-// anything else — another path, odd or malformed input — and every
-// connection under TLS is left to net/http, which then decides and words
-// any error exactly as before: the lane hands the connection back to the
-// same http.Server (Listener) with the bytes it had read.
 package fastlane
 
 import (
@@ -29,10 +12,11 @@ import (
 	"time"
 )
 
-// Lane takes over keep-alive HTTP/1.1 connections for the requests Take
+// Lane takes over keep-alive HTTP/1.1 connections for the requests take
 // accepts. Build it with New, install Wrap as the server's outermost
-// handler, Serve its Listener with the same server, and call Shutdown
-// after the server's.
+// handler, serve its Listener with an HTTP/1-only server of the same
+// handler and timeouts, call Close when the servers' shutdown begins and
+// Shutdown after theirs.
 type Lane struct {
 	take          func(method, path string) bool
 	idleTimeout   time.Duration
@@ -53,8 +37,10 @@ func New(take func(method, path string) bool, idle, header time.Duration) *Lane 
 		conns: map[*lane]struct{}{}, done: make(chan struct{})}
 }
 
-// Listener yields the connections the lane hands back: serve it with the
-// same http.Server (its Shutdown closes it).
+// Listener yields the connections the lane hands back, to be served by an
+// http.Server with the same handler and HTTP/1 only (a connection in the
+// middle of its life must not start HTTP/2 with a preface); Close and that
+// server's Shutdown close it.
 func (l *Lane) Listener() net.Listener { return l.back }
 
 // Wrap is h behind the lane: a request the lane takes, on a plain-text

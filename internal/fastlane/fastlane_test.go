@@ -21,10 +21,45 @@ import (
 type testServer struct {
 	addr   string
 	lane   *Lane
-	srv    *http.Server
 	onLane atomic.Int64
 	// block, when set, holds the handler until it is closed.
 	block chan struct{}
+}
+
+// serve runs h on a loopback listener as Herald's server does: HTTP/1.1
+// and h2c on the listener, the lane (if any) in front of h, and the
+// connections it hands back on a second, HTTP/1-only server.
+func serve(t testing.TB, lane *Lane, h http.Handler, header time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newServer := func(h http.Handler, h2c bool) *http.Server {
+		srv := &http.Server{Handler: h, IdleTimeout: time.Minute, ReadHeaderTimeout: header, Protocols: new(http.Protocols)}
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(h2c)
+		return srv
+	}
+	servers := []*http.Server{newServer(h, true)}
+	if lane != nil {
+		servers[0].Handler = lane.Wrap(h)
+		servers[0].RegisterOnShutdown(lane.Close)
+		servers = append(servers, newServer(servers[0].Handler, false))
+		go func() { _ = servers[1].Serve(lane.Listener()) }()
+	}
+	go func() { _ = servers[0].Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, srv := range servers {
+			_ = srv.Shutdown(ctx)
+		}
+		if lane != nil {
+			_ = lane.Shutdown(ctx)
+		}
+	})
+	return ln.Addr().String()
 }
 
 func newTestServer(t *testing.T, header time.Duration) *testServer {
@@ -57,21 +92,7 @@ func newTestServer(t *testing.T, header time.Duration) *testServer {
 		w.WriteHeader(201)
 		fmt.Fprintf(w, "%s %s %s %s", transport, r.Method, r.URL.Path, body)
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.addr = ln.Addr().String()
-	ts.srv = &http.Server{Handler: ts.lane.Wrap(h), IdleTimeout: time.Minute, ReadHeaderTimeout: header}
-	ts.srv.RegisterOnShutdown(ts.lane.Close)
-	go func() { _ = ts.srv.Serve(ln) }()
-	go func() { _ = ts.srv.Serve(ts.lane.Listener()) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = ts.srv.Shutdown(ctx)
-		_ = ts.lane.Shutdown(ctx)
-	})
+	ts.addr = serve(t, ts.lane, h, header)
 	return ts
 }
 
@@ -260,8 +281,11 @@ func TestShutdownEndsLanes(t *testing.T) {
 		c.answer()
 	}
 	busy.send(post("/push?block=1", "slow"))
-	for ts.onLane.Load() < 3 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); ts.onLane.Load() < 3; {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow request never reached its handler")
+		}
+		time.Sleep(time.Millisecond) // polling a condition
 	}
 	done := make(chan error, 1)
 	go func() { done <- ts.lane.Shutdown(context.Background()) }()

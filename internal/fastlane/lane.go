@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +20,13 @@ const (
 	// maxUnread bounds what the lane reads of a body its handler left, so
 	// that the connection can carry the next request (net/http's figure).
 	maxUnread = 256 << 10
-	// keptBody is the largest answer buffer a lane keeps between requests.
-	keptBody = 64 << 10
+	// keptBody is the largest answer buffer a lane keeps between requests
+	// (a push's answer is tens of bytes; a big batch's is allocated anew).
+	keptBody = 8 << 10
+	// rstAvoidance is how long a connection closed with a body left unread
+	// waits after shutting its sending side, so that the client reads the
+	// answer rather than a reset (net/http's rstAvoidanceDelay).
+	rstAvoidance = 500 * time.Millisecond
 )
 
 // lane is one connection the lane serves.
@@ -37,7 +44,7 @@ type lane struct {
 	out      []byte // the answer being written
 
 	mu   sync.Mutex // guards idle against Shutdown's wake
-	idle bool       // waiting for the next request
+	idle bool       // waiting for (the rest of) a request head
 }
 
 // serve answers first (parsed by net/http) and then every request the
@@ -55,7 +62,7 @@ func (ln *lane) serve(first *http.Request) {
 	ln.w.ln = ln
 	first.Body = ln.body.reset(ln.br, first.ContentLength)
 	if !ln.handle(first) {
-		_ = ln.nc.Close()
+		ln.end()
 		return
 	}
 	for {
@@ -71,31 +78,60 @@ func (ln *lane) serve(first *http.Request) {
 			return
 		}
 		if !ln.handle(r) {
-			_ = ln.nc.Close()
+			ln.end()
 			return
 		}
 	}
 }
 
+// end closes the connection after an answer. With the request's body left
+// unread (a refusal), it shuts the sending side first and waits a moment:
+// closing a socket with unread input sends a reset, which could reach the
+// client before it read the answer.
+func (ln *lane) end() {
+	if ln.body.left > 0 {
+		if cw, ok := socket(ln.nc).(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			time.Sleep(rstAvoidance)
+		}
+	}
+	_ = ln.nc.Close()
+}
+
+// socket is the connection under wrappers (the listener's cap).
+func socket(nc net.Conn) net.Conn {
+	for {
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nc
+		}
+		nc = u.NetConn()
+	}
+}
+
 // next reads the next request head; errHandBack: net/http's to serve.
 func (ln *lane) next() (*http.Request, error) {
-	if ln.br.Buffered() == 0 {
-		ln.mu.Lock()
-		if ln.l.closing.Load() {
-			ln.mu.Unlock()
-			return nil, net.ErrClosed
+	// Up to four CR or LF bytes before a request line are skipped, as
+	// net/http does after a POST (RFC 9112 section 2.2).
+	skip := 4
+	for {
+		if ln.br.Buffered() == 0 {
+			if now, slack := time.Now(), min(time.Second, ln.l.idleTimeout/10); ln.deadline.IsZero() ||
+				ln.deadline.Before(now.Add(ln.l.idleTimeout-slack)) {
+				ln.setDeadline(now.Add(ln.l.idleTimeout))
+			}
+			if err := ln.wait(1); err != nil {
+				return nil, err
+			}
 		}
-		ln.idle = true
-		if now := time.Now(); ln.deadline.IsZero() || ln.deadline.Before(now.Add(ln.l.idleTimeout-time.Second)) {
-			ln.setDeadline(now.Add(ln.l.idleTimeout))
+		lead, _ := ln.br.Peek(min(skip, ln.br.Buffered()))
+		n := 0
+		for n < len(lead) && (lead[n] == '\r' || lead[n] == '\n') {
+			n++
 		}
-		ln.mu.Unlock()
-		_, err := ln.br.Peek(1)
-		ln.mu.Lock()
-		ln.idle = false
-		ln.mu.Unlock()
-		if err != nil {
-			return nil, err
+		_, _ = ln.br.Discard(n)
+		skip -= n
+		if ln.br.Buffered() > 0 {
+			break
 		}
 	}
 	head, err := ln.head()
@@ -110,6 +146,23 @@ func (ln *lane) next() (*http.Request, error) {
 	r.RemoteAddr = ln.remote
 	r.Body = ln.body.reset(ln.br, r.ContentLength)
 	return r.WithContext(ln.ctx), nil
+}
+
+// wait reads until n bytes are buffered, or the deadline, or Shutdown
+// (which wakes a lane waiting here).
+func (ln *lane) wait(n int) error {
+	ln.mu.Lock()
+	if ln.l.closing.Load() {
+		ln.mu.Unlock()
+		return net.ErrClosed
+	}
+	ln.idle = true
+	ln.mu.Unlock()
+	_, err := ln.br.Peek(n)
+	ln.mu.Lock()
+	ln.idle = false
+	ln.mu.Unlock()
+	return err
 }
 
 // head peeks at a whole request head (through its empty line) in the
@@ -133,7 +186,7 @@ func (ln *lane) head() ([]byte, error) {
 			ln.setDeadline(time.Now().Add(ln.l.headerTimeout))
 			armed = true
 		}
-		if _, err := ln.br.Peek(len(buf) + 1); err != nil {
+		if err := ln.wait(len(buf) + 1); err != nil {
 			if len(buf) > 0 && err == io.EOF {
 				return nil, errHandBack // a truncated request: net/http words it
 			}
@@ -170,7 +223,7 @@ func (ln *lane) handle(r *http.Request) bool {
 		// otherwise the connection ends (as net/http does).
 		keep = ln.body.left < maxUnread && discard(&ln.body, maxUnread)
 	}
-	ln.out = w.appendAnswer(ln.out[:0], keep)
+	ln.out, keep = w.appendAnswer(ln.out[:0], keep)
 	_, err := ln.nc.Write(ln.out)
 	if cap(ln.out) > keptBody {
 		ln.out = nil
@@ -198,7 +251,7 @@ func (ln *lane) setReadDeadline(t time.Time) error {
 	return nil
 }
 
-// wake makes an idle lane stop waiting (Shutdown).
+// wake makes a lane waiting for a request head stop waiting (Shutdown).
 func (ln *lane) wake() {
 	ln.mu.Lock()
 	if ln.idle {
@@ -288,13 +341,26 @@ func (w *response) reset() {
 	}
 }
 
+// bodyAllowed: not a 204 or 304 (informational answers are not sent).
 func bodyAllowed(status int) bool { return status != 204 && status != 304 }
 
-// appendAnswer appends the status line, headers and body to b.
-func (w *response) appendAnswer(b []byte, keep bool) []byte {
+// appendAnswer appends the status line, headers and body to b, as net/http
+// writes them for a handler that has returned; keep is false if the
+// connection ends after it (the answer then says so).
+func (w *response) appendAnswer(b []byte, keep bool) ([]byte, bool) {
 	status := w.status
 	if status == 0 {
 		status = http.StatusOK
+	}
+	h, body := w.hdr, w.body
+	length := int64(len(body))
+	if v := h.Get("Content-Length"); v != "" && bodyAllowed(status) {
+		// The handler's own length: kept; a body that does not match it
+		// ends the connection (and is cut to it), as with net/http.
+		if n, ok := digits([]byte(v)); ok && n != length {
+			length, keep = n, false
+			body = body[:min(int64(len(body)), n)]
+		}
 	}
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(status), 10)
@@ -306,9 +372,8 @@ func (w *response) appendAnswer(b []byte, keep bool) []byte {
 		b = strconv.AppendInt(b, int64(status), 10)
 	}
 	b = append(b, "\r\n"...)
-	h := w.hdr
-	if _, ok := h["Content-Type"]; !ok && len(w.body) > 0 {
-		b = appendField(b, "Content-Type", http.DetectContentType(w.body))
+	if _, ok := h["Content-Type"]; !ok && len(body) > 0 && bodyAllowed(status) && h.Get("Content-Encoding") == "" {
+		b = appendField(b, "Content-Type", http.DetectContentType(body))
 	}
 	if _, ok := h["Date"]; !ok {
 		b = append(b, "Date: "...)
@@ -316,7 +381,7 @@ func (w *response) appendAnswer(b []byte, keep bool) []byte {
 		b = append(b, "\r\n"...)
 	}
 	for k, vs := range h {
-		if k == "Content-Length" || k == "Connection" || k == "Transfer-Encoding" || !validName(k) {
+		if suppressed(k, status, keep) || !validName(k) {
 			continue
 		}
 		for _, v := range vs {
@@ -325,19 +390,35 @@ func (w *response) appendAnswer(b []byte, keep bool) []byte {
 	}
 	if bodyAllowed(status) {
 		b = append(b, "Content-Length: "...)
-		b = strconv.AppendInt(b, int64(len(w.body)), 10)
+		b = strconv.AppendInt(b, length, 10)
 		b = append(b, "\r\n"...)
 	}
 	if !keep {
 		b = append(b, "Connection: close\r\n"...)
 	}
 	b = append(b, "\r\n"...)
-	return append(b, w.body...)
+	return append(b, body...), keep
 }
 
-// appendField appends "k: v", a line break in v turned into a space (as
-// net/http does).
+// suppressed reports a handler header the lane does not write as is: the
+// length and the connection's fate are the lane's to say, a 304 has no
+// content headers, and trailers are not sent.
+func suppressed(k string, status int, keep bool) bool {
+	switch k {
+	case "Content-Length", "Transfer-Encoding":
+		return true
+	case "Connection":
+		return !keep
+	case "Content-Type":
+		return status == http.StatusNotModified
+	}
+	return strings.HasPrefix(k, http.TrailerPrefix)
+}
+
+// appendField appends "k: v", v trimmed and a line break in it turned
+// into a space (as net/http does).
 func appendField(b []byte, k, v string) []byte {
+	v = textproto.TrimString(v)
 	b = append(b, k...)
 	b = append(b, ": "...)
 	for i := 0; i < len(v); i++ {
@@ -360,7 +441,8 @@ func closes(h http.Header) bool {
 	return false
 }
 
-// dateCache is the Date header of the current second.
+// dateCache is the Date header of the current second, shared by every lane
+// of the process (a string made once a second).
 var dateCache atomic.Pointer[dateStamp]
 
 type dateStamp struct {

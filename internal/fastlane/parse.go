@@ -60,6 +60,10 @@ func parseHead(head []byte, take func(method, path string) bool) (*http.Request,
 	if hosts == 0 {
 		return nil, false
 	}
+	// As net/http reads a request: Pragma: no-cache implies Cache-Control.
+	if p := r.Header["Pragma"]; len(p) > 0 && p[0] == "no-cache" && len(r.Header["Cache-Control"]) == 0 {
+		r.Header["Cache-Control"] = []string{"no-cache"}
+	}
 	return r, true
 }
 

@@ -452,3 +452,33 @@ func TestUpgradeAfterTheFastLane(t *testing.T) {
 		t.Fatalf("welcome: %q %v", frame, err)
 	}
 }
+
+// TestRefusedBodyAnswerArrives: a push refused without reading its body (a
+// 4 MiB body over the size limit: 413; a wrong key: 401) is answered on the
+// fast lane as on net/http: the client reads the answer, not a reset.
+func TestRefusedBodyAnswerArrives(t *testing.T) {
+	n := startNode(t, nil)
+	body := `{"to":{"users":["u"]},"data":"` + strings.Repeat("z", 4<<20) + `"}`
+	for _, tc := range []struct {
+		key    string
+		status int
+	}{{"", 413}, {"wrong-key-0123456789", 401}} {
+		for i := range 5 {
+			c := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+			req, _ := http.NewRequest("POST", n.base+"/v1/push", strings.NewReader(body))
+			if tc.key != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.key)
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("key %q, try %d: %v", tc.key, i, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("key %q, try %d: %d, want %d", tc.key, i, resp.StatusCode, tc.status)
+			}
+			c.CloseIdleConnections()
+		}
+	}
+}

@@ -62,6 +62,7 @@ type Server struct {
 	http      *http.Server
 	adminHTTP *http.Server   // the admin listener's server (nil without admin_addr)
 	lane      *fastlane.Lane // keep-alive push connections served without net/http's per-request work
+	httpBack  *http.Server   // the connections the lane hands back (HTTP/1 only)
 	api       *httpapi.API
 	ops       *cluster.Ops
 	nodes     *natsengine.Nodes
@@ -226,6 +227,11 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s.lane = fastlane.New(fastPath, l.IdleTimeout, l.HeaderTimeout)
 	s.http = s.newHTTP(s.lane.Wrap(streamsApart(s.guard(main), bodyDeadline(s.guard(budget.Wrap(main)), l.BodyTimeout))))
 	s.http.RegisterOnShutdown(s.lane.Close)
+	// The connections the lane hands back are HTTP/1.1 ones: served by
+	// the same handler without HTTP/2 (no h2c preface in mid-connection).
+	s.httpBack = s.newHTTP(s.http.Handler)
+	s.httpBack.Protocols = new(http.Protocols)
+	s.httpBack.Protocols.SetHTTP1(true)
 	// Shutdown waits for running handlers: SSE streams end first (1001).
 	s.http.RegisterOnShutdown(func() { s.gateway.CloseStreams(protocol.CloseGoingAway) })
 	s.http.RegisterOnShutdown(s.admin.Close)
@@ -399,9 +405,8 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		}
 	}
 	go serve(s.http, ln)
-	if s.cfg.TLSCert == "" {
-		go func() { _ = s.http.Serve(s.lane.Listener()) }() // connections the lane hands back
-	}
+	s.httpBack.BaseContext = s.http.BaseContext
+	go func() { _ = s.httpBack.Serve(s.lane.Listener()) }()
 	uiAddr := s.Addr
 	if adminLn != nil {
 		s.AdminAddr = adminLn.Addr().String()
@@ -434,7 +439,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		errs = append(errs, s.adminHTTP.Shutdown(sctx))
 	}
 	errs = append(errs, s.http.Shutdown(sctx)) // stop accepting; API calls in flight finish
-	errs = append(errs, s.lane.Shutdown(sctx))
+	errs = append(errs, s.lane.Shutdown(sctx), s.httpBack.Shutdown(sctx))
 	errs = append(errs, s.gateway.Shutdown(sctx, protocol.CloseGoingAway))
 	close(stopBackground)
 	<-announced // and this node left the registry
