@@ -1,98 +1,122 @@
 package herald
 
 import (
+	"encoding/binary"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/heraldpush/herald/api/herald/v1/heraldv1connect"
 )
 
 // coalescing is the RoundTripper of the gRPC client: it gives a PushStream
-// request a body that hands the HTTP/2 transport everything sent so far in
-// one read. The transport writes (and flushes) one frame per read, so
-// pushes sent while the previous frame was being written go out together
-// in the next one, instead of a frame and a write per push — which also
-// spares the server a read per push.
+// request the stream's own body (streamBody), which PushStream.Send fills
+// directly, instead of connect's pipe. The HTTP/2 transport writes (and
+// flushes) one frame per read of the body; through connect's pipe every
+// push was two reads (its 5-byte prefix, then the message), so two frames
+// and two writes on the client and four reads on the server. A streamBody
+// hands the transport every push sent so far in one read: one frame per
+// run of pushes.
 type coalescing struct{ base http.RoundTripper }
 
+// streamBodyKey carries a PushStream's body in its call's context, from
+// Client.PushStream to RoundTrip.
+type streamBodyKey struct{}
+
 func (c coalescing) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil && r.Body != http.NoBody && strings.HasSuffix(r.URL.Path, heraldv1connect.HeraldServicePushStreamProcedure) {
+	if b, ok := r.Context().Value(streamBodyKey{}).(*streamBody); ok &&
+		strings.HasSuffix(r.URL.Path, heraldv1connect.HeraldServicePushStreamProcedure) {
+		if r.Body != nil {
+			_ = r.Body.Close() // connect's pipe: nothing is written to it
+		}
 		r = r.WithContext(r.Context()) // a copy: a RoundTripper leaves the request as it is
-		r.Body = newCoalescer(r.Body)
+		r.Body = b
 	}
 	return c.base.RoundTrip(r)
 }
 
-// coalescerMax bounds the bytes a coalescer holds; past it the sender
+// streamBodyMax bounds the bytes a streamBody holds; past it the sender
 // waits, as it would for the transport.
-const coalescerMax = 256 << 10
+const streamBodyMax = 256 << 10
 
-// coalescer reads src on a goroutine of its own into a buffer that Read
-// empties at once.
-type coalescer struct {
-	src  io.ReadCloser
-	mu   sync.Mutex
-	cond sync.Cond
-	buf  []byte
-	err  error // src's error (io.EOF at its end), reported after buf
-	done bool  // Close was called
+// streamBody is the request body of a PushStream: each push, framed as
+// gRPC frames a message (a flag byte and a 4-byte length), is appended to
+// a buffer that Read empties at once.
+type streamBody struct {
+	mu     sync.Mutex
+	cond   sync.Cond // Read waits for a push; send waits for room
+	buf    []byte
+	eof    bool // closeWrite was called: Read ends with io.EOF once buf is empty
+	closed bool // the transport closed the body: nothing more is read
 }
 
-func newCoalescer(src io.ReadCloser) *coalescer {
-	c := &coalescer{src: src}
-	c.cond.L = &c.mu
-	go c.fill()
-	return c
+func newStreamBody() *streamBody {
+	b := &streamBody{}
+	b.cond.L = &b.mu
+	return b
 }
 
-func (c *coalescer) fill() {
-	chunk := make([]byte, 32<<10)
-	for {
-		n, err := c.src.Read(chunk)
-		c.mu.Lock()
-		for len(c.buf) >= coalescerMax && !c.done {
-			c.cond.Wait()
-		}
-		c.buf = append(c.buf, chunk[:n]...)
-		if err != nil {
-			c.err = err
-		}
-		c.cond.Broadcast()
-		stop := c.err != nil || c.done
-		c.mu.Unlock()
-		if stop {
-			return
-		}
+// send appends one message; io.EOF once the body is closed or ended.
+func (b *streamBody) send(m proto.Message) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.buf) >= streamBodyMax && !b.closed && !b.eof {
+		b.cond.Wait()
 	}
+	if b.closed || b.eof {
+		return io.EOF
+	}
+	at := len(b.buf)
+	buf, err := proto.MarshalOptions{}.MarshalAppend(append(b.buf, 0, 0, 0, 0, 0), m)
+	if err != nil {
+		return err
+	}
+	binary.BigEndian.PutUint32(buf[at+1:], uint32(len(buf)-at-5))
+	b.buf = buf
+	if at == 0 {
+		b.cond.Broadcast() // Read waits only on an empty buffer
+	}
+	return nil
+}
+
+// closeWrite ends the body after what was sent.
+func (b *streamBody) closeWrite() {
+	b.mu.Lock()
+	b.eof = true
+	b.cond.Broadcast()
+	b.mu.Unlock()
 }
 
 // Read returns what is buffered, waiting for something if nothing is.
-func (c *coalescer) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for len(c.buf) == 0 && c.err == nil && !c.done {
-		c.cond.Wait()
+func (b *streamBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.buf) == 0 && !b.eof && !b.closed {
+		b.cond.Wait()
 	}
-	if c.done {
+	if b.closed {
 		return 0, io.ErrClosedPipe
 	}
-	n := copy(p, c.buf)
-	c.buf = c.buf[:copy(c.buf, c.buf[n:])]
-	c.cond.Broadcast()
-	if len(c.buf) == 0 && c.err != nil {
-		return n, c.err
+	if len(b.buf) == 0 {
+		return 0, io.EOF
+	}
+	full := len(b.buf) >= streamBodyMax
+	n := copy(p, b.buf)
+	b.buf = b.buf[:copy(b.buf, b.buf[n:])]
+	if full {
+		b.cond.Broadcast() // the sender may wait for room
 	}
 	return n, nil
 }
 
-// Close ends the body: the sender's next push fails, and the goroutine
-// ends once src returns.
-func (c *coalescer) Close() error {
-	c.mu.Lock()
-	c.done = true
-	c.cond.Broadcast()
-	c.mu.Unlock()
-	return c.src.Close()
+// Close is the transport's: the stream is over, the next send fails.
+func (b *streamBody) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.cond.Broadcast()
+	b.mu.Unlock()
+	return nil
 }

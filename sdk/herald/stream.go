@@ -21,6 +21,7 @@ var ErrStreamNeedsGRPC = errors.New("herald: PushStream needs a client made With
 type PushStream struct {
 	c      *Client
 	s      *connect.BidiStreamForClient[heraldv1.PushStreamRequest, heraldv1.PushStreamResponse]
+	body   *streamBody // the request body: Send writes to it, not through connect
 	closed sync.Once
 }
 
@@ -42,20 +43,26 @@ func (c *Client) PushStream(ctx context.Context) (*PushStream, error) {
 	if !ok {
 		return nil, ErrStreamNeedsGRPC
 	}
-	s := t.c.PushStream(ctx)
+	body := newStreamBody()
+	s := t.c.PushStream(context.WithValue(ctx, streamBodyKey{}, body))
 	if t.key != "" {
 		s.RequestHeader().Set("Authorization", "Bearer "+t.key)
 	}
-	return &PushStream{c: c, s: s}, nil
+	if err := s.Send(nil); err != nil { // starts the call, whose body is body (coalescing)
+		return nil, grpcError(err)
+	}
+	return &PushStream{c: c, s: s, body: body}, nil
 }
 
-// Send pushes p on the stream.
+// Send pushes p on the stream: it waits only while a large backlog of
+// pushes is still unsent. After the stream ended it returns io.EOF (Recv
+// tells why).
 func (p *PushStream) Send(r PushRequest) error {
 	b, err := p.c.pushBody(&r)
 	if err != nil {
 		return err
 	}
-	return grpcError(p.s.Send(&heraldv1.PushStreamRequest{Push: pushProto(b)}))
+	return p.body.send(&heraldv1.PushStreamRequest{Push: pushProto(b)})
 }
 
 // Recv returns the next answer; io.EOF once the stream is closed and every
@@ -77,6 +84,9 @@ func (p *PushStream) Recv() (StreamResult, error) {
 // readable with Recv).
 func (p *PushStream) Close() error {
 	var err error
-	p.closed.Do(func() { err = p.s.CloseRequest() })
+	p.closed.Do(func() {
+		p.body.closeWrite()
+		err = p.s.CloseRequest()
+	})
 	return err
 }

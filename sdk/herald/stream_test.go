@@ -13,7 +13,8 @@ import (
 // answered in order with its id or its error (a bad one fails alone and the
 // stream goes on), a repeated id gets the first answer and is stored once,
 // and the stored ones reach the user in order with their seqs. Over HTTP
-// (no gRPC) the stream is refused plainly.
+// (no gRPC) the stream is refused plainly, and one with a wrong key is
+// answered with unauthorized.
 func TestPushStream(t *testing.T) {
 	n := startNode(t, nil)
 	n.via = transports[1] // grpc
@@ -76,6 +77,25 @@ func TestPushStream(t *testing.T) {
 		m := next[*herald.Message](t, conn)
 		if m.ID != id || m.Seq != uint64(i+1) {
 			t.Fatalf("stored message %d: %s seq %d, want %s seq %d", i, m.ID, m.Seq, id, i+1)
+		}
+	}
+
+	// A refused key: the stream is answered with the error, which Recv
+	// returns; Send does not block on the dead stream.
+	bad, err := n.client("wrong-key").PushStream(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = bad.Send(herald.PushRequest{To: herald.Target{Users: []string{"sam"}}, Data: 1})
+	if _, err := bad.Recv(); herald.ErrorCode(err) != herald.CodeUnauthorized {
+		t.Fatalf("a stream with a wrong key: %v", err)
+	}
+	for i := 0; ; i++ { // the body fills up unless the transport closed it
+		if err := bad.Send(herald.PushRequest{To: herald.Target{Users: []string{"sam"}}, Data: i}); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("send on a refused stream: %v", err)
+			}
+			break
 		}
 	}
 
