@@ -1,5 +1,6 @@
 // Package jsonscan reads the flat JSON objects of Herald's hot paths (the
-// engine envelope, the body of POST /v1/push) without reflection.
+// engine envelope, the body of POST /v1/push) without reflection, and
+// checks a push's JSON data (Valid) as encoding/json would, faster.
 //
 // It takes a strict subset of JSON: strings without escapes or control
 // characters, unsigned integers, true and false, arrays of such strings,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/engine"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/jsonscan"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/protocol"
 	"github.com/heraldpush/herald/internal/recent"
@@ -237,7 +238,7 @@ func (s *Service) validate(r *Request) error {
 	if len(r.Data) > s.limits.MaxPayload {
 		return Errorf(CodeTooLarge, "data is %d bytes; the limit is %d", len(r.Data), s.limits.MaxPayload)
 	}
-	if !json.Valid(r.Data) {
+	if !jsonscan.Valid(r.Data) {
 		return Errorf(CodeInvalidArgument, "data is not valid JSON")
 	}
 	if r.TTL != nil {
