@@ -8,19 +8,19 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	heraldv1 "github.com/heraldpush/herald/api/herald/v1"
+	"github.com/heraldpush/herald/internal/apikey"
 	"github.com/heraldpush/herald/internal/push"
 )
 
-// request turns a PushRequest into the push service's request, resolving
-// its app as the HTTP API does.
-func (a *API) request(ctx context.Context, m *heraldv1.PushRequest) (*push.Request, error) {
-	c := callerOf(ctx)
+// request turns a PushRequest of caller c into the push service's
+// request, resolving its app as the HTTP API does.
+func (a *API) request(c apikey.Caller, m *heraldv1.PushRequest) (push.Request, error) {
 	to := m.GetTo()
 	app, err := a.keys.PushApp(c, m.GetApp(), to.GetAll())
 	if err != nil {
-		return nil, err
+		return push.Request{}, err
 	}
-	return &push.Request{
+	return push.Request{
 		App:   app,
 		Admin: c.Admin,
 		To: push.Target{Users: to.GetUsers(), Conns: to.GetConns(), Rooms: to.GetRooms(),
@@ -35,13 +35,13 @@ func (a *API) request(ctx context.Context, m *heraldv1.PushRequest) (*push.Reque
 
 // Push pushes one message.
 func (a *API) Push(ctx context.Context, req *connect.Request[heraldv1.PushRequest]) (*connect.Response[heraldv1.PushResponse], error) {
-	r, err := a.request(ctx, req.Msg)
+	r, err := a.request(callerOf(ctx), req.Msg)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := a.engineCtx(ctx)
 	defer cancel()
-	id, err := a.svc.Push(ctx, r)
+	id, err := a.svc.Push(ctx, &r)
 	if err != nil {
 		return nil, err
 	}
@@ -54,10 +54,13 @@ func (a *API) PushBatch(ctx context.Context, req *connect.Request[heraldv1.PushB
 	if len(items) > a.cfg.MaxBatch {
 		return nil, push.Errorf(push.CodeInvalidArgument, "batch has %d items; the limit is %d", len(items), a.cfg.MaxBatch)
 	}
+	c := callerOf(ctx)
+	all := make([]push.Request, len(items))
 	reqs := make([]*push.Request, len(items))
 	errs := make([]error, len(items))
 	for i, m := range items {
-		reqs[i], errs[i] = a.request(ctx, m)
+		all[i], errs[i] = a.request(c, m)
+		reqs[i] = &all[i]
 	}
 	ectx, cancel := a.engineCtx(ctx)
 	defer cancel()

@@ -54,6 +54,8 @@ func (a *API) PushStream(ctx context.Context, st *connect.BidiStream[heraldv1.Pu
 		defer wg.Done()
 		sendErr = streamSend(st, held, answers)
 	}()
+	caller := callerOf(ctx)
+	var slab []push.Request // requests are allocated streamWindow at a time
 	var recvErr error
 	for i := uint64(0); ; i++ {
 		in, err := st.Receive()
@@ -67,7 +69,11 @@ func (a *API) PushStream(ctx context.Context, st *connect.BidiStream[heraldv1.Pu
 		if m := in.GetPush(); m == nil {
 			item.err = push.Errorf(push.CodeInvalidArgument, "a stream message carries no push")
 		} else {
-			item.req, item.err = a.request(ctx, m)
+			if len(slab) == 0 {
+				slab = make([]push.Request, streamWindow)
+			}
+			item.req, slab = &slab[0], slab[1:]
+			*item.req, item.err = a.request(caller, m)
 		}
 		queue <- item
 	}
@@ -108,30 +114,37 @@ func (a *API) streamWork(ctx context.Context, queue <-chan streamItem, answers c
 	}
 }
 
-// pushWindow pushes one window and returns its answers in order.
+// pushWindow pushes one window and returns its answers in order. The
+// answers of a window are allocated together, a few slices per window
+// rather than a few messages per push.
 func (a *API) pushWindow(ctx context.Context, window []streamItem) []*heraldv1.PushStreamResponse {
-	reqs := make([]*push.Request, len(window))
-	errs := make([]error, len(window))
-	for i, it := range window {
-		reqs[i], errs[i] = it.req, it.err
+	n := len(window)
+	reqs := make([]*push.Request, n)
+	errs := make([]error, n)
+	for i := range window {
+		reqs[i], errs[i] = window[i].req, window[i].err
 	}
 	ctx, cancel := a.engineCtx(ctx)
-	ids := make([]string, len(window))
-	if len(window) == 1 && errs[0] == nil {
+	ids := make([]string, n)
+	if n == 1 && errs[0] == nil {
 		ids[0], errs[0] = a.svc.Push(ctx, reqs[0])
 	} else {
 		ids = a.svc.PushMany(ctx, reqs, errs)
 	}
 	cancel()
-	out := make([]*heraldv1.PushStreamResponse, len(window))
-	for i, it := range window {
-		res := &heraldv1.PushResult{}
+	out := make([]*heraldv1.PushStreamResponse, n)
+	msgs := make([]heraldv1.PushStreamResponse, n)
+	results := make([]heraldv1.PushResult, n)
+	idResults := make([]heraldv1.PushResult_Id, n)
+	for i := range window {
 		if errs[i] != nil {
-			res.Result = &heraldv1.PushResult_Error{Error: errorInfo(errs[i])}
+			results[i].Result = &heraldv1.PushResult_Error{Error: errorInfo(errs[i])}
 		} else {
-			res.Result = &heraldv1.PushResult_Id{Id: ids[i]}
+			idResults[i].Id = ids[i]
+			results[i].Result = &idResults[i]
 		}
-		out[i] = &heraldv1.PushStreamResponse{Index: it.index, Result: res}
+		msgs[i].Index, msgs[i].Result = window[i].index, &results[i]
+		out[i] = &msgs[i]
 	}
 	return out
 }
