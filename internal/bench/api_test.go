@@ -13,8 +13,8 @@ import (
 )
 
 // TestPushesReachTheServer: the coordinator's pushes (single, to a room,
-// and batched, stored) are taken by a real node, and a refused batch item
-// fails the run.
+// batched, and over a stream; stored) are taken by a real node, and a
+// refused batch item fails the run.
 func TestPushesReachTheServer(t *testing.T) {
 	cfg := config.Default()
 	cfg.Addr, cfg.Data, cfg.Dev = "127.0.0.1:0", t.TempDir(), true
@@ -53,5 +53,17 @@ func TestPushesReachTheServer(t *testing.T) {
 	var p struct{ I int64 }
 	if err := json.Unmarshal(c.userPush("u", 7).Data.(json.RawMessage), &p); err != nil || p.I != 7 {
 		t.Fatalf("bench payload %v: %v", p, err)
+	}
+
+	// A stream publisher with a window of 4 (its sender waits for answers
+	// many times): every push it counts was answered and taken.
+	c.opts.Window = 4
+	h := newHist()
+	n, err := c.streamPushes(ctx, time.Now().Add(300*time.Millisecond), &h)
+	if err != nil || n == 0 {
+		t.Fatalf("stream publisher: %d pushes, %v", n, err)
+	}
+	if st, err = c.api.Stats(ctx); err != nil || st.Pushes != int64(5+n) || h.Total() != uint64(n) {
+		t.Fatalf("stats %+v, %v, %d latencies; want %d pushes", st, err, h.Total(), 5+n)
 	}
 }
