@@ -48,7 +48,7 @@ func (a *API) push(w http.ResponseWriter, r *http.Request, p principal) error {
 	defer putPooled(bp) // the push service copies what it keeps
 	body := *bp
 	var b pushBody
-	if !json.Valid(body) || !scanPush(body, &b) {
+	if !jsonscan.Valid(body) || !scanPush(body, &b) {
 		b = pushBody{}
 		if err := strictUnmarshal(body, &b); err != nil {
 			return err
