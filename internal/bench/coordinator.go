@@ -57,8 +57,12 @@ type Options struct {
 	// Protocol is what WebSocket clients speak: "herald" (default) or
 	// "pusher" (Pusher Channels protocol 7 on /app/<PusherKey>, subscribed
 	// to the room's channel; idle, broadcast and latency only).
-	Protocol  string
-	PusherKey string
+	// "centrifugo" (Centrifugo v6's JSON protocol on /connection/websocket,
+	// pushes through its HTTP API with CentrifugoKey; idle, broadcast,
+	// latency and unicast).
+	Protocol      string
+	PusherKey     string
+	CentrifugoKey string
 	// Receiver is the host:port the webhooks scenario's endpoint listens
 	// on (the server's --webhook-url points at it).
 	Receiver string
@@ -232,8 +236,11 @@ func (c *coordinator) start() error {
 		if c.opts.Transport == "sse" {
 			wsURL = nodes[w%len(nodes)] + "/v1/sse"
 		}
-		if c.opts.Protocol == "pusher" {
+		switch c.opts.Protocol {
+		case "pusher":
 			wsURL = "ws" + strings.TrimPrefix(nodes[w%len(nodes)], "http") + "/app/" + url.PathEscape(c.opts.PusherKey) + "?protocol=7"
+		case "centrifugo":
+			wsURL = "ws" + strings.TrimPrefix(nodes[w%len(nodes)], "http") + "/connection/websocket"
 		}
 		args := []string{"bench", "worker", "--url", wsURL, "--transport", c.opts.Transport, "--protocol", c.opts.Protocol, "--source", c.subnet + strconv.Itoa(2+w%c.opts.Sources),
 			"--first", strconv.Itoa(first), "--count", strconv.Itoa(count), "--users", strconv.Itoa(users), "--room", room,
@@ -360,7 +367,20 @@ func (c *coordinator) payload(i int64) []byte {
 
 // pushRoom pushes bench message i to the room every client is in.
 func (c *coordinator) pushRoom(ctx context.Context, i int64) error {
+	if c.opts.Protocol == "centrifugo" {
+		return c.centrifugoPublish(ctx, "bench", c.payload(i))
+	}
 	_, err := c.api.Push(ctx, herald.PushRequest{To: herald.Target{Rooms: []string{"bench"}}, Data: json.RawMessage(c.payload(i))})
+	return err
+}
+
+// pushUser pushes bench message i to user: a Herald user push, or a
+// publication to the user's personal Centrifugo channel.
+func (c *coordinator) pushUser(ctx context.Context, user string, i int64) error {
+	if c.opts.Protocol == "centrifugo" {
+		return c.centrifugoPublish(ctx, centrifugoPersonal(user), c.payload(i))
+	}
+	_, err := c.api.Push(ctx, c.userPush(user, i))
 	return err
 }
 
