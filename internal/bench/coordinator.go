@@ -194,6 +194,7 @@ type coordinator struct {
 	workers []*workerProc
 	index   atomic.Int64 // message index, increasing over the whole run
 	live    atomic.Int64 // unicast pushes to connected users
+	toldWhy bool         // the progress output has said why the server closed connections
 }
 
 type workerProc struct {
@@ -307,11 +308,18 @@ func (c *coordinator) all(cmd string) (report, error) {
 		sum.Conns += r.Conns
 		sum.Failed += r.Failed
 		sum.Closed += r.Closed
+		if sum.Why == "" {
+			sum.Why = r.Why
+		}
 		sum.Received += r.Received
 		sum.Dups += r.Dups
 		sum.LastNS = max(sum.LastNS, r.LastNS)
 		sum.ConnectS = max(sum.ConnectS, r.ConnectS)
 		sum.Hist.Merge(r.Hist)
+	}
+	if sum.Why != "" && !c.toldWhy {
+		c.toldWhy = true
+		fmt.Fprintf(c.opts.Progress, "  the server closed connections (%d so far; the first: %s)\n", sum.Closed, sum.Why)
 	}
 	return sum, errors.Join(errs...)
 }

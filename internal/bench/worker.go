@@ -62,10 +62,11 @@ func (c WorkerConfig) rooms(i int) []string {
 type report struct {
 	Conns    int     `json:"conns"`
 	Failed   int     `json:"failed"`
-	Closed   int64   `json:"closed"`   // connections the server closed
-	Received uint64  `json:"received"` // messages
-	Dups     uint64  `json:"dups"`     // messages seen twice or out of order
-	LastNS   int64   `json:"last_ns"`  // when the last message arrived
+	Closed   int64   `json:"closed"`        // connections the server closed
+	Why      string  `json:"why,omitempty"` // the first close frame's code and reason
+	Received uint64  `json:"received"`      // messages
+	Dups     uint64  `json:"dups"`          // messages seen twice or out of order
+	LastNS   int64   `json:"last_ns"`       // when the last message arrived
 	ConnectS float64 `json:"connect_s"`
 	Err      string  `json:"err,omitempty"`
 	Hist     Hist    `json:"hist"`
@@ -82,6 +83,7 @@ type worker struct {
 	received atomic.Uint64
 	dups     atomic.Uint64
 	closed   atomic.Int64
+	why      atomic.Pointer[string] // the first close frame's code and reason
 	lastNS   atomic.Int64
 }
 
@@ -135,6 +137,9 @@ func RunWorker(cfg WorkerConfig, in io.Reader, out io.Writer) error {
 		w.mu.Unlock()
 		r.Failed = w.cfg.Count - r.Conns
 		r.Received, r.Dups, r.Closed, r.LastNS = w.received.Load(), w.dups.Load(), w.closed.Load(), w.lastNS.Load()
+		if why := w.why.Load(); why != nil {
+			r.Why = *why
+		}
 		if err := enc.Encode(&r); err != nil {
 			return err
 		}
@@ -308,6 +313,9 @@ func (w *worker) read(c *benchConn, r *bufio.Reader, buf []byte) {
 		case ws.OpPing:
 			_ = c.write(ws.OpPong, p)
 		case ws.OpClose:
+			code, reason := ws.ParseCloseFrameData(p)
+			why := fmt.Sprintf("%d %s", code, reason)
+			w.why.CompareAndSwap(nil, &why)
 			return
 		case ws.OpText:
 			if w.wire.ping != nil && hasLine(p, w.wire.ping) {
