@@ -25,8 +25,9 @@ const centrifugoInstall = "GOBIN=$HOME/.cache/herald-tools/bin go install github
 // v6.9.1 started with the committed bench/centrifugo.json: every client
 // connects with its own user's token and every publication reaches each
 // client it was published to once. A wrong API key or token secret fails
-// the run with the server's answer, and a server in insecure client mode
-// takes clients without tokens.
+// the run with the server's answer, a connection the server closes is
+// counted with the server's code and reason, and a server in insecure
+// client mode takes clients without tokens.
 func TestCentrifugoDriver(t *testing.T) {
 	bin := os.Getenv("HERALD_CENTRIFUGO")
 	if bin == "" {
@@ -113,6 +114,41 @@ func TestCentrifugoDriver(t *testing.T) {
 		o.Conns, o.Workers, o.Pushes, o.TokenSecret = 3, 1, 1, "not-the-token-secret"
 		if _, err := Run(ctx, o); err == nil || !strings.Contains(err.Error(), "3500 invalid token") {
 			t.Errorf("a wrong token secret: %v; want the server's close 3500 invalid token", err)
+		}
+	})
+	t.Run("server close", func(t *testing.T) {
+		o := opts("idle")
+		o.Conns, o.Workers = 2, 1
+		c, err := newCoordinator(withDefaults(o))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.stop()
+		if err := c.start(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.connect(); err != nil {
+			t.Fatal(err)
+		}
+		body := `{"user":` + quote(c.prefix+"0") + `,"disconnect":{"code":4000,"reason":"bench test"}}`
+		if status, err := centrifugoCall(url, cfg.HTTPAPI.Key, "disconnect", body); status != http.StatusOK {
+			t.Fatalf("disconnect: %d %v", status, err)
+		}
+		for end := time.Now().Add(30 * time.Second); ; {
+			r, err := c.all("report")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Closed == 1 {
+				if r.Why != "4000 bench test" {
+					t.Fatalf("the worker says the server closed with %q; want 4000 bench test", r.Why)
+				}
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("report %+v: the disconnected client was not counted as closed", r)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 	t.Run("insecure client mode", func(t *testing.T) {
@@ -202,13 +238,8 @@ func startCentrifugo(t *testing.T, bin, key string, extra ...string) (string, in
 	})
 	url := "http://127.0.0.1:" + port
 	for end := time.Now().Add(30 * time.Second); ; {
-		req, _ := http.NewRequest(http.MethodPost, url+"/api/info", strings.NewReader(`{}`))
-		req.Header.Set("X-API-Key", key)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url, cmd.Process.Pid
-			}
+		if status, _ := centrifugoCall(url, key, "info", `{}`); status == http.StatusOK {
+			return url, cmd.Process.Pid
 		}
 		select {
 		case <-exited:
@@ -219,4 +250,20 @@ func startCentrifugo(t *testing.T, bin, key string, extra ...string) (string, in
 			t.Fatalf("centrifugo's API did not answer within 30s: %s", log())
 		}
 	}
+}
+
+// centrifugoCall calls method of the Centrifugo API at url and returns the
+// status.
+func centrifugoCall(url, key, method, body string) (int, error) {
+	req, err := http.NewRequest(http.MethodPost, url+"/api/"+method, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-API-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }

@@ -117,18 +117,7 @@ type Result struct {
 
 // Run runs the scenario opts.Runs times.
 func Run(ctx context.Context, opts Options) ([]Result, error) {
-	if opts.Workers <= 0 {
-		opts.Workers = max(1, len(opts.Connect), (opts.Conns+9999)/10000) // every node gets clients
-	}
-	if opts.Sources <= 0 {
-		opts.Sources = opts.Workers
-	}
-	if opts.Runs <= 0 {
-		opts.Runs = 1
-	}
-	if opts.Progress == nil {
-		opts.Progress = io.Discard
-	}
+	opts = withDefaults(opts)
 	fn := map[string]func(*coordinator, context.Context) (Result, error){
 		"idle": (*coordinator).idle, "broadcast": (*coordinator).broadcast, "latency": (*coordinator).latency,
 		"unicast": (*coordinator).unicast, "churn": (*coordinator).churn, "resume": (*coordinator).resume,
@@ -164,6 +153,23 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 		out = append(out, res)
 	}
 	return out, nil
+}
+
+// withDefaults fills the options left zero.
+func withDefaults(opts Options) Options {
+	if opts.Workers <= 0 {
+		opts.Workers = max(1, len(opts.Connect), (opts.Conns+9999)/10000) // every node gets clients
+	}
+	if opts.Sources <= 0 {
+		opts.Sources = opts.Workers
+	}
+	if opts.Runs <= 0 {
+		opts.Runs = 1
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	return opts
 }
 
 // newCoordinator prepares one run. A fresh 127.x.y.0/24 each run, so that
