@@ -66,7 +66,7 @@ func benchCmd(args []string) error {
 	fs.IntVar(&o.Rounds, "rounds", 3, "connect/disconnect rounds (churn)")
 	fs.StringVar(&o.Key, "key", "", "API key (none with a --dev server)")
 	fs.StringVar(&o.App, "app", "", "app to mint client tokens for (with --token-secret; none with a --dev server)")
-	fs.StringVar(&o.TokenSecret, "token-secret", "", "the app's token secret")
+	fs.StringVar(&o.TokenSecret, "token-secret", "", "the app's token secret (--protocol centrifugo: the server's client.token.hmac_secret_key)")
 	fs.StringVar(&o.Transport, "transport", "ws", "how clients connect: ws (WebSocket) or sse (Server-Sent Events; idle, broadcast, latency)")
 	fs.StringVar(&o.Protocol, "protocol", "herald", "what WebSocket clients speak: herald (v1), pusher (Pusher Channels on /app/KEY; idle, broadcast, latency)\nor centrifugo (a Centrifugo v6 server: JSON protocol, HTTP API; idle, broadcast, latency, unicast)")
 	fs.StringVar(&o.PusherKey, "pusher-key", "", "with --protocol pusher: the app's Pusher key (serve with --pusher-key)")
