@@ -26,8 +26,9 @@ const centrifugoInstall = "GOBIN=$HOME/.cache/herald-tools/bin go install github
 // connects with its own user's token and every publication reaches each
 // client it was published to once. A wrong API key or token secret fails
 // the run with the server's answer, a connection the server closes is
-// counted with the server's code and reason, and a server in insecure
-// client mode takes clients without tokens.
+// counted with the server's code and reason, clients answer the server's
+// pings in time, and a server in insecure client mode takes clients
+// without tokens.
 func TestCentrifugoDriver(t *testing.T) {
 	bin := os.Getenv("HERALD_CENTRIFUGO")
 	if bin == "" {
@@ -49,7 +50,7 @@ func TestCentrifugoDriver(t *testing.T) {
 	if err != nil || json.Unmarshal(raw, &cfg) != nil || cfg.HTTPAPI.Key == "" || cfg.Client.Token.Secret == "" {
 		t.Fatalf("bench/centrifugo.json: %v, key %q, token secret %q", err, cfg.HTTPAPI.Key, cfg.Client.Token.Secret)
 	}
-	url, pid := startCentrifugo(t, bin, cfg.HTTPAPI.Key)
+	url, pid := startCentrifugo(t, bin, cfg.HTTPAPI.Key, nil)
 	const conns = 200
 	opts := func(scenario string) Options {
 		return Options{Scenario: scenario, URL: url, Protocol: "centrifugo", CentrifugoKey: cfg.HTTPAPI.Key,
@@ -151,8 +152,18 @@ func TestCentrifugoDriver(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	})
+	t.Run("pings", func(t *testing.T) {
+		// Centrifugo pings every 25 s and closes a client whose answer
+		// is late: here every 3 s, answers due within 2.5 s.
+		url, pid := startCentrifugo(t, bin, cfg.HTTPAPI.Key, []string{"CENTRIFUGO_CLIENT_PING_INTERVAL=3s", "CENTRIFUGO_CLIENT_PONG_TIMEOUT=2500ms"})
+		o := opts("idle")
+		o.URL, o.ServerPID, o.Conns, o.Duration = url, pid, 20, 7*time.Second
+		if r := run(t, o); r.Conns != 20 || r.Lost != 0 {
+			t.Fatalf("idle through 2 pings: %+v; want 20 connections, none closed", r)
+		}
+	})
 	t.Run("insecure client mode", func(t *testing.T) {
-		url, pid := startCentrifugo(t, bin, cfg.HTTPAPI.Key, "--client.insecure")
+		url, pid := startCentrifugo(t, bin, cfg.HTTPAPI.Key, nil, "--client.insecure")
 		o := opts("broadcast")
 		o.URL, o.ServerPID, o.TokenSecret, o.Conns, o.Pushes = url, pid, "", 50, 5
 		exact(t, run(t, o), 5*50)
@@ -197,10 +208,10 @@ func buildHerald(t *testing.T) string {
 	return exe
 }
 
-// startCentrifugo runs bin with bench/centrifugo.json (and extra flags) on
-// a free loopback port until the test ends, and returns its base URL and
-// process id once its API answers with key.
-func startCentrifugo(t *testing.T, bin, key string, extra ...string) (string, int) {
+// startCentrifugo runs bin with bench/centrifugo.json (and env, extra
+// flags) on a free loopback port until the test ends, and returns its base
+// URL and process id once its API answers with key.
+func startCentrifugo(t *testing.T, bin, key string, env []string, extra ...string) (string, int) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -214,6 +225,7 @@ func startCentrifugo(t *testing.T, bin, key string, extra ...string) (string, in
 	}
 	cmd := exec.Command(bin, append([]string{"--config", cfg, "--http_server.address", "127.0.0.1", "--http_server.port", port}, extra...)...)
 	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), env...)
 	logPath := filepath.Join(cmd.Dir, "centrifugo.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
