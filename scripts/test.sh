@@ -12,6 +12,15 @@ if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 command -v node >/dev/null || { echo "node (>= 20) is required"; exit 1; }
+# Centrifugo v6.9.1, the server internal/bench's TestCentrifugoDriver drives
+# (herald bench --protocol centrifugo): built once from the Go module proxy
+# into a cache outside the tree, then reused while its build info says v6.9.1.
+tools="$HOME/.cache/herald-tools/bin"
+if ! go version -m "$tools/centrifugo" 2>/dev/null | grep -E '^[[:space:]]+mod[[:space:]]+github.com/centrifugal/centrifugo/v6[[:space:]]+v6\.9\.1[[:space:]]' >/dev/null; then
+  echo "installing Centrifugo v6.9.1 into $tools"
+  GOBIN="$tools" go install github.com/centrifugal/centrifugo/v6@v6.9.1
+fi
+export HERALD_CENTRIFUGO="$tools/centrifugo"
 (cd sdk/js && npm ci --no-audit --no-fund --loglevel=error)
 
 echo "== sdk/js: committed builds are current, types check"

@@ -35,6 +35,9 @@ const benchSummary = `Load-test a running node. SCENARIO is one of:
 Clients are spread over --workers processes dialing from --sources addresses of a random 127.x.y.0/24.
 Give --server-pid to read the server's RSS and CPU from /proc, otherwise /metrics is used.
 --protocol pusher makes the clients Pusher Channels clients (idle, broadcast, latency; serve with --pusher-key).
+--protocol centrifugo drives a Centrifugo v6 server instead (idle, broadcast, latency, unicast): clients speak its
+JSON protocol on /connection/websocket (tokens signed with --token-secret, "sub" the user; none in insecure client
+mode), pushes are /api/publish calls with --centrifugo-api-key (docs/benchmarks.md: "Rerun the comparison").
 Example: herald bench broadcast --conns 10000 --pushes 200 --server-pid $(pgrep -n herald)`
 
 func benchCmd(args []string) error {
@@ -63,10 +66,11 @@ func benchCmd(args []string) error {
 	fs.IntVar(&o.Rounds, "rounds", 3, "connect/disconnect rounds (churn)")
 	fs.StringVar(&o.Key, "key", "", "API key (none with a --dev server)")
 	fs.StringVar(&o.App, "app", "", "app to mint client tokens for (with --token-secret; none with a --dev server)")
-	fs.StringVar(&o.TokenSecret, "token-secret", "", "the app's token secret")
+	fs.StringVar(&o.TokenSecret, "token-secret", "", "the app's token secret (--protocol centrifugo: the server's client.token.hmac_secret_key)")
 	fs.StringVar(&o.Transport, "transport", "ws", "how clients connect: ws (WebSocket) or sse (Server-Sent Events; idle, broadcast, latency)")
-	fs.StringVar(&o.Protocol, "protocol", "herald", "what WebSocket clients speak: herald (v1) or pusher (Pusher Channels on /app/KEY; idle, broadcast, latency)")
+	fs.StringVar(&o.Protocol, "protocol", "herald", "what WebSocket clients speak: herald (v1), pusher (Pusher Channels on /app/KEY; idle, broadcast, latency)\nor centrifugo (a Centrifugo v6 server: JSON protocol, HTTP API; idle, broadcast, latency, unicast)")
 	fs.StringVar(&o.PusherKey, "pusher-key", "", "with --protocol pusher: the app's Pusher key (serve with --pusher-key)")
+	fs.StringVar(&o.CentrifugoKey, "centrifugo-api-key", "", "with --protocol centrifugo: the server's HTTP API key (http_api.key)")
 	fs.StringVar(&o.Receiver, "receiver", "127.0.0.1:9099", "webhooks: host:port of the bench's webhook receiver")
 	fs.IntVar(&o.RoomSize, "room-size", 100, "workload: members per room")
 	fs.IntVar(&o.Joins, "joins", 1, "workload: rooms each client joins")
@@ -83,7 +87,7 @@ func benchCmd(args []string) error {
 		return errors.New("bench: name a scenario")
 	}
 	o.Scenario = args[0]
-	if _, err := parse(fs, args[1:], "url", "key", "token-secret"); err != nil {
+	if _, err := parse(fs, args[1:], "url", "key", "token-secret", "centrifugo-api-key"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -132,7 +136,7 @@ func benchWorker(args []string) error {
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "token secret")
 	fs.IntVar(&c.Dial, "dial", 256, "concurrent dials")
 	fs.StringVar(&c.Transport, "transport", "ws", "ws or sse (--url is then http://host:port/v1/sse)")
-	fs.StringVar(&c.Protocol, "protocol", "herald", "herald or pusher (--url is then ws://host:port/app/KEY?protocol=7)")
+	fs.StringVar(&c.Protocol, "protocol", "herald", "herald, pusher (--url is then ws://host:port/app/KEY?protocol=7) or centrifugo (ws://host:port/connection/websocket)")
 	fs.IntVar(&c.Rooms, "rooms", 0, "spread clients over rooms ROOM0 … ROOM<rooms-1> (0: all in --room)")
 	fs.IntVar(&c.Joins, "joins", 1, "with --rooms: rooms each client joins")
 	if _, err := parse(fs, args, "token-secret"); err != nil {

@@ -57,8 +57,12 @@ type Options struct {
 	// Protocol is what WebSocket clients speak: "herald" (default) or
 	// "pusher" (Pusher Channels protocol 7 on /app/<PusherKey>, subscribed
 	// to the room's channel; idle, broadcast and latency only).
-	Protocol  string
-	PusherKey string
+	// "centrifugo" (Centrifugo v6's JSON protocol on /connection/websocket,
+	// pushes through its HTTP API with CentrifugoKey; idle, broadcast,
+	// latency and unicast).
+	Protocol      string
+	PusherKey     string
+	CentrifugoKey string
 	// Receiver is the host:port the webhooks scenario's endpoint listens
 	// on (the server's --webhook-url points at it).
 	Receiver string
@@ -113,18 +117,7 @@ type Result struct {
 
 // Run runs the scenario opts.Runs times.
 func Run(ctx context.Context, opts Options) ([]Result, error) {
-	if opts.Workers <= 0 {
-		opts.Workers = max(1, len(opts.Connect), (opts.Conns+9999)/10000) // every node gets clients
-	}
-	if opts.Sources <= 0 {
-		opts.Sources = opts.Workers
-	}
-	if opts.Runs <= 0 {
-		opts.Runs = 1
-	}
-	if opts.Progress == nil {
-		opts.Progress = io.Discard
-	}
+	opts = withDefaults(opts)
 	fn := map[string]func(*coordinator, context.Context) (Result, error){
 		"idle": (*coordinator).idle, "broadcast": (*coordinator).broadcast, "latency": (*coordinator).latency,
 		"unicast": (*coordinator).unicast, "churn": (*coordinator).churn, "resume": (*coordinator).resume,
@@ -162,6 +155,23 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	return out, nil
 }
 
+// withDefaults fills the options left zero.
+func withDefaults(opts Options) Options {
+	if opts.Workers <= 0 {
+		opts.Workers = max(1, len(opts.Connect), (opts.Conns+9999)/10000) // every node gets clients
+	}
+	if opts.Sources <= 0 {
+		opts.Sources = opts.Workers
+	}
+	if opts.Runs <= 0 {
+		opts.Runs = 1
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	return opts
+}
+
 // newCoordinator prepares one run. A fresh 127.x.y.0/24 each run, so that
 // ports left in TIME_WAIT by an earlier run never collide with this one's.
 func newCoordinator(opts Options) (*coordinator, error) {
@@ -190,6 +200,7 @@ type coordinator struct {
 	workers []*workerProc
 	index   atomic.Int64 // message index, increasing over the whole run
 	live    atomic.Int64 // unicast pushes to connected users
+	toldWhy bool         // the progress output has said why the server closed connections
 }
 
 type workerProc struct {
@@ -232,8 +243,11 @@ func (c *coordinator) start() error {
 		if c.opts.Transport == "sse" {
 			wsURL = nodes[w%len(nodes)] + "/v1/sse"
 		}
-		if c.opts.Protocol == "pusher" {
+		switch c.opts.Protocol {
+		case "pusher":
 			wsURL = "ws" + strings.TrimPrefix(nodes[w%len(nodes)], "http") + "/app/" + url.PathEscape(c.opts.PusherKey) + "?protocol=7"
+		case "centrifugo":
+			wsURL = "ws" + strings.TrimPrefix(nodes[w%len(nodes)], "http") + "/connection/websocket"
 		}
 		args := []string{"bench", "worker", "--url", wsURL, "--transport", c.opts.Transport, "--protocol", c.opts.Protocol, "--source", c.subnet + strconv.Itoa(2+w%c.opts.Sources),
 			"--first", strconv.Itoa(first), "--count", strconv.Itoa(count), "--users", strconv.Itoa(users), "--room", room,
@@ -300,11 +314,18 @@ func (c *coordinator) all(cmd string) (report, error) {
 		sum.Conns += r.Conns
 		sum.Failed += r.Failed
 		sum.Closed += r.Closed
+		if sum.Why == "" {
+			sum.Why = r.Why
+		}
 		sum.Received += r.Received
 		sum.Dups += r.Dups
 		sum.LastNS = max(sum.LastNS, r.LastNS)
 		sum.ConnectS = max(sum.ConnectS, r.ConnectS)
 		sum.Hist.Merge(r.Hist)
+	}
+	if sum.Why != "" && !c.toldWhy {
+		c.toldWhy = true
+		fmt.Fprintf(c.opts.Progress, "  the server closed connections (%d so far; the first: %s)\n", sum.Closed, sum.Why)
 	}
 	return sum, errors.Join(errs...)
 }
@@ -360,7 +381,20 @@ func (c *coordinator) payload(i int64) []byte {
 
 // pushRoom pushes bench message i to the room every client is in.
 func (c *coordinator) pushRoom(ctx context.Context, i int64) error {
+	if c.opts.Protocol == "centrifugo" {
+		return c.centrifugoPublish(ctx, "bench", c.payload(i))
+	}
 	_, err := c.api.Push(ctx, herald.PushRequest{To: herald.Target{Rooms: []string{"bench"}}, Data: json.RawMessage(c.payload(i))})
+	return err
+}
+
+// pushUser pushes bench message i to user: a Herald user push, or a
+// publication to the user's personal Centrifugo channel.
+func (c *coordinator) pushUser(ctx context.Context, user string, i int64) error {
+	if c.opts.Protocol == "centrifugo" {
+		return c.centrifugoPublish(ctx, centrifugoPersonal(user), c.payload(i))
+	}
+	_, err := c.api.Push(ctx, c.userPush(user, i))
 	return err
 }
 

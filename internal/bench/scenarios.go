@@ -179,7 +179,7 @@ func (c *coordinator) unicast(ctx context.Context) (Result, error) {
 					err = c.postBatch(ctx)
 					n += c.opts.Batch
 				} else {
-					_, err = c.api.Push(ctx, c.userPush(c.target(), 1<<40+c.index.Add(1)))
+					err = c.pushUser(ctx, c.target(), 1<<40+c.index.Add(1))
 					n++
 				}
 				if err != nil {

@@ -11,15 +11,22 @@ import (
 )
 
 // wire is what a WebSocket client of one protocol sends and looks for:
-// Herald's v1 frames or Pusher Channels'. The worker finds bench messages
-// ({"i":index,"t":sentNanos}) in push frames by keyIndex and keyTime
-// without decoding JSON.
+// Herald's v1 frames, Pusher Channels' or Centrifugo's. The worker finds
+// bench messages ({"i":index,"t":sentNanos}) in push frames by keyIndex
+// and keyTime without decoding JSON.
 type wire struct {
 	url               func(w *worker, i int) (string, error) // client i's URL
-	join              func(room string) []byte
-	hello, joined     []byte // in the frames that end the handshake
-	push              []byte // prefix of the frames carrying messages
+	join              func(k int, room string) []byte        // the client's k-th join (from 1)
+	hello, joined     []byte                                 // in the frames that end the handshake
+	push              []byte                                 // prefix of the frames carrying messages
 	keyIndex, keyTime []byte
+
+	// Optional, for a protocol whose client speaks first and that pings
+	// in text frames (Centrifugo).
+	connect    func(w *worker, i int) ([]byte, error) // client i's first frame (nil: the server speaks first)
+	refused    []byte                                 // in a handshake frame: the server said no
+	ping, pong []byte                                 // a text ping (a frame's line) and its answer
+	personal   func(user string) string               // what a client without a room joins (nil: nothing)
 }
 
 var heraldWire = wire{
@@ -30,7 +37,7 @@ var heraldWire = wire{
 		tok, err := w.token(i)
 		return w.cfg.URL + "?token=" + tok, err
 	},
-	join:     func(room string) []byte { return []byte(`{"type":"join","room":` + quote(room) + `}`) },
+	join:     func(_ int, room string) []byte { return []byte(`{"type":"join","room":` + quote(room) + `}`) },
 	hello:    []byte(`"welcome"`),
 	joined:   []byte(`"joined"`),
 	push:     []byte(`{"type":"push"`),
@@ -43,7 +50,7 @@ var heraldWire = wire{
 // JSON string.
 var pusherWire = wire{
 	url: func(w *worker, _ int) (string, error) { return w.cfg.URL, nil },
-	join: func(room string) []byte {
+	join: func(_ int, room string) []byte {
 		return []byte(`{"event":"pusher:subscribe","data":{"channel":` + quote(room) + `}}`)
 	},
 	hello:    []byte(`"pusher:connection_established"`),
@@ -67,8 +74,10 @@ func checkProtocol(opts Options) error {
 	case "", "herald":
 		return nil
 	case "pusher":
+	case "centrifugo":
+		return checkCentrifugo(opts)
 	default:
-		return fmt.Errorf("bench: unknown protocol %q (herald, pusher)", opts.Protocol)
+		return fmt.Errorf("bench: unknown protocol %q (herald, pusher, centrifugo)", opts.Protocol)
 	}
 	switch {
 	case opts.Scenario != "idle" && opts.Scenario != "broadcast" && opts.Scenario != "latency":

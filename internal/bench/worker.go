@@ -30,9 +30,11 @@ type WorkerConfig struct {
 	TokenSecret string
 	Dial        int    // concurrent dials
 	Transport   string // "ws" (default) or "sse"
-	// Protocol is what clients speak over WebSocket: "herald" (default)
-	// or "pusher" (URL is then ws://host:port/app/<key>?protocol=7, and
-	// Room the channel each subscribes to).
+	// Protocol is what clients speak over WebSocket: "herald" (default),
+	// "pusher" (URL is then ws://host:port/app/<key>?protocol=7, and Room
+	// the channel each subscribes to) or "centrifugo" (URL
+	// ws://host:port/connection/websocket; Room the channel, or none: the
+	// user's personal channel).
 	Protocol string
 	// Rooms > 0 spreads clients over rooms Room+"0" … Room+"<Rooms-1>":
 	// client i joins Joins of them, (i×Joins + k) mod Rooms for k < Joins.
@@ -60,10 +62,11 @@ func (c WorkerConfig) rooms(i int) []string {
 type report struct {
 	Conns    int     `json:"conns"`
 	Failed   int     `json:"failed"`
-	Closed   int64   `json:"closed"`   // connections the server closed
-	Received uint64  `json:"received"` // messages
-	Dups     uint64  `json:"dups"`     // messages seen twice or out of order
-	LastNS   int64   `json:"last_ns"`  // when the last message arrived
+	Closed   int64   `json:"closed"`        // connections the server closed
+	Why      string  `json:"why,omitempty"` // the first close frame's code and reason
+	Received uint64  `json:"received"`      // messages
+	Dups     uint64  `json:"dups"`          // messages seen twice or out of order
+	LastNS   int64   `json:"last_ns"`       // when the last message arrived
 	ConnectS float64 `json:"connect_s"`
 	Err      string  `json:"err,omitempty"`
 	Hist     Hist    `json:"hist"`
@@ -80,6 +83,7 @@ type worker struct {
 	received atomic.Uint64
 	dups     atomic.Uint64
 	closed   atomic.Int64
+	why      atomic.Pointer[string] // the first close frame's code and reason
 	lastNS   atomic.Int64
 }
 
@@ -96,8 +100,11 @@ type benchConn struct {
 // in ends.
 func RunWorker(cfg WorkerConfig, in io.Reader, out io.Writer) error {
 	w := &worker{cfg: cfg, hist: newHist(), wire: heraldWire}
-	if cfg.Protocol == "pusher" {
+	switch cfg.Protocol {
+	case "pusher":
 		w.wire = pusherWire
+	case "centrifugo":
+		w.wire = centrifugoWire
 	}
 	sc := bufio.NewScanner(in)
 	enc := json.NewEncoder(out)
@@ -130,6 +137,9 @@ func RunWorker(cfg WorkerConfig, in io.Reader, out io.Writer) error {
 		w.mu.Unlock()
 		r.Failed = w.cfg.Count - r.Conns
 		r.Received, r.Dups, r.Closed, r.LastNS = w.received.Load(), w.dups.Load(), w.closed.Load(), w.lastNS.Load()
+		if why := w.why.Load(); why != nil {
+			r.Why = *why
+		}
 		if err := enc.Encode(&r); err != nil {
 			return err
 		}
@@ -213,9 +223,23 @@ func (w *worker) dial(i int) (*benchConn, error) {
 		rd = io.MultiReader(br, nc)
 	}
 	r := bufio.NewReaderSize(rd, 4096)
+	if w.wire.connect != nil {
+		hello, err := w.wire.connect(w, i)
+		if err == nil {
+			err = c.write(ws.OpText, hello)
+		}
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	rooms := w.cfg.rooms(i)
+	if len(rooms) == 0 && w.wire.personal != nil {
+		rooms = []string{w.wire.personal(w.user(i))}
+	}
 	want := [][]byte{w.wire.hello}
-	for _, room := range w.cfg.rooms(i) {
-		if err := c.write(ws.OpText, w.wire.join(room)); err != nil {
+	for k, room := range rooms {
+		if err := c.write(ws.OpText, w.wire.join(k+1, room)); err != nil {
 			nc.Close()
 			return nil, err
 		}
@@ -229,8 +253,25 @@ func (w *worker) dial(i int) (*benchConn, error) {
 			nc.Close()
 			return nil, fmt.Errorf("client %d: %w", i, err)
 		}
-		if op == ws.OpText && bytes.Contains(p, want[0]) {
-			want = want[1:]
+		if op == ws.OpClose {
+			nc.Close()
+			code, reason := ws.ParseCloseFrameData(p)
+			return nil, fmt.Errorf("client %d: closed by the server: %d %s", i, code, reason)
+		}
+		if op != ws.OpText {
+			continue
+		}
+		if w.wire.refused != nil && bytes.Contains(p, w.wire.refused) {
+			nc.Close()
+			return nil, fmt.Errorf("client %d: refused: %s", i, p)
+		}
+		// One frame may carry several answers (Centrifugo batches them).
+		for len(want) > 0 {
+			k := bytes.Index(p, want[0])
+			if k < 0 {
+				break
+			}
+			p, want = p[k+len(want[0]):], want[1:]
 		}
 	}
 	_ = nc.SetReadDeadline(time.Time{})
@@ -272,8 +313,14 @@ func (w *worker) read(c *benchConn, r *bufio.Reader, buf []byte) {
 		case ws.OpPing:
 			_ = c.write(ws.OpPong, p)
 		case ws.OpClose:
+			code, reason := ws.ParseCloseFrameData(p)
+			why := fmt.Sprintf("%d %s", code, reason)
+			w.why.CompareAndSwap(nil, &why)
 			return
 		case ws.OpText:
+			if w.wire.ping != nil && hasLine(p, w.wire.ping) {
+				_ = c.write(ws.OpText, w.wire.pong)
+			}
 			if bytes.HasPrefix(p, w.wire.push) {
 				w.count(c, p)
 			}
@@ -307,6 +354,9 @@ func (w *worker) count(c *benchConn, p []byte) {
 			lat = append(lat, now.Sub(time.Unix(0, sent)))
 		}
 	}
+	if n == 0 {
+		return
+	}
 	w.received.Add(n)
 	w.dups.Add(dups)
 	w.lastNS.Store(now.UnixNano())
@@ -336,6 +386,18 @@ func (c *benchConn) isDup(i int64) bool {
 		return true
 	}
 	c.last = i
+	return false
+}
+
+// hasLine reports whether one of p's lines is line.
+func hasLine(p, line []byte) bool {
+	for len(p) > 0 {
+		l, rest, _ := bytes.Cut(p, []byte{'\n'})
+		if bytes.Equal(l, line) {
+			return true
+		}
+		p = rest
+	}
 	return false
 }
 
