@@ -110,7 +110,14 @@ func (a *API) streamWork(ctx context.Context, queue <-chan streamItem, answers c
 				break more
 			}
 		}
-		answers <- a.pushWindow(ctx, window)
+		out := a.pushWindow(ctx, window)
+		for i := range window { // what was pushed is not kept while the stream idles
+			if window[i].req != nil {
+				*window[i].req = push.Request{}
+			}
+		}
+		clear(window)
+		answers <- out
 	}
 }
 

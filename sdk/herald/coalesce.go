@@ -1,6 +1,7 @@
 package herald
 
 import (
+	"context"
 	"encoding/binary"
 	"io"
 	"net/http"
@@ -34,8 +35,46 @@ func (c coalescing) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		r = r.WithContext(r.Context()) // a copy: a RoundTripper leaves the request as it is
 		r.Body = b
+		return b.roundTrip(c.base, r)
 	}
 	return c.base.RoundTrip(r)
+}
+
+// roundTrip starts the stream's call with b as its body. The call's
+// context (the caller's, with the client's timeout) ends the stream when
+// it ends: the transport watches it only between reads of the body, so b
+// is aborted (a waiting Read or send returns) and the response body closed
+// (a transport waiting for flow control returns). A call that failed or
+// was not answered as a gRPC stream ends b at once, so that Send fails
+// instead of buffering pushes nobody will read.
+func (b *streamBody) roundTrip(base http.RoundTripper, r *http.Request) (*http.Response, error) {
+	ctx := r.Context()
+	stopAbort := context.AfterFunc(ctx, func() { b.abort(ctx.Err()) })
+	resp, err := base.RoundTrip(r)
+	if err != nil {
+		stopAbort()
+		b.abort(err)
+		return nil, err
+	}
+	if resp.ProtoMajor < 2 || resp.StatusCode != http.StatusOK {
+		b.abort(io.EOF)
+	}
+	body := resp.Body
+	stopClose := context.AfterFunc(ctx, func() { _ = body.Close() })
+	resp.Body = &streamResponse{ReadCloser: body, stop: func() { stopAbort(); stopClose() }}
+	return resp, nil
+}
+
+// streamResponse is a stream's response body: closing it stops watching
+// the call's context (a long-lived context would keep the stream's buffer).
+type streamResponse struct {
+	io.ReadCloser
+	stop func()
+}
+
+func (r *streamResponse) Close() error {
+	r.stop()
+	return r.ReadCloser.Close()
 }
 
 // streamBodyMax bounds the bytes a streamBody holds; past it the sender
@@ -49,8 +88,9 @@ type streamBody struct {
 	mu     sync.Mutex
 	cond   sync.Cond // Read waits for a push; send waits for room
 	buf    []byte
-	eof    bool // closeWrite was called: Read ends with io.EOF once buf is empty
-	closed bool // the transport closed the body: nothing more is read
+	eof    bool  // closeWrite was called: Read ends with io.EOF once buf is empty
+	closed bool  // the transport closed the body, or the stream ended: nothing more is read
+	err    error // why the stream ended (abort), for the transport's Read
 }
 
 func newStreamBody() *streamBody {
@@ -82,6 +122,18 @@ func (b *streamBody) send(m proto.Message) error {
 	return nil
 }
 
+// abort ends the body now with err: a waiting send returns io.EOF, and the
+// transport's Read fails with err (so it resets the stream).
+func (b *streamBody) abort(err error) {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed, b.err = true, err
+		b.buf = nil
+		b.cond.Broadcast()
+	}
+	b.mu.Unlock()
+}
+
 // closeWrite ends the body after what was sent.
 func (b *streamBody) closeWrite() {
 	b.mu.Lock()
@@ -98,6 +150,9 @@ func (b *streamBody) Read(p []byte) (int, error) {
 		b.cond.Wait()
 	}
 	if b.closed {
+		if b.err != nil {
+			return 0, b.err
+		}
 		return 0, io.ErrClosedPipe
 	}
 	if len(b.buf) == 0 {

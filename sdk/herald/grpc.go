@@ -17,8 +17,9 @@ import (
 // grpcTransport is the server API over gRPC (the HeraldService of
 // api/herald/v1), with the same operations, arguments and answers as HTTP.
 type grpcTransport struct {
-	c   heraldv1connect.HeraldServiceClient
-	key string
+	c      heraldv1connect.HeraldServiceClient
+	stream heraldv1connect.HeraldServiceClient // c without the client's overall timeout, for PushStream
+	key    string
 }
 
 var _ transport = (*grpcTransport)(nil)
@@ -39,7 +40,10 @@ func newGRPCTransport(hc *http.Client, base, key string) *grpcTransport {
 		own.Transport = http.DefaultTransport
 	}
 	own.Transport = coalescing{own.Transport}
-	return &grpcTransport{c: heraldv1connect.NewHeraldServiceClient(&own, base, connect.WithGRPC()), key: key}
+	long := own // a stream lives as long as its context: http.Client.Timeout would cut it
+	long.Timeout = 0
+	return &grpcTransport{c: heraldv1connect.NewHeraldServiceClient(&own, base, connect.WithGRPC()),
+		stream: heraldv1connect.NewHeraldServiceClient(&long, base, connect.WithGRPC()), key: key}
 }
 
 // unary makes one call with the API key in the metadata: the one call

@@ -35,16 +35,18 @@ type StreamResult struct {
 
 // PushStream opens a stream of pushes: each handled by the server exactly
 // as Push (validation, idempotency by id, offline storage) and answered in
-// order, without a round trip per push. It is not retried: after an error
-// of the stream itself, push what was not answered again (with ids, a
-// repeat is answered as the first push was).
+// order, without a round trip per push. ctx bounds the stream's life (the
+// client's request timeout does not: a stream may stay open for hours);
+// canceling it ends the stream, and a waiting Send or Recv returns. It is
+// not retried: after an error of the stream itself, push what was not
+// answered again (with ids, a repeat is answered as the first push was).
 func (c *Client) PushStream(ctx context.Context) (*PushStream, error) {
 	t, ok := c.t.(*grpcTransport)
 	if !ok {
 		return nil, ErrStreamNeedsGRPC
 	}
 	body := newStreamBody()
-	s := t.c.PushStream(context.WithValue(ctx, streamBodyKey{}, body))
+	s := t.stream.PushStream(context.WithValue(ctx, streamBodyKey{}, body))
 	if t.key != "" {
 		s.RequestHeader().Set("Authorization", "Bearer "+t.key)
 	}
@@ -70,6 +72,7 @@ func (p *PushStream) Send(r PushRequest) error {
 func (p *PushStream) Recv() (StreamResult, error) {
 	m, err := p.s.Receive()
 	if err != nil {
+		p.body.abort(err)       // Send fails from now on
 		_ = p.s.CloseResponse() // the stream is over: free it
 		return StreamResult{}, grpcError(err)
 	}
