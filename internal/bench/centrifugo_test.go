@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -213,12 +214,22 @@ func buildHerald(t *testing.T) string {
 // URL and process id once its API answers with key.
 func startCentrifugo(t *testing.T, bin, key string, env []string, extra ...string) (string, int) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// A port below Linux's ephemeral range (32768 and up), which the
+	// tests running beside this one draw from for their ":0" listeners
+	// and outgoing connections: one picked there could be taken again
+	// before Centrifugo binds it.
+	port := ""
+	for range 1000 {
+		p := strconv.Itoa(20000 + rand.IntN(12000))
+		if l, err := net.Listen("tcp", "127.0.0.1:"+p); err == nil {
+			l.Close()
+			port = p
+			break
+		}
 	}
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
+	if port == "" {
+		t.Fatal("no free port below 32768")
+	}
 	cfg, err := filepath.Abs("../../bench/centrifugo.json")
 	if err != nil {
 		t.Fatal(err)
