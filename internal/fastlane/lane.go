@@ -138,8 +138,8 @@ func (ln *lane) next() (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, ok := parseHead(head, ln.l.take)
-	if !ok {
+	var r http.Request
+	if !parseHead(&r, head, ln.l.take) {
 		return nil, errHandBack
 	}
 	_, _ = ln.br.Discard(len(head))

@@ -5,23 +5,25 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strings"
 )
 
-// parseHead reads a request head (through its empty line) into a request,
-// if it is one the lane takes: a clean HTTP/1.1 request that take accepts
-// (see the package doc). false leaves the request to net/http.
-func parseHead(head []byte, take func(method, path string) bool) (*http.Request, bool) {
+// parseHead reads a request head (through its empty line) into r, if it is
+// one the lane takes: a clean HTTP/1.1 request that take accepts (see the
+// package doc). false leaves the request to net/http. (r is filled in
+// place: the caller's WithContext makes the one copy a request needs.)
+func parseHead(r *http.Request, head []byte, take func(method, path string) bool) bool {
 	line, rest, _ := bytes.Cut(head, crlf)
 	method, line, ok1 := bytes.Cut(line, sp)
 	target, proto, ok2 := bytes.Cut(line, sp)
 	if !ok1 || !ok2 || string(proto) != "HTTP/1.1" || !isToken(method) || len(target) == 0 || target[0] != '/' || !visible(target) {
-		return nil, false
+		return false
 	}
 	u, err := url.ParseRequestURI(string(target))
 	if err != nil || !take(string(method), u.Path) {
-		return nil, false
+		return false
 	}
-	r := &http.Request{Method: string(method), URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	*r = http.Request{Method: string(method), URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: make(http.Header, 8), RequestURI: string(target)}
 	hosts, lengths := 0, 0
 	for {
@@ -31,40 +33,40 @@ func parseHead(head []byte, take func(method, path string) bool) (*http.Request,
 		}
 		name, value, ok := bytes.Cut(line, colon)
 		if !ok || !isToken(name) || !fieldValue(value) {
-			return nil, false
+			return false
 		}
 		value = bytes.Trim(value, " \t")
 		key := canonical(name)
 		switch key {
 		case "Host":
 			if hosts++; hosts > 1 || !hostChars(value) {
-				return nil, false
+				return false
 			}
 			r.Host = string(value)
 			continue // net/http keeps it in r.Host only
 		case "Content-Length":
 			n, ok := digits(value)
 			if lengths++; lengths > 1 || !ok {
-				return nil, false
+				return false
 			}
 			r.ContentLength = n
 		case "Transfer-Encoding", "Expect", "Upgrade":
-			return nil, false
+			return false
 		case "Connection":
 			if !asciiEqualFold(string(value), "keep-alive") || len(r.Header["Connection"]) > 0 {
-				return nil, false
+				return false
 			}
 		}
 		r.Header[key] = append(r.Header[key], string(value))
 	}
 	if hosts == 0 {
-		return nil, false
+		return false
 	}
 	// As net/http reads a request: Pragma: no-cache implies Cache-Control.
 	if p := r.Header["Pragma"]; len(p) > 0 && p[0] == "no-cache" && len(r.Header["Cache-Control"]) == 0 {
 		r.Header["Cache-Control"] = []string{"no-cache"}
 	}
-	return r, true
+	return true
 }
 
 var (
@@ -100,13 +102,16 @@ func isToken(b []byte) bool {
 	return true
 }
 
-func tokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
+func tokenChar(c byte) bool { return tokenChars[c] }
+
+// tokenChars marks RFC 9110's token characters.
+var tokenChars = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c != 0 && strings.IndexByte("!#$%&'*+-.^_`|~", byte(c)) >= 0
 	}
-	return c != 0 && bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
-}
+	return t
+}()
 
 // validName reports a header name net/http would write.
 func validName(k string) bool { return isToken([]byte(k)) }
