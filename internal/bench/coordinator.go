@@ -425,17 +425,19 @@ func (c *coordinator) serverSample() (rss int64, cpu time.Duration, err error) {
 	return metricsSample(c.http, c.opts.URL)
 }
 
-// clientCPU is the CPU time the workers have used so far.
-func (c *coordinator) clientCPU() (time.Duration, error) {
-	var sum time.Duration
+// cpuTimes is the CPU time the server and the workers have used so far.
+func (c *coordinator) cpuTimes() (server, client time.Duration, err error) {
+	if _, server, err = c.serverSample(); err != nil {
+		return 0, 0, err
+	}
 	for _, w := range c.workers {
 		_, cpu, err := procSample(w.cmd.Process.Pid)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		sum += cpu
+		client += cpu
 	}
-	return sum, nil
+	return server, client, nil
 }
 
 // metricsSample reads a node's RSS and CPU time from its /metrics.

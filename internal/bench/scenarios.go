@@ -99,11 +99,7 @@ func (c *coordinator) latency(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	n := int(c.opts.Duration.Seconds() * float64(c.opts.Rate))
-	_, cpu0, err := c.serverSample()
-	if err != nil {
-		return Result{}, err
-	}
-	ccpu0, err := c.clientCPU()
+	cpu0, ccpu0, err := c.cpuTimes()
 	if err != nil {
 		return Result{}, err
 	}
@@ -117,11 +113,7 @@ func (c *coordinator) latency(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	_, cpu1, err := c.serverSample()
-	if err != nil {
-		return Result{}, err
-	}
-	ccpu1, err := c.clientCPU()
+	cpu1, ccpu1, err := c.cpuTimes()
 	if err != nil {
 		return Result{}, err
 	}
