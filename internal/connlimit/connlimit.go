@@ -60,10 +60,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if c != nil {
 			return c, nil
 		}
-		refuse(nc)
+		// Counted before the reset: a client that saw its refusal finds it
+		// in the metrics.
 		if l.cfg.OnRefuse != nil {
 			l.cfg.OnRefuse(reason)
 		}
+		refuse(nc)
 	}
 }
 
